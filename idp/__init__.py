@@ -1,0 +1,59 @@
+"""Stuudium ID identity provider: create_app builds the Flask application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, abort, request
+from flask_babel import Babel, get_locale
+
+from idp.config import load_config
+from idp.keys import KeyStore, key_encryption
+from shared import db, security
+from shared.config import var_dir
+from shared.redis import connect, embedded_url
+
+LOCALES = ("et", "ru", "en")
+
+
+def select_locale() -> str:
+    """Pick the page language: ui_locales of the request, then the browser's, else Estonian."""
+    for tag in (request.values.get("ui_locales") or "").split():
+        base = tag.split("-")[0].lower()
+        if base in LOCALES:
+            return base
+    return request.accept_languages.best_match(LOCALES) or "et"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the IdP application: defaults, then the environment, then test overrides."""
+    app = Flask(__name__)
+    app.config.update(load_config())
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("REDIS_URL"):
+        app.config["REDIS_URL"] = embedded_url(var_dir())
+    app.extensions["redis"] = connect(app.config["REDIS_URL"])
+    db.init_app(app)
+    security.init_app(app)
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "et")
+    app.extensions["keys"] = KeyStore(key_encryption(app.config["KEY_ENCRYPTION_KEYS"]),
+                                      app.config["KEY_CACHE_SECONDS"])
+
+    @app.before_request
+    def _limit_query() -> None:
+        if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
+            abort(414)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    from idp.oidc import endpoints
+    from idp.views import errors, login
+
+    errors.init_app(app)
+    endpoints.init_app(app)
+    app.register_blueprint(login.bp)
+    return app

@@ -1,0 +1,129 @@
+"""Passwords (argon2id), login by e-mail at a school, and brute-force counters."""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.models import Account, Person
+
+# OWASP's argon2id baseline: m=19 MiB, t=2, p=1.
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+_DUMMY_HASH = HASHER.hash("a password nobody has, for equal timing")
+_ARGON2_SLOTS: threading.BoundedSemaphore | None = None
+
+# Counts a failure for the account and the address before verifying; answers 1 when locked.
+_COUNT = """
+local locked = 0
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  if n > tonumber(ARGV[i + 1]) then locked = 1 end
+end
+return locked
+"""
+
+
+def hash_password(password: str) -> str:
+    """Return the argon2id hash of a password."""
+    return HASHER.hash(password)
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    """Verify a password in a bounded number of concurrent argon2 computations."""
+    global _ARGON2_SLOTS
+    if _ARGON2_SLOTS is None:
+        _ARGON2_SLOTS = threading.BoundedSemaphore(current_app.config["ARGON2_MAX_CONCURRENCY"])
+    with _ARGON2_SLOTS:
+        try:
+            return HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def find_login_account(db: Session, school_id: int, email: str) -> Account | None:
+    """Return the active account whose login e-mail at this school is email."""
+    return db.scalar(select(Account).join(Person).where(
+        Account.school_id == school_id, Account.login_email == email.strip().lower(),
+        Account.status == "active"))
+
+
+def authenticate(db: Session, school_id: int, email: str, password: str,
+                 address: str) -> Account | None:
+    """Return the account if the password is right; wrong, unknown and locked look alike."""
+    r: redis.Redis = current_app.extensions["redis"]
+    email_key = email.strip().lower()[:320]
+    keys = [f"idp:fail:acct:{school_id}:{email_key}", f"idp:fail:addr:{address}"]
+    limit = current_app.config["LOGIN_MAX_FAILURES"]
+    window = current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"]
+    locked = r.eval(_COUNT, 2, *keys, window, limit, limit * 10)
+    account = find_login_account(db, school_id, email_key)
+    if locked:
+        verify_password(None, password)
+        return None
+    ok = verify_password(account.person.password_hash if account else None, password)
+    if not ok or account is None:
+        return None
+    pipe = r.pipeline()
+    for key in keys:
+        pipe.decr(key)
+    pipe.execute()
+    return account
+
+
+class AccountError(ValueError):
+    """An account that cannot be created as asked."""
+
+
+ROLES = ("parent", "teacher", "student", "admin", "staff")
+
+
+def next_version(db: Session) -> int:
+    """Draw the next person version from the one global sequence."""
+    from sqlalchemy import insert
+
+    from idp.models import VersionCounter
+
+    return int(db.execute(insert(VersionCounter).returning(VersionCounter.id)).scalar_one())
+
+
+def create_account(db: Session, school_id: int, *, email: str, given_name: str,
+                   family_name: str, roles: list[str], isikukood: str | None = None,
+                   password: str | None = None) -> Account:
+    """Create a new person with one account at a school (never merged with anyone by e-mail)."""
+    import secrets
+
+    from shared import isikukood as ik
+
+    email_norm = email.strip().lower()
+    if "@" not in email_norm or len(email_norm) > 320:
+        raise AccountError("not an e-mail address")
+    if find_login_account(db, school_id, email_norm) is not None:
+        raise AccountError("an active account with this e-mail exists at this school")
+    bad = [r for r in roles if r not in ROLES]
+    if bad or not roles:
+        raise AccountError(f"roles must be among {', '.join(ROLES)}")
+    birth = None
+    if isikukood:
+        if not ik.is_valid(isikukood):
+            raise AccountError("isikukood is not valid")
+        birth = ik.birth_date(isikukood)
+    if password is not None and len(password) < current_app.config["PASSWORD_MIN_LENGTH"]:
+        raise AccountError("password too short")
+    person = Person(given_name=given_name.strip(), family_name=family_name.strip(),
+                    isikukood=isikukood or None, isikukood_source="school" if isikukood else None,
+                    birth_date=birth, email=email.strip(), version=next_version(db),
+                    password_hash=hash_password(password) if password else None)
+    db.add(person)
+    db.flush()
+    account = Account(person_id=person.id, school_id=school_id, sub=secrets.token_urlsafe(24),
+                      roles=sorted(set(roles)), login_email=email_norm)
+    db.add(account)
+    db.flush()
+    return account

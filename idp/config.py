@@ -1,0 +1,64 @@
+"""IdP configuration: defaults, then the environment; production refuses unsafe defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.config import ConfigError, dev_secrets, env_int, env_str, is_production, var_dir
+
+
+def load_config() -> dict[str, Any]:
+    """Build the IdP configuration from the environment."""
+    production = is_production()
+    config: dict[str, Any] = {
+        "STUUDIUM_ENV": env_str("STUUDIUM_ENV", "development"),
+        "ISSUER": (env_str("IDP_ISSUER", "http://localhost:5000") or "").rstrip("/"),
+        "DATABASE_URL": env_str("DATABASE_URL"),
+        "REDIS_URL": env_str("REDIS_URL"),
+        "SECRET_KEY": env_str("IDP_SECRET_KEY"),
+        "KEY_ENCRYPTION_KEYS": env_str("IDP_KEY_ENCRYPTION_KEYS"),
+        "SESSION_IDLE_SECONDS": env_int("IDP_SESSION_IDLE_SECONDS", 15 * 60),
+        "SESSION_MAX_SECONDS": env_int("IDP_SESSION_MAX_SECONDS", 12 * 3600),
+        "CODE_TTL_SECONDS": env_int("IDP_CODE_TTL_SECONDS", 60),
+        "ACCESS_TOKEN_TTL_SECONDS": env_int("IDP_ACCESS_TOKEN_TTL_SECONDS", 300),
+        "ID_TOKEN_TTL_SECONDS": env_int("IDP_ID_TOKEN_TTL_SECONDS", 600),
+        "INTERACTION_TTL_SECONDS": env_int("IDP_INTERACTION_TTL_SECONDS", 900),
+        "KEY_CACHE_SECONDS": env_int("IDP_KEY_CACHE_SECONDS", 30),
+        "KEY_RETIRE_AFTER_SECONDS": env_int("IDP_KEY_RETIRE_AFTER_SECONDS", 24 * 3600),
+        "PASSWORD_MIN_LENGTH": env_int("IDP_PASSWORD_MIN_LENGTH", 10),
+        "ARGON2_MAX_CONCURRENCY": env_int("IDP_ARGON2_MAX_CONCURRENCY", 2),
+        "LOGIN_MAX_FAILURES": env_int("IDP_LOGIN_MAX_FAILURES", 10),
+        "LOGIN_FAILURE_WINDOW_SECONDS": env_int("IDP_LOGIN_FAILURE_WINDOW_SECONDS", 900),
+        "BACKCHANNEL_TIMEOUT_SECONDS": float(env_str("IDP_BACKCHANNEL_TIMEOUT", "0.5") or 0.5),
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+        "MAX_QUERY_LENGTH": 8 * 1024,
+        "SESSION_COOKIE_NAME": "stuudium_idp_ui",
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SSO_COOKIE_NAME": "stuudium_idp_sso",
+        "JSON_SORT_KEYS": False,
+    }
+    if production:
+        missing = [k for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "KEY_ENCRYPTION_KEYS")
+                   if not config[k]]
+        if missing:
+            raise ConfigError(
+                "production refuses to start without: " + ", ".join(
+                    {"SECRET_KEY": "IDP_SECRET_KEY",
+                     "KEY_ENCRYPTION_KEYS": "IDP_KEY_ENCRYPTION_KEYS"}.get(k, k) for k in missing))
+        if not config["ISSUER"].startswith("https://"):
+            raise ConfigError("production needs an https IDP_ISSUER")
+        if len(config["SECRET_KEY"]) < 32:
+            raise ConfigError("IDP_SECRET_KEY must be at least 32 characters")
+        config["SESSION_COOKIE_SECURE"] = True
+    else:
+        secrets = dev_secrets()
+        config["SECRET_KEY"] = config["SECRET_KEY"] or secrets["SECRET_KEY"]
+        config["KEY_ENCRYPTION_KEYS"] = (config["KEY_ENCRYPTION_KEYS"]
+                                         or secrets["KEY_ENCRYPTION_KEYS"])
+        config["DATABASE_URL"] = config["DATABASE_URL"] or f"sqlite:///{var_dir() / 'idp.db'}"
+    if config["ISSUER"].startswith("https://"):
+        config["SSO_COOKIE_NAME"] = "__Host-stuudium_idp_sso"
+        config["SESSION_COOKIE_NAME"] = "__Host-stuudium_idp_ui"
+        config["SESSION_COOKIE_SECURE"] = True
+    return config

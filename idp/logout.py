@@ -1,0 +1,68 @@
+"""end_sessions: the one way every session ends — logout, password change, disabling, unlink."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from idp import deliveries
+from idp.models import Delivery, RefreshToken, SessionClient, SsoSession, utcnow
+from idp.sessions import forget
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which sessions to end: by id, or all of a person's."""
+
+    session_ids: tuple[str, ...] = ()
+    person_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The sessions ended and the logout messages queued for schools."""
+
+    session_ids: list[str]
+    delivery_ids: list[int]
+
+
+def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -> Ended:
+    """End sessions: commit the end, revoked tokens and outbox rows, then clear Redis, then send."""
+    query = select(SsoSession).where(SsoSession.ended_at.is_(None))
+    if scope.session_ids:
+        query = query.where(SsoSession.id.in_(scope.session_ids))
+    elif scope.person_id is not None:
+        query = query.where(SsoSession.person_id == scope.person_id)
+    else:
+        return Ended([], [])
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    sessions = db.scalars(query).all()
+    if not sessions:
+        return Ended([], [])
+    now = utcnow()
+    ids = [s.id for s in sessions]
+    for s in sessions:
+        s.ended_at = now
+        s.end_reason = reason
+    db.execute(update(RefreshToken).where(RefreshToken.session_id.in_(ids),
+                                          RefreshToken.revoked_at.is_(None))
+               .values(revoked_at=now))
+    outbox = []
+    for sc in db.scalars(select(SessionClient).where(SessionClient.session_id.in_(ids))):
+        row = Delivery(kind="logout", client_id=sc.client_id, payload={
+            "sid": sc.session_id, "sub": sc.sub, "reason": reason,
+            "client_id": sc.client.client_id})
+        db.add(row)
+        outbox.append(row)
+    pairs = [(s.id, s.cookie_hash) for s in sessions]
+    db.commit()
+    forget(pairs)
+    delivery_ids = [row.id for row in outbox]
+    if deliver:
+        deliveries.attempt_now(current_app._get_current_object(),  # type: ignore[attr-defined]
+                               delivery_ids)
+    return Ended(ids, delivery_ids)

@@ -1,0 +1,66 @@
+"""Scopes and the claims they release (OIDC Core §5.4), from the person's data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from idp.models import Account, Person
+
+SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "address", "offline_access"]
+
+SCOPE_CLAIMS: dict[str, list[str]] = {
+    "profile": ["name", "given_name", "family_name", "birthdate", "locale", "updated_at"],
+    "email": ["email", "email_verified"],
+    "phone": ["phone_number", "phone_number_verified"],
+    "address": ["address"],
+}
+
+CLAIMS_SUPPORTED = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
+                    "sid", "at_hash", *[c for cs in SCOPE_CLAIMS.values() for c in cs]]
+
+
+def normalise_scope(scope: str | None) -> str:
+    """Return the supported scopes of a request, deduplicated, in a canonical order."""
+    asked = set((scope or "").split())
+    return " ".join(s for s in SCOPES_SUPPORTED if s in asked)
+
+
+def parse_claims_request(raw: str | None) -> dict[str, Any] | None:
+    """Parse the claims parameter (§5.5); None when absent, ValueError when malformed."""
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    if not isinstance(value, dict) or any(
+            k in value and not isinstance(value[k], dict | None) for k in ("id_token", "userinfo")):
+        raise ValueError("claims must be a JSON object of objects")
+    return value
+
+
+def person_claims(person: Person, account: Account) -> dict[str, Any]:
+    """Return every releasable claim of a person at one school."""
+    return {
+        "sub": account.sub,
+        "name": f"{person.given_name} {person.family_name}".strip(),
+        "given_name": person.given_name,
+        "family_name": person.family_name,
+        "birthdate": person.birth_date.isoformat() if person.birth_date else None,
+        "locale": person.locale,
+        "updated_at": int(person.updated_at.timestamp()),
+        "email": person.email,
+        "email_verified": bool(person.email_verified),
+        "phone_number": person.phone,
+        "phone_number_verified": False,
+        "address": person.address,
+    }
+
+
+def released(person: Person, account: Account, scope: str,
+             requested: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the claims a scope plus an explicit request release, omitting empty ones."""
+    everything = person_claims(person, account)
+    names = {"sub"}
+    for s in scope.split():
+        names.update(SCOPE_CLAIMS.get(s, []))
+    names.update((requested or {}).keys())
+    return {k: everything[k] for k in names if everything.get(k) is not None}

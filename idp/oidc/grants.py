@@ -1,0 +1,237 @@
+"""Token endpoint grants on Authlib: authorization code (PKCE S256 always) and refresh rotation.
+
+RFC 6749 §4.1.3 and §6, RFC 7636 §4.6, OIDC Core §3.1.3 and §12. Each grant answers within one
+SQL transaction and one Redis round trip; only reuse revocation commits on an error path.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from typing import Any
+
+import redis
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, joinedload
+
+from idp.models import Account, RefreshToken, SessionClient, SsoSession, utcnow
+from idp.oidc import codes, tokens
+from idp.oidc.claims import released
+from idp.oidc.clients import RelyingParty
+from idp.oidc.grants_store import revoke_grant
+from idp.sessions import alive_key
+from shared.db import get_db
+
+VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+# Slides a session's expiry when it is refreshed; 0 when the session has idled out.
+_TOUCH_SID = """
+local h = redis.call('GET', KEYS[1])
+if not h then return 0 end
+local v = redis.call('GET', 'idp:sess:' .. h)
+if not v then return 0 end
+local d = cjson.decode(v)
+local ttl = math.min(tonumber(ARGV[1]), d.exp - tonumber(ARGV[2]))
+if ttl <= 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', 'idp:sess:' .. h, ttl)
+return 1
+"""
+
+
+def _redis() -> redis.Redis:
+    r: redis.Redis = current_app.extensions["redis"]
+    return r
+
+
+def s256(verifier: str) -> str:
+    """Return the S256 code challenge of a verifier."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def hash_refresh(token: str) -> str:
+    """Return the stored form of a refresh token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _single(form: Any, name: str, required: bool = True) -> str | None:
+    values = form.getlist(name)
+    if len(values) > 1:
+        raise InvalidRequestError(f"'{name}' is repeated")
+    if required and not values:
+        raise InvalidRequestError(f"'{name}' is missing")
+    return values[0] if values else None
+
+
+def _live_session(db: Session, sid: str) -> SsoSession:
+    row = db.get(SsoSession, sid)
+    if row is None or row.ended_at is not None or row.expires_at <= utcnow():
+        raise InvalidGrantError("The session has ended.")
+    return row
+
+
+def _record_client(db: Session, sid: str, client_pk: int, sub: str) -> None:
+    """Remember that this client holds tokens under the session (for single logout)."""
+    values = {"session_id": sid, "client_id": client_pk, "sub": sub, "first_at": utcnow()}
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(SessionClient).values(**values).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(SessionClient).values(**values).on_conflict_do_nothing()
+    db.execute(stmt)
+
+
+def issue_tokens(db: Session, client: RelyingParty, account: Account, session: SsoSession, *,
+                 scope: str, grant_id: str, nonce: str | None,
+                 claims_request: dict[str, Any] | None) -> dict[str, Any]:
+    """Mint the access token, the ID token and (for offline_access) a rotated refresh token."""
+    cfg = current_app.config
+    ring = current_app.extensions["keys"].ring(db)
+    auth_time = int(session.auth_time.timestamp())
+    access, _ = tokens.access_token(
+        ring, cfg["ISSUER"], cfg["ACCESS_TOKEN_TTL_SECONDS"], sub=account.sub,
+        client_id=client.client_id, scope=scope, sid=session.id, grant_id=grant_id,
+        auth_time=auth_time, acr=session.acr, amr=list(session.amr))
+    extra = released(account.person, account, "", (claims_request or {}).get("id_token"))
+    extra.pop("sub", None)
+    alg = client.row.id_token_signed_response_alg
+    id_token = tokens.id_token(
+        ring, cfg["ISSUER"], cfg["ID_TOKEN_TTL_SECONDS"], alg, sub=account.sub,
+        client_id=client.client_id, sid=session.id, auth_time=auth_time, acr=session.acr,
+        amr=list(session.amr), nonce=nonce, access=access, extra=extra)
+    response: dict[str, Any] = {
+        "access_token": access, "token_type": "Bearer",
+        "expires_in": cfg["ACCESS_TOKEN_TTL_SECONDS"], "id_token": id_token, "scope": scope,
+    }
+    if "offline_access" in scope.split():
+        refresh = secrets.token_urlsafe(32)
+        db.add(RefreshToken(
+            token_hash=hash_refresh(refresh), grant_id=grant_id, client_id=client.row.id,
+            session_id=session.id, account_id=account.id, scope=scope, claims=claims_request,
+            expires_at=session.expires_at))
+        response["refresh_token"] = refresh
+    return response
+
+
+def _account(db: Session, account_id: int) -> Account:
+    account = db.scalar(select(Account).options(joinedload(Account.person))
+                        .where(Account.id == account_id))
+    if account is None or account.status != "active":
+        raise InvalidGrantError("The account is not active.")
+    return account
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    """RFC 6749 §4.1.3 with PKCE S256 for every client and an exact redirect_uri."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        """Authenticate the client, then redeem the code exactly once."""
+        client: RelyingParty = self.authenticate_token_endpoint_client()
+        form = self.request.form
+        code = _single(form, "code")
+        redirect_uri = _single(form, "redirect_uri")
+        verifier = _single(form, "code_verifier")
+        assert code is not None and verifier is not None
+        consumed = codes.consume(_redis(), code, client.client_id)
+        if consumed.replayed_grant:
+            revoke_grant(consumed.replayed_grant)
+            raise InvalidGrantError("The code was already used; its tokens are revoked.")
+        payload = consumed.payload
+        if payload is None:
+            raise InvalidGrantError("The code is invalid or expired.")
+        if redirect_uri != payload["redirect_uri"]:
+            raise InvalidGrantError("'redirect_uri' differs from the authorization request.")
+        if not VERIFIER_RE.match(verifier) or not hmac.compare_digest(
+                s256(verifier), payload["code_challenge"]):
+            raise InvalidGrantError("'code_verifier' does not match the code challenge.")
+        self.request.client = client
+        self.request.authorization_code = payload
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """Issue tokens if the session is still live, recording the client in it."""
+        payload: dict[str, Any] = self.request.authorization_code
+        client: RelyingParty = self.request.client
+        db = get_db()
+        session = _live_session(db, payload["sid"])
+        account = _account(db, payload["account_id"])
+        if account.person_id != session.person_id:
+            raise InvalidGrantError("The session belongs to another person.")
+        _record_client(db, session.id, client.row.id, account.sub)
+        token = issue_tokens(db, client, account, session, scope=payload["scope"],
+                             grant_id=payload["grant_id"], nonce=payload.get("nonce"),
+                             claims_request=payload.get("claims"))
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """RFC 6749 §6: refresh tokens rotate on use; a reused one revokes its whole family."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        """Authenticate the client and claim the refresh token atomically."""
+        client: RelyingParty = self.authenticate_token_endpoint_client()
+        form = self.request.form
+        token = _single(form, "refresh_token")
+        scope = _single(form, "scope", required=False)
+        assert token is not None
+        db = get_db()
+        hashed = hash_refresh(token)
+        now = utcnow()
+        claimed = db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == hashed, RefreshToken.client_id == client.row.id,
+                   RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None),
+                   RefreshToken.expires_at > now)
+            .values(used_at=now)
+            .returning(RefreshToken.grant_id, RefreshToken.session_id, RefreshToken.account_id,
+                       RefreshToken.scope, RefreshToken.claims)
+        ).first()
+        if claimed is None:
+            row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
+            if row is not None and row.client_id == client.row.id and row.used_at is not None:
+                revoke_grant(row.grant_id)
+                raise InvalidGrantError("The refresh token was already used; its family is "
+                                        "revoked.")
+            raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
+        granted = set(claimed.scope.split())
+        if scope is not None:
+            asked = set(scope.split())
+            if not asked <= granted or "openid" not in asked:
+                raise InvalidScopeError("A refresh may only narrow the granted scope.")
+            granted = asked
+        self.request.client = client
+        self.request.refresh_token = claimed
+        self.request.scope = " ".join(s for s in claimed.scope.split() if s in granted)
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """Issue new tokens and the next refresh token, sliding the session's expiry."""
+        claimed = self.request.refresh_token
+        client: RelyingParty = self.request.client
+        db = get_db()
+        session = _live_session(db, claimed.session_id)
+        alive = _redis().eval(_TOUCH_SID, 1, alive_key(session.id),
+                              current_app.config["SESSION_IDLE_SECONDS"],
+                              int(dt.datetime.now(dt.UTC).timestamp()))
+        if not alive:
+            raise InvalidGrantError("The session has ended.")
+        account = _account(db, claimed.account_id)
+        session.last_seen = utcnow()
+        scope = self.request.scope
+        if "offline_access" not in scope.split():
+            scope += " offline_access"  # the rotated token keeps the refresh ability
+        token = issue_tokens(db, client, account, session, scope=scope,
+                             grant_id=claimed.grant_id, nonce=None,
+                             claims_request=claimed.claims)
+        return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -1,0 +1,48 @@
+"""Pending authorization requests waiting for the person to authenticate (Hydra's "login")."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import redis
+from flask import current_app
+
+INTERACTION_KEY = "idp:ix:"
+
+
+def _redis() -> redis.Redis:
+    r: redis.Redis = current_app.extensions["redis"]
+    return r
+
+
+def start(request: dict[str, Any]) -> str:
+    """Store a validated authorization request and return the interaction id."""
+    ix = secrets.token_urlsafe(16)
+    ttl = current_app.config["INTERACTION_TTL_SECONDS"]
+    _redis().set(INTERACTION_KEY + ix, json.dumps({"request": request, "result": None}), ex=ttl)
+    return ix
+
+
+def load(ix: str | None) -> dict[str, Any] | None:
+    """Return an interaction, or None when unknown or expired."""
+    if not ix or len(ix) > 64:
+        return None
+    raw = _redis().get(INTERACTION_KEY + ix)
+    return json.loads(raw) if raw else None
+
+
+def finish(ix: str, sid: str) -> None:
+    """Record that the person authenticated for this interaction in session sid."""
+    data = load(ix)
+    if data is None:
+        return
+    data["result"] = {"sid": sid}
+    ttl = current_app.config["INTERACTION_TTL_SECONDS"]
+    _redis().set(INTERACTION_KEY + ix, json.dumps(data), ex=ttl)
+
+
+def discard(ix: str) -> None:
+    """Forget an interaction once the authorization response is sent."""
+    _redis().delete(INTERACTION_KEY + ix)

@@ -1,0 +1,35 @@
+"""Checking access tokens presented to the IdP's own resources (userinfo, introspection)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from flask import current_app
+
+from idp.oidc import tokens
+from idp.oidc.grants_store import DENY_GRANT, DENY_JTI
+from idp.sessions import alive_key
+from shared.db import get_db
+
+
+def check_access_token(token: str) -> dict[str, Any] | None:
+    """Return the claims of a live access token: ours, unexpired, not revoked, session live."""
+    cfg = current_app.config
+    ring = current_app.extensions["keys"].ring(get_db())
+    try:
+        claims = tokens.verify(ring.public, token, typ=tokens.ACCESS_TOKEN_TYP,
+                               issuer=cfg["ISSUER"], algorithms=["ES256"])
+    except tokens.TokenInvalid:
+        return None
+    if claims.get("aud") != cfg["ISSUER"]:
+        return None
+    r: redis.Redis = current_app.extensions["redis"]
+    pipe = r.pipeline(transaction=False)
+    pipe.exists(DENY_JTI + str(claims.get("jti")))
+    pipe.exists(DENY_GRANT + str(claims.get("grant_id")))
+    pipe.exists(alive_key(str(claims.get("sid"))))
+    denied_jti, denied_grant, alive = pipe.execute()
+    if denied_jti or denied_grant or not alive:
+        return None
+    return claims

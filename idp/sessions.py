@@ -1,0 +1,138 @@
+"""IdP single-sign-on sessions: the cookie secret, the Redis hot copy, the SQL record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from idp.models import SsoSession, utcnow
+
+SESSION_KEY = "idp:sess:"
+SID_KEY = "idp:sid:"
+
+# Reads a session by its cookie hash and slides its expiry, never past the absolute cap.
+_TOUCH = """
+local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+local d = cjson.decode(v)
+local ttl = math.min(tonumber(ARGV[1]), d.exp - tonumber(ARGV[2]))
+if ttl <= 0 then
+  redis.call('DEL', KEYS[1], 'idp:sid:' .. d.sid)
+  return nil
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', 'idp:sid:' .. d.sid, ttl)
+return v
+"""
+
+
+def cookie_hash(secret: str) -> str:
+    """Return the SHA-256 under which Redis and SQL know a cookie secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """What a request knows of the browser's SSO session."""
+
+    sid: str
+    person_id: int
+    auth_time: int
+    amr: list[str]
+    acr: str
+    exp: int
+
+    @classmethod
+    def from_json(cls, raw: str) -> LiveSession:
+        """Parse the Redis copy."""
+        d = json.loads(raw)
+        return cls(sid=d["sid"], person_id=d["person_id"], auth_time=d["auth_time"],
+                   amr=d["amr"], acr=d["acr"], exp=d["exp"])
+
+
+def _redis() -> redis.Redis:
+    r: redis.Redis = current_app.extensions["redis"]
+    return r
+
+
+def load(cookie: str | None) -> LiveSession | None:
+    """Return the live session for a cookie secret and slide its expiry (one round trip)."""
+    if not cookie or len(cookie) > 100:
+        return None
+    idle = current_app.config["SESSION_IDLE_SECONDS"]
+    raw = _redis().eval(_TOUCH, 1, SESSION_KEY + cookie_hash(cookie), idle, int(time.time()))
+    return LiveSession.from_json(raw) if raw else None
+
+
+def create(db: Session, person_id: int, account_id: int | None, amr: list[str], acr: str,
+           user_agent: str | None) -> tuple[str, LiveSession]:
+    """Start a session: commit its SQL record, then publish it in Redis; return the cookie."""
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    max_age = current_app.config["SESSION_MAX_SECONDS"]
+    idle = current_app.config["SESSION_IDLE_SECONDS"]
+    record = SsoSession(
+        id=secrets.token_urlsafe(18), cookie_hash=cookie_hash(secret), person_id=person_id,
+        account_id=account_id, auth_time=now, amr=amr, acr=acr,
+        user_agent=(user_agent or "")[:300], created_at=now, last_seen=now,
+        expires_at=now + dt.timedelta(seconds=max_age),
+    )
+    db.add(record)
+    db.commit()
+    live = LiveSession(sid=record.id, person_id=person_id, auth_time=int(now.timestamp()),
+                       amr=amr, acr=acr, exp=int(now.timestamp()) + max_age)
+    ttl = min(idle, max_age)
+    pipe = _redis().pipeline(transaction=True)
+    pipe.set(SESSION_KEY + record.cookie_hash, json.dumps(live.__dict__), ex=ttl)
+    pipe.set(SID_KEY + record.id, record.cookie_hash, ex=ttl)
+    pipe.execute()
+    return secret, live
+
+
+def forget(pairs: list[tuple[str, str]]) -> None:
+    """Remove sessions (sid, cookie hash) from Redis, after their end is committed in SQL."""
+    if not pairs:
+        return
+    keys: list[Any] = []
+    for sid, hashed in pairs:
+        keys += [SESSION_KEY + hashed, SID_KEY + sid]
+    _redis().delete(*keys)
+
+
+def alive_key(sid: str) -> str:
+    """Return the Redis key whose existence says the session is live."""
+    return SID_KEY + sid
+
+
+def renew(db: Session, live: LiveSession, amr: list[str], acr: str) -> tuple[str, LiveSession]:
+    """Re-authenticate the same person: a new cookie secret and auth_time, same sid."""
+    row = db.get(SsoSession, live.sid)
+    if row is None:
+        raise LookupError("session record missing")
+    old_hash = row.cookie_hash
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    row.cookie_hash = cookie_hash(secret)
+    row.auth_time = now
+    row.amr = amr
+    row.acr = acr
+    row.last_seen = now
+    db.commit()
+    renewed = LiveSession(sid=live.sid, person_id=live.person_id,
+                          auth_time=int(now.timestamp()), amr=amr, acr=acr, exp=live.exp)
+    ttl = max(1, min(current_app.config["SESSION_IDLE_SECONDS"], live.exp - int(time.time())))
+    pipe = _redis().pipeline(transaction=True)
+    pipe.delete(SESSION_KEY + old_hash)
+    pipe.set(SESSION_KEY + row.cookie_hash, json.dumps(renewed.__dict__), ex=ttl)
+    pipe.set(SID_KEY + live.sid, row.cookie_hash, ex=ttl)
+    pipe.execute()
+    return secret, renewed

@@ -1,0 +1,1 @@
+"""Code both apps use: configuration, database, Redis, JOSE, security helpers."""

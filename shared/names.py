@@ -1,0 +1,10 @@
+"""Name normalisation for comparing personal data: Unicode NFC, whitespace and case folding."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def normalise(name: str) -> str:
+    """Return the comparable form of a name; õ stays õ (no accent stripping)."""
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())

@@ -1,0 +1,105 @@
+"""Shared fixtures: one IdP served over HTTP for the test session, on PostgreSQL + Redis when
+DATABASE_URL / REDIS_URL are set, else on SQLite + embedded Redis."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from tests.support import Browser, LiveServer, PersonLogin, SchoolClient, free_port
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for embedded state of this test session."""
+    path = tmp_path_factory.mktemp("state")
+    os.environ["STUUDIUM_VAR_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def idp_port() -> int:
+    """The IdP's port."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def idp_app(state_dir: Path, idp_port: int) -> Flask:
+    """The IdP application with its schema migrated."""
+    from idp import create_app
+    from idp.cli import upgrade_database
+
+    config = {"ISSUER": f"http://127.0.0.1:{idp_port}", "KEY_CACHE_SECONDS": 0,
+              "TESTING": True}
+    if not os.environ.get("DATABASE_URL"):
+        config["DATABASE_URL"] = f"sqlite:///{state_dir / 'idp.db'}"
+    app = create_app(config)
+    upgrade_database(app)
+    return app
+
+
+@pytest.fixture(scope="session")
+def idp(idp_app: Flask, idp_port: int) -> Iterator[str]:
+    """The issuer URL of the IdP served over HTTP."""
+    server = LiveServer(idp_app, idp_port).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def make_school(idp_app: Flask) -> Callable[..., SchoolClient]:
+    """Register a school (or a client of it) and return its credentials."""
+    from idp.schools import add_client, add_school
+    from shared.db import get_db
+
+    def make(public: bool = False, id_token_alg: str = "RS256",
+             backchannel: str | None = None) -> SchoolClient:
+        slug = "s-" + secrets.token_hex(5)
+        base = f"http://127.0.0.1:9/{slug}"
+        with idp_app.app_context():
+            db = get_db()
+            issued = add_school(db, slug, f"Kool {slug}", base, development=True)
+            if public or id_token_alg != "RS256" or backchannel:
+                issued = add_client(db, issued.client.school, "extra", [f"{base}/cb"],
+                                    development=True, public=public, id_token_alg=id_token_alg,
+                                    post_logout_redirect_uris=[f"{base}/bye"],
+                                    backchannel_logout_uri=backchannel)
+            db.commit()
+            client = issued.client
+            return SchoolClient(slug, client.school.name, client.client_id, issued.secret,
+                                client.redirect_uris[0], client.post_logout_redirect_uris[0])
+
+    return make
+
+
+@pytest.fixture
+def make_person(idp_app: Flask) -> Callable[..., PersonLogin]:
+    """Create a person with a password and an account at a school."""
+    from idp.accounts import create_account
+    from idp.schools import school_by_slug
+    from shared.db import get_db
+
+    def make(school: SchoolClient, given_name: str = "Mari", family_name: str = "Maasikas",
+             roles: tuple[str, ...] = ("parent",)) -> PersonLogin:
+        email = f"{secrets.token_hex(4)}@example.ee"
+        password = "mets-kask-" + secrets.token_hex(6)
+        with idp_app.app_context():
+            db = get_db()
+            account = create_account(db, school_by_slug(db, school.slug).id, email=email,
+                                     given_name=given_name, family_name=family_name,
+                                     roles=list(roles), password=password)
+            db.commit()
+            return PersonLogin(email, password, account.sub, given_name, family_name)
+
+    return make
+
+
+@pytest.fixture
+def browser(idp: str) -> Browser:
+    """A fresh browser."""
+    return Browser(idp)

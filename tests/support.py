@@ -1,0 +1,146 @@
+"""Test helpers: a live IdP over HTTP, registration factories and a scripted browser."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import requests
+from flask import Flask
+from werkzeug.serving import make_server
+
+
+def free_port() -> int:
+    """Return a free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """A WSGI app served over real HTTP on loopback from a background thread."""
+
+    def __init__(self, app: Flask, port: int) -> None:
+        self.server = make_server("127.0.0.1", port, app, threaded=True)
+        self.url = f"http://127.0.0.1:{port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        """Start serving."""
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+
+
+def pkce_pair() -> tuple[str, str]:
+    """Return a (verifier, S256 challenge) pair."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge.rstrip(b"=").decode()
+
+
+@dataclass
+class SchoolClient:
+    """A registered school and its client credentials."""
+
+    slug: str
+    name: str
+    client_id: str
+    client_secret: str | None
+    redirect_uri: str
+    post_logout_redirect_uri: str
+
+
+@dataclass
+class PersonLogin:
+    """A person with an account at a school."""
+
+    email: str
+    password: str
+    sub: str
+    given_name: str
+    family_name: str
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+IX_RE = re.compile(r'name="ix" value="([^"]+)"')
+
+
+def authorize_url(issuer: str, client: SchoolClient, challenge: str, **extra: str) -> str:
+    """Build an authorization request URL with PKCE S256."""
+    params = {"response_type": "code", "client_id": client.client_id,
+              "redirect_uri": client.redirect_uri, "scope": "openid profile email",
+              "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+              "code_challenge": challenge, "code_challenge_method": "S256"}
+    params.update(extra)
+    return f"{issuer}/authorize?{urlencode(params)}"
+
+
+class Browser:
+    """A cookie-keeping HTTP user agent that follows the IdP's pages like a person would."""
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+        self.http = requests.Session()
+
+    def follow(self, url: str, stop_prefix: str, max_hops: int = 10) -> requests.Response:
+        """Follow redirects until one points at stop_prefix (the client) or a page is shown."""
+        resp = self.http.get(url, allow_redirects=False, timeout=10)
+        for _ in range(max_hops):
+            location = resp.headers.get("Location")
+            if resp.status_code not in (301, 302, 303, 307, 308) or not location:
+                return resp
+            location = urljoin(resp.url, location)
+            if location.startswith(stop_prefix):
+                return resp
+            resp = self.http.get(location, allow_redirects=False, timeout=10)
+        raise AssertionError("too many redirects")
+
+    def submit_login(self, page: requests.Response, email: str, password: str,
+                     stop_prefix: str) -> requests.Response:
+        """Fill in and post the login form shown on page, then follow on."""
+        csrf = CSRF_RE.search(page.text)
+        ix = IX_RE.search(page.text)
+        assert csrf and ix, "login form expected"
+        resp = self.http.post(f"{self.issuer}/login", data={
+            "csrf_token": csrf.group(1), "ix": ix.group(1), "email": email,
+            "password": password}, allow_redirects=False, timeout=10)
+        location = resp.headers.get("Location")
+        if resp.status_code != 303 or not location:
+            return resp
+        return self.follow(urljoin(resp.url, location), stop_prefix)
+
+    def login(self, url: str, person: PersonLogin, client: SchoolClient) -> dict[str, str]:
+        """Run an authorization request through the login page; return the callback params."""
+        page = self.follow(url, client.redirect_uri)
+        if page.status_code == 200:
+            page = self.submit_login(page, person.email, person.password, client.redirect_uri)
+        return callback_params(page)
+
+
+def callback_params(resp: requests.Response) -> dict[str, str]:
+    """Return the query parameters of a redirect to the client."""
+    location = resp.headers.get("Location", "")
+    assert resp.status_code in (302, 303), f"expected a redirect, got {resp.status_code}"
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def token_request(issuer: str, client: SchoolClient, data: dict[str, Any],
+                  basic: bool = True) -> requests.Response:
+    """POST to the token endpoint with the client's credentials."""
+    auth = (client.client_id, client.client_secret) if basic and client.client_secret else None
+    if not basic or client.client_secret is None:
+        data = {**data, "client_id": client.client_id}
+        if client.client_secret and not basic:
+            data["client_secret"] = client.client_secret
+    return requests.post(f"{issuer}/token", data=data, auth=auth, timeout=10)
