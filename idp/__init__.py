@@ -28,6 +28,7 @@ def select_locale() -> str:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the IdP application: defaults, then the environment, then test overrides."""
     app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config.update(load_config())
     if test_config:
         app.config.update(test_config)

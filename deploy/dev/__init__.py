@@ -1,0 +1,1 @@
+"""The development launcher behind `make run`."""
