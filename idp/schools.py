@@ -101,7 +101,7 @@ def add_school(db: Session, slug: str, name: str, url: str, *, development: bool
                logo: str | None = None) -> IssuedClient:
     """Register a school and its e-diary's client, with the instance's standard endpoints."""
     if not SLUG_RE.match(slug):
-        raise RegistrationError("slug: lower-case letters, digits and dashes, 2–63 characters")
+        raise RegistrationError("slug: lower-case letters, digits and dashes, 2 to 63 characters")
     if db.scalar(select(School).where(School.slug == slug)):
         raise RegistrationError(f"a school with slug {slug} exists")
     base = check_uri(url, development).rstrip("/")
