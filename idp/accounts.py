@@ -62,7 +62,8 @@ def authenticate(db: Session, school_id: int, email: str, password: str,
     keys = [f"idp:fail:acct:{school_id}:{email_key}", f"idp:fail:addr:{address}"]
     limit = current_app.config["LOGIN_MAX_FAILURES"]
     window = current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"]
-    locked = r.eval(_COUNT, 2, *keys, window, limit, limit * 10)
+    per_address = current_app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
+    locked = r.eval(_COUNT, 2, *keys, window, limit, per_address)
     account = find_login_account(db, school_id, email_key)
     if locked:
         verify_password(None, password)

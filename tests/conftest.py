@@ -34,8 +34,10 @@ def idp_app(state_dir: Path, idp_port: int) -> Flask:
     from idp import create_app
     from idp.cli import upgrade_database
 
+    # Every test logs in from 127.0.0.1: the per-address failure cap is lifted so that tests of
+    # wrong passwords cannot lock out other tests; the per-account cap stays as configured.
     config = {"ISSUER": f"http://127.0.0.1:{idp_port}", "KEY_CACHE_SECONDS": 0,
-              "TESTING": True}
+              "TESTING": True, "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000}
     if not os.environ.get("DATABASE_URL"):
         config["DATABASE_URL"] = f"sqlite:///{state_dir / 'idp.db'}"
     app = create_app(config)

@@ -144,3 +144,42 @@ def token_request(issuer: str, client: SchoolClient, data: dict[str, Any],
         if client.client_secret and not basic:
             data["client_secret"] = client.client_secret
     return requests.post(f"{issuer}/token", data=data, auth=auth, timeout=10)
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """Read a JWT's claims without verifying it (for tests that verify elsewhere)."""
+    import json
+
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+class Receiver:
+    """A tiny HTTP endpoint on loopback that records POSTed forms and answers a set status."""
+
+    def __init__(self, status: int = 200) -> None:
+        import http.server
+
+        self.status = status
+        self.posts: list[dict[str, list[str]]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode()
+                receiver.posts.append(parse_qs(body))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop the endpoint."""
+        self.server.shutdown()
