@@ -81,8 +81,8 @@ def test_logout_sends_a_valid_logout_token_to_the_school(idp, idp_app, make_pers
     tokens = _signed_in(idp, school, person, browser)
     sid = unverified_claims(tokens["id_token"])["sid"]
     resp = browser.http.get(f"{idp}/logout", params={
-        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": school.post_logout_redirect_uri},
-        timeout=10)
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": school.post_logout_redirect_uri}, timeout=10)
     assert resp.status_code == 200
     assert len(receiver.posts) == 1
     logout_token = receiver.posts[0]["logout_token"][0]
