@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, request
 from flask_babel import Babel, get_locale
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp.config import load_config
 from idp.keys import KeyStore, key_encryption
@@ -17,8 +18,19 @@ LOCALES = ("et", "ru", "en")
 
 
 def select_locale() -> str:
-    """Pick the page language: ui_locales of the request, then the browser's, else Estonian."""
-    for tag in (request.values.get("ui_locales") or "").split():
+    """Pick the page language: ui_locales of the request (or of the authorization request a
+    login page serves), then the browser's, else Estonian."""
+    try:
+        requested = request.values.get("ui_locales")
+        ix = request.values.get("ix")
+    except RequestEntityTooLarge:  # the 413 page itself must not parse the oversized body
+        requested = ix = None
+    if not requested and ix:
+        from idp.oidc import interactions
+
+        pending = interactions.load(ix)
+        requested = pending["request"]["params"].get("ui_locales") if pending else None
+    for tag in (requested or "").split():
         base = tag.split("-")[0].lower()
         if base in LOCALES:
             return base
@@ -52,9 +64,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return Response("ok\n", mimetype="text/plain")
 
     from idp.oidc import endpoints
-    from idp.views import errors, login
+    from idp.views import errors, login, schools
 
     errors.init_app(app)
     endpoints.init_app(app)
     app.register_blueprint(login.bp)
+    app.register_blueprint(schools.bp)
     return app

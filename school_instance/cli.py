@@ -1,10 +1,97 @@
-"""The school instance's command line (tenants come with the school-instance issue)."""
+"""The school instance's command line: schema and tenants."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import click
+from flask import Flask
+from sqlalchemy import select
+
+from school_instance.models import Tenant
+from shared.db import get_db
+
+
+def _app() -> Flask:
+    from school_instance import create_app
+
+    return create_app()
+
+
+def upgrade_database(app: Flask) -> None:
+    """Apply the school instance's migrations."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.attributes["engine"] = app.extensions["db_engine"]
+    command.upgrade(cfg, "head")
+
+
+def add_tenant(app: Flask, *, slug: str, name: str, url: str, issuer: str, client_id: str,
+               client_secret: str, hosts: list[str], locale: str = "et") -> Tenant:
+    """Register (or update) a school served by this deployment."""
+    hosts = hosts or [urlsplit(url).netloc]
+    with app.app_context():
+        db = get_db()
+        tenant = db.scalar(select(Tenant).where(Tenant.slug == slug)) or Tenant(slug=slug)
+        tenant.name, tenant.base_url, tenant.issuer = name, url.rstrip("/"), issuer.rstrip("/")
+        tenant.client_id, tenant.client_secret = client_id, client_secret
+        tenant.hosts = [h.lower() for h in hosts]
+        tenant.default_locale = locale
+        db.add(tenant)
+        db.commit()
+        app.extensions["tenants"].invalidate()
+        return tenant
 
 
 @click.group()
 def main() -> None:
     """Stuudium school instance: operations."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the schema to the newest version."""
+    upgrade_database(_app())
+    click.echo("database is up to date")
+
+
+@main.group()
+def schools() -> None:
+    """Schools served by this deployment."""
+
+
+@schools.command("add")
+@click.option("--from-json", "from_json", type=click.File("r"),
+              help="The output of `idp schools add --json` (use - for standard input).")
+@click.option("--slug")
+@click.option("--name")
+@click.option("--url", help="The school's base URL.")
+@click.option("--issuer", help="The IdP's issuer URL.")
+@click.option("--client-id")
+@click.option("--client-secret-stdin", is_flag=True)
+@click.option("--host", "hosts", multiple=True, help="Host (host:port) the school is served at.")
+def schools_add(from_json: click.File | None, slug: str | None, name: str | None,
+                url: str | None, issuer: str | None, client_id: str | None,
+                client_secret_stdin: bool, hosts: tuple[str, ...]) -> None:
+    """Register a school with its client credentials and the IdP issuer."""
+    data = json.load(from_json) if from_json else {}  # type: ignore[arg-type]
+    secret = sys.stdin.readline().strip() if client_secret_stdin else data.get("client_secret")
+    values = {"slug": slug or data.get("school"), "name": name or data.get("school_name"),
+              "url": url or data.get("school_url"), "issuer": issuer or data.get("issuer"),
+              "client_id": client_id or data.get("client_id"), "client_secret": secret}
+    missing = [k for k, v in values.items() if not v]
+    if missing:
+        raise click.ClickException("missing: " + ", ".join(missing))
+    tenant = add_tenant(_app(), hosts=list(hosts), **values)  # type: ignore[arg-type]
+    click.echo(f"school {tenant.slug} served at {', '.join(tenant.hosts)}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.support import Browser, LiveServer, PersonLogin, SchoolClient, free_port
+from tests.support import Browser, LiveServer, PersonLogin, SchoolClient, Tenant, free_port
 
 
 @pytest.fixture(scope="session")
@@ -105,3 +105,72 @@ def make_person(idp_app: Flask) -> Callable[..., PersonLogin]:
 def browser(idp: str) -> Browser:
     """A fresh browser."""
     return Browser(idp)
+
+
+@pytest.fixture(scope="session")
+def school_app(state_dir: Path, idp_app: Flask) -> Flask:
+    """The school instance (one deployment for every test school), schema migrated."""
+    from school_instance import create_app
+    from school_instance.cli import upgrade_database
+
+    config: dict[str, object] = {"TESTING": True, "TENANT_CACHE_SECONDS": 0}
+    if not os.environ.get("DATABASE_URL"):
+        config["DATABASE_URL"] = f"sqlite:///{state_dir / 'school.db'}"
+    config["REDIS_URL"] = idp_app.config["REDIS_URL"]
+    app = create_app(config)
+    upgrade_database(app)
+    return app
+
+
+@pytest.fixture
+def make_tenant(idp: str, idp_app: Flask, school_app: Flask) -> Iterator[Callable[..., Tenant]]:
+    """Register a school at the IdP and serve it from the school instance on a port of its own."""
+    from idp.schools import add_school
+    from school_instance.cli import add_tenant
+    from shared.db import get_db
+
+    servers: list[LiveServer] = []
+
+    def make(name: str | None = None) -> Tenant:
+        port = free_port()
+        slug = "t-" + secrets.token_hex(4)
+        url = f"http://127.0.0.1:{port}"
+        with idp_app.app_context():
+            db = get_db()
+            issued = add_school(db, slug, name or f"Kool {slug}", url, development=True)
+            db.commit()
+            client = SchoolClient(slug, issued.client.school.name, issued.client.client_id,
+                                  issued.secret, issued.client.redirect_uris[0],
+                                  issued.client.post_logout_redirect_uris[0])
+        add_tenant(school_app, slug=slug, name=client.name, url=url, issuer=idp,
+                   client_id=client.client_id, client_secret=issued.secret or "",
+                   hosts=[f"127.0.0.1:{port}"])
+        servers.append(LiveServer(school_app, port).start())
+        return Tenant(url=url, client=client)
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def link_account(idp_app: Flask) -> Callable[[PersonLogin, SchoolClient, list[str]], str]:
+    """Give an existing person an account at another school (as linking would); returns sub."""
+    from sqlalchemy import select
+
+    from idp.models import Account
+    from idp.schools import school_by_slug
+    from shared.db import get_db
+
+    def link(person: PersonLogin, school: SchoolClient, roles: list[str]) -> str:
+        with idp_app.app_context():
+            db = get_db()
+            first = db.scalar(select(Account).where(Account.sub == person.sub))
+            assert first is not None
+            sub = secrets.token_urlsafe(24)
+            db.add(Account(person_id=first.person_id, school_id=school_by_slug(
+                db, school.slug).id, sub=sub, roles=roles, login_email=first.login_email))
+            db.commit()
+            return sub
+
+    return link

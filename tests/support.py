@@ -183,3 +183,40 @@ class Receiver:
     def close(self) -> None:
         """Stop the endpoint."""
         self.server.shutdown()
+
+
+def obtain_code(browser: Browser, issuer: str, client: SchoolClient, person: PersonLogin,
+                **extra: str) -> tuple[str, str]:
+    """Run an authorization request (logging in if needed); return (code, PKCE verifier)."""
+    verifier, challenge = pkce_pair()
+    params = browser.login(authorize_url(issuer, client, challenge, **extra), person, client)
+    assert "code" in params, f"expected a code, got {params}"
+    return params["code"], verifier
+
+
+def redeem(issuer: str, client: SchoolClient, code: str, verifier: str,
+           **overrides: str) -> requests.Response:
+    """Exchange a code at the token endpoint (overrides replace or add form fields)."""
+    data = {"grant_type": "authorization_code", "code": code,
+            "redirect_uri": client.redirect_uri, "code_verifier": verifier, **overrides}
+    return token_request(issuer, client, data)
+
+
+def refresh(issuer: str, client: SchoolClient, refresh_token: str) -> requests.Response:
+    """Use a refresh token at the token endpoint."""
+    return token_request(issuer, client, {"grant_type": "refresh_token",
+                                          "refresh_token": refresh_token})
+
+
+def userinfo(issuer: str, access_token: str) -> requests.Response:
+    """Call the userinfo endpoint with a bearer token."""
+    return requests.get(f"{issuer}/userinfo",
+                        headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
+
+
+@dataclass
+class Tenant:
+    """A school served by the school instance, with its IdP client."""
+
+    url: str
+    client: SchoolClient

@@ -97,7 +97,9 @@ def check_lengths(values: MultiDict[str, str]) -> None:
 
 
 def check_response_type(values: MultiDict[str, str]) -> None:
-    """Only the authorization code flow."""
+    """Only the authorization code flow; a missing response_type is a malformed request."""
+    if not values.get("response_type"):
+        raise RedirectError("invalid_request", "response_type is required.")
     if values.get("response_type") != "code":
         raise RedirectError("unsupported_response_type", "Only response_type=code is supported.")
 

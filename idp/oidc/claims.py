@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from idp.models import Account, Person
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "address", "offline_access"]
+from idp.models import Account, Client, Person, School
+
+SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "address", "offline_access",
+                    "stuudium"]
 
 SCOPE_CLAIMS: dict[str, list[str]] = {
     "profile": ["name", "given_name", "family_name", "birthdate", "locale", "updated_at"],
     "email": ["email", "email_verified"],
     "phone": ["phone_number", "phone_number_verified"],
     "address": ["address"],
+    "stuudium": ["roles", "schools", "locale"],
 }
 
 CLAIMS_SUPPORTED = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
-                    "sid", "at_hash", *[c for cs in SCOPE_CLAIMS.values() for c in cs]]
+                    "sid", "at_hash",
+                    *dict.fromkeys(c for cs in SCOPE_CLAIMS.values() for c in cs)]
 
 
 def normalise_scope(scope: str | None) -> str:
@@ -64,3 +70,20 @@ def released(person: Person, account: Account, scope: str,
         names.update(SCOPE_CLAIMS.get(s, []))
     names.update((requested or {}).keys())
     return {k: everything[k] for k in names if everything.get(k) is not None}
+
+
+def stuudium_claims(db: Session, account: Account, issuer: str) -> dict[str, Any]:
+    """Our own scope: this account's roles, the person's other schools (display data only)."""
+    rows = db.execute(
+        select(School.slug, School.name, School.base_url, School.logo, Client.initiate_login_uri)
+        .join(Account, Account.school_id == School.id)
+        .join(Client, (Client.school_id == School.id) & Client.initiate_login_uri.is_not(None))
+        .where(Account.person_id == account.person_id, Account.status == "active",
+               Account.school_id != account.school_id, School.status == "active")
+        .order_by(School.name, Client.id)).all()
+    schools: dict[str, dict[str, Any]] = {}
+    for slug, name, url, logo, login_url in rows:
+        schools.setdefault(slug, {"name": name, "url": url, "login_url": login_url,
+                                  "logo": f"{issuer}/schools/{slug}/logo" if logo else None})
+    return {"roles": list(account.roles), "schools": list(schools.values()),
+            "locale": account.person.locale}

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from idp.models import Account, RefreshToken, SessionClient, SsoSession, utcnow
 from idp.oidc import codes, tokens
-from idp.oidc.claims import released
+from idp.oidc.claims import released, stuudium_claims
 from idp.oidc.clients import RelyingParty
 from idp.oidc.grants_store import revoke_grant
 from idp.sessions import alive_key
@@ -103,6 +103,8 @@ def issue_tokens(db: Session, client: RelyingParty, account: Account, session: S
         auth_time=auth_time, acr=session.acr, amr=list(session.amr))
     extra = released(account.person, account, "", (claims_request or {}).get("id_token"))
     extra.pop("sub", None)
+    if "stuudium" in scope.split():
+        extra.update(stuudium_claims(db, account, cfg["ISSUER"]))
     alg = client.row.id_token_signed_response_alg
     id_token = tokens.id_token(
         ring, cfg["ISSUER"], cfg["ID_TOKEN_TTL_SECONDS"], alg, sub=account.sub,
@@ -201,6 +203,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if claimed is None:
             row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
             if row is not None and row.client_id == client.row.id and row.used_at is not None:
+                # The claim above wrote nothing; end its transaction so the revocation's own
+                # (SQLite allows one writer) is not blocked by this request's write lock.
+                db.rollback()
                 revoke_grant(row.grant_id)
                 raise InvalidGrantError("The refresh token was already used; its family is "
                                         "revoked.")

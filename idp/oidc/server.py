@@ -11,7 +11,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask
 from sqlalchemy import select
 
-from idp.models import Client, RefreshToken, SsoSession, utcnow
+from idp.models import Account, Client, RefreshToken, SsoSession, utcnow
 from idp.oidc.clients import RelyingParty, find_client
 from idp.oidc.grants import AuthorizationCodeGrant, RefreshTokenGrant, hash_refresh
 from idp.oidc.grants_store import deny_access_token, revoke_grant
@@ -40,19 +40,20 @@ def identify_token(token: str) -> PresentedToken | None:
         claims = check_access_token(token)
         return PresentedToken("access_token", claims["client_id"], claims) if claims else None
     db = get_db()
-    row = db.execute(select(RefreshToken, Client.client_id, SsoSession.ended_at)
+    row = db.execute(select(RefreshToken, Client.client_id, SsoSession.ended_at, Account.sub)
                      .join(Client, Client.id == RefreshToken.client_id)
+                     .join(Account, Account.id == RefreshToken.account_id)
                      .join(SsoSession, SsoSession.id == RefreshToken.session_id)
                      .where(RefreshToken.token_hash == hash_refresh(token))).first()
     if row is None:
         return None
-    refresh, client_id, ended_at = row
+    refresh, client_id, ended_at, sub = row
     active = (refresh.used_at is None and refresh.revoked_at is None and ended_at is None
               and refresh.expires_at > utcnow())
     return PresentedToken("refresh_token", client_id, {
         "active": active, "grant_id": refresh.grant_id, "scope": refresh.scope,
         "exp": int(refresh.expires_at.timestamp()), "iat": int(refresh.created_at.timestamp()),
-        "sid": refresh.session_id})
+        "sid": refresh.session_id, "sub": sub})
 
 
 class Revocation(RevocationEndpoint):
@@ -96,8 +97,8 @@ class Introspection(IntrospectionEndpoint):
         if not c["active"]:
             return {"active": False}
         return {"active": True, "token_type": "refresh_token", "scope": c["scope"],
-                "client_id": token.client_id, "exp": c["exp"], "iat": c["iat"],
-                "sid": c["sid"]}
+                "client_id": token.client_id, "sub": c["sub"], "exp": c["exp"],
+                "iat": c["iat"], "sid": c["sid"]}
 
     def create_introspection_payload(self, token: PresentedToken | None) -> dict[str, Any]:
         """Inactive unless the token is live and the caller's."""

@@ -1,0 +1,1 @@
+"""The e-diary: classes, students, guardians, lessons, attendance, announcements."""

@@ -1,0 +1,108 @@
+"""Local sessions: Redis, keyed by school and by the IdP sid; tokens stay on the server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from typing import Any
+
+import redis
+from flask import current_app
+
+from school_instance.tenancy import TenantInfo
+
+
+def _r() -> redis.Redis:
+    r: redis.Redis = current_app.extensions["redis"]
+    return r
+
+
+def _hash(cookie: str) -> str:
+    return hashlib.sha256(cookie.encode()).hexdigest()
+
+
+def _key(tenant: TenantInfo, hashed: str) -> str:
+    return f"si:sess:{tenant.id}:{hashed}"
+
+
+def _sid_key(tenant: TenantInfo, sid: str) -> str:
+    return f"si:sid:{tenant.id}:{sid}"
+
+
+def _sub_key(tenant: TenantInfo, sub: str) -> str:
+    return f"si:sub:{tenant.id}:{sub}"
+
+
+def create(tenant: TenantInfo, data: dict[str, Any]) -> str:
+    """Store a new session and return the cookie secret."""
+    cookie = secrets.token_urlsafe(32)
+    hashed = _hash(cookie)
+    ttl = current_app.config["SESSION_MAX_SECONDS"]
+    data = {**data, "created": int(time.time())}
+    pipe = _r().pipeline(transaction=True)
+    pipe.set(_key(tenant, hashed), json.dumps(data), ex=ttl)
+    pipe.sadd(_sid_key(tenant, data["sid"]), hashed)
+    pipe.expire(_sid_key(tenant, data["sid"]), ttl)
+    pipe.sadd(_sub_key(tenant, data["sub"]), hashed)
+    pipe.expire(_sub_key(tenant, data["sub"]), ttl)
+    pipe.execute()
+    return cookie
+
+
+def load(tenant: TenantInfo, cookie: str | None) -> tuple[str, dict[str, Any]] | None:
+    """Return (handle, data) of a live session."""
+    if not cookie or len(cookie) > 100:
+        return None
+    hashed = _hash(cookie)
+    raw = _r().get(_key(tenant, hashed))
+    return (hashed, json.loads(raw)) if raw else None
+
+
+def save(tenant: TenantInfo, handle: str, data: dict[str, Any]) -> None:
+    """Update a session's data, keeping its expiry."""
+    _r().set(_key(tenant, handle), json.dumps(data), keepttl=True)
+
+
+def delete(tenant: TenantInfo, handle: str) -> None:
+    """End one local session."""
+    _r().delete(_key(tenant, handle))
+
+
+def delete_by_sid(tenant: TenantInfo, sid: str) -> int:
+    """End every local session of this school under one IdP session; returns how many."""
+    members = _r().smembers(_sid_key(tenant, sid))
+    keys = [_key(tenant, str(h)) for h in members]
+    return int(_r().delete(*keys, _sid_key(tenant, sid))) - 1 if keys else 0
+
+
+def delete_by_sub(tenant: TenantInfo, sub: str) -> int:
+    """End every local session of this school's account sub."""
+    members = _r().smembers(_sub_key(tenant, sub))
+    keys = [_key(tenant, str(h)) for h in members]
+    return int(_r().delete(*keys, _sub_key(tenant, sub))) - 1 if keys else 0
+
+
+def lock(tenant: TenantInfo, handle: str, seconds: int = 10) -> bool:
+    """Take the one-refresh-at-a-time lock of a session."""
+    return bool(_r().set(f"si:lock:{tenant.id}:{handle}", "1", nx=True, ex=seconds))
+
+
+def unlock(tenant: TenantInfo, handle: str) -> None:
+    """Release the refresh lock."""
+    _r().delete(f"si:lock:{tenant.id}:{handle}")
+
+
+def put_state(tenant: TenantInfo, state: str, data: dict[str, Any]) -> None:
+    """Keep an authorization request's state, nonce and verifier server-side."""
+    _r().set(f"si:oauth:{tenant.id}:{state}", json.dumps(data),
+             ex=current_app.config["OAUTH_STATE_TTL_SECONDS"])
+
+
+def take_state(tenant: TenantInfo, state: str | None) -> dict[str, Any] | None:
+    """Consume a state once; a replayed or unknown state gives None."""
+    if not state or len(state) > 100:
+        return None
+    raw = _r().getdel(f"si:oauth:{tenant.id}:{state}")
+    return json.loads(raw) if raw else None

@@ -1,0 +1,348 @@
+"""Signing in through Stuudium ID: the code flow with PKCE, state and nonce (OIDC Core §3.1),
+third-party-initiated login for jumps between schools (§4), logout, back-channel logout."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2 import OAuth2Error
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from school_instance import sessions
+from school_instance.models import Member
+from school_instance.provider import HTTP, IdTokenInvalid, Provider, provider, validate_id_token
+from school_instance.tenancy import TenantInfo, current
+from shared.db import get_db
+from shared.security import check_csrf
+
+bp = Blueprint("sso", __name__, url_prefix="/auth")
+
+SCOPE = "openid profile email offline_access stuudium"
+ID_TOKEN_CLAIMS = json.dumps({"id_token": {"given_name": None, "family_name": None,
+                                           "email": None}})
+SILENT_RETRY_ERRORS = {"login_required", "interaction_required", "consent_required",
+                       "account_selection_required"}
+
+
+def _provider() -> Provider:
+    return provider(current().issuer, current_app.config["IDP_TIMEOUT_SECONDS"])
+
+
+def _oauth(tenant: TenantInfo) -> OAuth2Session:
+    client = OAuth2Session(tenant.client_id, tenant.client_secret, scope=SCOPE,
+                           redirect_uri=tenant.redirect_uri, code_challenge_method="S256")
+    client.adapters = HTTP.adapters  # share the pooled connections to the IdP
+    return client
+
+
+def page(title: str, message: str, status: int, action: tuple[str, str] | None = None) -> Response:
+    """An error page for a person, with what to do next."""
+    return make_response(render_template("message.html", title=title, message=message,
+                                         action=action), status)
+
+
+def _safe_target(target: str | None) -> str:
+    """Only a path on this school's own origin may be a landing target."""
+    if not target:
+        return "/"
+    tenant = current()
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        base = urlsplit(tenant.base_url)
+        if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            return "/"
+    path = parts.path or "/"
+    if not path.startswith("/") or path.startswith("//"):
+        return "/"
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def start_login(target: str, silent: bool) -> Response:
+    """Redirect to the IdP's authorization endpoint with PKCE S256, state and nonce."""
+    tenant = current()
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    verifier = secrets.token_urlsafe(48)
+    sessions.put_state(tenant, state, {"nonce": nonce, "verifier": verifier, "target": target,
+                                       "silent": silent})
+    extra: dict[str, str] = {"claims": ID_TOKEN_CLAIMS, "ui_locales": tenant.default_locale}
+    if silent:
+        extra["prompt"] = "none"
+    url, _state = _oauth(tenant).create_authorization_url(
+        _provider().endpoint("authorization_endpoint"), state=state, nonce=nonce,
+        code_verifier=verifier, **extra)
+    return redirect(url, 303)
+
+
+@bp.get("/login")
+def login() -> Response:
+    """Start signing in; with `iss` (a jump from another school) try silently first."""
+    iss = request.args.get("iss")
+    if iss is not None and iss.rstrip("/") != current().issuer:
+        return page(_("Tundmatu sisselogimise teenus"), _(
+            "Sisselogimist alustati teenusest, mida see kool ei usalda. Logi sisse kooli "
+            "avalehelt."), 400, (_("Avalehele"), "/"))
+    target = _safe_target(request.args.get("target_link_uri"))
+    return start_login(target, silent=iss is not None)
+
+
+@bp.get("/callback")
+def callback() -> Response:
+    """Finish signing in: check state, exchange the code, validate the ID token."""
+    tenant = current()
+    stored = sessions.take_state(tenant, request.args.get("state"))
+    if stored is None:
+        return page(_("Sisselogimine aegus"), _(
+            "See sisselogimise link on aegunud või juba kasutatud. Alusta sisselogimist "
+            "uuesti."), 400, (_("Logi sisse"), url_for("sso.login")))
+    iss = request.args.get("iss")
+    if iss is not None and iss != tenant.issuer:
+        return page(_("Sisselogimine ei õnnestunud"), _(
+            "Vastus tuli teenuselt, mida see kool ei usalda. Alusta sisselogimist uuesti."),
+            400, (_("Logi sisse"), url_for("sso.login")))
+    error = request.args.get("error")
+    if error:
+        if stored["silent"] and error in SILENT_RETRY_ERRORS:
+            return start_login(stored["target"], silent=False)
+        return page(_("Automaatne sisselogimine ei õnnestunud") if stored["silent"]
+                    else _("Sisselogimine ei õnnestunud"), _(
+            "Stuudium ID ei saanud sind selles koolis sisse logida. Proovi uuesti; kui see ei "
+            "aita, logi sisse kooli avalehelt."), 400, (_("Logi sisse"), url_for("sso.login")))
+    prov = _provider()
+    try:
+        token = _oauth(tenant).fetch_token(
+            prov.endpoint("token_endpoint"), code=request.args.get("code", ""),
+            code_verifier=stored["verifier"], grant_type="authorization_code",
+            timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
+        claims = validate_id_token(prov, token.get("id_token", ""), client_id=tenant.client_id,
+                                   nonce=stored["nonce"],
+                                   leeway=current_app.config["ID_TOKEN_LEEWAY_SECONDS"],
+                                   timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
+    except (OAuth2Error, IdTokenInvalid, ValueError, OSError):
+        return page(_("Sisselogimine ei õnnestunud"), _(
+            "Sisselogimist ei õnnestunud kinnitada. Alusta sisselogimist uuesti."), 400,
+            (_("Logi sisse"), url_for("sso.login")))
+    member = remember_member(tenant, claims)
+    cookie = sessions.create(tenant, _session_data(claims, token, member.id))
+    resp = redirect(stored["target"], 303)
+    resp.set_cookie(tenant.cookie_name, cookie, httponly=True, samesite="Lax", path="/",
+                    secure=tenant.base_url.startswith("https://"),
+                    max_age=current_app.config["SESSION_MAX_SECONDS"])
+    return resp
+
+
+def _session_data(claims: dict[str, Any], token: dict[str, Any], member_id: int) -> dict[str, Any]:
+    return {"sid": claims["sid"], "sub": claims["sub"], "member_id": member_id,
+            "roles": claims.get("roles", []), "schools": claims.get("schools", []),
+            "name": f"{claims.get('given_name', '')} {claims.get('family_name', '')}".strip(),
+            "locale": claims.get("locale"), "id_token": token["id_token"],
+            "access_token": token["access_token"],
+            "access_exp": int(time.time()) + int(token.get("expires_in", 300)),
+            "refresh_token": token.get("refresh_token")}
+
+
+def remember_member(tenant: TenantInfo, claims: dict[str, Any]) -> Member:
+    """Keep the local copy of the person up to date with what the IdP says."""
+    db = get_db()
+    member = db.scalar(select(Member).where(Member.tenant_id == tenant.id,
+                                            Member.sub == claims["sub"]))
+    if member is None:
+        member = Member(tenant_id=tenant.id, sub=claims["sub"])
+        db.add(member)
+    member.given_name = claims.get("given_name") or member.given_name or ""
+    member.family_name = claims.get("family_name") or member.family_name or ""
+    member.email = claims.get("email") or member.email
+    member.roles = list(claims.get("roles") or member.roles or [])
+    db.commit()
+    return member
+
+
+def refresh(tenant: TenantInfo, handle: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """Refresh before the access token expires; a refused refresh ends the local session."""
+    margin = current_app.config["REFRESH_MARGIN_SECONDS"]
+    if data["access_exp"] - margin > time.time():
+        return data
+    if not sessions.lock(tenant, handle):
+        return data if data["access_exp"] > time.time() else None
+    try:
+        prov = _provider()
+        resp = HTTP.post(prov.endpoint("token_endpoint"), data={
+            "grant_type": "refresh_token", "refresh_token": data.get("refresh_token") or ""},
+            auth=(tenant.client_id, tenant.client_secret),
+            timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
+        if resp.status_code != 200:
+            sessions.delete(tenant, handle)
+            return None
+        token = resp.json()
+        claims = validate_id_token(prov, token["id_token"], client_id=tenant.client_id,
+                                   nonce=None,
+                                   leeway=current_app.config["ID_TOKEN_LEEWAY_SECONDS"],
+                                   timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
+        if claims["sub"] != data["sub"]:
+            sessions.delete(tenant, handle)
+            return None
+        data = {**data, **_session_data(claims, token, data["member_id"]),
+                "name": data["name"], "schools": claims.get("schools", data["schools"])}
+        sessions.save(tenant, handle, data)
+        return data
+    except (OSError, ValueError, IdTokenInvalid):
+        return data if data["access_exp"] > time.time() else None
+    finally:
+        sessions.unlock(tenant, handle)
+
+
+def load_session() -> None:
+    """Find the signed-in person of this request, refreshing tokens when due."""
+    g.user = None
+    tenant = g.get("tenant")
+    if tenant is None:
+        return
+    found = sessions.load(tenant, request.cookies.get(tenant.cookie_name))
+    if found is None:
+        return
+    handle, data = found
+    fresh = refresh(tenant, handle, data)
+    if fresh is not None:
+        g.user = fresh
+        g.session_handle = handle
+
+
+def login_required(view: Any) -> Any:
+    """Send a visitor without a session to sign in, coming back to this page."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            return redirect(url_for("sso.login", target_link_uri=request.full_path.rstrip("?")),
+                            303)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def role_required(*roles: str) -> Any:
+    """Allow only people with one of these roles at this school."""
+
+    def decorator(view: Any) -> Any:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not set(roles) & set(g.user["roles"]):
+                return page(_("Sul ei ole sellele lehele ligipääsu"), _(
+                    "See leht on mõeldud teise rolliga kasutajatele."), 403,
+                    (_("Avalehele"), "/"))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """End the local session and go to the IdP to log out of every school."""
+    check_csrf()
+    tenant = current()
+    hint = g.user["id_token"] if g.get("user") else None
+    if g.get("session_handle"):
+        sessions.delete(tenant, g.session_handle)
+    params = {"post_logout_redirect_uri": f"{tenant.base_url}/auth/logged-out",
+              "client_id": tenant.client_id, "state": secrets.token_urlsafe(12)}
+    if hint:
+        params["id_token_hint"] = hint
+    resp = redirect(f"{_provider().endpoint('end_session_endpoint')}?{urlencode(params)}", 303)
+    resp.delete_cookie(tenant.cookie_name, path="/")
+    return resp
+
+
+@bp.get("/logged-out")
+def logged_out() -> Response:
+    """Back from the IdP after logging out."""
+    return page(_("Oled välja logitud"), _(
+        "Oled kõigist koolidest välja logitud. Kui kasutad ühist arvutit, sulge ka brauser."),
+        200, (_("Logi uuesti sisse"), url_for("sso.login")))
+
+
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+@bp.post("/backchannel-logout")
+def backchannel_logout() -> Response:
+    """Back-Channel Logout 1.0 §2.6: validate the logout token, end the matching sessions."""
+    tenant = current()
+    token = request.form.get("logout_token", "")
+    try:
+        claims = _logout_claims(tenant, token)
+    except (IdTokenInvalid, ValueError, KeyError, TypeError):
+        return _no_store(Response('{"error":"invalid_request"}', 400,
+                                  mimetype="application/json"))
+    except Exception:  # an internal failure answers 503 so that the IdP retries
+        current_app.logger.exception("back-channel logout failed")
+        return _no_store(Response("", 503))
+    if claims.get("sid"):
+        sessions.delete_by_sid(tenant, claims["sid"])
+    else:
+        sessions.delete_by_sub(tenant, claims["sub"])
+    return _no_store(Response("", 200))
+
+
+def _logout_claims(tenant: TenantInfo, token: str) -> dict[str, Any]:
+    from joserfc.errors import JoseError
+
+    if not token or len(token) > 8192:
+        raise IdTokenInvalid("missing")
+    prov = _provider()
+    try:
+        decoded = _verify(prov, token)
+    except JoseError as exc:
+        raise IdTokenInvalid("signature") from exc
+    if decoded.header.get("typ") != "logout+jwt":
+        raise IdTokenInvalid("type")
+    claims = dict(decoded.claims)
+    aud = claims.get("aud")
+    now = time.time()
+    leeway = current_app.config["ID_TOKEN_LEEWAY_SECONDS"]
+    if claims.get("iss") != tenant.issuer or tenant.client_id not in (
+            aud if isinstance(aud, list) else [aud]):
+        raise IdTokenInvalid("iss/aud")
+    if not isinstance(claims.get("iat"), int) or claims["iat"] - leeway > now:
+        raise IdTokenInvalid("iat")
+    if not isinstance(claims.get("exp"), int) or claims["exp"] + leeway < now:
+        raise IdTokenInvalid("exp")
+    if LOGOUT_EVENT not in (claims.get("events") or {}) or "nonce" in claims:
+        raise IdTokenInvalid("events/nonce")
+    if not claims.get("sid") and not claims.get("sub"):
+        raise IdTokenInvalid("sid/sub")
+    jti = str(claims.get("jti") or "")
+    if not jti or not current_app.extensions["redis"].set(
+            f"si:jti:{tenant.id}:{jti}", "1", nx=True, ex=600):
+        raise IdTokenInvalid("replay")
+    return claims
+
+
+def _verify(prov: Provider, token: str) -> Any:
+    from school_instance.provider import verify_jwt
+
+    return verify_jwt(prov, token, ["ES256", "RS256"], current_app.config["IDP_TIMEOUT_SECONDS"])
+
+
+def _no_store(resp: Response) -> Response:
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,65 @@
+"""Pages common to every role: the front page, the profile, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, g, render_template
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from school_instance.sso import login_required, page
+from school_instance.tenancy import current
+
+bp = Blueprint("main", __name__)
+
+
+def jump_url(school: dict[str, Any]) -> str:
+    """The link to another school: its login initiation URI with our issuer (OIDC Core §4)."""
+    target = school.get("url") or ""
+    login_url = school.get("login_url") or f"{target}/auth/login"
+    return f"{login_url}?{urlencode({'iss': current().issuer, 'target_link_uri': target + '/'})}"
+
+
+@bp.get("/")
+def home() -> Any:
+    """The front page: sign-in for visitors, the diary for the signed-in."""
+    if g.get("user") is None:
+        return render_template("landing.html")
+    from school_instance.diary.views import dashboard
+
+    return dashboard()
+
+
+@bp.get("/profile")
+@login_required
+def profile() -> Any:
+    """Your profile at this school."""
+    return render_template("profile.html")
+
+
+def init_app(app: Flask) -> None:
+    """Register pages, template helpers and error pages."""
+    from school_instance.diary.views import bp as diary_bp
+
+    app.register_blueprint(bp)
+    app.register_blueprint(diary_bp)
+    app.jinja_env.globals["jump_url"] = jump_url
+    app.jinja_env.globals["tenant"] = lambda: g.get("tenant")
+
+    @app.errorhandler(HTTPException)
+    def _error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        if status == 404:
+            return page(_("Lehte ei leitud"), _(
+                "Sellist lehte selles koolis ei ole. Alusta kooli avalehelt."), 404,
+                (_("Avalehele"), "/") if g.get("tenant") else None)
+        if status == 400 and exc.description == "csrf":
+            return page(_("Vorm aegus"), _(
+                "Lehe turvakontroll ei läinud läbi. Laadi leht uuesti ja proovi veel kord."),
+                400, (_("Avalehele"), "/"))
+        return page(_("Midagi läks valesti"), _(
+            "Päringut ei õnnestunud täita. Proovi mõne aja pärast uuesti."), status,
+            (_("Avalehele"), "/") if g.get("tenant") else None)
