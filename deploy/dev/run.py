@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from deploy.dev.seed import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_SCHOOLS, seed
+from deploy.dev.seed import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_SCHOOLS, seed, seed_schools
 from shared.config import var_dir
 from shared.redis import embedded_url
 
@@ -44,9 +44,19 @@ def main() -> None:
 
     app = create_app()
     upgrade_database(app)
-    seed(app, state / "demo-clients.json")
+    clients = seed(app, state / "demo-clients.json")
 
+    from school_instance import create_app as create_school_app
+    from school_instance.cli import upgrade_database as upgrade_school_database
+
+    school_app = create_school_app()
+    upgrade_school_database(school_app)
+    seed_schools(school_app, clients, f"http://localhost:{IDP_PORT}")
+
+    ports = [str(port) for _slug, _name, port in DEMO_SCHOOLS]
     procs = [subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "idp", str(IDP_PORT)],
+                              env=env),
+             subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "school", *ports],
                               env=env)]
 
     def stop(*_args: object) -> None:

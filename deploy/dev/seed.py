@@ -19,6 +19,32 @@ DEMO_SCHOOLS = [
     ("laagri-huvialakool", "Laagri Huvialakool", 5002),
     ("laagri-lasteaed", "Laagri Lasteaed", 5003),
 ]
+LOGO_COLOURS = {"laagri-kool": (11, 107, 203), "laagri-huvialakool": (214, 120, 20),
+                "laagri-lasteaed": (46, 139, 87)}
+
+
+def logo_png(rgb: tuple[int, int, int], size: int = 64) -> str:
+    """A round logo of one colour, as a PNG data URL (no image library needed)."""
+    import base64
+    import struct
+    import zlib
+
+    rows = b""
+    r2 = (size / 2) ** 2
+    for y in range(size):
+        row = b"\x00"
+        for x in range(size):
+            inside = (x - size / 2 + 0.5) ** 2 + (y - size / 2 + 0.5) ** 2 <= r2
+            row += bytes((*rgb, 255)) if inside else b"\x00\x00\x00\x00"
+        rows += row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 DEMO_PASSWORD = "Kevadine-Laagri-2026"
 
 # (e-mail, given, family, isikukood, [(school, roles)], linked)
@@ -40,7 +66,8 @@ def seed(app: Flask, state_file: Path) -> dict[str, Any]:
         db = get_db()
         for slug, name, port in DEMO_SCHOOLS:
             if db.scalar(select(School).where(School.slug == slug)) is None:
-                issued = add_school(db, slug, name, f"http://localhost:{port}", development=True)
+                issued = add_school(db, slug, name, f"http://localhost:{port}", development=True,
+                                    logo=logo_png(LOGO_COLOURS[slug]))
                 known[slug] = {"name": name, "url": f"http://localhost:{port}",
                                "client_id": issued.client.client_id,
                                "client_secret": issued.secret}
@@ -72,3 +99,14 @@ def _sub() -> str:
     import secrets
 
     return secrets.token_urlsafe(24)
+
+
+def seed_schools(school_app: Flask, clients: dict[str, Any], issuer: str) -> None:
+    """Register the demo schools in the school instance, each on its own localhost port."""
+    from school_instance.cli import add_tenant
+
+    for slug, name, port in DEMO_SCHOOLS:
+        creds = clients[slug]
+        add_tenant(school_app, slug=slug, name=name, url=f"http://localhost:{port}",
+                   issuer=issuer, client_id=creds["client_id"],
+                   client_secret=creds["client_secret"], hosts=[f"localhost:{port}"])
