@@ -84,7 +84,8 @@ def _logo(path: str | None) -> str | None:
 def _client_data(client: Client, secret: str | None) -> dict[str, Any]:
     from flask import current_app
 
-    return {"issuer": current_app.config["ISSUER"], "school": client.school.slug, "school_name": client.school.name,
+    return {"issuer": current_app.config["ISSUER"],
+            "school": client.school.slug, "school_name": client.school.name,
             "school_url": client.school.base_url, "client_id": client.client_id,
             "client_secret": secret, "redirect_uris": client.redirect_uris,
             "post_logout_redirect_uris": client.post_logout_redirect_uris,

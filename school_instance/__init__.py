@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
 from flask_babel import Babel, get_locale
@@ -35,6 +36,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["redis"] = connect(app.config["REDIS_URL"])
     db.init_app(app)
     security.init_app(app)
+
+    @app.after_request
+    def _issuer_images(response: Response) -> Response:
+        """Other schools' logos in the navigation bar are served by the IdP: allow its origin."""
+        tenant = g.get("tenant")
+        if tenant is not None:
+            issuer = urlsplit(tenant.issuer)
+            response.headers.setdefault("Content-Security-Policy", security.content_security_policy(
+                f"{issuer.scheme}://{issuer.netloc}"))
+        return response
+
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "et")
 

@@ -36,9 +36,12 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            "frame-ancestors 'none'; form-action 'self' http: https:",
-        )
+        response.headers.setdefault("Content-Security-Policy", content_security_policy())
         return response
+
+
+def content_security_policy(*image_sources: str) -> str:
+    """The pages' policy; image_sources adds origins images may come from (the IdP's logos)."""
+    images = " ".join(("'self'", "data:", *image_sources))
+    return (f"default-src 'self'; img-src {images}; style-src 'self' 'unsafe-inline'; "
+            "frame-ancestors 'none'; form-action 'self' http: https:")
