@@ -26,15 +26,17 @@ from idp.models import Account, RefreshToken, SessionClient, SsoSession, utcnow
 from idp.oidc import codes, tokens
 from idp.oidc.claims import released, stuudium_claims
 from idp.oidc.clients import RelyingParty
-from idp.oidc.grants_store import revoke_grant
+from idp.oidc.grants_store import DENY_GRANT, revoke_grant
 from idp.sessions import alive_key
 from shared.db import get_db
 
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
-# Slides a session's expiry when it is refreshed; 0 when the session has idled out.
+# Slides a session's expiry when it is refreshed; 0 when the session has idled out, -1 when
+# the grant is deny-listed (revoked while a redemption or rotation was still committing).
 _TOUCH_SID = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 local h = redis.call('GET', KEYS[1])
 if not h then return 0 end
 local v = redis.call('GET', 'idp:sess:' .. h)
@@ -68,16 +70,22 @@ def _single(form: Any, name: str, required: bool = True) -> str | None:
     values = form.getlist(name)
     if len(values) > 1:
         raise InvalidRequestError(f"'{name}' is repeated")
-    if required and not values:
+    value = values[0] if values and values[0] else None  # empty = omitted (RFC 6749 §3.1)
+    if required and value is None:
         raise InvalidRequestError(f"'{name}' is missing")
-    return values[0] if values else None
+    return value
 
 
-def _live_session(db: Session, sid: str) -> SsoSession:
-    row = db.get(SsoSession, sid)
-    if row is None or row.ended_at is not None or row.expires_at <= utcnow():
+def _live_session(db: Session, sid: str, account_id: int) -> tuple[SsoSession, Account | None]:
+    """Load the session, which must be live, and the account with its person in one round
+    trip; the caller checks the account with _active() (so the checks keep their order)."""
+    row = db.execute(select(SsoSession, Account)
+                     .outerjoin(Account, Account.id == account_id)
+                     .options(joinedload(Account.person))
+                     .where(SsoSession.id == sid)).first()
+    if row is None or row[0].ended_at is not None or row[0].expires_at <= utcnow():
         raise InvalidGrantError("The session has ended.")
-    return row
+    return row[0], row[1]
 
 
 def _record_client(db: Session, sid: str, client_pk: int, sub: str) -> None:
@@ -124,9 +132,7 @@ def issue_tokens(db: Session, client: RelyingParty, account: Account, session: S
     return response
 
 
-def _account(db: Session, account_id: int) -> Account:
-    account = db.scalar(select(Account).options(joinedload(Account.person))
-                        .where(Account.id == account_id))
+def _active(account: Account | None) -> Account:
     if account is None or account.status != "active":
         raise InvalidGrantError("The account is not active.")
     return account
@@ -165,8 +171,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         payload: dict[str, Any] = self.request.authorization_code
         client: RelyingParty = self.request.client
         db = get_db()
-        session = _live_session(db, payload["sid"])
-        account = _account(db, payload["account_id"])
+        session, loaded = _live_session(db, payload["sid"], payload["account_id"])
+        account = _active(loaded)
         if account.person_id != session.person_id:
             raise InvalidGrantError("The session belongs to another person.")
         _record_client(db, session.id, client.row.id, account.sub)
@@ -225,13 +231,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         claimed = self.request.refresh_token
         client: RelyingParty = self.request.client
         db = get_db()
-        session = _live_session(db, claimed.session_id)
-        alive = _redis().eval(_TOUCH_SID, 1, alive_key(session.id),
+        session, loaded = _live_session(db, claimed.session_id, claimed.account_id)
+        alive = _redis().eval(_TOUCH_SID, 2, alive_key(session.id),
+                              DENY_GRANT + claimed.grant_id,
                               current_app.config["SESSION_IDLE_SECONDS"],
                               int(dt.datetime.now(dt.UTC).timestamp()))
+        if alive == -1:
+            revoke_grant(claimed.grant_id)
+            raise InvalidGrantError("The grant was revoked.")
         if not alive:
             raise InvalidGrantError("The session has ended.")
-        account = _account(db, claimed.account_id)
+        account = _active(loaded)
         session.last_seen = utcnow()
         scope = self.request.scope
         if "offline_access" not in scope.split():

@@ -9,20 +9,30 @@ from flask import current_app
 from sqlalchemy import update
 
 from idp.models import RefreshToken, utcnow
-from shared.db import separate_transaction
+from shared.db import get_db
 
 DENY_GRANT = "idp:deny:grant:"
 DENY_JTI = "idp:deny:jti:"
 
 
 def revoke_grant(grant_id: str) -> None:
-    """Revoke every token of a grant; committed on its own, even if the request then fails."""
-    with separate_transaction() as db:
-        db.execute(update(RefreshToken).where(
-            RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None)
-        ).values(revoked_at=utcnow()))
+    """Revoke every token of a grant; committed at once, even if the request then fails.
+
+    It commits the request's own session (callers are on a path that wrote nothing else, at
+    most the claim of the refresh token being refused): a second pooled connection per request
+    would let a burst of replays exhaust the pool and deadlock.
+    """
+    db = get_db()
+    db.execute(update(RefreshToken).where(
+        RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None)
+    ).values(revoked_at=utcnow()))
+    db.commit()
+    # A token of the grant still being committed by a racing request escapes the UPDATE above;
+    # the refresh grant checks this mark too, so it lasts as long as a refresh token can.
+    cfg = current_app.config
     r: redis.Redis = current_app.extensions["redis"]
-    r.set(DENY_GRANT + grant_id, "1", ex=current_app.config["ACCESS_TOKEN_TTL_SECONDS"] + 60)
+    r.set(DENY_GRANT + grant_id, "1",
+          ex=max(cfg["ACCESS_TOKEN_TTL_SECONDS"], cfg["SESSION_MAX_SECONDS"]) + 60)
 
 
 def deny_access_token(jti: str, exp: int) -> None:
