@@ -11,7 +11,15 @@ from pathlib import Path
 
 import requests
 
-from deploy.dev.seed import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_SCHOOLS, seed, seed_schools
+from deploy.dev.seed import (
+    DEMO_PASSWORD,
+    DEMO_PEOPLE,
+    DEMO_SCHOOLS,
+    demo_accounts,
+    seed,
+    seed_diary,
+    seed_schools,
+)
 from shared.config import var_dir
 from shared.redis import embedded_url
 
@@ -52,6 +60,7 @@ def main() -> None:
     school_app = create_school_app()
     upgrade_school_database(school_app)
     seed_schools(school_app, clients, f"http://localhost:{IDP_PORT}")
+    seed_diary(school_app, demo_accounts(app))
 
     ports = [str(port) for _slug, _name, port in DEMO_SCHOOLS]
     procs = [subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "idp", str(IDP_PORT)],

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from deploy.dev.diary_demo import DEMO_DIARY, DemoClass, DemoNews
 from idp.accounts import create_account, hash_password
 from idp.models import Account, Person, School
 from idp.schools import add_school
+from school_instance.models import (
+    Announcement,
+    Attendance,
+    Guardian,
+    Lesson,
+    Member,
+    SchoolClass,
+    Student,
+    Tenant,
+)
 from shared.db import get_db
 
 DEMO_SCHOOLS = [
@@ -110,3 +124,110 @@ def seed_schools(school_app: Flask, clients: dict[str, Any], issuer: str) -> Non
         add_tenant(school_app, slug=slug, name=name, url=f"http://localhost:{port}",
                    issuer=issuer, client_id=creds["client_id"],
                    client_secret=creds["client_secret"], hosts=[f"localhost:{port}"])
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A demo login's account at one school: what the school instance keeps of it."""
+
+    sub: str
+    given_name: str
+    family_name: str
+    email: str
+    roles: tuple[str, ...]
+
+
+def demo_accounts(app: Flask) -> dict[tuple[str, str], DemoAccount]:
+    """The demo logins' accounts in the IdP: (school slug, e-mail) → account."""
+    emails = [person[0] for person in DEMO_PEOPLE]
+    with app.app_context():
+        rows = get_db().execute(select(Account, School.slug).join(
+            School, School.id == Account.school_id).where(Account.login_email.in_(emails)))
+        return {(slug, acc.login_email or ""): DemoAccount(
+            acc.sub, acc.person.given_name, acc.person.family_name, acc.login_email or "",
+            tuple(acc.roles)) for acc, slug in rows}
+
+
+def seed_diary(school_app: Flask, accounts: dict[tuple[str, str], DemoAccount]) -> None:
+    """Fill the demo schools' e-diaries once; members are keyed by the IdP accounts' subs."""
+    with school_app.app_context():
+        db = get_db()
+        for slug, (classes, news) in DEMO_DIARY.items():
+            tenant = db.scalar(select(Tenant).where(Tenant.slug == slug))
+            if tenant is None:
+                continue
+            members = _demo_members(db, tenant.id, {
+                email: acc for (s, email), acc in accounts.items() if s == slug})
+            if db.scalar(select(SchoolClass).where(SchoolClass.tenant_id == tenant.id)):
+                continue  # seeded before: keep what people changed since
+            for cls in classes:
+                _demo_class(db, tenant.id, cls, members)
+            for item in news:
+                _demo_news(db, tenant.id, item, members)
+        db.commit()
+
+
+def _demo_members(db: Session, tenant_id: int,
+                  accounts: dict[str, DemoAccount]) -> dict[str, Member]:
+    members: dict[str, Member] = {}
+    for email, acc in accounts.items():
+        member = db.scalar(select(Member).where(Member.tenant_id == tenant_id,
+                                                Member.sub == acc.sub))
+        if member is None:
+            member = Member(tenant_id=tenant_id, sub=acc.sub)
+            db.add(member)
+        member.given_name, member.family_name = acc.given_name, acc.family_name
+        member.email, member.roles = email, list(acc.roles)
+        members[email] = member
+    db.flush()
+    return members
+
+
+def _school_day(days_ago: int) -> dt.date:
+    day = dt.date.today() - dt.timedelta(days=days_ago)
+    while day.weekday() >= 5:
+        day -= dt.timedelta(days=1)
+    return day
+
+
+def _demo_class(db: Session, tenant_id: int, demo: DemoClass, members: dict[str, Member]) -> None:
+    teacher = members.get(demo.teacher)
+    if teacher is None:  # a teacher without a demo login: known only to this school
+        given, family = demo.teacher.split(" ", 1)
+        teacher = Member(tenant_id=tenant_id, sub=None, given_name=given, family_name=family,
+                         roles=["teacher"])
+        db.add(teacher)
+        db.flush()
+    cls = SchoolClass(tenant_id=tenant_id, name=demo.name, teacher_id=teacher.id)
+    db.add(cls)
+    db.flush()
+    students: dict[str, Student] = {}
+    for given, family, guardian in demo.students:
+        student = Student(tenant_id=tenant_id, class_id=cls.id, given_name=given,
+                          family_name=family)
+        db.add(student)
+        db.flush()
+        students[given] = student
+        if guardian in members:
+            db.add(Guardian(tenant_id=tenant_id, student_id=student.id,
+                            member_id=members[guardian].id))
+    for item in demo.lessons:
+        lesson = Lesson(tenant_id=tenant_id, class_id=cls.id, teacher_id=teacher.id,
+                        subject=item.subject, held_on=_school_day(item.days_ago),
+                        topic=item.topic)
+        db.add(lesson)
+        db.flush()
+        if item.marks is not None:
+            db.add_all([Attendance(tenant_id=tenant_id, lesson_id=lesson.id, student_id=s.id,
+                                   status=item.marks.get(given, "present"))
+                        for given, s in students.items()])
+
+
+def _demo_news(db: Session, tenant_id: int, item: DemoNews, members: dict[str, Member]) -> None:
+    author = members.get(item.author)
+    event_on = dt.date.today() + dt.timedelta(days=item.event_in) if item.event_in else None
+    db.add(Announcement(
+        tenant_id=tenant_id, author_id=author.id if author else None,
+        kind="event" if event_on else "news", title=item.title, body=item.body,
+        event_on=event_on,
+        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=item.days_ago)))

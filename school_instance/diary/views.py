@@ -1,14 +1,24 @@
-"""E-diary pages by role (parent, teacher, admin)."""
+"""E-diary pages by role (parent, teacher, admin); the start page gathers them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, render_template
+from flask import render_template
 
-bp = Blueprint("diary", __name__)
+from school_instance.diary import admin, enrolment, news, parent, queries, teacher
+from school_instance.diary.blueprint import bp, has_role
+
+__all__ = ["bp", "dashboard"]
+_ROUTES = (admin, enrolment, news, teacher)  # imported for their routes
 
 
 def dashboard() -> Any:
-    """The signed-in person's start page."""
-    return render_template("dashboard.html", roles=g.user["roles"])
+    """The signed-in person's start page: a section per role, and the school's news."""
+    me = queries.my_id()
+    children = parent.my_children(limit=5)
+    taught = queries.classes_taught(me) if has_role("teacher") else []
+    return render_template(
+        "dashboard.html", children=children, show_parent=has_role("parent") or bool(children),
+        taught=taught, recent=teacher.recent_lessons(taught),
+        news=queries.latest_news(5), events=queries.upcoming_events(5))

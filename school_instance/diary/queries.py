@@ -1,0 +1,181 @@
+"""Reads of the e-diary; every one goes through scoped() so that it stays inside the school."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+
+from flask import g
+from sqlalchemy import func
+
+from school_instance.diary.blueprint import TALLINN
+from school_instance.models import (
+    Announcement,
+    Attendance,
+    Guardian,
+    Lesson,
+    Member,
+    SchoolClass,
+    Student,
+)
+from school_instance.tenancy import get_scoped, scoped
+from shared.db import get_db
+
+
+def today() -> dt.date:
+    """Today in Estonia."""
+    return dt.datetime.now(TALLINN).date()
+
+
+def my_id() -> int:
+    """The signed-in person's member id at this school."""
+    return int(g.user["member_id"])
+
+
+def me() -> Member:
+    """The signed-in person's member row at this school."""
+    return get_scoped(Member, my_id())
+
+
+def class_key(cls: SchoolClass) -> tuple[int, str]:
+    """Sort classes as people expect: 2.a before 10.b."""
+    found = re.match(r"\d+", cls.name)
+    return (int(found.group()) if found else 10_000, cls.name.lower())
+
+
+def person_key(row: Member | Student) -> tuple[str, str]:
+    """Sort people by family name, then given name."""
+    return (row.family_name.lower(), row.given_name.lower())
+
+
+def members_with_role(role: str) -> list[Member]:
+    """The school's members that have a role, by name."""
+    rows = get_db().scalars(scoped(Member)).all()
+    return sorted((m for m in rows if role in (m.roles or [])), key=person_key)
+
+
+def members_by_id(ids: Iterable[int | None]) -> dict[int, Member]:
+    """Members of this school by id."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {m.id: m for m in get_db().scalars(scoped(Member).where(Member.id.in_(wanted)))}
+
+
+def all_classes() -> list[SchoolClass]:
+    """Every class of the school, in order."""
+    return sorted(get_db().scalars(scoped(SchoolClass)).all(), key=class_key)
+
+
+def classes_taught(member_id: int) -> list[SchoolClass]:
+    """The classes whose teacher the member is."""
+    rows = get_db().scalars(scoped(SchoolClass).where(SchoolClass.teacher_id == member_id))
+    return sorted(rows.all(), key=class_key)
+
+
+def classes_by_id(ids: Iterable[int | None]) -> dict[int, SchoolClass]:
+    """Classes of this school by id."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = get_db().scalars(scoped(SchoolClass).where(SchoolClass.id.in_(wanted)))
+    return {c.id: c for c in rows}
+
+
+def students_of(class_id: int) -> list[Student]:
+    """The students enrolled in a class, by name."""
+    rows = get_db().scalars(scoped(Student).where(Student.class_id == class_id)).all()
+    return sorted(rows, key=person_key)
+
+
+def students_by_id(ids: Iterable[int]) -> dict[int, Student]:
+    """Students of this school by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {s.id: s for s in get_db().scalars(scoped(Student).where(Student.id.in_(wanted)))}
+
+
+def class_sizes() -> dict[int, int]:
+    """How many students each class has: class id → count."""
+    query = scoped(Student).with_only_columns(Student.class_id, func.count()).group_by(
+        Student.class_id)
+    return {row[0]: int(row[1]) for row in get_db().execute(query) if row[0] is not None}
+
+
+def student_with_code(code: str) -> Student | None:
+    """The school's student with this isikukood, if any."""
+    return get_db().scalar(scoped(Student).where(Student.isikukood == code))
+
+
+def children_of(member_id: int) -> list[Student]:
+    """The students the member is a guardian of."""
+    links = get_db().scalars(scoped(Guardian).where(Guardian.member_id == member_id)).all()
+    if not links:
+        return []
+    ids = [link.student_id for link in links]
+    rows = get_db().scalars(scoped(Student).where(Student.id.in_(ids))).all()
+    return sorted(rows, key=lambda s: s.given_name.lower())
+
+
+def is_guardian(member_id: int, student_id: int) -> bool:
+    """Whether the member is a guardian of the student."""
+    return get_db().scalar(scoped(Guardian).where(
+        Guardian.member_id == member_id, Guardian.student_id == student_id)) is not None
+
+
+def guardians_of(student_id: int) -> list[Member]:
+    """The student's guardians, by name."""
+    links = get_db().scalars(scoped(Guardian).where(Guardian.student_id == student_id)).all()
+    return sorted(members_by_id(link.member_id for link in links).values(), key=person_key)
+
+
+def lessons_of(class_ids: Iterable[int], limit: int | None = None) -> list[Lesson]:
+    """Lessons of some classes, the latest first."""
+    ids = list(class_ids)
+    if not ids:
+        return []
+    query = scoped(Lesson).where(Lesson.class_id.in_(ids)).order_by(
+        Lesson.held_on.desc(), Lesson.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(get_db().scalars(query))
+
+
+def marks_of_student(student_id: int, lessons: list[Lesson]) -> dict[int, str]:
+    """A student's attendance marks at these lessons: lesson id → status."""
+    if not lessons:
+        return {}
+    rows = get_db().scalars(scoped(Attendance).where(
+        Attendance.student_id == student_id,
+        Attendance.lesson_id.in_([lesson.id for lesson in lessons])))
+    return {a.lesson_id: a.status for a in rows}
+
+
+def marks_of_lesson(lesson_id: int) -> dict[int, Attendance]:
+    """A lesson's attendance rows: student id → row."""
+    rows = get_db().scalars(scoped(Attendance).where(Attendance.lesson_id == lesson_id))
+    return {a.student_id: a for a in rows}
+
+
+def lessons_with_marks(lesson_ids: Iterable[int]) -> set[int]:
+    """Which of these lessons have any attendance marked."""
+    ids = list(lesson_ids)
+    if not ids:
+        return set()
+    return {a.lesson_id for a in get_db().scalars(
+        scoped(Attendance).where(Attendance.lesson_id.in_(ids)))}
+
+
+def latest_news(limit: int) -> list[Announcement]:
+    """The school's announcements, the newest first."""
+    return list(get_db().scalars(scoped(Announcement).order_by(
+        Announcement.created_at.desc(), Announcement.id.desc()).limit(limit)))
+
+
+def upcoming_events(limit: int) -> list[Announcement]:
+    """Events from today on, the nearest first."""
+    return list(get_db().scalars(scoped(Announcement).where(
+        Announcement.event_on.is_not(None), Announcement.event_on >= today()).order_by(
+        Announcement.event_on, Announcement.id).limit(limit)))
