@@ -74,7 +74,7 @@ def provider(issuer: str, timeout: float) -> Provider:
 def validate_id_token(prov: Provider, token: str, *, client_id: str, nonce: str | None,
                       leeway: int, timeout: float) -> dict[str, Any]:
     """OIDC Core §3.1.3.7: signature, typ, iss, aud/azp, exp, iat and nonce."""
-    if not token or len(token) > 16384:
+    if not isinstance(token, str) or not token or len(token) > 16384:
         raise IdTokenInvalid("missing")
     try:
         decoded = jwt.decode(token, prov.keys, algorithms=ID_TOKEN_ALGS)
@@ -89,7 +89,7 @@ def validate_id_token(prov: Provider, token: str, *, client_id: str, nonce: str 
             raise IdTokenInvalid("signature") from exc
     except ValueError as exc:
         raise IdTokenInvalid("malformed") from exc
-    if decoded.header.get("typ", "JWT") != "JWT":
+    if decoded.header.get("typ") != "JWT":  # our IdP always types its tokens; none is refused
         raise IdTokenInvalid("type")
     claims = dict(decoded.claims)
     now = time.time()

@@ -10,8 +10,8 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2 import OAuth2Error
 from flask import (
     Blueprint,
     current_app,
@@ -131,11 +131,13 @@ def callback() -> Response:
             prov.endpoint("token_endpoint"), code=request.args.get("code", ""),
             code_verifier=stored["verifier"], grant_type="authorization_code",
             timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
+        if not isinstance(token.get("access_token"), str):
+            raise ValueError("no access token")  # the session lives by its tokens
         claims = validate_id_token(prov, token.get("id_token", ""), client_id=tenant.client_id,
                                    nonce=stored["nonce"],
                                    leeway=current_app.config["ID_TOKEN_LEEWAY_SECONDS"],
                                    timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
-    except (OAuth2Error, IdTokenInvalid, ValueError, OSError):
+    except (AuthlibBaseError, IdTokenInvalid, ValueError, OSError):  # the IdP refused the code
         return page(_("Sisselogimine ei õnnestunud"), _(
             "Sisselogimist ei õnnestunud kinnitada. Alusta sisselogimist uuesti."), 400,
             (_("Logi sisse"), url_for("sso.login")))

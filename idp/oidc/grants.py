@@ -209,8 +209,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if claimed is None:
             row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
             if row is not None and row.client_id == client.row.id and row.used_at is not None:
-                # The claim above wrote nothing; end its transaction so the revocation's own
-                # (SQLite allows one writer) is not blocked by this request's write lock.
+                # The claim above matched nothing; drop its transaction so the revocation,
+                # which commits, commits only itself.
                 db.rollback()
                 revoke_grant(row.grant_id)
                 raise InvalidGrantError("The refresh token was already used; its family is "
