@@ -3,6 +3,8 @@ third-party-initiated login for jumps between schools (§4), logout, back-channe
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -70,25 +72,44 @@ def _safe_target(target: str | None) -> str:
         if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()):
             return "/"
     path = parts.path or "/"
-    if not path.startswith("/") or path.startswith("//"):
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
         return "/"
     return path + (f"?{parts.query}" if parts.query else "")
 
 
+def _binding_cookie(tenant: TenantInfo) -> str:
+    return f"{tenant.cookie_name}_auth"
+
+
+def _binding_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
 def start_login(target: str, silent: bool) -> Response:
-    """Redirect to the IdP's authorization endpoint with PKCE S256, state and nonce."""
+    """Redirect to the IdP's authorization endpoint with PKCE S256, state and nonce.
+
+    The state stays in Redis; a random value in a per-school cookie binds it to this browser,
+    so a callback URL someone else started cannot sign this browser in (RFC 9700 §4.7).
+    """
     tenant = current()
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     verifier = secrets.token_urlsafe(48)
+    binding = request.cookies.get(_binding_cookie(tenant)) or ""
+    if len(binding) != 43:
+        binding = secrets.token_urlsafe(32)
     sessions.put_state(tenant, state, {"nonce": nonce, "verifier": verifier, "target": target,
-                                       "silent": silent})
+                                       "silent": silent, "binding": _binding_hash(binding)})
     extra: dict[str, str] = {"claims": ID_TOKEN_CLAIMS, "ui_locales": tenant.default_locale}
     if silent:
         extra["prompt"] = "none"
     url, _state = _oauth(tenant).create_authorization_url(
         _provider().endpoint("authorization_endpoint"), state=state, nonce=nonce,
         code_verifier=verifier, **extra)
-    return redirect(url, 303)
+    resp = redirect(url, 303)
+    resp.set_cookie(_binding_cookie(tenant), binding, httponly=True, samesite="Lax",
+                    path="/auth/", secure=tenant.base_url.startswith("https://"),
+                    max_age=current_app.config["OAUTH_STATE_TTL_SECONDS"])
+    return resp
 
 
 @bp.get("/login")
@@ -108,7 +129,9 @@ def callback() -> Response:
     """Finish signing in: check state, exchange the code, validate the ID token."""
     tenant = current()
     stored = sessions.take_state(tenant, request.args.get("state"))
-    if stored is None:
+    binding = request.cookies.get(_binding_cookie(tenant)) or ""
+    if stored is None or not hmac.compare_digest(stored.get("binding", ""),
+                                                 _binding_hash(binding)):
         return page(_("Sisselogimine aegus"), _(
             "See sisselogimise link on aegunud või juba kasutatud. Alusta sisselogimist "
             "uuesti."), 400, (_("Logi sisse"), url_for("sso.login")))
@@ -193,7 +216,9 @@ def refresh(tenant: TenantInfo, handle: str, data: dict[str, Any]) -> dict[str, 
             sessions.delete(tenant, handle)
             return None
         token = resp.json()
-        claims = validate_id_token(prov, token["id_token"], client_id=tenant.client_id,
+        if not isinstance(token.get("access_token"), str):
+            raise ValueError("no access token")
+        claims = validate_id_token(prov, token.get("id_token"), client_id=tenant.client_id,
                                    nonce=None,
                                    leeway=current_app.config["ID_TOKEN_LEEWAY_SECONDS"],
                                    timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
