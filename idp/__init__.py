@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, abort, request
-from flask_babel import Babel, get_locale
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp.config import load_config
 from idp.keys import KeyStore, key_encryption
-from shared import db, security
-from shared.config import var_dir
-from shared.redis import connect, embedded_url
+from shared.app import build_app
 
 LOCALES = ("et", "ru", "en")
 
@@ -39,18 +36,7 @@ def select_locale() -> str:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the IdP application: defaults, then the environment, then test overrides."""
-    app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.config.update(load_config())
-    if test_config:
-        app.config.update(test_config)
-    if not app.config.get("REDIS_URL"):
-        app.config["REDIS_URL"] = embedded_url(var_dir())
-    app.extensions["redis"] = connect(app.config["REDIS_URL"])
-    db.init_app(app)
-    security.init_app(app)
-    Babel(app, locale_selector=select_locale)
-    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "et")
+    app = build_app(__name__, load_config(), test_config, select_locale)
     app.extensions["keys"] = KeyStore(key_encryption(app.config["KEY_ENCRYPTION_KEYS"]),
                                       app.config["KEY_CACHE_SECONDS"])
 

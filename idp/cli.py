@@ -19,6 +19,7 @@ from idp.accounts import AccountError, create_account
 from idp.keys import ensure_keys, key_encryption, rotate
 from idp.models import Client, SigningKey
 from idp.schools import RegistrationError, add_client, add_school, school_by_slug
+from shared.app import upgrade_schema
 from shared.db import get_db
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -48,13 +49,7 @@ def db() -> None:
 
 def upgrade_database(app: Flask) -> None:
     """Apply Alembic migrations to head and make sure signing keys exist."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.attributes["engine"] = app.extensions["db_engine"]
-    command.upgrade(cfg, "head")
+    upgrade_schema(app, Path(__file__).parent / "migrations")
     with app.app_context():
         session = get_db()
         ensure_keys(session, key_encryption(app.config["KEY_ENCRYPTION_KEYS"]))

@@ -6,12 +6,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
-from flask_babel import Babel, get_locale
 
 from school_instance.config import load_config
-from shared import db, security
-from shared.config import var_dir
-from shared.redis import connect, embedded_url
+from shared import security
+from shared.app import build_app
 
 LOCALES = ("et", "ru", "en")
 
@@ -27,15 +25,7 @@ def select_locale() -> str:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the school instance: defaults, then the environment, then test overrides."""
-    app = Flask(__name__)
-    app.config.update(load_config())
-    if test_config:
-        app.config.update(test_config)
-    if not app.config.get("REDIS_URL"):
-        app.config["REDIS_URL"] = embedded_url(var_dir())
-    app.extensions["redis"] = connect(app.config["REDIS_URL"])
-    db.init_app(app)
-    security.init_app(app)
+    app = build_app(__name__, load_config(), test_config, select_locale)
 
     @app.after_request
     def _issuer_images(response: Response) -> Response:
@@ -46,9 +36,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             response.headers.setdefault("Content-Security-Policy", security.content_security_policy(
                 f"{issuer.scheme}://{issuer.netloc}"))
         return response
-
-    Babel(app, locale_selector=select_locale)
-    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "et")
 
     from school_instance import sso, tenancy, views
 

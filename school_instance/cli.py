@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from school_instance.models import Tenant
+from shared.app import upgrade_schema
 from shared.db import get_db
 
 
@@ -23,13 +24,7 @@ def _app() -> Flask:
 
 def upgrade_database(app: Flask) -> None:
     """Apply the school instance's migrations."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.attributes["engine"] = app.extensions["db_engine"]
-    command.upgrade(cfg, "head")
+    upgrade_schema(app, Path(__file__).parent / "migrations")
 
 
 def add_tenant(app: Flask, *, slug: str, name: str, url: str, issuer: str, client_id: str,

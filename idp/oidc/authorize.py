@@ -20,9 +20,10 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from idp.models import Account
-from idp.oidc import codes, interactions, tokens
+from idp.oidc import codes, interactions
 from idp.oidc.claims import normalise_scope, parse_claims_request
 from idp.oidc.clients import RelyingParty, find_client
+from idp.oidc.resource import check_id_token_hint
 from idp.sessions import LiveSession
 from idp.sessions import load as load_session
 from shared.db import get_db
@@ -217,14 +218,8 @@ def active_account(person_id: int, school_id: int) -> Account | None:
 
 def hint_matches(hint: str, client: RelyingParty, account: Account) -> bool:
     """An id_token_hint must be our ID token for this person's account at this school."""
-    ring = current_app.extensions["keys"].ring(get_db())
-    try:
-        claims = tokens.verify(ring.public, hint, typ=tokens.ID_TOKEN_TYP,
-                               issuer=current_app.config["ISSUER"],
-                               algorithms=["RS256", "ES256"], check_exp=False)
-    except tokens.TokenInvalid:
-        return False
-    return claims.get("sub") == account.sub
+    claims = check_id_token_hint(hint)
+    return claims is not None and claims.get("sub") == account.sub
 
 
 def needs_login(session: LiveSession | None, params: dict[str, Any], fresh: bool) -> bool:

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from idp.logout import Scope, end_sessions
 from idp.models import Account, Client, Person
 from idp.oidc import authorize as authz
-from idp.oidc import interactions, tokens
+from idp.oidc import interactions
 from idp.oidc.claims import released
 from idp.oidc.discovery import metadata
-from idp.oidc.resource import check_access_token
+from idp.oidc.resource import check_access_token, check_id_token_hint
 from idp.sessions import load as load_session
 from idp.views.errors import error_page
 from shared.db import get_db
@@ -166,7 +166,7 @@ def userinfo() -> Response:
 def end_session() -> Any:
     """RP-initiated logout: redirect only to an exact registered URI, and only with a valid hint."""
     values = request.form if request.method == "POST" else request.args
-    hint = _valid_hint(values.get("id_token_hint"))
+    hint = check_id_token_hint(values.get("id_token_hint"))
     cookie = request.cookies.get(current_app.config["SSO_COOKIE_NAME"])
     session = load_session(cookie)
     target = values.get("post_logout_redirect_uri")
@@ -192,19 +192,6 @@ def end_session() -> Any:
     resp = current_app.make_response(render_template("logged_out.html", continue_to=continue_to))
     resp.delete_cookie(current_app.config["SSO_COOKIE_NAME"], path="/")
     return resp
-
-
-def _valid_hint(hint: str | None) -> dict[str, Any] | None:
-    if not hint:
-        return None
-    ring = current_app.extensions["keys"].ring(get_db())
-    try:
-        claims = tokens.verify(ring.public, hint, typ=tokens.ID_TOKEN_TYP,
-                               issuer=current_app.config["ISSUER"],
-                               algorithms=["RS256", "ES256"], check_exp=False)
-    except tokens.TokenInvalid:
-        return None
-    return claims if isinstance(claims.get("aud"), str) else None
 
 
 def init_app(app: Any) -> None:

@@ -33,3 +33,18 @@ def check_access_token(token: str) -> dict[str, Any] | None:
     if denied_jti or denied_grant or not alive:
         return None
     return claims
+
+
+def check_id_token_hint(hint: str | None) -> dict[str, Any] | None:
+    """Return the claims of an id_token_hint if it is one of our ID tokens (expiry may have
+    passed: a hint names a session, it grants nothing)."""
+    if not hint:
+        return None
+    ring = current_app.extensions["keys"].ring(get_db())
+    try:
+        claims = tokens.verify(ring.public, hint, typ=tokens.ID_TOKEN_TYP,
+                               issuer=current_app.config["ISSUER"],
+                               algorithms=["RS256", "ES256"], check_exp=False)
+    except tokens.TokenInvalid:
+        return None
+    return claims if isinstance(claims.get("aud"), str) else None

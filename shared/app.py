@@ -1,0 +1,43 @@
+"""What both apps set up the same way: configuration order, Redis, database, security, i18n."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_babel import Babel, get_locale
+
+from shared import db, security
+from shared.config import var_dir
+from shared.redis import connect, embedded_url
+
+
+def build_app(name: str, config: dict[str, Any], test_config: dict[str, Any] | None,
+              select_locale: Callable[[], str]) -> Flask:
+    """Create a Flask app: defaults, then the environment, then test overrides; then services."""
+    app = Flask(name)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config.update(config)
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("REDIS_URL"):
+        app.config["REDIS_URL"] = embedded_url(var_dir())
+    app.extensions["redis"] = connect(app.config["REDIS_URL"])
+    db.init_app(app)
+    security.init_app(app)
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "et")
+    return app
+
+
+def upgrade_schema(app: Flask, migrations: Path) -> None:
+    """Apply an app's Alembic migrations to head on the app's own engine."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations))
+    cfg.attributes["engine"] = app.extensions["db_engine"]
+    command.upgrade(cfg, "head")
