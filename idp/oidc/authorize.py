@@ -14,8 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app, redirect, request, url_for
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Row, bindparam, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
@@ -209,14 +208,21 @@ def error_response(auth_request: AuthorizationRequest, error: str, description: 
     return redirect_to_client(auth_request, {"error": error, "error_description": description})
 
 
-def active_account(person_id: int, school_id: int) -> Account | None:
-    """Return the person's active account at a school."""
-    return get_db().scalar(select(Account).options(joinedload(Account.person)).where(
-        Account.person_id == person_id, Account.school_id == school_id,
-        Account.status == "active"))
+# Built once: every silent jump runs it. Only the id and sub are needed here (the code names
+# the account; the token endpoint loads it with its person), so no ORM entity is built.
+_ACTIVE_ACCOUNT = select(Account.id, Account.sub).where(
+    Account.person_id == bindparam("person_id"), Account.school_id == bindparam("school_id"),
+    Account.status == "active")
 
 
-def hint_matches(hint: str, client: RelyingParty, account: Account) -> bool:
+def active_account(person_id: int, school_id: int) -> Row[int, str] | None:
+    """Return the id and sub of the person's active account at a school."""
+    row: Row[int, str] | None = get_db().execute(
+        _ACTIVE_ACCOUNT, {"person_id": person_id, "school_id": school_id}).first()
+    return row
+
+
+def hint_matches(hint: str, client: RelyingParty, account: Row[int, str]) -> bool:
     """An id_token_hint must be our ID token for this person's account at this school."""
     claims = check_id_token_hint(hint)
     return claims is not None and claims.get("sub") == account.sub
@@ -235,7 +241,7 @@ def needs_login(session: LiveSession | None, params: dict[str, Any], fresh: bool
 
 
 def issue_code(auth_request: AuthorizationRequest, session: LiveSession,
-               account: Account) -> Response:
+               account: Row[int, str]) -> Response:
     """Issue a code bound to client, redirect_uri, PKCE challenge, session and grant."""
     p = auth_request.params
     grant_id = secrets.token_urlsafe(16)
