@@ -23,13 +23,14 @@ run: install ## Start the IdP, the demo schools and the dev services on loopback
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy idp shared school_instance deploy
+	$(VENV)/bin/mypy idp shared school_instance deploy tests/bench
 
 test: install lint ## Every test (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install ## Benchmarks against gunicorn on PostgreSQL + Redis (figures in artifacts/bench)
 	$(PY) -m tests.bench.run
+	$(PY) -m tests.bench.jump
 
 clean: ## Remove local state (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from idp.models import Account, Person
 
@@ -49,7 +49,8 @@ def verify_password(stored: str | None, password: str) -> bool:
 
 def find_login_account(db: Session, school_id: int, email: str) -> Account | None:
     """Return the active account whose login e-mail at this school is email."""
-    return db.scalar(select(Account).join(Person).where(
+    # contains_eager: the joined person (its password hash) comes in the same round trip.
+    return db.scalar(select(Account).join(Person).options(contains_eager(Account.person)).where(
         Account.school_id == school_id, Account.login_email == email.strip().lower(),
         Account.status == "active"))
 
