@@ -56,6 +56,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from tests.bench import services
+from tests.bench.cpu import _stat as _proc_stat
 
 OUT = services.ROOT / "artifacts" / "bench"
 GOAL_P50_MS = 20.0
@@ -413,14 +414,6 @@ class CpuSnapshot:
     others: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid → (comm, cpu)
 
 
-def _proc_stat(pid: str) -> tuple[str, int, float] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    comm = raw[raw.index("(") + 1:raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2:].split()
-    return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
 
 
 def redis_server_pids(redis_url: str) -> set[int]:
