@@ -219,3 +219,64 @@ def keys_list(as_json: bool) -> None:
         data = _key_rows()
     _emit(as_json, data, lambda: "\n".join(f"{d['kid']:32} {d['alg']:6} {d['state']}"
                                            for d in data))
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Send what is due once, then exit.")
+def worker(once: bool) -> None:
+    """Deliver logout messages to schools: retries with backoff until delivered or dead."""
+    import time
+
+    from idp.deliveries import run_once
+
+    app = _app()
+    while True:
+        with app.app_context():
+            outcomes = run_once(app)
+        for o in outcomes:
+            click.echo(f"delivery {o.delivery_id}: "
+                       f"{'delivered' if o.delivered else o.status or o.error}")
+        if once:
+            return
+        if not outcomes:
+            time.sleep(app.config["WORKER_POLL_SECONDS"])
+
+
+@main.group()
+def deliveries() -> None:
+    """The delivery outbox (logout messages to schools)."""
+
+
+@deliveries.command("list")
+@click.option("--failed", is_flag=True, help="Only failed (400) and dead deliveries.")
+@_json_option
+def deliveries_list(failed: bool, as_json: bool) -> None:
+    """List deliveries, newest first, with their state."""
+    from idp.models import Delivery
+
+    app = _app()
+    with app.app_context():
+        query = select(Delivery).order_by(Delivery.id.desc()).limit(200)
+        if failed:
+            query = query.where(Delivery.state.in_(("failed", "dead")))
+        data = [{"id": d.id, "kind": d.kind, "school": d.client.school.slug,
+                 "client_id": d.client.client_id, "state": d.state, "attempts": d.attempts,
+                 "last_status": d.last_status, "last_error": d.last_error,
+                 "created_at": d.created_at, "next_attempt_at": d.next_attempt_at}
+                for d in get_db().scalars(query)]
+    _emit(as_json, data, lambda: "\n".join(
+        f"{d['id']:>6} {d['kind']:7} {d['school']:24} {d['state']:9} attempts={d['attempts']}"
+        f" last={d['last_status'] or d['last_error'] or '-'}" for d in data) or "no deliveries")
+
+
+@deliveries.command("resend")
+@click.argument("delivery_id", type=int)
+def deliveries_resend(delivery_id: int) -> None:
+    """Queue a failed or dead delivery again, due now."""
+    from idp.deliveries import resend
+
+    app = _app()
+    with app.app_context():
+        if not resend(app, delivery_id):
+            raise click.ClickException(f"no undelivered delivery {delivery_id}")
+    click.echo(f"delivery {delivery_id} queued")

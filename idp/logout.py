@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from flask import current_app
@@ -52,10 +53,12 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
                                           RefreshToken.revoked_at.is_(None))
                .values(revoked_at=now))
     outbox = []
+    lease = now + dt.timedelta(seconds=current_app.config["BACKCHANNEL_TIMEOUT_SECONDS"] + 10)
     for sc in db.scalars(select(SessionClient).where(SessionClient.session_id.in_(ids))):
+        # Leased for the direct attempt below, so a worker does not send it at the same time.
         row = Delivery(kind="logout", client_id=sc.client_id, payload={
             "sid": sc.session_id, "sub": sc.sub, "reason": reason,
-            "client_id": sc.client.client_id})
+            "client_id": sc.client.client_id}, lease_until=lease)
         db.add(row)
         outbox.append(row)
     pairs = [(s.id, s.cookie_hash) for s in sessions]

@@ -161,6 +161,7 @@ class Receiver:
         import http.server
 
         self.status = status
+        self.script: list[int] = []  # statuses to answer first, one per request
         self.posts: list[dict[str, list[str]]] = []
         receiver = self
 
@@ -169,7 +170,8 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
                 receiver.posts.append(parse_qs(body))
-                self.send_response(receiver.status)
+                self.send_response(receiver.script.pop(0) if receiver.script
+                                   else receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
