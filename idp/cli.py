@@ -280,3 +280,7 @@ def deliveries_resend(delivery_id: int) -> None:
         if not resend(app, delivery_id):
             raise click.ClickException(f"no undelivered delivery {delivery_id}")
     click.echo(f"delivery {delivery_id} queued")
+
+
+if __name__ == "__main__":
+    main()

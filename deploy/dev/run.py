@@ -66,7 +66,8 @@ def main() -> None:
     procs = [subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "idp", str(IDP_PORT)],
                               env=env),
              subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "school", *ports],
-                              env=env)]
+                              env=env),
+             subprocess.Popen([sys.executable, "-m", "idp.cli", "worker"], env=env)]
 
     def stop(*_args: object) -> None:
         for proc in procs:
@@ -91,6 +92,7 @@ def main() -> None:
     for email, given, family, _code, memberships, linked in DEMO_PEOPLE:
         where = ", ".join(f"{s} ({'/'.join(r)})" for s, r in memberships)
         print(f"  {email:26} {given} {family}: {where}{' — linked' if linked else ''}")
+    print("  Delivery worker: running (logout messages to schools, with retries)")
     print(f"\nState lives in {Path(state)}; `make clean` resets it. Ctrl-C stops everything.")
     while True:
         for proc in procs:
