@@ -69,3 +69,16 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
         deliveries.attempt_now(current_app._get_current_object(),  # type: ignore[attr-defined]
                                delivery_ids)
     return Ended(ids, delivery_ids)
+
+
+def delivery_states(db: Session, delivery_ids: list[int]) -> list[tuple[str, str]]:
+    """(school name, state) of each logout message, for the logout page."""
+    if not delivery_ids:
+        return []
+    from idp.models import Client, School
+
+    rows = db.execute(select(School.name, Delivery.state)
+                      .join(Client, Client.id == Delivery.client_id)
+                      .join(School, School.id == Client.school_id)
+                      .where(Delivery.id.in_(delivery_ids)).order_by(School.name)).all()
+    return [(name, state) for name, state in rows]

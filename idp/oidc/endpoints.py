@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from idp.logout import Scope, end_sessions
+from idp.logout import Scope, delivery_states, end_sessions
 from idp.models import Account, Client, Person
 from idp.oidc import authorize as authz
 from idp.oidc import interactions
@@ -182,14 +182,17 @@ def end_session() -> Any:
         "sid") == session.sid
     if session is not None and not (confirmed or hint_is_this_session):
         return render_template("logout_confirm.html", values=dict(values.items()))
+    schools: list[tuple[str, str]] = []
     if session is not None:
-        end_sessions(get_db(), Scope(session_ids=(session.sid,)), "logout")
+        ended = end_sessions(get_db(), Scope(session_ids=(session.sid,)), "logout")
+        schools = delivery_states(get_db(), ended.delivery_ids)
     continue_to = None
     if target is not None and (hint is not None):
         state = values.get("state")
         continue_to = target + (("&" if "?" in target else "?") + urlencode({"state": state})
                                 if state else "")
-    resp = current_app.make_response(render_template("logged_out.html", continue_to=continue_to))
+    resp = current_app.make_response(render_template("logged_out.html", continue_to=continue_to,
+                                                           schools=schools))
     resp.delete_cookie(current_app.config["SSO_COOKIE_NAME"], path="/")
     return resp
 

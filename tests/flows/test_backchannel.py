@@ -84,6 +84,7 @@ def test_logout_sends_a_valid_logout_token_to_the_school(idp, idp_app, make_pers
         "id_token_hint": tokens["id_token"],
         "post_logout_redirect_uri": school.post_logout_redirect_uri}, timeout=10)
     assert resp.status_code == 200
+    assert f"<strong>{school.name}</strong>:" in resp.text and "välja logitud" in resp.text
     assert len(receiver.posts) == 1
     logout_token = receiver.posts[0]["logout_token"][0]
     keys = KeySet.import_key_set(requests.get(f"{idp}/jwks", timeout=5).json())
@@ -110,9 +111,13 @@ def test_a_failed_direct_attempt_is_kept_for_the_worker_unless_the_token_was_ref
     person = make_person(school)
     tokens = _signed_in(idp, school, person, browser)
     sid = unverified_claims(tokens["id_token"])["sid"]
-    browser.http.get(f"{idp}/logout", params={"id_token_hint": tokens["id_token"]}, timeout=10)
+    page = browser.http.get(f"{idp}/logout", params={"id_token_hint": tokens["id_token"]},
+                            timeout=10)
     rows = _deliveries(idp_app, sid)
     assert [(r.state, r.attempts, r.last_status) for r in rows] == [(state, 1, status)]
+    assert f'data-state="{state}"><strong>{school.name}</strong>' in page.text
+    if state == "pending":
+        assert "saadame väljalogimise teate uuesti" in page.text
 
 
 def test_an_unreachable_school_does_not_hold_up_logout(idp, idp_app, make_person, browser):
