@@ -82,3 +82,17 @@ def delivery_states(db: Session, delivery_ids: list[int]) -> list[tuple[str, str
                       .join(School, School.id == Client.school_id)
                       .where(Delivery.id.in_(delivery_ids)).order_by(School.name)).all()
     return [(name, state) for name, state in rows]
+
+
+def frontchannel_frames(db: Session, sid: str, issuer: str) -> list[str]:
+    """Front-Channel Logout 1.0 §3: the URIs to frame, with iss and sid, for one session."""
+    from urllib.parse import urlencode
+
+    from idp.models import Client
+
+    uris = db.scalars(select(Client.frontchannel_logout_uri)
+                      .join(SessionClient, SessionClient.client_id == Client.id)
+                      .where(SessionClient.session_id == sid,
+                             Client.frontchannel_logout_uri.is_not(None))).all()
+    query = urlencode({"iss": issuer, "sid": sid})
+    return [f"{u}{'&' if '?' in u else '?'}{query}" for u in uris if u]

@@ -112,6 +112,7 @@ def add_school(db: Session, slug: str, name: str, url: str, *, development: bool
         db, school, name, [f"{base}/auth/callback"], development=development,
         post_logout_redirect_uris=[f"{base}/", f"{base}/auth/logged-out"],
         backchannel_logout_uri=f"{base}/auth/backchannel-logout",
+        frontchannel_logout_uri=f"{base}/auth/frontchannel-logout",
         events_uri=f"{base}/auth/events", initiate_login_uri=f"{base}/auth/login",
     )
 

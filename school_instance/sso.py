@@ -32,6 +32,7 @@ from school_instance import sessions
 from school_instance.models import Member
 from school_instance.provider import HTTP, IdTokenInvalid, Provider, provider, validate_id_token
 from school_instance.tenancy import TenantInfo, current
+from shared import security
 from shared.db import get_db
 from shared.security import check_csrf
 
@@ -406,4 +407,22 @@ def _verify(prov: Provider, token: str) -> Any:
 
 def _no_store(resp: Response) -> Response:
     resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/frontchannel-logout")
+def frontchannel_logout() -> Response:
+    """Front-Channel Logout 1.0 §2: the IdP's logout page frames this with iss and sid."""
+    tenant = current()
+    iss, sid = request.args.get("iss"), request.args.get("sid", "")
+    issuer = urlsplit(tenant.issuer)
+    ancestors = f"{issuer.scheme}://{issuer.netloc}"
+    if iss != tenant.issuer or not sid or len(sid) > 64:
+        resp = Response("", 400)
+    else:
+        sessions.delete_by_sid(tenant, sid)
+        resp = Response("<!doctype html><title>logout</title>", 200, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = security.content_security_policy(
+        ancestors=ancestors)
     return resp

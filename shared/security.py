@@ -34,14 +34,19 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("Content-Security-Policy", content_security_policy())
+        # Framing is refused unless a view's policy names who may frame it (front-channel).
+        if "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]:
+            response.headers["X-Frame-Options"] = "DENY"
         return response
 
 
-def content_security_policy(*image_sources: str) -> str:
-    """The pages' policy; image_sources adds origins images may come from (the IdP's logos)."""
+def content_security_policy(*image_sources: str, frames: tuple[str, ...] = (),
+                            ancestors: str = "'none'") -> str:
+    """The pages' policy; image_sources adds origins images may come from (the IdP's logos),
+    frames the origins a page may embed (front-channel logout), ancestors who may embed it."""
     images = " ".join(("'self'", "data:", *image_sources))
+    frame_src = f"frame-src {' '.join(frames)}; " if frames else ""
     return (f"default-src 'self'; img-src {images}; style-src 'self' 'unsafe-inline'; "
-            "frame-ancestors 'none'; form-action 'self' http: https:")
+            f"{frame_src}frame-ancestors {ancestors}; form-action 'self' http: https:")

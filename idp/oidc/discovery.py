@@ -43,7 +43,7 @@ def metadata(issuer: str) -> dict[str, Any]:
         "claims_locales_supported": ["et", "ru", "en"],
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
-        "frontchannel_logout_supported": False,  # true once front-channel logout is served
-        "frontchannel_logout_session_supported": False,
+        "frontchannel_logout_supported": True,
+        "frontchannel_logout_session_supported": True,
         "authorization_response_iss_parameter_supported": True,
     }

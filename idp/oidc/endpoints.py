@@ -11,17 +11,18 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from idp.logout import Scope, delivery_states, end_sessions
+from idp.logout import Scope, delivery_states, end_sessions, frontchannel_frames
 from idp.models import Account, Client, Person
 from idp.oidc import authorize as authz
 from idp.oidc import interactions
 from idp.oidc.claims import released
 from idp.oidc.discovery import metadata
 from idp.oidc.resource import check_access_token, check_id_token_hint
+from idp.schools import origin
 from idp.sessions import load as load_session
 from idp.views.errors import error_page
 from shared.db import get_db
-from shared.security import check_csrf
+from shared.security import check_csrf, content_security_policy
 
 bp = Blueprint("oidc", __name__)
 
@@ -183,7 +184,9 @@ def end_session() -> Any:
     if session is not None and not (confirmed or hint_is_this_session):
         return render_template("logout_confirm.html", values=dict(values.items()))
     schools: list[tuple[str, str]] = []
+    frames: list[str] = []
     if session is not None:
+        frames = frontchannel_frames(get_db(), session.sid, current_app.config["ISSUER"])
         ended = end_sessions(get_db(), Scope(session_ids=(session.sid,)), "logout")
         schools = delivery_states(get_db(), ended.delivery_ids)
     continue_to = None
@@ -192,7 +195,10 @@ def end_session() -> Any:
         continue_to = target + (("&" if "?" in target else "?") + urlencode({"state": state})
                                 if state else "")
     resp = current_app.make_response(render_template("logged_out.html", continue_to=continue_to,
-                                                           schools=schools))
+                                                           schools=schools, frames=frames))
+    if frames:
+        resp.headers["Content-Security-Policy"] = content_security_policy(
+            frames=tuple(sorted({origin(f) for f in frames})))
     resp.delete_cookie(current_app.config["SSO_COOKIE_NAME"], path="/")
     return resp
 

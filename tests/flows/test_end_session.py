@@ -129,6 +129,12 @@ def _altered(uri: str) -> list[str]:
     ]
 
 
+def _without_frames(page: str) -> str:
+    """The page as offered to the person: front-channel iframes load the school's logout URI
+    (on the school's origin), which is not a place the person is sent to."""
+    return re.sub(r'<iframe class="frontchannel"[^>]*></iframe>', "", page)
+
+
 @pytest.mark.parametrize("variant", range(8))
 def test_unregistered_or_altered_uri_is_never_offered(idp, make_school, make_person, variant):
     school = make_school()
@@ -140,7 +146,8 @@ def test_unregistered_or_altered_uri_is_never_offered(idp, make_school, make_per
                   post_logout_redirect_uri=target, state="s")
     assert page.status_code == 200
     assert continue_link(page) is None
-    assert target not in page.text and html.escape(target) not in page.text
+    shown = _without_frames(page.text)
+    assert target not in shown and html.escape(target) not in shown
     # The logout itself still happened: the hint is this session's.
     assert_ended(idp, browser, school, tokens)
 
@@ -152,7 +159,7 @@ def test_another_clients_uri_is_not_offered(idp, make_school, make_person, brows
     page = logout(browser, idp, id_token_hint=tokens["id_token"],
                   post_logout_redirect_uri=other.post_logout_redirect_uri, state="s")
     assert continue_link(page) is None
-    assert other.post_logout_redirect_uri not in page.text
+    assert other.post_logout_redirect_uri not in _without_frames(page.text)
 
 
 def test_without_hint_asks_first_and_offers_no_redirect(idp, make_school, make_person, browser):
@@ -179,7 +186,7 @@ def test_without_hint_asks_first_and_offers_no_redirect(idp, make_school, make_p
     done = confirm(browser, idp, page)
     assert done.status_code == 200 and not is_confirmation(done)
     assert continue_link(done) is None
-    assert school.post_logout_redirect_uri not in done.text
+    assert school.post_logout_redirect_uri not in _without_frames(done.text)
     assert_ended(idp, browser, school, tokens)
 
 
