@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp.config import load_config
@@ -25,7 +25,8 @@ def select_locale() -> str:
     if not requested and ix:
         from idp.oidc import interactions
 
-        pending = interactions.load(ix)
+        cached = g.get("interaction")  # the login view's, already read in this request
+        pending = cached[1] if cached is not None and cached[0] == ix else interactions.load(ix)
         requested = pending["request"]["params"].get("ui_locales") if pending else None
     for tag in (requested or "").split():
         base = tag.split("-")[0].lower()

@@ -8,7 +8,7 @@ import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session, contains_eager
 
 from idp.models import Account, Person
@@ -55,27 +55,36 @@ def find_login_account(db: Session, school_id: int, email: str) -> Account | Non
         Account.status == "active"))
 
 
-def authenticate(db: Session, school_id: int, email: str, password: str,
-                 address: str) -> Account | None:
-    """Return the account if the password is right; wrong, unknown and locked look alike."""
+# The login's one query, built once: the account's ids and its person's password hash.
+_LOGIN_ROW = select(Account.id, Account.person_id, Person.password_hash).select_from(Account).join(
+    Person, Person.id == Account.person_id).where(
+    Account.school_id == bindparam("school_id"), Account.login_email == bindparam("email"),
+    Account.status == "active")
+
+
+def authenticate(db: Session, school_id: int, email: str, password: str, address: str,
+                 refund: redis.client.Pipeline | None = None) -> Row[int, int, str | None] | None:
+    """Return the account (id, person_id) if the password is right; wrong, unknown and locked
+    look alike. The refund of the counted failure is queued on refund when given (the caller
+    executes it), else sent at once."""
     r: redis.Redis = current_app.extensions["redis"]
     email_key = email.strip().lower()[:320]
     keys = [f"idp:fail:acct:{school_id}:{email_key}", f"idp:fail:addr:{address}"]
-    limit = current_app.config["LOGIN_MAX_FAILURES"]
-    window = current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"]
-    per_address = current_app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
-    locked = r.eval(_COUNT, 2, *keys, window, limit, per_address)
-    account = find_login_account(db, school_id, email_key)
+    cfg = current_app.config
+    locked = r.eval(_COUNT, 2, *keys, cfg["LOGIN_FAILURE_WINDOW_SECONDS"],
+                    cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"])
+    account = db.execute(_LOGIN_ROW, {"school_id": school_id, "email": email_key}).first()
     if locked:
         verify_password(None, password)
         return None
-    ok = verify_password(account.person.password_hash if account else None, password)
+    ok = verify_password(account.password_hash if account else None, password)
     if not ok or account is None:
         return None
-    pipe = r.pipeline()
+    pipe = refund if refund is not None else r.pipeline(transaction=False)
     for key in keys:
         pipe.decr(key)
-    pipe.execute()
+    if refund is None:
+        pipe.execute()
     return account
 
 

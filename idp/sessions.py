@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from flask import current_app
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from idp.models import SsoSession, utcnow
@@ -74,27 +75,32 @@ def load(cookie: str | None) -> LiveSession | None:
 
 
 def create(db: Session, person_id: int, account_id: int | None, amr: list[str], acr: str,
-           user_agent: str | None) -> tuple[str, LiveSession]:
-    """Start a session: commit its SQL record, then publish it in Redis; return the cookie."""
+           user_agent: str | None,
+           pipe: redis.client.Pipeline | None = None) -> tuple[str, LiveSession]:
+    """Start a session: commit its SQL record, then publish it in Redis; return the cookie.
+    When pipe is given the Redis writes are queued on it and the caller executes it."""
     secret = secrets.token_urlsafe(32)
+    hashed = cookie_hash(secret)
+    sid = secrets.token_urlsafe(18)
     now = utcnow()
     max_age = current_app.config["SESSION_MAX_SECONDS"]
     idle = current_app.config["SESSION_IDLE_SECONDS"]
-    record = SsoSession(
-        id=secrets.token_urlsafe(18), cookie_hash=cookie_hash(secret), person_id=person_id,
-        account_id=account_id, auth_time=now, amr=amr, acr=acr,
-        user_agent=(user_agent or "")[:300], created_at=now, last_seen=now,
-        expires_at=now + dt.timedelta(seconds=max_age),
-    )
-    db.add(record)
+    db.execute(insert(SsoSession).values(
+        id=sid, cookie_hash=hashed, person_id=person_id, account_id=account_id, auth_time=now,
+        amr=amr, acr=acr, user_agent=(user_agent or "")[:300], created_at=now, last_seen=now,
+        expires_at=now + dt.timedelta(seconds=max_age)))
     db.commit()
-    live = LiveSession(sid=record.id, person_id=person_id, auth_time=int(now.timestamp()),
-                       amr=amr, acr=acr, exp=int(now.timestamp()) + max_age)
+    stamp = int(now.timestamp())
+    live = LiveSession(sid=sid, person_id=person_id, auth_time=stamp, amr=amr, acr=acr,
+                       exp=stamp + max_age)
     ttl = min(idle, max_age)
-    pipe = _redis().pipeline(transaction=True)
-    pipe.set(SESSION_KEY + record.cookie_hash, json.dumps(live.__dict__), ex=ttl)
-    pipe.set(SID_KEY + record.id, record.cookie_hash, ex=ttl)
-    pipe.execute()
+    own = pipe is None
+    if pipe is None:
+        pipe = _redis().pipeline(transaction=True)
+    pipe.set(SESSION_KEY + hashed, json.dumps(live.__dict__), ex=ttl)
+    pipe.set(SID_KEY + sid, hashed, ex=ttl)
+    if own:
+        pipe.execute()
     return secret, live
 
 

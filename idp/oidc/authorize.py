@@ -282,7 +282,9 @@ def decide(auth_request: AuthorizationRequest, fresh: bool = False) -> Response:
 
 
 def _stored(auth_request: AuthorizationRequest) -> dict[str, Any]:
+    # school_id: the login POST counts failures and finds the account without a query.
     return {"client_id": auth_request.client.client_id,
+            "school_id": auth_request.client.row.school_id,
             "redirect_uri": auth_request.redirect_uri, "params": auth_request.params,
             "started": int(time.time())}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -43,7 +45,35 @@ def parse_claims_request(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
-def person_claims(person: Person, account: Account) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """The claim columns of a person, read without the ORM (the token endpoint)."""
+
+    given_name: str
+    family_name: str
+    birth_date: dt.date | None
+    locale: str
+    updated_at: dt.datetime
+    email: str | None
+    email_verified: bool
+    phone: str | None
+    address: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    """The columns of an account the token endpoint uses; person is None when not loaded."""
+
+    id: int
+    person_id: int
+    school_id: int
+    sub: str
+    roles: list[str]
+    status: str
+    person: PersonRow | None
+
+
+def person_claims(person: Person | PersonRow, account: Account | AccountRow) -> dict[str, Any]:
     """Return every releasable claim of a person at one school."""
     return {
         "sub": account.sub,
@@ -61,7 +91,7 @@ def person_claims(person: Person, account: Account) -> dict[str, Any]:
     }
 
 
-def released(person: Person, account: Account, scope: str,
+def released(person: Person | PersonRow, account: Account | AccountRow, scope: str,
              requested: dict[str, Any] | None) -> dict[str, Any]:
     """Return the claims a scope plus an explicit request release, omitting empty ones."""
     everything = person_claims(person, account)
@@ -72,7 +102,7 @@ def released(person: Person, account: Account, scope: str,
     return {k: everything[k] for k in names if everything.get(k) is not None}
 
 
-def stuudium_claims(db: Session, account: Account, issuer: str) -> dict[str, Any]:
+def stuudium_claims(db: Session, account: Account | AccountRow, issuer: str) -> dict[str, Any]:
     """Our own scope: this account's roles, the person's other schools (display data only)."""
     rows = db.execute(
         select(School.slug, School.name, School.base_url, School.logo, Client.initiate_login_uri)
@@ -85,5 +115,6 @@ def stuudium_claims(db: Session, account: Account, issuer: str) -> dict[str, Any
     for slug, name, url, logo, login_url in rows:
         schools.setdefault(slug, {"name": name, "url": url, "login_url": login_url,
                                   "logo": f"{issuer}/schools/{slug}/logo" if logo else None})
+    assert account.person is not None
     return {"roles": list(account.roles), "schools": list(schools.values()),
             "locale": account.person.locale}

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
@@ -20,11 +21,11 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from flask import current_app
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
-from idp.models import Account, RefreshToken, SessionClient, SsoSession, TZDateTime, utcnow
+from idp.models import Account, Person, RefreshToken, SessionClient, SsoSession, TZDateTime, utcnow
 from idp.oidc import codes, tokens
-from idp.oidc.claims import released, stuudium_claims
+from idp.oidc.claims import AccountRow, PersonRow, released, stuudium_claims
 from idp.oidc.clients import RelyingParty
 from idp.oidc.grants_store import DENY_GRANT, revoke_grant
 from idp.sessions import alive_key
@@ -76,20 +77,69 @@ def _single(form: Any, name: str, required: bool = True) -> str | None:
     return value
 
 
-# The session and the account with its person, in one round trip (built once).
-_SESSION_AND_ACCOUNT = (select(SsoSession, Account)
-                        .outerjoin(Account, Account.id == bindparam("account_id"))
-                        .options(joinedload(Account.person))
-                        .where(SsoSession.id == bindparam("sid")))
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """The columns of an SSO session that issuing tokens uses."""
+
+    id: str
+    person_id: int
+    auth_time: dt.datetime
+    acr: str
+    amr: list[str]
+    expires_at: dt.datetime
+    ended_at: dt.datetime | None
 
 
-def _live_session(db: Session, sid: str, account_id: int) -> tuple[SsoSession, Account | None]:
-    """Load the session, which must be live, and the account with its person in one round
-    trip; the caller checks the account with _active() (so the checks keep their order)."""
-    row = db.execute(_SESSION_AND_ACCOUNT, {"sid": sid, "account_id": account_id}).first()
-    if row is None or row[0].ended_at is not None or row[0].expires_at <= utcnow():
+_SSO = cast(Table, SsoSession.__table__)
+_ACCOUNT = cast(Table, Account.__table__)
+_PERSON = cast(Table, Person.__table__)
+_SESSION_COLS = (_SSO.c.id, _SSO.c.person_id, _SSO.c.auth_time, _SSO.c.acr, _SSO.c.amr,
+                 _SSO.c.expires_at, _SSO.c.ended_at)
+_ACCOUNT_COLS = (_ACCOUNT.c.id, _ACCOUNT.c.person_id, _ACCOUNT.c.school_id, _ACCOUNT.c.sub,
+                 _ACCOUNT.c.roles, _ACCOUNT.c.status)
+_PERSON_COLS = (_PERSON.c.given_name, _PERSON.c.family_name, _PERSON.c.birth_date,
+                _PERSON.c.locale, _PERSON.c.updated_at, _PERSON.c.email,
+                _PERSON.c.email_verified, _PERSON.c.phone, _PERSON.c.address)
+_N_SESSION, _N_ACCOUNT = len(_SESSION_COLS), len(_ACCOUNT_COLS)
+
+# The session and the account (with its person's claim columns only when a claim needs them),
+# in one round trip; plain Core selects built once, run on the session's connection.
+_SESSION_AND_ACCOUNT = (select(*_SESSION_COLS, *_ACCOUNT_COLS).select_from(_SSO)
+                        .outerjoin(_ACCOUNT, _ACCOUNT.c.id == bindparam("account_id"))
+                        .where(_SSO.c.id == bindparam("sid")))
+_SESSION_ACCOUNT_PERSON = (select(*_SESSION_COLS, *_ACCOUNT_COLS, *_PERSON_COLS)
+                           .select_from(_SSO)
+                           .outerjoin(_ACCOUNT, _ACCOUNT.c.id == bindparam("account_id"))
+                           .outerjoin(_PERSON, _PERSON.c.id == _ACCOUNT.c.person_id)
+                           .where(_SSO.c.id == bindparam("sid")))
+
+
+def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
+    """Tell whether the ID token releases any of the person's data (beyond sub)."""
+    if "stuudium" in scope.split():
+        return True
+    requested = (claims_request or {}).get("id_token") or {}
+    return any(name != "sub" for name in requested)
+
+
+def _live_session(db: Session, sid: str, account_id: int,
+                  with_person: bool) -> tuple[SessionRow, AccountRow | None]:
+    """Load the session, which must be live, and the account (with its person when asked) in
+    one round trip; the caller checks the account with _active() (so the checks keep their
+    order)."""
+    stmt = _SESSION_ACCOUNT_PERSON if with_person else _SESSION_AND_ACCOUNT
+    row = db.connection().execute(stmt, {"sid": sid, "account_id": account_id}).first()
+    if row is None:
         raise InvalidGrantError("The session has ended.")
-    return row[0], row[1]
+    session = SessionRow(*row[:_N_SESSION])
+    if session.ended_at is not None or session.expires_at <= utcnow():
+        raise InvalidGrantError("The session has ended.")
+    end = _N_SESSION + _N_ACCOUNT
+    account_pk, person_id, school_id, sub, roles, status = row[_N_SESSION:end]
+    if account_pk is None:
+        return session, None
+    person = PersonRow(*row[end:]) if with_person else None
+    return session, AccountRow(account_pk, person_id, school_id, sub, roles, status, person)
 
 
 # The hot path's writes are plain table statements built once: the ORM's unit of work and
@@ -120,11 +170,12 @@ _RECORD_CLIENT = {
 def _record_client(db: Session, sid: str, client_pk: int, sub: str) -> None:
     """Remember that this client holds tokens under the session (for single logout)."""
     dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
-    db.execute(_RECORD_CLIENT["postgresql" if dialect == "postgresql" else "sqlite"],
-               {"session_id": sid, "client_id": client_pk, "sub": sub, "first_at": utcnow()})
+    db.connection().execute(
+        _RECORD_CLIENT["postgresql" if dialect == "postgresql" else "sqlite"],
+        {"session_id": sid, "client_id": client_pk, "sub": sub, "first_at": utcnow()})
 
 
-def issue_tokens(db: Session, client: RelyingParty, account: Account, session: SsoSession, *,
+def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session: SessionRow, *,
                  scope: str, grant_id: str, nonce: str | None,
                  claims_request: dict[str, Any] | None) -> dict[str, Any]:
     """Mint the access token, the ID token and (for offline_access) a rotated refresh token."""
@@ -135,8 +186,10 @@ def issue_tokens(db: Session, client: RelyingParty, account: Account, session: S
         ring, cfg["ISSUER"], cfg["ACCESS_TOKEN_TTL_SECONDS"], sub=account.sub,
         client_id=client.client_id, scope=scope, sid=session.id, grant_id=grant_id,
         auth_time=auth_time, acr=session.acr, amr=list(session.amr))
-    extra = released(account.person, account, "", (claims_request or {}).get("id_token"))
-    extra.pop("sub", None)
+    extra: dict[str, Any] = {}
+    if account.person is not None:  # loaded whenever _needs_person() says a claim needs it
+        extra = released(account.person, account, "", (claims_request or {}).get("id_token"))
+        extra.pop("sub", None)
     if "stuudium" in scope.split():
         extra.update(stuudium_claims(db, account, cfg["ISSUER"]))
     alg = client.row.id_token_signed_response_alg
@@ -150,7 +203,7 @@ def issue_tokens(db: Session, client: RelyingParty, account: Account, session: S
     }
     if "offline_access" in scope.split():
         refresh = secrets.token_urlsafe(32)
-        db.execute(_INSERT_REFRESH, {
+        db.connection().execute(_INSERT_REFRESH, {
             "token_hash": hash_refresh(refresh), "grant_id": grant_id, "client_id": client.row.id,
             "session_id": session.id, "account_id": account.id, "scope": scope,
             "claims": claims_request, "created_at": utcnow(), "expires_at": session.expires_at})
@@ -158,7 +211,7 @@ def issue_tokens(db: Session, client: RelyingParty, account: Account, session: S
     return response
 
 
-def _active(account: Account | None) -> Account:
+def _active(account: AccountRow | None) -> AccountRow:
     if account is None or account.status != "active":
         raise InvalidGrantError("The account is not active.")
     return account
@@ -197,7 +250,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         payload: dict[str, Any] = self.request.authorization_code
         client: RelyingParty = self.request.client
         db = get_db()
-        session, loaded = _live_session(db, payload["sid"], payload["account_id"])
+        session, loaded = _live_session(
+            db, payload["sid"], payload["account_id"],
+            _needs_person(payload["scope"], payload.get("claims")))
         account = _active(loaded)
         if account.person_id != session.person_id:
             raise InvalidGrantError("The session belongs to another person.")
@@ -223,8 +278,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         db = get_db()
         hashed = hash_refresh(token)
         now = utcnow()
-        claimed = db.execute(_CLAIM_REFRESH, {"hashed": hashed, "client_pk": client.row.id,
-                                              "now": now, "claimed_at": now}).first()
+        claimed = db.connection().execute(_CLAIM_REFRESH, {
+            "hashed": hashed, "client_pk": client.row.id, "now": now, "claimed_at": now}).first()
         if claimed is None:
             row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
             if row is not None and row.client_id == client.row.id and row.used_at is not None:
@@ -250,7 +305,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         claimed = self.request.refresh_token
         client: RelyingParty = self.request.client
         db = get_db()
-        session, loaded = _live_session(db, claimed.session_id, claimed.account_id)
+        session, loaded = _live_session(
+            db, claimed.session_id, claimed.account_id,
+            _needs_person(self.request.scope, claimed.claims))
         alive = _redis().eval(_TOUCH_SID, 2, alive_key(session.id),
                               DENY_GRANT + claimed.grant_id,
                               current_app.config["SESSION_IDLE_SECONDS"],
@@ -261,7 +318,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if not alive:
             raise InvalidGrantError("The session has ended.")
         account = _active(loaded)
-        db.execute(_SESSION_SEEN, {"sid": session.id, "seen": utcnow()})
+        db.connection().execute(_SESSION_SEEN, {"sid": session.id, "seen": utcnow()})
         scope = self.request.scope
         if "offline_access" not in scope.split():
             scope += " offline_access"  # the rotated token keeps the refresh ability

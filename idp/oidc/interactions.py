@@ -33,14 +33,20 @@ def load(ix: str | None) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def finish(ix: str, sid: str) -> None:
-    """Record that the person authenticated for this interaction in session sid."""
-    data = load(ix)
+def finish(ix: str, sid: str, data: dict[str, Any] | None = None,
+           pipe: redis.client.Pipeline | None = None) -> None:
+    """Record that the person authenticated for this interaction in session sid. data is the
+    interaction as already loaded (else it is read again); with pipe, the write is queued
+    there and the caller executes it."""
     if data is None:
-        return
-    data["result"] = {"sid": sid}
+        data = load(ix)
+        if data is None:
+            return
+    data = {**data, "result": {"sid": sid}}
     ttl = current_app.config["INTERACTION_TTL_SECONDS"]
-    _redis().set(INTERACTION_KEY + ix, json.dumps(data), ex=ttl)
+    # XX: an interaction that expired or was used meanwhile is not brought back.
+    (pipe if pipe is not None else _redis()).set(INTERACTION_KEY + ix, json.dumps(data), ex=ttl,
+                                                 xx=True)
 
 
 def discard(ix: str) -> None:

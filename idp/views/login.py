@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy import bindparam, select
 from werkzeug.wrappers import Response
 
 from idp import accounts, sessions
@@ -29,11 +30,22 @@ def _interaction_or_error(ix: str) -> tuple[dict[str, Any] | None, Any]:
 
 
 def _school(data: dict[str, Any]) -> School | None:
-    from sqlalchemy import select
-
     client = get_db().scalar(select(Client).where(
         Client.client_id == data["request"]["client_id"]))
     return client.school if client else None
+
+
+# The asking client's school, for interactions stored before they carried it.
+_CLIENT_SCHOOL = select(Client.school_id).where(Client.client_id == bindparam("client_id"))
+
+
+def _school_id(data: dict[str, Any]) -> int | None:
+    """The id of the school whose client started the interaction (stored at authorize)."""
+    school_id = data["request"].get("school_id")
+    if school_id is None:
+        school_id = get_db().scalar(_CLIENT_SCHOOL,
+                                    {"client_id": data["request"]["client_id"]})
+    return int(school_id) if school_id is not None else None
 
 
 def set_sso_cookie(resp: Response, secret: str) -> None:
@@ -51,19 +63,25 @@ def login() -> Any:
     data, failure = _interaction_or_error(ix)
     if data is None:
         return failure
-    school = _school(data)
+    g.interaction = (ix, data)  # select_locale reads the page language from it
     hint = data["request"]["params"].get("login_hint") or ""
     if request.method == "GET":
-        return render_template("login.html", ix=ix, school=school, email=hint, error=None)
+        return render_template("login.html", ix=ix, school=_school(data), email=hint,
+                               error=None)
     check_csrf()
     email = request.form.get("email", "")[:320]
     password = request.form.get("password", "")[:1024]
     db = get_db()
+    school_id = _school_id(data)
+    # One Redis round trip after the session's SQL commit: the refund of the counted failure,
+    # the session's hot copy and the interaction's result.
+    pipe = current_app.extensions["redis"].pipeline(transaction=True)
     account = None
-    if school is not None and email and password:
-        account = accounts.authenticate(db, school.id, email, password,
-                                        request.remote_addr or "-")
+    if school_id is not None and email and password:
+        account = accounts.authenticate(db, school_id, email, password,
+                                        request.remote_addr or "-", refund=pipe)
     if account is None:
+        school = db.get(School, school_id) if school_id is not None else None
         return render_template("login.html", ix=ix, school=school, email=email, error=_(
             "E-posti aadress või parool on vale.")), 200
     cookie_name = current_app.config["SSO_COOKIE_NAME"]
@@ -75,8 +93,9 @@ def login() -> Any:
             # Another person was signed in on this browser: their session ends first.
             end_sessions(db, Scope(session_ids=(previous.sid,)), "switch_person")
         secret, live = sessions.create(db, account.person_id, account.id, ["pwd"], "low",
-                                       request.headers.get("User-Agent"))
-    interactions.finish(ix, live.sid)
+                                       request.headers.get("User-Agent"), pipe=pipe)
+    interactions.finish(ix, live.sid, data, pipe=pipe)
+    pipe.execute()
     resp = redirect(url_for("oidc.resume", ix=ix), 303)
     set_sso_cookie(resp, secret)
     return resp

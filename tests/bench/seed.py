@@ -53,6 +53,7 @@ class Fixture:
     client_secret: str
     redirect_uri: str
     people: list[SeededPerson]
+    school_pk: int
 
     @property
     def basic_auth(self) -> str:
@@ -89,7 +90,7 @@ def register(app: Flask, persons: int) -> Fixture:
             people.append(SeededPerson(account.person_id, account.id, account.login_email, live.sid,
                                   dt.datetime.fromtimestamp(live.exp, dt.UTC)))
         return Fixture(client.id, client.client_id, issued.secret, client.redirect_uris[0],
-                       people)
+                       people, client.school_id)
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -149,7 +150,8 @@ def refresh_pool(app: Flask, fx: Fixture, n: int) -> list[str]:
 def _stored_request(fx: Fixture) -> dict[str, Any]:
     """An authorization request as authorize._stored() keeps it while the person logs in."""
     verifier = secrets.token_urlsafe(48)
-    return {"client_id": fx.client_id, "redirect_uri": fx.redirect_uri, "started": int(time.time()),
+    return {"client_id": fx.client_id, "school_id": fx.school_pk,
+            "redirect_uri": fx.redirect_uri, "started": int(time.time()),
             "params": {"state": secrets.token_urlsafe(8), "scope": CODE_SCOPE,
                        "code_challenge": s256(verifier), "prompt": [], "max_age": None,
                        "claims": None, "nonce": secrets.token_urlsafe(8), "login_hint": None,
