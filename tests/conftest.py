@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -174,3 +175,22 @@ def link_account(idp_app: Flask) -> Callable[[PersonLogin, SchoolClient, list[st
             return sub
 
     return link
+
+
+@pytest.fixture
+def cli(idp_app: Flask, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Run the `idp` CLI against the test IdP's database and Redis; returns the click Result."""
+    from click.testing import CliRunner
+
+    from idp.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", idp_app.config["DATABASE_URL"])
+    monkeypatch.setenv("REDIS_URL", idp_app.config["REDIS_URL"])
+    monkeypatch.setenv("STUUDIUM_VAR_DIR", str(state_dir))
+    monkeypatch.delenv("STUUDIUM_ENV", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> Any:
+        return runner.invoke(main, list(args), input=input)
+
+    return run

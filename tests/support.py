@@ -222,3 +222,12 @@ class Tenant:
 
     url: str
     client: SchoolClient
+
+
+def sign_in(issuer: str, browser: Browser, client: SchoolClient, person: PersonLogin,
+            scope: str = "openid profile offline_access") -> dict[str, Any]:
+    """Log in through the browser and return the token response (with a refresh token)."""
+    code, verifier = obtain_code(browser, issuer, client, person, scope=scope)
+    resp = redeem(issuer, client, code, verifier)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())

@@ -15,9 +15,8 @@ from joserfc.jwk import KeySet
 from tests.support import (
     Receiver,
     SchoolClient,
-    authorize_url,
-    pkce_pair,
-    token_request,
+    refresh,
+    sign_in,
     unverified_claims,
 )
 
@@ -46,12 +45,7 @@ def _school_at(idp_app, base: str) -> SchoolClient:
 
 
 def _signed_in(idp, school, person, browser):
-    verifier, challenge = pkce_pair()
-    params = browser.login(authorize_url(idp, school, challenge,
-                                         scope="openid offline_access"), person, school)
-    return token_request(idp, school, {"grant_type": "authorization_code",
-                                       "code": params["code"], "code_verifier": verifier,
-                                       "redirect_uri": school.redirect_uri}).json()
+    return sign_in(idp, browser, school, person, scope="openid offline_access")
 
 
 def _deliveries(idp_app, sid):
@@ -98,8 +92,7 @@ def test_logout_sends_a_valid_logout_token_to_the_school(idp, idp_app, make_pers
     assert claims["iat"] <= time.time() + 1
     rows = _deliveries(idp_app, sid)
     assert [(r.state, r.attempts, r.last_status) for r in rows] == [("delivered", 1, 200)]
-    refused = token_request(idp, school, {"grant_type": "refresh_token",
-                                          "refresh_token": tokens["refresh_token"]})
+    refused = refresh(idp, school, tokens["refresh_token"])
     assert refused.json()["error"] == "invalid_grant"
 
 

@@ -11,29 +11,16 @@ import requests
 
 from tests.support import (
     Browser,
-    PersonLogin,
     SchoolClient,
     authorize_url,
     callback_params,
     pkce_pair,
+    sign_in,
     token_request,
 )
 
 HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 CONTINUE_RE = re.compile(r'<a[^>]*id="continue"[^>]*href="([^"]*)"')
-
-
-def sign_in(idp: str, browser: Browser, school: SchoolClient,
-            person: PersonLogin) -> dict[str, Any]:
-    """Log in with offline_access and return the token response."""
-    verifier, challenge = pkce_pair()
-    params = browser.login(authorize_url(idp, school, challenge,
-                                         scope="openid profile offline_access"), person, school)
-    resp = token_request(idp, school, {"grant_type": "authorization_code", "code": params["code"],
-                                       "redirect_uri": school.redirect_uri,
-                                       "code_verifier": verifier})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
 def silent(idp: str, browser: Browser, school: SchoolClient) -> dict[str, str]:

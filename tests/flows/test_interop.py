@@ -36,7 +36,9 @@ from tests.support import (
     authorize_url,
     callback_params,
     pkce_pair,
+    refresh,
     token_request,
+    userinfo,
 )
 
 # ---------------------------------------------------------------------------------- helpers
@@ -119,17 +121,6 @@ def sign_in(idp: str, browser: Browser, school: SchoolClient, person: PersonLogi
     """Log in (or reuse the live session) and return the token response."""
     params, verifier = code_for(idp, browser, school, person, drop, **extra)
     return redeem(idp, school, params["code"], verifier)
-
-
-def refresh(idp: str, school: SchoolClient, token: str) -> requests.Response:
-    """Use a refresh token."""
-    return token_request(idp, school, {"grant_type": "refresh_token", "refresh_token": token})
-
-
-def userinfo(idp: str, access_token: str) -> requests.Response:
-    """GET userinfo with a bearer header."""
-    return requests.get(f"{idp}/userinfo", headers={"Authorization": f"Bearer {access_token}"},
-                        timeout=5)
 
 
 def introspect(idp: str, school: SchoolClient, token: str) -> dict[str, Any]:

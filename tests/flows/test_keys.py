@@ -6,31 +6,17 @@ import base64
 import json
 from typing import Any
 
-import pytest
 import requests
-from click.testing import CliRunner
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from idp.cli import main
 from tests.support import Browser, authorize_url, pkce_pair, token_request
 
 
-@pytest.fixture
-def cli(idp_app, state_dir, monkeypatch):
-    """Run the `idp` CLI against the test IdP's database and Redis."""
-    monkeypatch.setenv("DATABASE_URL", idp_app.config["DATABASE_URL"])
-    monkeypatch.setenv("REDIS_URL", idp_app.config["REDIS_URL"])
-    monkeypatch.setenv("STUUDIUM_VAR_DIR", str(state_dir))
-    monkeypatch.delenv("STUUDIUM_ENV", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str) -> Any:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return json.loads(result.output) if "--json" in args else result.output
-
-    return run
+def ok_json(result: Any) -> Any:
+    """The JSON a successful CLI call printed."""
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
 
 
 def jwks(idp: str) -> dict[str, Any]:
@@ -64,7 +50,7 @@ def test_rotation_keeps_old_tokens_verifiable_and_signs_new_ones_with_the_next_k
     es_school = make_school(id_token_alg="ES256")
     rs_person, es_person = make_person(rs_school), make_person(es_school)
     rs_browser, es_browser = Browser(idp), Browser(idp)
-    before_rows = cli("keys", "list", "--json")
+    before_rows = ok_json(cli("keys", "list", "--json"))
     before_jwks = jwks(idp)
     published_before = {k["kid"] for k in before_jwks["keys"]}
     old = {"RS256": sign_in(idp, rs_browser, rs_school, rs_person),
@@ -78,11 +64,11 @@ def test_rotation_keeps_old_tokens_verifiable_and_signs_new_ones_with_the_next_k
         assert kid_of(old[alg]["id_token"]) == active_before[alg][0]
     assert kid_of(old["RS256"]["access_token"]) == active_before["ES256"][0]
 
-    promoted = cli("keys", "rotate", "--json")
+    promoted = ok_json(cli("keys", "rotate", "--json"))
     assert {p["alg"]: p["kid"] for p in promoted} == {
         alg: next_before[alg][0] for alg in ("RS256", "ES256")}
 
-    after_rows = cli("keys", "list", "--json")
+    after_rows = ok_json(cli("keys", "list", "--json"))
     after_jwks = jwks(idp)
     published_after = {k["kid"] for k in after_jwks["keys"]}
     for alg in ("RS256", "ES256"):

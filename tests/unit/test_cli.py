@@ -9,26 +9,10 @@ from typing import Any
 
 import pytest
 import requests
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from idp.cli import main
 from idp.schools import RegistrationError, add_client, add_school, check_uri, hash_secret
 from tests.support import Browser, SchoolClient, authorize_url, pkce_pair, token_request
-
-
-@pytest.fixture
-def cli(idp_app, state_dir, monkeypatch):
-    """Run the `idp` CLI against the test IdP's database and Redis; returns the click Result."""
-    monkeypatch.setenv("DATABASE_URL", idp_app.config["DATABASE_URL"])
-    monkeypatch.setenv("REDIS_URL", idp_app.config["REDIS_URL"])
-    monkeypatch.setenv("STUUDIUM_VAR_DIR", str(state_dir))
-    monkeypatch.delenv("STUUDIUM_ENV", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(main, list(args), input=input)
-
-    return run
 
 
 def ok_json(result: Result) -> Any:
