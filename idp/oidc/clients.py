@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import cast
 
 from authlib.oauth2.rfc6749 import ClientMixin
+from flask import current_app
 from sqlalchemy import Table, bindparam, select
 
 from idp.models import Client, School
@@ -80,9 +82,31 @@ _ACTIVE_CLIENT = (
            _SCHOOL.c.status == "active"))
 
 
+# Active clients by client_id, with the monotonic time each entry goes stale. Every token and
+# authorization request needs its client; the rows change rarely, so a short per-process cache
+# saves a round trip. A client disabled or re-secreted takes effect within CLIENT_CACHE_SECONDS;
+# unknown ids are never cached (nobody can fill the cache, a new client works at once).
+_CACHE_MAX = 10_000
+
+
 def find_client(client_id: str | None) -> RelyingParty | None:
     """Return the active client with this client_id of an active school."""
     if not client_id or len(client_id) > 64:
         return None
+    now = time.monotonic()
+    cache: dict[str, tuple[float, ClientRow]] = current_app.extensions.setdefault(
+        "client_cache", {})
+    cached = cache.get(client_id)
+    if cached is not None and cached[0] > now:
+        return RelyingParty(cached[1])
     row = get_db().connection().execute(_ACTIVE_CLIENT, {"client_id": client_id}).first()
-    return RelyingParty(ClientRow(*row)) if row else None
+    if row is None:
+        cache.pop(client_id, None)
+        return None
+    client = ClientRow(*row)
+    ttl = current_app.config["CLIENT_CACHE_SECONDS"]
+    if ttl > 0:
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[client_id] = (now + ttl, client)
+    return RelyingParty(client)

@@ -12,22 +12,31 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, cast
 
 import redis
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from flask import current_app
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, insert, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from idp.models import Account, Person, RefreshToken, SessionClient, SsoSession, TZDateTime, utcnow
+from idp.models import (
+    Account,
+    Person,
+    RefreshToken,
+    SessionClient,
+    SsoSession,
+    TZDateTime,
+    utcnow,
+)
 from idp.oidc import codes, tokens
 from idp.oidc.claims import AccountRow, PersonRow, released, stuudium_claims
 from idp.oidc.clients import RelyingParty
 from idp.oidc.grants_store import DENY_GRANT, revoke_grant
+from idp.oidc.rotation import Rotation, SessionRow, narrow, rotate
 from idp.sessions import alive_key
 from shared.db import get_db
 
@@ -77,19 +86,6 @@ def _single(form: Any, name: str, required: bool = True) -> str | None:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRow:
-    """The columns of an SSO session that issuing tokens uses."""
-
-    id: str
-    person_id: int
-    auth_time: dt.datetime
-    acr: str
-    amr: list[str]
-    expires_at: dt.datetime
-    ended_at: dt.datetime | None
-
-
 _SSO = cast(Table, SsoSession.__table__)
 _ACCOUNT = cast(Table, Account.__table__)
 _PERSON = cast(Table, Person.__table__)
@@ -122,13 +118,40 @@ def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
     return any(name != "sub" for name in requested)
 
 
-def _live_session(db: Session, sid: str, account_id: int,
-                  with_person: bool) -> tuple[SessionRow, AccountRow | None]:
-    """Load the session, which must be live, and the account (with its person when asked) in
-    one round trip; the caller checks the account with _active() (so the checks keep their
-    order)."""
-    stmt = _SESSION_ACCOUNT_PERSON if with_person else _SESSION_AND_ACCOUNT
-    row = db.connection().execute(stmt, {"sid": sid, "account_id": account_id}).first()
+# PostgreSQL: the same read and the recording of the client (for single logout) in one
+# statement; a refusal after it rolls the recording back with the rest of the request.
+_LIVE_AND_RECORD_PG = text("""
+WITH live AS (
+  SELECT s.id, s.person_id, s.auth_time, s.acr, s.amr, s.expires_at, s.ended_at,
+         a.id AS account_pk, a.person_id AS account_person_id, a.school_id, a.sub, a.roles,
+         a.status, p.given_name, p.family_name, p.birth_date, p.locale, p.updated_at, p.email,
+         p.email_verified, p.phone, p.address
+  FROM sso_session s LEFT JOIN account a ON a.id = :account_id
+  LEFT JOIN person p ON p.id = a.person_id
+  WHERE s.id = :sid
+), recorded AS (
+  INSERT INTO session_client (session_id, client_id, sub, first_at)
+  SELECT id, :client_pk, sub, :now FROM live WHERE sub IS NOT NULL
+  ON CONFLICT DO NOTHING
+)
+SELECT * FROM live
+""").bindparams(bindparam("now", type_=TZDateTime()))
+
+
+def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
+                  client_pk: int) -> tuple[SessionRow, AccountRow | None]:
+    """Load the session, which must be live, and the account (with its person when asked), and
+    record the client in the session, in one round trip on PostgreSQL; the caller checks the
+    account with _active() (so the checks keep their order)."""
+    conn = db.connection()
+    params = {"sid": sid, "account_id": account_id}
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        row = conn.execute(_LIVE_AND_RECORD_PG,
+                           {**params, "client_pk": client_pk, "now": utcnow()}).first()
+    else:
+        stmt = _SESSION_ACCOUNT_PERSON if with_person else _SESSION_AND_ACCOUNT
+        row = conn.execute(stmt, params).first()
     if row is None:
         raise InvalidGrantError("The session has ended.")
     session = SessionRow(*row[:_N_SESSION])
@@ -138,6 +161,8 @@ def _live_session(db: Session, sid: str, account_id: int,
     account_pk, person_id, school_id, sub, roles, status = row[_N_SESSION:end]
     if account_pk is None:
         return session, None
+    if not postgres:
+        _record_client(db, sid, client_pk, sub)
     person = PersonRow(*row[end:]) if with_person else None
     return session, AccountRow(account_pk, person_id, school_id, sub, roles, status, person)
 
@@ -145,40 +170,24 @@ def _live_session(db: Session, sid: str, account_id: int,
 # The hot path's writes are plain table statements built once: the ORM's unit of work and
 # its DML plugin cost more CPU than the SQL itself (same SQL, same transaction).
 _REFRESH = cast(Table, RefreshToken.__table__)
-_SESSION = cast(Table, SsoSession.__table__)
-
-# Claims an unused refresh token.
-_CLAIM_REFRESH = (
-    update(_REFRESH)
-    .where(_REFRESH.c.token_hash == bindparam("hashed"),
-           _REFRESH.c.client_id == bindparam("client_pk"),
-           _REFRESH.c.used_at.is_(None), _REFRESH.c.revoked_at.is_(None),
-           _REFRESH.c.expires_at > bindparam("now", type_=TZDateTime()))
-    .values(used_at=bindparam("claimed_at", type_=TZDateTime()))
-    .returning(_REFRESH.c.grant_id, _REFRESH.c.session_id, _REFRESH.c.account_id,
-               _REFRESH.c.scope, _REFRESH.c.claims))
 _INSERT_REFRESH = insert(_REFRESH)
-_SESSION_SEEN = (update(_SESSION).where(_SESSION.c.id == bindparam("sid"))
-                 .values(last_seen=bindparam("seen", type_=TZDateTime())))
-_RECORD_CLIENT = {
-    "postgresql": postgresql.insert(cast(Table, SessionClient.__table__))
-    .on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(cast(Table, SessionClient.__table__)).on_conflict_do_nothing(),
-}
+
+_RECORD_CLIENT = sqlite.insert(cast(Table, SessionClient.__table__)).on_conflict_do_nothing()
 
 
 def _record_client(db: Session, sid: str, client_pk: int, sub: str) -> None:
-    """Remember that this client holds tokens under the session (for single logout)."""
-    dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
-    db.connection().execute(
-        _RECORD_CLIENT["postgresql" if dialect == "postgresql" else "sqlite"],
-        {"session_id": sid, "client_id": client_pk, "sub": sub, "first_at": utcnow()})
+    """Remember that this client holds tokens under the session (SQLite; PostgreSQL records it
+    in _live_session's statement)."""
+    db.connection().execute(_RECORD_CLIENT, {"session_id": sid, "client_id": client_pk,
+                                             "sub": sub, "first_at": utcnow()})
 
 
 def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session: SessionRow, *,
                  scope: str, grant_id: str, nonce: str | None,
-                 claims_request: dict[str, Any] | None) -> dict[str, Any]:
-    """Mint the access token, the ID token and (for offline_access) a rotated refresh token."""
+                 claims_request: dict[str, Any] | None,
+                 refresh: str | None = None) -> dict[str, Any]:
+    """Mint the access token, the ID token and (for offline_access) a refresh token; refresh,
+    when given, is the successor a rotation already stored."""
     cfg = current_app.config
     ring = current_app.extensions["keys"].ring(db)
     auth_time = int(session.auth_time.timestamp())
@@ -201,12 +210,13 @@ def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session
         "access_token": access, "token_type": "Bearer",
         "expires_in": cfg["ACCESS_TOKEN_TTL_SECONDS"], "id_token": id_token, "scope": scope,
     }
-    if "offline_access" in scope.split():
+    if refresh is None and "offline_access" in scope.split():
         refresh = secrets.token_urlsafe(32)
         db.connection().execute(_INSERT_REFRESH, {
             "token_hash": hash_refresh(refresh), "grant_id": grant_id, "client_id": client.row.id,
             "session_id": session.id, "account_id": account.id, "scope": scope,
             "claims": claims_request, "created_at": utcnow(), "expires_at": session.expires_at})
+    if refresh is not None:
         response["refresh_token"] = refresh
     return response
 
@@ -252,11 +262,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         db = get_db()
         session, loaded = _live_session(
             db, payload["sid"], payload["account_id"],
-            _needs_person(payload["scope"], payload.get("claims")))
+            _needs_person(payload["scope"], payload.get("claims")), client.row.id)
         account = _active(loaded)
         if account.person_id != session.person_id:
             raise InvalidGrantError("The session belongs to another person.")
-        _record_client(db, session.id, client.row.id, account.sub)
         token = issue_tokens(db, client, account, session, scope=payload["scope"],
                              grant_id=payload["grant_id"], nonce=payload.get("nonce"),
                              claims_request=payload.get("claims"))
@@ -269,7 +278,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def validate_token_request(self) -> None:
-        """Authenticate the client and claim the refresh token atomically."""
+        """Authenticate the client, claim the refresh token and store its successor, atomically
+        (committed only if the whole request succeeds)."""
         client: RelyingParty = self.authenticate_token_endpoint_client()
         form = self.request.form
         token = _single(form, "refresh_token")
@@ -277,10 +287,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         assert token is not None
         db = get_db()
         hashed = hash_refresh(token)
-        now = utcnow()
-        claimed = db.connection().execute(_CLAIM_REFRESH, {
-            "hashed": hashed, "client_pk": client.row.id, "now": now, "claimed_at": now}).first()
-        if claimed is None:
+        successor = secrets.token_urlsafe(32)
+        rotated = rotate(db, client.row.id, hashed, hash_refresh(successor), utcnow())
+        if rotated is None:
             row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
             if row is not None and row.client_id == client.row.id and row.used_at is not None:
                 # The claim above matched nothing; drop its transaction so the revocation,
@@ -290,39 +299,47 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 raise InvalidGrantError("The refresh token was already used; its family is "
                                         "revoked.")
             raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
-        granted = set(claimed.scope.split())
+        claimed = rotated.claimed
+        granted = claimed.scope.split()
         if scope is not None:
             asked = set(scope.split())
-            if not asked <= granted or "openid" not in asked:
+            if not asked <= set(granted) or "openid" not in asked:
                 raise InvalidScopeError("A refresh may only narrow the granted scope.")
-            granted = asked
+            granted = [s for s in granted if s in asked]
+        narrowed = " ".join(granted)
+        if "offline_access" not in granted:
+            narrowed += " offline_access"  # the rotated token keeps the refresh ability
+        if narrowed != claimed.scope:
+            narrow(db, hash_refresh(successor), narrowed)
         self.request.client = client
-        self.request.refresh_token = claimed
-        self.request.scope = " ".join(s for s in claimed.scope.split() if s in granted)
+        self.request.refresh_token = rotated
+        self.request.scope = narrowed
+        self.request.successor = successor
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """Issue new tokens and the next refresh token, sliding the session's expiry."""
-        claimed = self.request.refresh_token
+        """Issue new tokens with the stored successor, sliding the session's expiry."""
+        rotated: Rotation = self.request.refresh_token
         client: RelyingParty = self.request.client
-        db = get_db()
-        session, loaded = _live_session(
-            db, claimed.session_id, claimed.account_id,
-            _needs_person(self.request.scope, claimed.claims))
+        session = rotated.session
+        if session is None:
+            raise InvalidGrantError("The session has ended.")
         alive = _redis().eval(_TOUCH_SID, 2, alive_key(session.id),
-                              DENY_GRANT + claimed.grant_id,
+                              DENY_GRANT + rotated.claimed.grant_id,
                               current_app.config["SESSION_IDLE_SECONDS"],
                               int(dt.datetime.now(dt.UTC).timestamp()))
         if alive == -1:
-            revoke_grant(claimed.grant_id)
+            revoke_grant(rotated.claimed.grant_id)
             raise InvalidGrantError("The grant was revoked.")
         if not alive:
             raise InvalidGrantError("The session has ended.")
-        account = _active(loaded)
-        db.connection().execute(_SESSION_SEEN, {"sid": session.id, "seen": utcnow()})
+        account = _active(rotated.account)
+        if account.person_id != session.person_id:
+            raise InvalidGrantError("The session belongs to another person.")
         scope = self.request.scope
-        if "offline_access" not in scope.split():
-            scope += " offline_access"  # the rotated token keeps the refresh ability
-        token = issue_tokens(db, client, account, session, scope=scope,
-                             grant_id=claimed.grant_id, nonce=None,
-                             claims_request=claimed.claims)
+        if not _needs_person(scope, rotated.claimed.claims):
+            account = replace(account, person=None)
+        token = issue_tokens(get_db(), client, account, session, scope=scope,
+                             grant_id=rotated.claimed.grant_id, nonce=None,
+                             claims_request=rotated.claimed.claims,
+                             refresh=self.request.successor)
         return 200, token, self.TOKEN_RESPONSE_HEADER

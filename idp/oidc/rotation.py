@@ -1,0 +1,165 @@
+"""Refresh-token rotation in one round trip (RFC 6749 §6, RFC 9700 §4.14.2).
+
+Claiming the presented token, checking the session is live (and sliding its last_seen), loading
+the account with its person, and storing the next token are one statement on PostgreSQL (data-
+modifying CTEs) and a short sequence in one transaction on SQLite. Either way nothing commits
+unless the request succeeds: a refusal after the claim (ended session, inactive account, a wider
+scope) rolls the claim and the new token back together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from idp.models import Account, Person, RefreshToken, SsoSession, TZDateTime
+from idp.oidc.claims import AccountRow, PersonRow
+
+_REFRESH = cast(Table, RefreshToken.__table__)
+_SSO = cast(Table, SsoSession.__table__)
+_ACCOUNT = cast(Table, Account.__table__)
+_PERSON = cast(Table, Person.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """What the presented refresh token was issued with."""
+
+    grant_id: str
+    session_id: str
+    account_id: int
+    scope: str
+    claims: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """The columns of an SSO session that issuing tokens uses."""
+
+    id: str
+    person_id: int
+    auth_time: dt.datetime
+    acr: str
+    amr: list[str]
+    expires_at: dt.datetime
+    ended_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A claimed token; session is None when it has ended, account None when it is gone."""
+
+    claimed: ClaimedRow
+    session: SessionRow | None
+    account: AccountRow | None
+
+
+_PERSON_NAMES = ("given_name", "family_name", "birth_date", "locale", "updated_at", "email",
+                 "email_verified", "phone", "address")
+_N_CLAIM, _N_SESSION, _N_ACCOUNT = 5, 6, 6
+
+# One statement: claim, live session (last_seen slid), next token, account and person.
+_ROTATE_PG = text("""
+WITH claimed AS (
+  UPDATE refresh_token SET used_at = :now
+  WHERE token_hash = :hashed AND client_id = :client_pk AND used_at IS NULL
+    AND revoked_at IS NULL AND expires_at > :now
+  RETURNING grant_id, session_id, account_id, scope, claims
+), live AS (
+  UPDATE sso_session SET last_seen = :now FROM claimed
+  WHERE sso_session.id = claimed.session_id AND sso_session.ended_at IS NULL
+    AND sso_session.expires_at > :now
+  RETURNING sso_session.id, sso_session.person_id, sso_session.auth_time, sso_session.acr,
+            sso_session.amr, sso_session.expires_at
+), minted AS (
+  INSERT INTO refresh_token (token_hash, grant_id, client_id, session_id, account_id, scope,
+                             claims, created_at, expires_at)
+  SELECT :new_hash, claimed.grant_id, :client_pk, claimed.session_id, claimed.account_id,
+         claimed.scope, claimed.claims, :now, live.expires_at
+  FROM claimed JOIN live ON live.id = claimed.session_id
+)
+SELECT claimed.*, live.*, a.id, a.person_id, a.school_id, a.sub, a.roles, a.status,
+       p.given_name, p.family_name, p.birth_date, p.locale, p.updated_at, p.email,
+       p.email_verified, p.phone, p.address
+FROM claimed LEFT JOIN live ON true
+LEFT JOIN account a ON a.id = claimed.account_id
+LEFT JOIN person p ON p.id = a.person_id
+""").bindparams(bindparam("now", type_=TZDateTime()))
+
+# SQLite has no data-modifying CTEs: the same steps, one statement each, one transaction.
+_CLAIM = (
+    update(_REFRESH)
+    .where(_REFRESH.c.token_hash == bindparam("hashed"),
+           _REFRESH.c.client_id == bindparam("client_pk"),
+           _REFRESH.c.used_at.is_(None), _REFRESH.c.revoked_at.is_(None),
+           _REFRESH.c.expires_at > bindparam("now", type_=TZDateTime()))
+    .values(used_at=bindparam("now", type_=TZDateTime()))
+    .returning(_REFRESH.c.grant_id, _REFRESH.c.session_id, _REFRESH.c.account_id,
+               _REFRESH.c.scope, _REFRESH.c.claims))
+_SLIDE = (
+    update(_SSO)
+    .where(_SSO.c.id == bindparam("sid"), _SSO.c.ended_at.is_(None),
+           _SSO.c.expires_at > bindparam("now", type_=TZDateTime()))
+    .values(last_seen=bindparam("now", type_=TZDateTime()))
+    .returning(_SSO.c.id, _SSO.c.person_id, _SSO.c.auth_time, _SSO.c.acr, _SSO.c.amr,
+               _SSO.c.expires_at))
+_ACCOUNT_PERSON = (
+    select(_ACCOUNT.c.id, _ACCOUNT.c.person_id, _ACCOUNT.c.school_id, _ACCOUNT.c.sub,
+           _ACCOUNT.c.roles, _ACCOUNT.c.status, *(_PERSON.c[c] for c in _PERSON_NAMES))
+    .select_from(_ACCOUNT).outerjoin(_PERSON, _PERSON.c.id == _ACCOUNT.c.person_id)
+    .where(_ACCOUNT.c.id == bindparam("account_id")))
+_INSERT = insert(_REFRESH)
+
+
+def _utc(value: Any) -> Any:
+    """SQLite gives timestamps back naive; they are UTC."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _rows(claimed: Any, session: Any, account: Any) -> Rotation:
+    claim = ClaimedRow(*claimed)
+    live = SessionRow(*(_utc(v) for v in session)) if session and session[0] else None
+    acct = None
+    if account and account[0] is not None:
+        person = PersonRow(*(_utc(v) for v in account[_N_ACCOUNT:]))
+        pk, person_id, school_id, sub, roles, status = account[:_N_ACCOUNT]
+        acct = AccountRow(pk, person_id, school_id, sub, roles, status, person)
+    return Rotation(claim, live, acct)
+
+
+def rotate(db: Session, client_pk: int, hashed: str, new_hash: str,
+           now: dt.datetime) -> Rotation | None:
+    """Claim the token with this hash for this client and store its successor; None when the
+    token is unknown, used, revoked, expired or another client's."""
+    conn = db.connection()
+    params = {"hashed": hashed, "new_hash": new_hash, "client_pk": client_pk, "now": now}
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(_ROTATE_PG, params).first()
+        if row is None:
+            return None
+        end = _N_CLAIM + _N_SESSION
+        return _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end:])
+    claimed = conn.execute(_CLAIM, params).first()
+    if claimed is None:
+        return None
+    session = conn.execute(_SLIDE, {"sid": claimed.session_id, "now": now}).first()
+    account = conn.execute(_ACCOUNT_PERSON, {"account_id": claimed.account_id}).first()
+    if session is not None:
+        conn.execute(_INSERT, {
+            "token_hash": new_hash, "grant_id": claimed.grant_id, "client_id": client_pk,
+            "session_id": claimed.session_id, "account_id": claimed.account_id,
+            "scope": claimed.scope, "claims": claimed.claims, "created_at": now,
+            "expires_at": _utc(session.expires_at)})
+    return _rows(claimed, session, account)
+
+
+def narrow(db: Session, new_hash: str, scope: str) -> None:
+    """Store a narrowed scope on the successor token (a refresh asked for less)."""
+    db.connection().execute(update(_REFRESH).where(_REFRESH.c.token_hash == new_hash)
+                            .values(scope=scope))
