@@ -32,10 +32,10 @@ def _access_token() -> str | None:
 def _failure(exc: admin_api.AdminApiError) -> Response:
     """A page that says why the IdP did not do it and what to do next."""
     back = (_("Kontode juurde"), url_for("diary.accounts"))
-    if exc.status is None:
+    if exc.status is None or exc.error == "not_json":
         return page(_("Stuudium ID ei vasta"), _(
-            "Kontosid ei saanud praegu vaadata ega muuta, sest Stuudium ID ei vastanud. Midagi "
-            "ei muutunud. Proovi mõne minuti pärast uuesti."), 503, back)
+            "Kontosid ei saanud praegu vaadata ega muuta, sest Stuudium ID ei vastanud. Proovi "
+            "mõne minuti pärast uuesti."), 503, back)
     if exc.status == 401:
         return page(_("Sinu sisselogimine on aegunud"), _(
             "Stuudium ID ei tunnistanud sinu sisselogimist enam kehtivaks. Logi uuesti sisse ja "
