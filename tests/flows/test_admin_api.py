@@ -99,16 +99,40 @@ def schools(make_tenant, make_person):
         b.client, "Bert", "Boss", ("admin",))
 
 
+@dataclass
+class _SignedIn:
+    """A linked person signed in at two schools in one browser, and the schools' sessions."""
+
+    browser: Browser
+    person: PersonLogin
+    other_sub: str
+    at_home: dict[str, Any]
+    at_other: dict[str, Any]
+
+
+@pytest.fixture
+def signed_in(idp, school_app, make_person, link_account):
+    """Log a linked person in at home with that school's account, then jump to the other."""
+
+    def make(home: Tenant, other: Tenant, given_name: str, family_name: str) -> _SignedIn:
+        person = make_person(home.client, given_name, family_name)
+        other_sub = link_account(person, other.client, ["parent"])
+        browser = Browser(idp)
+        _sign_in(browser, home.url, person)
+        _jump(idp, browser, other)
+        found = _SignedIn(browser, person, other_sub, _local(school_app, home, person.sub),
+                          _local(school_app, other, other_sub))
+        assert found.at_home["sid"] == found.at_other["sid"]
+        return found
+
+    return make
+
+
 def test_disabling_the_account_a_session_logged_in_with_ends_it_everywhere(
-        idp, idp_app, school_app, schools, make_person, link_account):
+        idp, idp_app, schools, signed_in):
     a, b, admin, _ = schools
-    parent = make_person(a.client, "Peeter", "Pihlakas")
-    b_sub = link_account(parent, b.client, ["parent"])
-    browser = Browser(idp)
-    _sign_in(browser, a.url, parent)  # logged in with the A account
-    _jump(idp, browser, b)
-    at_a, at_b = _local(school_app, a, parent.sub), _local(school_app, b, b_sub)
-    assert at_a["sid"] == at_b["sid"]
+    p = signed_in(a, b, "Peeter", "Pihlakas")  # logged in with the A account
+    browser, parent, b_sub, at_a, at_b = p.browser, p.person, p.other_sub, p.at_home, p.at_other
 
     resp = _disable(idp, _token(idp, a, admin), parent.sub)
     assert resp.status_code == 200, resp.text
@@ -131,14 +155,10 @@ def test_disabling_the_account_a_session_logged_in_with_ends_it_everywhere(
 
 
 def test_disabling_a_linked_account_takes_only_that_school_out(
-        idp, idp_app, school_app, schools, make_person, link_account, monkeypatch):
+        idp, idp_app, school_app, schools, signed_in, monkeypatch):
     a, b, admin, _ = schools
-    parent = make_person(b.client, "Kadri", "Kask")
-    a_sub = link_account(parent, a.client, ["parent"])
-    browser = Browser(idp)
-    _sign_in(browser, b.url, parent)  # logged in with the B account
-    _jump(idp, browser, a)
-    at_a, at_b = _local(school_app, a, a_sub), _local(school_app, b, parent.sub)
+    p = signed_in(b, a, "Kadri", "Kask")  # logged in with the B account
+    browser, parent, a_sub, at_b, at_a = p.browser, p.person, p.other_sub, p.at_home, p.at_other
 
     resp = _disable(idp, _token(idp, a, admin), a_sub)
     assert resp.status_code == 200, resp.text
