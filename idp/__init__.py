@@ -50,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")
 
+    from idp import admin_api
     from idp.oidc import endpoints
     from idp.views import errors, login, schools
 
@@ -57,4 +58,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     endpoints.init_app(app)
     app.register_blueprint(login.bp)
     app.register_blueprint(schools.bp)
+    app.register_blueprint(admin_api.bp)
     return app

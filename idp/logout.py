@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp import deliveries
-from idp.models import Delivery, RefreshToken, SessionClient, SsoSession, utcnow
+from idp.models import Account, Client, Delivery, RefreshToken, SessionClient, SsoSession, utcnow
+from idp.oidc.grants_store import deny_grants
 from idp.sessions import forget
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Which sessions to end: by id, or all of a person's."""
+    """Which sessions to end: by id, or all of a person's. With school_id (and person_id), only
+    that school's part of the person's sessions: a session that logged in with the person's
+    account at that school ends entirely, the others lose that school and go on."""
 
     session_ids: tuple[str, ...] = ()
     person_id: int | None = None
+    school_id: int | None = None
 
 
 @dataclass(frozen=True)
 class Ended:
-    """The sessions ended and the logout messages queued for schools."""
+    """The sessions ended (and those that only lost a school) and the logout messages queued."""
 
     session_ids: list[str]
     delivery_ids: list[int]
+    left_session_ids: list[str] = field(default_factory=list)
 
 
 def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -> Ended:
@@ -44,7 +50,37 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
     sessions = db.scalars(query).all()
     if not sessions:
         return Ended([], [])
+    whole, part = list(sessions), []
+    if scope.school_id is not None and scope.person_id is not None:
+        logged_in_there = set(db.scalars(select(Account.id).where(
+            Account.person_id == scope.person_id, Account.school_id == scope.school_id)))
+        whole = [s for s in sessions if s.account_id in logged_in_there]
+        part = [s for s in sessions if s.account_id not in logged_in_there]
     now = utcnow()
+    outbox = _end_whole(db, whole, reason, now)
+    denied: list[str] = []
+    if part and scope.school_id is not None:
+        left, denied = _leave_school(db, [s.id for s in part], scope.school_id, reason, now)
+        outbox += left
+    pairs = [(s.id, s.cookie_hash) for s in whole]
+    db.commit()
+    forget(pairs)
+    # A rotation racing the revocation above may still commit a token of these grants; the
+    # refresh grant and the resources check this mark.
+    deny_grants(denied)
+    delivery_ids = [row.id for row in outbox]
+    if deliver:
+        deliveries.attempt_now(current_app._get_current_object(),  # type: ignore[attr-defined]
+                               delivery_ids)
+    return Ended([s.id for s in whole], delivery_ids, [s.id for s in part])
+
+
+def _end_whole(db: Session, sessions: list[SsoSession], reason: str,
+               now: dt.datetime) -> list[Delivery]:
+    """Mark sessions ended, revoke their refresh tokens, queue a logout for each of their
+    schools."""
+    if not sessions:
+        return []
     ids = [s.id for s in sessions]
     for s in sessions:
         s.ended_at = now
@@ -52,23 +88,40 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
     db.execute(update(RefreshToken).where(RefreshToken.session_id.in_(ids),
                                           RefreshToken.revoked_at.is_(None))
                .values(revoked_at=now))
+    return _queue(db, db.scalars(select(SessionClient).where(SessionClient.session_id.in_(ids))),
+                  reason, now)
+
+
+def _leave_school(db: Session, session_ids: list[str], school_id: int, reason: str,
+                  now: dt.datetime) -> tuple[list[Delivery], list[str]]:
+    """Take one school out of live sessions: revoke its clients' refresh tokens there, forget
+    that it holds tokens, queue its logouts; return the rows and the grants revoked."""
+    clients = select(Client.id).where(Client.school_id == school_id).scalar_subquery()
+    under = (RefreshToken.session_id.in_(session_ids), RefreshToken.client_id.in_(clients))
+    grants = list(db.scalars(select(RefreshToken.grant_id).where(*under).distinct()))
+    db.execute(update(RefreshToken).where(*under, RefreshToken.revoked_at.is_(None))
+               .values(revoked_at=now))
+    held = list(db.scalars(select(SessionClient).where(
+        SessionClient.session_id.in_(session_ids), SessionClient.client_id.in_(clients))))
+    outbox = _queue(db, held, reason, now)
+    for sc in held:
+        db.delete(sc)
+    return outbox, grants
+
+
+def _queue(db: Session, held: Iterable[SessionClient], reason: str,
+           now: dt.datetime) -> list[Delivery]:
+    """One outbox row per school client that held tokens: an immutable snapshot."""
     outbox = []
     lease = now + dt.timedelta(seconds=current_app.config["BACKCHANNEL_TIMEOUT_SECONDS"] + 10)
-    for sc in db.scalars(select(SessionClient).where(SessionClient.session_id.in_(ids))):
-        # Leased for the direct attempt below, so a worker does not send it at the same time.
+    for sc in held:
+        # Leased for the direct attempt, so a worker does not send it at the same time.
         row = Delivery(kind="logout", client_id=sc.client_id, payload={
             "sid": sc.session_id, "sub": sc.sub, "reason": reason,
             "client_id": sc.client.client_id}, lease_until=lease)
         db.add(row)
         outbox.append(row)
-    pairs = [(s.id, s.cookie_hash) for s in sessions]
-    db.commit()
-    forget(pairs)
-    delivery_ids = [row.id for row in outbox]
-    if deliver:
-        deliveries.attempt_now(current_app._get_current_object(),  # type: ignore[attr-defined]
-                               delivery_ids)
-    return Ended(ids, delivery_ids)
+    return outbox
 
 
 def delivery_states(db: Session, delivery_ids: list[int]) -> list[tuple[str, str]]:

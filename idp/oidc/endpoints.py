@@ -17,7 +17,12 @@ from idp.oidc import authorize as authz
 from idp.oidc import interactions
 from idp.oidc.claims import released
 from idp.oidc.discovery import metadata
-from idp.oidc.resource import check_access_token, check_id_token_hint
+from idp.oidc.resource import (
+    bearer_error,
+    bearer_token,
+    check_access_token,
+    check_id_token_hint,
+)
 from idp.schools import origin
 from idp.sessions import load as load_session
 from idp.views.errors import error_page
@@ -133,32 +138,17 @@ def introspect() -> Response:
     return _no_store(_server().create_endpoint_response("introspection"))
 
 
-def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        return request.form.get("access_token")
-    return None
-
-
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     """OIDC Core §5.3: the claims of the token's scope, for the token's school account."""
-    claims = check_access_token(_bearer() or "")
+    claims = check_access_token(bearer_token() or "")
     if claims is None:
-        resp = jsonify({"error": "invalid_token"})
-        resp.status_code = 401
-        resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        return _no_store(resp)
+        return bearer_error("invalid_token", 401)
     db = get_db()
     row = db.execute(select(Account, Person).join(Person, Person.id == Account.person_id)
                      .where(Account.sub == claims["sub"])).first()
     if row is None or row[0].status != "active":
-        resp = jsonify({"error": "invalid_token"})
-        resp.status_code = 401
-        resp.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        return _no_store(resp)
+        return bearer_error("invalid_token", 401)
     account, person = row
     return _no_store(jsonify(released(person, account, claims["scope"], None)))
 

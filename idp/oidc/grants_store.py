@@ -28,11 +28,20 @@ def revoke_grant(grant_id: str) -> None:
     ).values(revoked_at=utcnow()))
     db.commit()
     # A token of the grant still being committed by a racing request escapes the UPDATE above;
-    # the refresh grant checks this mark too, so it lasts as long as a refresh token can.
+    # the refresh grant checks this mark too.
+    deny_grants([grant_id])
+
+
+def deny_grants(grant_ids: list[str]) -> None:
+    """Deny-list grants in Redis for as long as any of their tokens can live."""
+    if not grant_ids:
+        return
     cfg = current_app.config
-    r: redis.Redis = current_app.extensions["redis"]
-    r.set(DENY_GRANT + grant_id, "1",
-          ex=max(cfg["ACCESS_TOKEN_TTL_SECONDS"], cfg["SESSION_MAX_SECONDS"]) + 60)
+    ttl = max(cfg["ACCESS_TOKEN_TTL_SECONDS"], cfg["SESSION_MAX_SECONDS"]) + 60
+    pipe = current_app.extensions["redis"].pipeline(transaction=False)
+    for grant_id in grant_ids:
+        pipe.set(DENY_GRANT + grant_id, "1", ex=ttl)
+    pipe.execute()
 
 
 def deny_access_token(jti: str, exp: int) -> None:

@@ -1,16 +1,40 @@
-"""Checking access tokens presented to the IdP's own resources (userinfo, introspection)."""
+"""Checking access tokens presented to the IdP's own resources (userinfo, introspection, the
+tenant admin API), and the RFC 6750 answers to a bad one."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import redis
-from flask import current_app
+from flask import Response, current_app, jsonify, request
 
 from idp.oidc import tokens
 from idp.oidc.grants_store import DENY_GRANT, DENY_JTI
 from idp.sessions import alive_key
 from shared.db import get_db
+
+
+def bearer_token() -> str | None:
+    """RFC 6750 §2.1 and §2.2: the token from the Authorization header or a form body."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("access_token")
+    return None
+
+
+def bearer_error(error: str, status: int, description: str | None = None) -> Response:
+    """RFC 6750 §3: an error answer with its WWW-Authenticate challenge, never cached."""
+    body = {"error": error}
+    if description:
+        body["error_description"] = description
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers["WWW-Authenticate"] = f'Bearer error="{error}"'
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Pragma"] = "no-cache"
+    return resp
 
 
 def check_access_token(token: str) -> dict[str, Any] | None:
