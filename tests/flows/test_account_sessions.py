@@ -128,7 +128,9 @@ def test_log_out_everywhere_ends_every_session_and_tells_every_school(
         idp, make_tenant, make_person, link_account):
     kool, lasteaed, _, laptop, phone = _two_browsers(idp, make_tenant, make_person,
                                                      link_account)
-    page, _ = sessions_page(phone)
+    # Offered on the sessions page and on the overview.
+    assert 'id="end-all">Logi välja kõikjal</button>' in sessions_page(phone)[0].text
+    page = phone.http.get(f"{idp}/account", timeout=10)
     assert 'id="end-all">Logi välja kõikjal</button>' in page.text
     done = post_form(phone, page, "/account/sessions/end-all")
     assert done.status_code == 200
