@@ -26,5 +26,7 @@ def logged_out_page(ended: Ended | None, *, clear_cookie: bool = True,
         resp.headers["Content-Security-Policy"] = content_security_policy(
             frames=tuple(sorted({origin(f) for f in frames})))
     if clear_cookie:
-        resp.delete_cookie(current_app.config["SSO_COOKIE_NAME"], path="/")
+        # Browsers ignore a __Host- cookie (the https name) set without Secure, deletion too.
+        resp.delete_cookie(current_app.config["SSO_COOKIE_NAME"], path="/",
+                           secure=issuer.startswith("https://"), httponly=True, samesite="Lax")
     return resp

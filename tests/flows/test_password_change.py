@@ -164,3 +164,26 @@ def test_the_form_needs_its_csrf_token(idp_app, family):
         allow_redirects=False, timeout=10)
     assert resp.status_code == 400 and "<h1>Vorm aegus</h1>" in resp.text
     assert signed_in_at(laptop, kool)
+
+
+def test_a_person_without_a_password_sets_one(idp, idp_app, make_tenant, make_person):
+    from idp.models import Account, Person
+    from shared.db import get_db
+
+    kool = make_tenant("Laagri Kool")
+    person = make_person(kool.client, given_name="Jaan", family_name="Tamm")
+    browser = Browser(idp)
+    _sign_in(browser, kool.url, person)
+    with idp_app.app_context():  # as after a login link: the person never had a password
+        db = get_db()
+        account = db.scalar(select(Account).where(Account.sub == person.sub))
+        db.get(Person, account.person_id).password_hash = None
+        db.commit()
+    page = _form(browser)
+    assert 'name="current_password"' not in page.text
+    done = post_form(browser, page, "/account/password", new_password=NEW,
+                     new_password_again=NEW)
+    assert "<h1>Parool on muudetud</h1>" in done.text
+    assert school_states(done) == {"Laagri Kool": "delivered"}
+    assert not signed_in_at(browser, kool)
+    _sign_in(Browser(idp), kool.url, dataclasses.replace(person, password=NEW))
