@@ -52,11 +52,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from idp import admin_api
     from idp.oidc import endpoints
-    from idp.views import errors, login, schools
+    from idp.views import account, errors, login, password, schools
 
     errors.init_app(app)
     endpoints.init_app(app)
     app.register_blueprint(login.bp)
     app.register_blueprint(schools.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(password.bp)
     return app

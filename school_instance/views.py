@@ -36,8 +36,8 @@ def home() -> Any:
 @bp.get("/profile")
 @login_required
 def profile() -> Any:
-    """Your profile at this school."""
-    return render_template("profile.html")
+    """Your profile at this school, with the way to your Stuudium ID sessions and password."""
+    return render_template("profile.html", account_url=f"{current().issuer}/account")
 
 
 def init_app(app: Flask) -> None:

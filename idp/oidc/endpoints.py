@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from idp.logout import Scope, delivery_states, end_sessions, frontchannel_frames
+from idp.logout import Scope, end_sessions
 from idp.models import Account, Client, Person
 from idp.oidc import authorize as authz
 from idp.oidc import interactions
@@ -23,11 +23,11 @@ from idp.oidc.resource import (
     check_access_token,
     check_id_token_hint,
 )
-from idp.schools import origin
 from idp.sessions import load as load_session
 from idp.views.errors import error_page
+from idp.views.logout_page import logged_out_page
 from shared.db import get_db
-from shared.security import check_csrf, content_security_policy
+from shared.security import check_csrf
 
 bp = Blueprint("oidc", __name__)
 
@@ -173,24 +173,15 @@ def end_session() -> Any:
         "sid") == session.sid
     if session is not None and not (confirmed or hint_is_this_session):
         return render_template("logout_confirm.html", values=dict(values.items()))
-    schools: list[tuple[str, str]] = []
-    frames: list[str] = []
+    ended = None
     if session is not None:
-        frames = frontchannel_frames(get_db(), session.sid, current_app.config["ISSUER"])
         ended = end_sessions(get_db(), Scope(session_ids=(session.sid,)), "logout")
-        schools = delivery_states(get_db(), ended.delivery_ids)
     continue_to = None
     if target is not None and (hint is not None):
         state = values.get("state")
         continue_to = target + (("&" if "?" in target else "?") + urlencode({"state": state})
                                 if state else "")
-    resp = current_app.make_response(render_template("logged_out.html", continue_to=continue_to,
-                                                           schools=schools, frames=frames))
-    if frames:
-        resp.headers["Content-Security-Policy"] = content_security_policy(
-            frames=tuple(sorted({origin(f) for f in frames})))
-    resp.delete_cookie(current_app.config["SSO_COOKIE_NAME"], path="/")
-    return resp
+    return logged_out_page(ended, continue_to=continue_to)
 
 
 def init_app(app: Any) -> None:

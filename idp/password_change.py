@@ -1,0 +1,47 @@
+"""A person changes their own password: checked, hashed, audited, and every session ends."""
+
+from __future__ import annotations
+
+import redis
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from idp.accounts import hash_password, verify_password
+from idp.logout import Ended, Scope, end_sessions
+from idp.models import AuditEvent, Person, utcnow
+
+
+def _failures_key(person_id: int) -> str:
+    return f"idp:fail:pwchange:{person_id}"
+
+
+def current_password_ok(person: Person, given: str) -> bool:
+    """Verify the current password, counting failures: past the login's cap every answer is
+    "wrong", so a stolen session cookie cannot be used to guess the password."""
+    r: redis.Redis = current_app.extensions["redis"]
+    cfg = current_app.config
+    key = _failures_key(person.id)
+    # SET NX EX then INCR in one transaction: the counter always carries its expiry.
+    pipe = r.pipeline(transaction=True)
+    pipe.set(key, 0, ex=cfg["LOGIN_FAILURE_WINDOW_SECONDS"], nx=True)
+    pipe.incr(key)
+    failures = pipe.execute()[1]
+    if failures > cfg["LOGIN_MAX_FAILURES"]:
+        verify_password(None, given)
+        return False
+    if not verify_password(person.password_hash, given):
+        return False
+    r.delete(key)
+    return True
+
+
+def change_password(db: Session, person: Person, new_password: str) -> Ended:
+    """Store the new password and end all the person's sessions in the same commit; every
+    school they were signed in to is sent a logout token."""
+    person.password_hash = hash_password(new_password)
+    person.updated_at = utcnow()
+    db.add(AuditEvent(action="password_change", actor=f"person:{person.id}",
+                      person_id=person.id, details={"via": "idp_account_page"}))
+    ended = end_sessions(db, Scope(person_id=person.id), "password_change")
+    db.commit()  # end_sessions commits only when it found sessions
+    return ended

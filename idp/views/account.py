@@ -1,0 +1,110 @@
+"""The person's own Stuudium ID pages: the overview, the sessions page, ending sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from idp import sessions
+from idp.logout import Scope, end_sessions
+from idp.models import Person, SsoSession
+from idp.session_list import live_sessions
+from idp.views.errors import error_page
+from idp.views.logout_page import logged_out_page
+from shared.db import get_db
+from shared.security import check_csrf
+
+bp = Blueprint("account", __name__)
+
+TALLINN = ZoneInfo("Europe/Tallinn")
+
+
+@bp.app_template_filter("tallinn_time")
+def tallinn_time(moment: dt.datetime) -> str:
+    """Show a moment as Estonians write it, in Tallinn's time: 29.11.2026 14:05."""
+    return moment.astimezone(TALLINN).strftime("%d.%m.%Y %H:%M")
+
+
+def signed_in(view: Callable[..., Any]) -> Callable[..., Response]:
+    """Run the view only for a browser with a live SSO session (g.live_session, g.person);
+    otherwise say how to sign in. Personal pages are never cached."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Response:
+        live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
+        person = get_db().get(Person, live.person_id) if live is not None else None
+        if live is None or person is None:
+            resp = make_response(render_template("not_signed_in.html"))
+        else:
+            g.live_session, g.person = live, person
+            resp = make_response(view(*args, **kwargs))
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    return wrapped
+
+
+@bp.get("/account")
+@signed_in
+def overview() -> Any:
+    """Sinu Stuudium ID: who is signed in, and the ways to their sessions and password."""
+    return render_template("account.html", person=g.person)
+
+
+@bp.get("/account/sessions")
+@signed_in
+def sessions_page() -> Any:
+    """Every live session of the person, with its device, times and schools."""
+    return render_template("account_sessions.html", person=g.person, sessions=live_sessions(
+        get_db(), g.person.id, g.live_session.sid))
+
+
+@bp.post("/account/sessions/end")
+@signed_in
+def end_one() -> Any:
+    """End one of the person's sessions; the schools signed in under it are told."""
+    check_csrf()
+    sid = request.form.get("sid", "")[:64]
+    db = get_db()
+    own = db.scalar(select(SsoSession.id).where(
+        SsoSession.id == sid, SsoSession.person_id == g.person.id,
+        SsoSession.ended_at.is_(None)))
+    if own is None:
+        # Someone else's session, or one already ended: the same answer, nothing ended.
+        return error_page(_("Seanssi ei leitud"), _(
+            "Sellist seanssi sinu seansside hulgas ei ole – võib-olla on see juba lõppenud. "
+            "Ava seansside leht uuesti."), 404)
+    ended = end_sessions(db, Scope(session_ids=(own,)), "logout")
+    if own == g.live_session.sid:
+        return logged_out_page(ended)
+    return logged_out_page(ended, clear_cookie=False, heading=_("Seanss on lõpetatud"),
+                           message=_("Valitud seadme Stuudium ID seanss on lõppenud ja koolidele, "
+                                     "kuhu sealt sisse logiti, on sellest teada antud."),
+                           back_to=url_for("account.sessions_page"))
+
+
+@bp.post("/account/sessions/end-all")
+@signed_in
+def end_all() -> Any:
+    """Logi välja kõikjal: end every session of the person, this one included."""
+    check_csrf()
+    ended = end_sessions(get_db(), Scope(person_id=g.person.id), "logout_everywhere")
+    return logged_out_page(ended, heading=_("Oled kõikjal välja logitud"), message=_(
+        "Kõik sinu Stuudium ID seansid on lõppenud, kõigis seadmetes ja kõigis koolides. "
+        "Kui kasutad ühist arvutit, sulge ka brauser."))
