@@ -60,9 +60,11 @@ def _post(url: str, token: str, timeout: float) -> tuple[int | None, str | None]
         return None, type(exc).__name__
 
 
-def send(app: Flask, delivery_ids: list[int], timeout: float, budget: float) -> list[Outcome]:
+def send(app: Flask, delivery_ids: list[int], timeout: float,
+         budget: float | None = None) -> list[Outcome]:
     """Mint a fresh logout token per row and POST them in parallel, each within timeout; what
-    is not done within budget seconds in all counts as timed out (and is not sent later)."""
+    is not done within budget seconds in all (default: timeout) counts as timed out and is not
+    sent later."""
     if not delivery_ids:
         return []
     issuer = app.config["ISSUER"]
@@ -84,7 +86,8 @@ def send(app: Flask, delivery_ids: list[int], timeout: float, budget: float) -> 
     jobs: list[tuple[int, Future[tuple[int | None, str | None]]]] = [
         (row_id, _POOL.submit(attempt, uri, client_id, payload))
         for row_id, payload, client_id, uri in rows if uri]
-    wait([f for _, f in jobs], timeout=max(0.0, started + budget - time.monotonic()))
+    limit = timeout + 0.05 if budget is None else budget
+    wait([f for _, f in jobs], timeout=max(0.0, started + limit - time.monotonic()))
     outcomes = []
     for delivery_id, future in jobs:
         if future.done():
@@ -98,8 +101,7 @@ def send(app: Flask, delivery_ids: list[int], timeout: float, budget: float) -> 
 
 def attempt_now(app: Flask, delivery_ids: list[int]) -> list[Outcome]:
     """The direct attempt right after a logout: everything within the configured budget."""
-    timeout = app.config["BACKCHANNEL_TIMEOUT_SECONDS"]
-    outcomes = send(app, delivery_ids, timeout, timeout + 0.05)
+    outcomes = send(app, delivery_ids, app.config["BACKCHANNEL_TIMEOUT_SECONDS"])
     record(app, outcomes)
     return outcomes
 
