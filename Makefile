@@ -31,6 +31,7 @@ test: install lint ## Every test (PostgreSQL/Redis when DATABASE_URL/REDIS_URL a
 bench: install ## Benchmarks against gunicorn on PostgreSQL + Redis (figures in artifacts/bench)
 	$(PY) -m tests.bench.run
 	$(PY) -m tests.bench.jump
+	$(PY) -m tests.bench.logout
 
 clean: ## Remove local state (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

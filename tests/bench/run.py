@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
 from flask import Flask
 
 from tests.bench import cpu, rawargon, report, seed, services, wrk
@@ -167,12 +165,7 @@ def prepared(wrk_bin: str) -> Iterator[Bench]:
             redis_url = own_redis = services.own_redis()
         idp_port, base_port = free_port(), free_port()
         issuer = f"http://127.0.0.1:{idp_port}"
-        env = {
-            "DATABASE_URL": database_url, "REDIS_URL": redis_url, "IDP_ISSUER": issuer,
-            "IDP_SECRET_KEY": secrets.token_urlsafe(32),
-            "IDP_KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "STUUDIUM_VAR_DIR": str(work / "var"), "STUUDIUM_ENV": "development",
-        }
+        env = services.idp_env(database_url, redis_url, issuer, work / "var")
         os.environ.update(env)
         from idp import create_app
         from idp.cli import upgrade_database

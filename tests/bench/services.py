@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,6 +18,18 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
+
+
+def idp_env(database_url: str, redis_url: str, issuer: str, var_dir: Path) -> dict[str, str]:
+    """The environment of a benchmark IdP (gunicorn, `idp worker`): fresh secrets, development."""
+    from cryptography.fernet import Fernet
+
+    return {
+        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "IDP_ISSUER": issuer,
+        "IDP_SECRET_KEY": secrets.token_urlsafe(32),
+        "IDP_KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "STUUDIUM_VAR_DIR": str(var_dir), "STUUDIUM_ENV": "development",
+    }
 
 
 def create_database() -> tuple[str, str]:
