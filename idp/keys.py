@@ -101,6 +101,10 @@ class KeyStore:
         self._cache_seconds = cache_seconds
         self._ring: KeyRing | None = None
         self._lock = threading.Lock()
+        # Imported private keys by kid: a reload re-reads which keys are in which state, but
+        # decrypting and importing a key (an RSA consistency check costs milliseconds) happens
+        # once per key and process.
+        self._imported: dict[str, RSAKey | ECKey] = {}
 
     def ring(self, db: Session) -> KeyRing:
         """Return the current key ring, reloading it when stale."""
@@ -122,10 +126,13 @@ class KeyStore:
         signing: dict[str, RSAKey | ECKey] = {}
         for row in rows:
             if row.state == "active":
-                pem = self._cipher.decrypt(row.private_encrypted)
-                cls = RSAKey if row.alg == "RS256" else ECKey
-                signing[row.alg] = cls.import_key(pem, {"kid": row.kid, "alg": row.alg,
-                                                        "use": "sig"})
+                key = self._imported.get(row.kid)
+                if key is None:
+                    pem = self._cipher.decrypt(row.private_encrypted)
+                    cls = RSAKey if row.alg == "RS256" else ECKey
+                    key = cls.import_key(pem, {"kid": row.kid, "alg": row.alg, "use": "sig"})
+                    self._imported[row.kid] = key
+                signing[row.alg] = key
         publics = [dict(r.public_jwk) for r in rows]
         return KeyRing(signing=signing, public=KeySet.import_key_set({"keys": publics}),
                        jwks={"keys": publics}, loaded_at=time.monotonic())
