@@ -6,12 +6,20 @@ import datetime as dt
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from idp import deliveries
 from idp.models import Delivery, RefreshToken, SessionClient, SsoSession, utcnow
 from idp.sessions import forget
+
+WAKE_CHANNEL = "idp_deliveries"
+
+
+def notify_worker(db: Session) -> None:
+    """Wake the delivery workers once this transaction commits (a NOTIFY is sent on commit)."""
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
         db.add(row)
         outbox.append(row)
     pairs = [(s.id, s.cookie_hash) for s in sessions]
+    if outbox:
+        notify_worker(db)
     db.commit()
     forget(pairs)
     delivery_ids = [row.id for row in outbox]
