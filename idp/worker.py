@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 EXPIRE_BATCH = 200
 # sessions.create commits the SQL record before it writes Redis (and renew stamps last_seen
 # before it does): a session this young without its Redis key is being born, not idle.
-START_GRACE = dt.timedelta(seconds=5)
+START_GRACE = dt.timedelta(seconds=2)
 
 
 @dataclass
@@ -144,9 +144,11 @@ def run(app: Flask, once: bool = False,
         report: Callable[[Round], None] | None = None) -> None:
     """Run rounds until SIGTERM/SIGINT (or one round with once); a failed round is retried."""
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
+    previous = {}
+    if not once and threading.current_thread() is threading.main_thread():
+        # Finish the round in progress, then exit: a claimed row is never left half sent.
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
     expiry = Expiry()
     waker = Waker(app, stop)
     try:
@@ -169,3 +171,5 @@ def run(app: Flask, once: bool = False,
                 waker.wait()
     finally:
         waker.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
