@@ -282,3 +282,17 @@ def receivers() -> Iterator[list[Receiver]]:
 def browser(idp: FaultIdp) -> Browser:
     """A fresh browser at the test's IdP."""
     return Browser(idp.url)
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL cluster of the test's own, running, in a directory its user can reach."""
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="stuudium-pg-", dir="/tmp"))
+    cluster = Postgres(directory).init()
+    cluster.start()
+    yield cluster
+    if cluster.running():
+        cluster.stop("immediate")
+    shutil.rmtree(directory, ignore_errors=True)
