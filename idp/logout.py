@@ -63,10 +63,11 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
     outbox = []
     lease = now + dt.timedelta(seconds=current_app.config["BACKCHANNEL_TIMEOUT_SECONDS"] + 10)
     for sc in db.scalars(select(SessionClient).where(SessionClient.session_id.in_(ids))):
-        # Leased for the direct attempt below, so a worker does not send it at the same time.
+        # Leased for the direct attempt below, so a worker does not send it at the same time;
+        # without one, the worker woken by the NOTIFY sends it at once.
         row = Delivery(kind="logout", client_id=sc.client_id, payload={
             "sid": sc.session_id, "sub": sc.sub, "reason": reason,
-            "client_id": sc.client.client_id}, lease_until=lease)
+            "client_id": sc.client.client_id}, lease_until=lease if deliver else None)
         db.add(row)
         outbox.append(row)
     pairs = [(s.id, s.cookie_hash) for s in sessions]

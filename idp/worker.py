@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,8 +125,11 @@ class Waker:
 
         try:
             conn = self._listen(self.url)
-            for _ in conn.notifies(timeout=self.poll, stop_after=1):
-                pass
+            deadline = time.monotonic() + self.poll
+            # In slices of at most a second: a signal does not interrupt psycopg's wait.
+            while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if list(conn.notifies(timeout=min(left, 1.0), stop_after=1)):
+                    break
             for _ in conn.notifies(timeout=0.0):  # drain: one round serves them all
                 pass
         except psycopg.Error as exc:  # the database may be down: poll meanwhile

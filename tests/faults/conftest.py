@@ -296,3 +296,14 @@ def postgres() -> Iterator[Postgres]:
     if cluster.running():
         cluster.stop("immediate")
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_idp(tmp_path: Path, postgres: Postgres, redis_server: RedisServer,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultIdp]:
+    """An IdP on the test's own PostgreSQL cluster and Redis."""
+    monkeypatch.setenv("STUUDIUM_VAR_DIR", str(tmp_path))
+    served = fault_idp(tmp_path, postgres.url, redis_server.url)
+    yield served
+    served.stop()
+    served.app.extensions["db_engine"].dispose()

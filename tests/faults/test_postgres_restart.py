@@ -6,24 +6,13 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
-import pytest
 import requests
 from sqlalchemy import select
 
-from tests.faults.conftest import FaultIdp, Postgres, RedisServer, fault_idp, wait_for
+from tests.faults.conftest import FaultIdp, Postgres, wait_for
 from tests.support import Browser, Receiver, unverified_claims
-
-
-@pytest.fixture
-def pg_idp(tmp_path: Path, postgres: Postgres, redis_server: RedisServer, monkeypatch):
-    monkeypatch.setenv("STUUDIUM_VAR_DIR", str(tmp_path))
-    served = fault_idp(tmp_path, postgres.url, redis_server.url)
-    yield served
-    served.stop()
-    served.app.extensions["db_engine"].dispose()
 
 
 def _state(idp: FaultIdp, sid: str, schools: int) -> str:
