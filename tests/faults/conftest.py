@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
+from shared.db import normalise_url
 from tests.flows.test_backchannel import _school_at
 from tests.support import (
     Browser,
@@ -257,15 +260,38 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.kill()
 
 
+@contextmanager
+def own_database(tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own: a fresh one on DATABASE_URL's server when set (its keys
+    and rows must not mix with the other tests'), else an SQLite file."""
+    shared = os.environ.get("DATABASE_URL")
+    if not shared:
+        yield f"sqlite:///{tmp_path / 'idp.db'}"
+        return
+    url = make_url(normalise_url(shared))
+    name = f"{url.database}_fault_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def idp(tmp_path: Path, redis_server: RedisServer,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultIdp]:
-    """An IdP of the test's own: DATABASE_URL when set (PostgreSQL), else SQLite; own Redis."""
+    """An IdP of the test's own: on PostgreSQL when DATABASE_URL is set, else SQLite; own
+    Redis."""
     monkeypatch.setenv("STUUDIUM_VAR_DIR", str(tmp_path))
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path / 'idp.db'}"
-    served = fault_idp(tmp_path, url, redis_server.url)
-    yield served
-    served.stop()
+    with own_database(tmp_path) as url:
+        served = fault_idp(tmp_path, url, redis_server.url)
+        yield served
+        served.stop()
+        served.app.extensions["db_engine"].dispose()
 
 
 @pytest.fixture
