@@ -105,3 +105,35 @@ def test_a_session_past_its_absolute_cap_is_ended(idp, idp_app, make_tenant, mak
     assert not idp_app.extensions["redis"].exists(f"idp:sid:{sid}")
     profile = _profile(browser, school)
     assert profile.status_code == 303 and "/auth/login" in profile.headers["Location"]
+
+
+def test_each_round_ends_a_bounded_batch_and_the_walk_wraps_around(
+        idp, idp_app, make_school, make_person, monkeypatch):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from idp import worker
+    from idp.models import SsoSession, utcnow
+    from shared.db import get_db
+    from tests.support import sign_in, unverified_claims
+
+    monkeypatch.setattr(worker, "EXPIRE_BATCH", 1)
+    school = make_school()
+    sids = set()
+    for _ in range(3):
+        tokens = sign_in(idp, Browser(idp), school, make_person(school))
+        sids.add(unverified_claims(tokens["id_token"])["sid"])
+    with idp_app.app_context():
+        db = get_db()
+        db.execute(update(SsoSession).where(SsoSession.id.in_(sids))
+                   .values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+        db.commit()
+    expiry, ended = worker.Expiry(), set()
+    for _ in range(30):
+        done = worker.run_round(idp_app, expiry)
+        assert len(done.ended_sessions) <= 1
+        ended |= set(done.ended_sessions)
+        if sids <= ended:
+            break
+    assert sids <= ended
