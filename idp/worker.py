@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -42,7 +42,6 @@ class Expiry:
     """Walks the live sessions in id order, a batch per round, wrapping at the end."""
 
     after: str = ""
-    ended: list[str] = field(default_factory=list)
 
     def candidates(self, app: Flask, db: Session) -> tuple[list[str], list[str]]:
         """Return (past the absolute cap, possibly idle) session ids of the next batch."""
@@ -148,7 +147,7 @@ def run(app: Flask, once: bool = False,
         report: Callable[[Round], None] | None = None) -> None:
     """Run rounds until SIGTERM/SIGINT (or one round with once); a failed round is retried."""
     stop = threading.Event()
-    previous = {}
+    previous: dict[int, Any] = {}
     if not once and threading.current_thread() is threading.main_thread():
         # Finish the round in progress, then exit: a claimed row is never left half sent.
         for signum in (signal.SIGTERM, signal.SIGINT):
