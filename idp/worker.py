@@ -147,7 +147,7 @@ def run(app: Flask, once: bool = False,
         report: Callable[[Round], None] | None = None) -> None:
     """Run rounds until SIGTERM/SIGINT (or one round with once); a failed round is retried."""
     stop = threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if not once and threading.current_thread() is threading.main_thread():
         # Finish the round in progress, then exit: a claimed row is never left half sent.
         for signum in (signal.SIGTERM, signal.SIGINT):
