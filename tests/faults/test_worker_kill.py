@@ -45,8 +45,8 @@ def test_killing_the_worker_mid_fan_out_loses_no_logout(idp: FaultIdp,
     assert [state for state, _ in _leases(idp, sids)] == ["pending"] * len(expected)
 
     for receiver in receivers:  # the schools are back, but slow
-        receiver.status, receiver.delay = 200, 2.0
-    worker = idp.start_worker(IDP_DELIVERY_LEASE_SECONDS=str(LEASE), IDP_DELIVERY_TIMEOUT="5")
+        receiver.status, receiver.delay = 200, 3.0
+    worker = idp.start_worker(IDP_DELIVERY_LEASE_SECONDS=str(LEASE), IDP_DELIVERY_TIMEOUT="6")
     wait_for(lambda: all(len(r.posts) == 2 * PEOPLE for r in receivers), 20,
              "the worker to be sending to every school")
     worker.kill()  # SIGKILL mid-send: no answer recorded, every row still leased
