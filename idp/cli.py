@@ -222,24 +222,19 @@ def keys_list(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="Send what is due once, then exit.")
+@click.option("--once", is_flag=True, help="One round, then exit.")
 def worker(once: bool) -> None:
-    """Deliver logout messages to schools: retries with backoff until delivered or dead."""
-    import time
+    """End timed-out sessions and deliver logout messages to schools, with retries."""
+    from idp import worker as loop
 
-    from idp.deliveries import run_once
-
-    app = _app()
-    while True:
-        with app.app_context():
-            outcomes = run_once(app)
-        for o in outcomes:
+    def report(done: loop.Round) -> None:
+        for sid in done.ended_sessions:
+            click.echo(f"session ended: timeout ({sid[:6]}…)")
+        for o in done.outcomes:
             click.echo(f"delivery {o.delivery_id}: "
                        f"{'delivered' if o.delivered else o.status or o.error}")
-        if once:
-            return
-        if not outcomes:
-            time.sleep(app.config["WORKER_POLL_SECONDS"])
+
+    loop.run(_app(), once=once, report=report)
 
 
 @main.group()

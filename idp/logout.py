@@ -7,13 +7,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from idp import deliveries
 from idp.models import Account, Client, Delivery, RefreshToken, SessionClient, SsoSession, utcnow
 from idp.oidc.grants_store import deny_grants
 from idp.sessions import forget
+
+WAKE_CHANNEL = "idp_deliveries"
+
+
+def notify_worker(db: Session) -> None:
+    """Wake the delivery workers once this transaction commits (a NOTIFY is sent on commit)."""
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,15 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
         whole = [s for s in sessions if s.account_id in logged_in_there]
         part = [s for s in sessions if s.account_id not in logged_in_there]
     now = utcnow()
-    outbox = _end_whole(db, whole, reason, now)
+    outbox = _end_whole(db, whole, reason, now, deliver)
     denied: list[str] = []
     if part and scope.school_id is not None:
-        left, denied = _leave_school(db, [s.id for s in part], scope.school_id, reason, now)
+        left, denied = _leave_school(db, [s.id for s in part], scope.school_id, reason, now,
+                                     deliver)
         outbox += left
     pairs = [(s.id, s.cookie_hash) for s in whole]
+    if outbox:
+        notify_worker(db)
     db.commit()
     forget(pairs)
     # A rotation racing the revocation above may still commit a token of these grants; the
@@ -75,8 +86,8 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
     return Ended([s.id for s in whole], delivery_ids, [s.id for s in part])
 
 
-def _end_whole(db: Session, sessions: list[SsoSession], reason: str,
-               now: dt.datetime) -> list[Delivery]:
+def _end_whole(db: Session, sessions: list[SsoSession], reason: str, now: dt.datetime,
+               deliver: bool) -> list[Delivery]:
     """Mark sessions ended, revoke their refresh tokens, queue a logout for each of their
     schools."""
     if not sessions:
@@ -89,11 +100,11 @@ def _end_whole(db: Session, sessions: list[SsoSession], reason: str,
                                           RefreshToken.revoked_at.is_(None))
                .values(revoked_at=now))
     return _queue(db, db.scalars(select(SessionClient).where(SessionClient.session_id.in_(ids))),
-                  reason, now)
+                  reason, now, deliver)
 
 
 def _leave_school(db: Session, session_ids: list[str], school_id: int, reason: str,
-                  now: dt.datetime) -> tuple[list[Delivery], list[str]]:
+                  now: dt.datetime, deliver: bool) -> tuple[list[Delivery], list[str]]:
     """Take one school out of live sessions: revoke its clients' refresh tokens there, forget
     that it holds tokens, queue its logouts; return the rows and the grants revoked."""
     clients = select(Client.id).where(Client.school_id == school_id).scalar_subquery()
@@ -103,22 +114,23 @@ def _leave_school(db: Session, session_ids: list[str], school_id: int, reason: s
                .values(revoked_at=now))
     held = list(db.scalars(select(SessionClient).where(
         SessionClient.session_id.in_(session_ids), SessionClient.client_id.in_(clients))))
-    outbox = _queue(db, held, reason, now)
+    outbox = _queue(db, held, reason, now, deliver)
     for sc in held:
         db.delete(sc)
     return outbox, grants
 
 
-def _queue(db: Session, held: Iterable[SessionClient], reason: str,
-           now: dt.datetime) -> list[Delivery]:
+def _queue(db: Session, held: Iterable[SessionClient], reason: str, now: dt.datetime,
+           deliver: bool) -> list[Delivery]:
     """One outbox row per school client that held tokens: an immutable snapshot."""
     outbox = []
     lease = now + dt.timedelta(seconds=current_app.config["BACKCHANNEL_TIMEOUT_SECONDS"] + 10)
     for sc in held:
-        # Leased for the direct attempt, so a worker does not send it at the same time.
+        # Leased for the direct attempt, so a worker does not send it at the same time;
+        # without one, the worker woken by the NOTIFY sends it at once.
         row = Delivery(kind="logout", client_id=sc.client_id, payload={
             "sid": sc.session_id, "sub": sc.sub, "reason": reason,
-            "client_id": sc.client.client_id}, lease_until=lease)
+            "client_id": sc.client.client_id}, lease_until=lease if deliver else None)
         db.add(row)
         outbox.append(row)
     return outbox

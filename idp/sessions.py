@@ -124,10 +124,11 @@ def alive_key(sid: str) -> str:
 
 
 def renew(db: Session, live: LiveSession, amr: list[str], acr: str) -> tuple[str, LiveSession]:
-    """Re-authenticate the same person: a new cookie secret and auth_time, same sid."""
+    """Re-authenticate the same person: a new cookie secret and auth_time, same sid
+    (LookupError when SQL says the session has ended)."""
     row = db.get(SsoSession, live.sid)
-    if row is None:
-        raise LookupError("session record missing")
+    if row is None or row.ended_at is not None:  # a Redis copy revived after the end
+        raise LookupError("session record missing or ended")
     old_hash = row.cookie_hash
     secret = secrets.token_urlsafe(32)
     now = utcnow()

@@ -157,12 +157,15 @@ def unverified_claims(token: str) -> dict[str, Any]:
 class Receiver:
     """A tiny HTTP endpoint on loopback that records POSTed forms and answers a set status."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, port: int = 0) -> None:
         import http.server
+        import time
 
         self.status = status
         self.script: list[int] = []  # statuses to answer first, one per request
         self.posts: list[dict[str, list[str]]] = []
+        self.arrived: list[float] = []  # time.time() of each post
+        self.delay = 0.0  # seconds to hang before answering (a school past the timeout)
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -170,6 +173,9 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
                 receiver.posts.append(parse_qs(body))
+                receiver.arrived.append(time.time())
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(receiver.script.pop(0) if receiver.script
                                    else receiver.status)
                 self.send_header("Content-Length", "0")
@@ -178,13 +184,14 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 return
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        """Stop the endpoint."""
+        """Stop the endpoint and free its port."""
         self.server.shutdown()
+        self.server.server_close()
 
 
 def obtain_code(browser: Browser, issuer: str, client: SchoolClient, person: PersonLogin,

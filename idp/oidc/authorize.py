@@ -10,15 +10,15 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from flask import current_app, redirect, request, url_for
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from idp.models import Account
+from idp.models import Account, SsoSession
 from idp.oidc import codes, interactions
 from idp.oidc.claims import normalise_scope, parse_claims_request
 from idp.oidc.clients import RelyingParty, find_client
@@ -210,19 +210,36 @@ def error_response(auth_request: AuthorizationRequest, error: str, description: 
 
 # Built once: every silent jump runs it. Only the id and sub are needed here (the code names
 # the account; the token endpoint loads it with its person), so no ORM entity is built.
-_ACTIVE_ACCOUNT = select(Account.id, Account.sub).where(
-    Account.person_id == bindparam("person_id"), Account.school_id == bindparam("school_id"),
-    Account.status == "active")
+# The session's SQL record decides whether it is live: a Redis copy revived by a restart or
+# failover of Redis must not bring an ended session back.
+_ACTIVE_ACCOUNT = (select(SsoSession.ended_at, Account.id, Account.sub).select_from(SsoSession)
+                   .outerjoin(Account, and_(Account.person_id == SsoSession.person_id,
+                                            Account.school_id == bindparam("school_id"),
+                                            Account.status == "active"))
+                   .where(SsoSession.id == bindparam("sid")))
 
 
-def active_account(person_id: int, school_id: int) -> Row[int, str] | None:
-    """Return the id and sub of the person's active account at a school."""
-    row: Row[int, str] | None = get_db().execute(
-        _ACTIVE_ACCOUNT, {"person_id": person_id, "school_id": school_id}).first()
-    return row
+class AccountRef(NamedTuple):
+    """The account a code is issued for."""
+
+    id: int
+    sub: str
 
 
-def hint_matches(hint: str, client: RelyingParty, account: Row[int, str]) -> bool:
+class SessionEnded(Exception):
+    """The browser's session has ended in SQL, whatever Redis says."""
+
+
+def active_account(session: LiveSession, school_id: int) -> AccountRef | None:
+    """Return the id and sub of the person's active account at a school (one query that also
+    checks the session has not ended)."""
+    row = get_db().execute(_ACTIVE_ACCOUNT, {"sid": session.sid, "school_id": school_id}).first()
+    if row is None or row.ended_at is not None:
+        raise SessionEnded(session.sid)
+    return None if row.id is None else AccountRef(row.id, row.sub)
+
+
+def hint_matches(hint: str, client: RelyingParty, account: AccountRef) -> bool:
     """An id_token_hint must be our ID token for this person's account at this school."""
     claims = check_id_token_hint(hint)
     return claims is not None and claims.get("sub") == account.sub
@@ -241,7 +258,7 @@ def needs_login(session: LiveSession | None, params: dict[str, Any], fresh: bool
 
 
 def issue_code(auth_request: AuthorizationRequest, session: LiveSession,
-               account: Row[int, str]) -> Response:
+               account: AccountRef) -> Response:
     """Issue a code bound to client, redirect_uri, PKCE challenge, session and grant."""
     p = auth_request.params
     grant_id = secrets.token_urlsafe(16)
@@ -262,7 +279,10 @@ def decide(auth_request: AuthorizationRequest, fresh: bool = False) -> Response:
     login = needs_login(session, p, fresh)
     account = None
     if session is not None and not login:
-        account = active_account(session.person_id, auth_request.client.row.school_id)
+        try:
+            account = active_account(session, auth_request.client.row.school_id)
+        except SessionEnded:
+            session, login = None, True
         if account is None:
             if "none" in p["prompt"]:
                 return error_response(auth_request, "login_required",

@@ -7,7 +7,9 @@ from typing import Any
 
 import redis
 from flask import Response, current_app, jsonify, request
+from sqlalchemy import select
 
+from idp.models import SsoSession
 from idp.oidc import tokens
 from idp.oidc.grants_store import DENY_GRANT, DENY_JTI
 from idp.sessions import alive_key
@@ -55,6 +57,12 @@ def check_access_token(token: str) -> dict[str, Any] | None:
     pipe.exists(alive_key(str(claims.get("sid"))))
     denied_jti, denied_grant, alive = pipe.execute()
     if denied_jti or denied_grant or not alive:
+        return None
+    # SQL has the last word: a Redis copy revived by a restart or failover of Redis must not
+    # bring an ended session back.
+    session = get_db().execute(select(SsoSession.ended_at)
+                               .where(SsoSession.id == str(claims.get("sid")))).first()
+    if session is None or session.ended_at is not None:
         return None
     return claims
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from flask import Flask, Response, make_response, render_template
 from flask_babel import gettext as _
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
 
 
 def error_page(title: str, message: str, status: int) -> Response:
@@ -14,6 +20,20 @@ def error_page(title: str, message: str, status: int) -> Response:
 
 def init_app(app: Flask) -> None:
     """Render HTTP errors as pages."""
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _store_unavailable(exc: Exception) -> Response:
+        # Nothing was half done: logout commits in SQL before it touches Redis, so the person
+        # may simply try again.
+        log.warning("storage unavailable: %s", type(exc).__name__)
+        resp = error_page(_("Teenus on ajutiselt kättesaamatu"), _(
+            "Me ei saanud sinu päringut praegu täita ja midagi ei muutunud. Proovi mõne minuti "
+            "pärast uuesti; kui sa tahtsid välja logida, vajuta uuesti väljalogimise "
+            "nuppu."), 503)
+        resp.headers["Retry-After"] = "30"
+        return resp
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -86,14 +86,19 @@ def login() -> Any:
             "E-posti aadress või parool on vale.")), 200
     cookie_name = current_app.config["SSO_COOKIE_NAME"]
     previous = sessions.load(request.cookies.get(cookie_name))
+    renewed = None
     if previous is not None and previous.person_id == account.person_id:
-        secret, live = sessions.renew(db, previous, ["pwd"], "low")
-    else:
+        try:
+            renewed = sessions.renew(db, previous, ["pwd"], "low")
+        except LookupError:
+            previous = None  # ended in SQL: its Redis copy was revived, so start afresh
+    if renewed is None:
         if previous is not None:
             # Another person was signed in on this browser: their session ends first.
             end_sessions(db, Scope(session_ids=(previous.sid,)), "switch_person")
-        secret, live = sessions.create(db, account.person_id, account.id, ["pwd"], "low",
-                                       request.headers.get("User-Agent"), pipe=pipe)
+        renewed = sessions.create(db, account.person_id, account.id, ["pwd"], "low",
+                                  request.headers.get("User-Agent"), pipe=pipe)
+    secret, live = renewed
     interactions.finish(ix, live.sid, data, pipe=pipe)
     pipe.execute()
     resp = redirect(url_for("oidc.resume", ix=ix), 303)

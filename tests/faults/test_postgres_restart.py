@@ -1,0 +1,93 @@
+"""PostgreSQL restarts or is down during a logout: the logout either completes or the person
+sees a page saying to try again, with the session still live in SQL and Redis; never an IdP
+session gone while its schools were not told."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import requests
+from sqlalchemy import select
+
+from tests.faults.conftest import FaultIdp, Postgres, wait_for
+from tests.support import Browser, Receiver, unverified_claims
+
+
+def _state(idp: FaultIdp, sid: str, schools: int) -> str:
+    """'live' or 'ended', after checking the invariant: Redis without the session only when SQL
+    has committed its end with one outbox row per school."""
+    from idp.models import Delivery, SsoSession
+    from idp.sessions import alive_key
+    from shared.db import get_db
+
+    in_redis = bool(idp.redis.exists(alive_key(sid)))
+    with idp.app.app_context():
+        db = get_db()
+        ended = db.scalar(select(SsoSession.ended_at).where(SsoSession.id == sid))
+        outbox = [d for d in db.scalars(select(Delivery)) if d.payload.get("sid") == sid]
+    if not in_redis:
+        assert ended is not None and len(outbox) == schools, "IdP session gone, schools not told"
+    if ended is None:
+        assert not outbox
+        return "live"
+    return "ended"
+
+
+def _logout(idp: FaultIdp, browser: Browser, id_token: str) -> requests.Response:
+    return browser.http.get(f"{idp.url}/logout", params={"id_token_hint": id_token}, timeout=30)
+
+
+def _retry_page(resp: requests.Response) -> None:
+    assert resp.status_code == 503 and resp.headers["Retry-After"]
+    assert "Teenus on ajutiselt kättesaamatu" in resp.text and "Traceback" not in resp.text
+
+
+def _lock_waiters(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE wait_event_type = 'Lock'").fetchone()
+        return int(row[0]) if row else 0
+
+
+def test_a_postgres_restart_during_logout_never_leaves_schools_untold(
+        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    idp = pg_idp
+    browser = Browser(idp.url)
+    receivers.extend([Receiver(), Receiver()])
+    schools = [idp.school(r.url) for r in receivers]
+    logins = idp.person(schools)
+    tokens = idp.sign_in_everywhere(browser, schools, logins)
+    sid = unverified_claims(tokens[0]["id_token"])["sid"]
+    hint = tokens[0]["id_token"]
+
+    # 1. The server restarts while the logout waits inside its transaction.
+    holder = psycopg.connect(postgres.url)
+    holder.execute("SELECT 1 FROM sso_session WHERE id = %s FOR UPDATE", (sid,))
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_logout, idp, browser, hint)
+        wait_for(lambda: _lock_waiters(postgres.url), 10, "the logout to wait for its lock")
+        postgres.stop("immediate")
+        _retry_page(pending.result(timeout=30))
+    holder.close()
+    postgres.start()
+    assert _state(idp, sid, len(schools)) == "live"
+    assert all(not r.posts for r in receivers)
+
+    # 2. The server is down when the person logs out.
+    postgres.stop()
+    started = time.monotonic()
+    _retry_page(_logout(idp, browser, hint))
+    assert time.monotonic() - started < 10
+    postgres.start()
+    assert _state(idp, sid, len(schools)) == "live"
+
+    # 3. Back up: the same logout completes and the schools are told.
+    page = _logout(idp, browser, hint)
+    assert page.status_code == 200
+    assert _state(idp, sid, len(schools)) == "ended"
+    assert [s for _, s, _ in idp.deliveries(sid)] == ["delivered", "delivered"]
+    for receiver, school, login in zip(receivers, schools, logins, strict=True):
+        assert len(receiver.posts) == 1
+        idp.check_logout_token(receiver.posts[0]["logout_token"][0], school, login.sub, sid)
