@@ -39,8 +39,9 @@ def profile() -> Any:
     """Your profile at this school: your linked schools, the way to link another one, and to
     your Stuudium ID sessions and password."""
     tenant = current()
+    link = urlencode({"school": tenant.slug})
     return render_template("profile.html", account_url=f"{tenant.issuer}/account",
-                           link_url=f"{tenant.issuer}/link/start?{urlencode({'school': tenant.slug})}")
+                           link_url=f"{tenant.issuer}/link/start?{link}")
 
 
 def init_app(app: Flask) -> None:
