@@ -282,6 +282,25 @@ def test_a_replayed_attempt_is_refused(two_schools, idp_db):
     assert me.prove(attempt, huvikool, theirs).status_code == 400
 
 
+def test_two_confirmations_at_once_merge_once(two_schools, idp_db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from idp.models import AuditEvent
+
+    kool, huvikool, mine, theirs, me = two_schools
+    attempt = me.start(kool, huvikool)
+    assert "Kinnita" in me.prove(attempt, huvikool, theirs).text
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: me.confirm(attempt), range(2)))
+    assert sorted(a.status_code for a in answers) == [200, 400], [a.text for a in answers]
+    assert any("juba kasutatud" in a.text for a in answers)
+    person = person_of(idp_db, mine.sub)
+    links = idp_db(lambda db: db.scalars(select(AuditEvent.id).where(
+        AuditEvent.action == "person.link", AuditEvent.person_id == person)).all())
+    assert len(links) == 1
+    assert len([e for e in events(idp_db, person) if e[3] == "link"]) == 2
+
+
 def test_an_attempt_from_another_session_is_refused(two_schools, idp, idp_db):
     kool, huvikool, mine, theirs, me = two_schools
     attempt = me.start(kool, huvikool)
