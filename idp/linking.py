@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from idp.logout import Ended, Scope, end_sessions
@@ -47,6 +47,9 @@ def start(db: Session, sid: str, person_id: int, source_school_id: int | None,
     stored). The caller commits."""
     raw = secrets.token_urlsafe(32)
     now = utcnow()
+    # The person's finished attempts are of no further use: they go when a new one starts.
+    db.execute(delete(LinkAttempt).where(LinkAttempt.person_id == person_id,
+                                         LinkAttempt.expires_at <= now))
     db.add(LinkAttempt(id_hash=_hash(raw), session_id=sid, person_id=person_id,
                        source_school_id=source_school_id, target_school_id=target_school_id,
                        created_at=now, expires_at=now + dt.timedelta(

@@ -450,6 +450,21 @@ def test_unlink_splits_the_account_off_and_ends_that_school(make_tenant, make_pe
                if e[3] == "unlink")
 
 
+def test_unlinking_the_school_this_session_logged_in_with_ends_it(two_schools, idp, idp_db):
+    kool, huvikool, mine, theirs, me = two_schools
+    assert "Kontod on seotud" in me.link(kool, huvikool, theirs).text
+    account = me.browser.http.get(f"{idp}/account", timeout=10)
+    done = me.post("/account/unlink", account, school=kool.client.slug)
+    assert done.status_code == 200 and "Seos on eemaldatud" in done.text
+    assert "Sa ei ole sisse logitud" in me.browser.http.get(f"{idp}/account", timeout=10).text
+    assert me.browser.http.get(kool.url + "/profile", allow_redirects=False,
+                               timeout=10).status_code == 303
+    # The account at the other school stays with the person; the one logged in with is apart.
+    assert person_of(idp_db, theirs.sub) != person_of(idp_db, mine.sub)
+    fresh = Browser(idp)
+    sign_in_at_school(fresh, huvikool.url, mine)
+
+
 def test_one_school_has_nothing_to_unlink(make_tenant, make_person, linker, idp):
     kool = make_tenant()
     mine = make_person(kool.client)
