@@ -52,7 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from idp import admin_api
     from idp.oidc import endpoints
-    from idp.views import account, errors, login, password, schools
+    from idp.views import account, errors, link, login, password, schools
 
     errors.init_app(app)
     endpoints.init_app(app)
@@ -61,4 +61,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(password.bp)
+    app.register_blueprint(link.bp)
     return app

@@ -106,6 +106,8 @@ class Person(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)
+    # Set when linking absorbed this person into another; kept because sessions refer to it.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
 
     accounts: Mapped[list[Account]] = relationship(back_populates="person")
 
@@ -218,6 +220,23 @@ class Delivery(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(TZDateTime())
 
     client: Mapped[Client] = relationship(lazy="joined")
+
+
+class LinkAttempt(Base):
+    """One run of the linking flow: bound to the initiator's SSO session, single-use, short."""
+
+    __tablename__ = "link_attempt"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the id
+    session_id: Mapped[str] = mapped_column(String(64))  # the initiator's sid
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    source_school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id"))
+    target_school_id: Mapped[int] = mapped_column(ForeignKey("school.id"))
+    # The one-shot proof of the second login: the account at the target school.
+    target_account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    proven_at: Mapped[dt.datetime | None] = mapped_column(TZDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(TZDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(TZDateTime())
 
 
 class Application(Base):

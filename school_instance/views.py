@@ -36,8 +36,12 @@ def home() -> Any:
 @bp.get("/profile")
 @login_required
 def profile() -> Any:
-    """Your profile at this school, with the way to your Stuudium ID sessions and password."""
-    return render_template("profile.html", account_url=f"{current().issuer}/account")
+    """Your profile at this school: your linked schools, the way to link another one, and to
+    your Stuudium ID sessions and password."""
+    tenant = current()
+    link = urlencode({"school": tenant.slug})
+    return render_template("profile.html", account_url=f"{tenant.issuer}/account",
+                           link_url=f"{tenant.issuer}/link/start?{link}")
 
 
 def init_app(app: Flask) -> None:

@@ -88,14 +88,16 @@ def make_person(idp_app: Flask) -> Callable[..., PersonLogin]:
     from shared.db import get_db
 
     def make(school: SchoolClient, given_name: str = "Mari", family_name: str = "Maasikas",
-             roles: tuple[str, ...] = ("parent",)) -> PersonLogin:
-        email = f"{secrets.token_hex(4)}@example.ee"
+             roles: tuple[str, ...] = ("parent",), isikukood: str | None = None,
+             email: str | None = None) -> PersonLogin:
+        email = email or f"{secrets.token_hex(4)}@example.ee"
         password = "mets-kask-" + secrets.token_hex(6)
         with idp_app.app_context():
             db = get_db()
             account = create_account(db, school_by_slug(db, school.slug).id, email=email,
                                      given_name=given_name, family_name=family_name,
-                                     roles=list(roles), password=password)
+                                     roles=list(roles), password=password,
+                                     isikukood=isikukood)
             db.commit()
             return PersonLogin(email, password, account.sub, given_name, family_name)
 

@@ -238,3 +238,12 @@ def sign_in(issuer: str, browser: Browser, client: SchoolClient, person: PersonL
     resp = redeem(issuer, client, code, verifier)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
+
+
+def sign_in_at_school(browser: Browser, school_url: str, person: PersonLogin) -> None:
+    """Sign in at a school through the IdP's login page; land back at the school."""
+    page = browser.follow(f"{school_url}/auth/login", stop_prefix="\x00")
+    assert page.status_code == 200 and 'name="password"' in page.text
+    final = browser.submit_login(page, person.email, person.password, stop_prefix="\x00")
+    assert final.status_code == 200, final.text
+    assert final.url.startswith(school_url)

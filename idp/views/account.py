@@ -22,6 +22,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from idp import sessions
+from idp.linking import linked_accounts
 from idp.logout import Scope, end_sessions
 from idp.models import Person, SsoSession
 from idp.session_list import live_sessions
@@ -64,7 +65,8 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Response]:
 @signed_in
 def overview() -> Any:
     """Sinu Stuudium ID: who is signed in, and the ways to their sessions and password."""
-    return render_template("account.html", person=g.person)
+    return render_template("account.html", person=g.person,
+                           linked=linked_accounts(get_db(), g.person.id))
 
 
 @bp.get("/account/sessions")

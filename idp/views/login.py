@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from idp import accounts, sessions
@@ -56,6 +58,23 @@ def set_sso_cookie(resp: Response, secret: str) -> None:
                     secure=cfg["ISSUER"].startswith("https://"))
 
 
+def password_login(db: Session, school_id: int | None,
+                   pipe: redis.client.Pipeline) -> tuple[str, Row[int, int, str | None] | None]:
+    """Check the posted e-mail and password at one school (brute-force counted; the refund is
+    queued on pipe); return the e-mail typed and the account, None when wrong."""
+    email = request.form.get("email", "")[:320]
+    password = request.form.get("password", "")[:1024]
+    if school_id is None or not email or not password:
+        return email, None
+    return email, accounts.authenticate(db, school_id, email, password,
+                                        request.remote_addr or "-", refund=pipe)
+
+
+def wrong_password() -> str:
+    """The one answer to a wrong, unknown or locked login."""
+    return _("E-posti aadress või parool on vale.")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     """Show the school-branded login form, and sign the person in on a right password."""
@@ -69,21 +88,16 @@ def login() -> Any:
         return render_template("login.html", ix=ix, school=_school(data), email=hint,
                                error=None)
     check_csrf()
-    email = request.form.get("email", "")[:320]
-    password = request.form.get("password", "")[:1024]
     db = get_db()
     school_id = _school_id(data)
     # One Redis round trip after the session's SQL commit: the refund of the counted failure,
     # the session's hot copy and the interaction's result.
     pipe = current_app.extensions["redis"].pipeline(transaction=True)
-    account = None
-    if school_id is not None and email and password:
-        account = accounts.authenticate(db, school_id, email, password,
-                                        request.remote_addr or "-", refund=pipe)
+    email, account = password_login(db, school_id, pipe)
     if account is None:
         school = db.get(School, school_id) if school_id is not None else None
-        return render_template("login.html", ix=ix, school=school, email=email, error=_(
-            "E-posti aadress või parool on vale.")), 200
+        return render_template("login.html", ix=ix, school=school, email=email,
+                               error=wrong_password()), 200
     cookie_name = current_app.config["SSO_COOKIE_NAME"]
     previous = sessions.load(request.cookies.get(cookie_name))
     renewed = None

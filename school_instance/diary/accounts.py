@@ -12,15 +12,10 @@ from school_instance import admin_api
 from school_instance.diary.blueprint import bp
 from school_instance.sso import page, refresh, role_required
 from school_instance.tenancy import current
+from shared.roles import role_names
 from shared.security import check_csrf
 
 ACTIONS = ("disable", "enable")
-
-
-def role_names() -> dict[str, str]:
-    """The roles as the school says them."""
-    return {"parent": _("lapsevanem"), "teacher": _("õpetaja"), "student": _("õpilane"),
-            "admin": _("administraator"), "staff": _("töötaja")}
 
 
 def _access_token() -> str | None:

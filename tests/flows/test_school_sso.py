@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import Browser
-
-
-def _sign_in(browser: Browser, school_url: str, person) -> None:
-    page = browser.follow(f"{school_url}/auth/login", stop_prefix="\x00")
-    assert page.status_code == 200 and 'name="password"' in page.text
-    final = browser.submit_login(page, person.email, person.password, stop_prefix="\x00")
-    assert final.status_code == 200, final.text
-    assert final.url.startswith(school_url)
+from tests.support import sign_in_at_school as _sign_in
 
 
 def test_sign_in_at_a_school_shows_the_diary(browser, make_tenant, make_person):
