@@ -157,8 +157,9 @@ def claim_due(app: Flask, limit: int = BATCH) -> list[int]:
     now = utcnow()
     lease = dt.timedelta(seconds=app.config["DELIVERY_LEASE_SECONDS"])
     with separate_transaction() as db:
+        # Only logout messages are sent from here; person-change events wait for their sender.
         query = (select(Delivery.id).where(
-            Delivery.state == "pending", Delivery.next_attempt_at <= now,
+            Delivery.kind == "logout", Delivery.state == "pending", Delivery.next_attempt_at <= now,
             or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
             .order_by(Delivery.next_attempt_at).limit(limit))
         if db.bind is not None and db.bind.dialect.name == "postgresql":
