@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from deploy.dev.seed import DEMO_PASSWORD, DEMO_PEOPLE
+from tests.e2e.watch import watched_page
 
 KOOL = "http://localhost:5001"
 LASTEAED = "http://localhost:5003"
@@ -28,23 +29,9 @@ def test_jump_from_laagri_kool_to_laagri_lasteaed_signs_in_silently(
 
     assert EMAIL == "opetaja@laagri.demo"
     phone = device == "phone"
-    context = chromium.new_context(viewport=VIEWPORTS[device], is_mobile=phone, has_touch=phone,
-                                   device_scale_factor=2 if phone else 1, locale="et-EE")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    navigations: list[str] = []
-    page.on("request",
-            lambda r: navigations.append(r.url) if r.is_navigation_request() else None)
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    # Console errors (a CSP violation, a script error) and failed loads, the favicon aside.
-    page.on("console", lambda m: problems.append(f"console: {m.text}")
-            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-
-    def shot(name: str) -> None:
-        page.screenshot(path=str(artifacts / f"{device}-{name}.png"), full_page=True)
+    w = watched_page(chromium, artifacts, f"{device}-", viewport=VIEWPORTS[device],
+                     is_mobile=phone, has_touch=phone, device_scale_factor=2 if phone else 1)
+    page, navigations, problems, shot = w.page, w.navigations, w.problems, w.shot
 
     try:
         # 1. Laagri Kool's front page, not signed in.
@@ -84,7 +71,7 @@ def test_jump_from_laagri_kool_to_laagri_lasteaed_signs_in_silently(
         shot("4-laagri-lasteaed-signed-in")
         final_url = page.url
     finally:
-        context.close()
+        page.context.close()
 
     assert urlsplit(final_url).netloc == "localhost:5003", final_url
     jumped = navigations[after_login:]

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from deploy.dev.seed import DEMO_PASSWORD, DEMO_PEOPLE
+from tests.e2e.watch import watched_page
 
 KOOL = "http://localhost:5001"
 HUVIKOOL = "http://localhost:5002"
@@ -28,21 +29,8 @@ def test_the_demo_parent_links_laagri_huvialakool_from_laagri_kool(
 
     assert EMAIL == "lapsevanem@laagri.demo" and not LINKED
     assert [slug for slug, _roles in MEMBERSHIPS] == ["laagri-kool", "laagri-huvialakool"]
-    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="et-EE")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    navigations: list[str] = []
-    page.on("request",
-            lambda r: navigations.append(r.url) if r.is_navigation_request() else None)
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: problems.append(f"console: {m.text}")
-            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-
-    def shot(name: str) -> None:
-        page.screenshot(path=str(artifacts / f"link-{name}.png"), full_page=True)
+    w = watched_page(chromium, artifacts, "link-")
+    page, navigations, problems, shot = w.page, w.navigations, w.problems, w.shot
 
     try:
         # 1. The parent signs in at Laagri Kool; no other school in the navigation yet.
@@ -107,7 +95,7 @@ def test_the_demo_parent_links_laagri_huvialakool_from_laagri_kool(
         shot("7-huvialakool-signed-in")
         final_url = page.url
     finally:
-        context.close()
+        page.context.close()
 
     assert urlsplit(final_url).netloc == "localhost:5002", final_url
     jumped = [u for u in navigations[after_link:] if u.startswith(dev_system)]

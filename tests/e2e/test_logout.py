@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from deploy.dev.seed import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_SCHOOLS
+from tests.e2e.watch import watched_page
 
 EMAIL, GIVEN, FAMILY = DEMO_PEOPLE[2][:3]  # the demo admin: every demo school
 NAME = f"{GIVEN} {FAMILY}"
@@ -27,21 +28,8 @@ def test_logout_at_one_school_signs_out_at_all_three(chromium, dev_system: str,
     from playwright.sync_api import Page, expect
 
     assert EMAIL == "admin@laagri.demo" and len(DEMO_PEOPLE[2][4]) == len(SCHOOLS) == 3
-    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="et-EE")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    navigations: list[str] = []
-    page.on("request",
-            lambda r: navigations.append(r.url) if r.is_navigation_request() else None)
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: problems.append(f"console: {m.text}")
-            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-
-    def shot(name: str) -> None:
-        page.screenshot(path=str(artifacts / f"logout-{name}.png"), full_page=True)
+    w = watched_page(chromium, artifacts, "logout-")
+    page, navigations, problems, shot = w.page, w.navigations, w.problems, w.shot
 
     def signed_in_at(p: Page, school: str) -> None:
         expect(p.locator("nav a.home")).to_have_text(school)
@@ -97,5 +85,5 @@ def test_logout_at_one_school_signs_out_at_all_three(chromium, dev_system: str,
                 ["login_required"]], navigations[before:]
         shot("8-idp-login")
     finally:
-        context.close()
+        page.context.close()
     assert not problems, problems
