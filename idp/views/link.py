@@ -6,16 +6,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, g, render_template, request, url_for
+from flask import Blueprint, current_app, g, make_response, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from idp import linking
+from idp import linking, sessions
 from idp.linking import LinkRefused
 from idp.models import Client, Person, School
 from idp.views.account import signed_in
 from idp.views.errors import error_page
-from idp.views.login import password_login, wrong_password
+from idp.views.login import password_login, set_sso_cookie, wrong_password
 from idp.views.logout_page import logged_out_page
 from shared.db import get_db
 from shared.roles import role_names
@@ -182,10 +182,18 @@ def confirm() -> Any:
                                  take_theirs)
     except LinkRefused as exc:
         return refusal_page(exc)
-    return render_template("link_done.html", heading=_("Kontod on seotud"), message=_(
-        "Nüüdsest avab üks sisselogimine kõik sinu koolid ning sinu isikuandmeid hoitakse "
-        "kõigis koolides ühesugused."), accounts=linking.linked_accounts(db, merged.person_id),
-        back=_back_to_school(merged.source_school_id), back_label=_("Tagasi kooli"))
+    # The session now opens more accounts: a new cookie secret, so a cookie seen before the
+    # link (fixated or leaked) does not carry the wider reach.
+    live = g.live_session
+    secret, _renewed = sessions.renew(db, live, list(live.amr), live.acr)
+    resp = make_response(render_template(
+        "link_done.html", heading=_("Kontod on seotud"), message=_(
+            "Nüüdsest avab üks sisselogimine kõik sinu koolid ning sinu isikuandmeid hoitakse "
+            "kõigis koolides ühesugused."),
+        accounts=linking.linked_accounts(db, merged.person_id),
+        back=_back_to_school(merged.source_school_id), back_label=_("Tagasi kooli")))
+    set_sso_cookie(resp, secret)
+    return resp
 
 
 @bp.post("/account/unlink")

@@ -159,6 +159,12 @@ def test_matching_accounts_link_and_one_login_opens_both(
     assert me.browser.http.cookies.get("stuudium_idp_sso") == sso_cookie
     done = me.confirm(attempt, email="mine")
     assert done.status_code == 200 and "Kontod on seotud" in done.text, done.text
+    # Linking renews the session's cookie: the one from before the link opens nothing now.
+    renewed = me.browser.http.cookies.get("stuudium_idp_sso")
+    assert renewed and renewed != sso_cookie
+    before_link = requests.get(f"{idp}/account", cookies={"stuudium_idp_sso": sso_cookie},
+                               timeout=10)
+    assert "Sa ei ole sisse logitud" in before_link.text
 
     person = person_of(idp_db, mine.sub)
     assert person_of(idp_db, theirs.sub) == person
