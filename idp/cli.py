@@ -224,7 +224,8 @@ def keys_list(as_json: bool) -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Send what is due once, then exit.")
 def worker(once: bool) -> None:
-    """Deliver logout messages to schools: retries with backoff until delivered or dead."""
+    """Deliver logout messages and data-sync events to schools: retries with backoff until
+    delivered or dead."""
     import time
 
     from idp.deliveries import run_once
@@ -244,7 +245,7 @@ def worker(once: bool) -> None:
 
 @main.group()
 def deliveries() -> None:
-    """The delivery outbox (logout messages to schools)."""
+    """The delivery outbox (logout messages and data-sync events to schools)."""
 
 
 @deliveries.command("list")
