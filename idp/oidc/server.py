@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from idp.models import Account, Client, RefreshToken, SsoSession, utcnow
+from idp.oidc.client_credentials import ClientCredentialsGrant
 from idp.oidc.clients import RelyingParty, find_client
 from idp.oidc.grants import AuthorizationCodeGrant, RefreshTokenGrant, hash_refresh
 from idp.oidc.grants_store import deny_access_token, revoke_grant
@@ -116,6 +117,7 @@ def create_server(app: Flask) -> AuthorizationServer:
     server = AuthorizationServer(app, query_client=find_client, save_token=_save_token)
     server.register_grant(AuthorizationCodeGrant)
     server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     return server
