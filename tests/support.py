@@ -38,8 +38,10 @@ class LiveServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving and close the port (so that it refuses connections, or can serve
+        again)."""
         self.server.shutdown()
+        self.server.server_close()
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -163,6 +165,8 @@ class Receiver:
         self.status = status
         self.script: list[int] = []  # statuses to answer first, one per request
         self.posts: list[dict[str, list[str]]] = []
+        self.bodies: list[str] = []  # the raw bodies, and their content types
+        self.content_types: list[str] = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -170,6 +174,8 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
                 receiver.posts.append(parse_qs(body))
+                receiver.bodies.append(body)
+                receiver.content_types.append(self.headers.get("Content-Type", ""))
                 self.send_response(receiver.script.pop(0) if receiver.script
                                    else receiver.status)
                 self.send_header("Content-Length", "0")
@@ -222,6 +228,7 @@ class Tenant:
 
     url: str
     client: SchoolClient
+    server: LiveServer | None = None
 
 
 def sign_in(issuer: str, browser: Browser, client: SchoolClient, person: PersonLogin,
