@@ -9,7 +9,6 @@ themselves); which class a teacher may correct is the school instance's check.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from flask import Response, g, request, url_for
@@ -21,8 +20,8 @@ from idp.logout import Scope, end_sessions
 from idp.models import Account, Person, utcnow
 from idp.sync import person_changed_claims, record_person_change
 from shared.db import get_db
+from shared.phones import is_phone
 
-PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{4,38}$")
 # Claim name in the API → the person's column.
 CORRECTABLE = {"given_name": "given_name", "family_name": "family_name",
                "phone_number": "phone", "birthdate": "birth_date", "email": "email"}
@@ -83,7 +82,7 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
             changes[name] = _text(body, name, 200, required=True)
     if "phone_number" in body:
         phone = _text(body, "phone_number", 40, required=False)
-        if phone is not None and not PHONE_RE.match(phone):
+        if phone is not None and not is_phone(phone):
             raise AccountError("phone_number is not a phone number")
         changes["phone"] = phone
     if "birthdate" in body:
