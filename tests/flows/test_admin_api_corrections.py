@@ -326,3 +326,26 @@ def test_the_openapi_document_describes_the_api(idp):
     assert any(p["name"] == "If-Match" and p["required"] for p in patch["parameters"])
     flows = body["components"]["securitySchemes"]["clientCredentials"]["flows"]
     assert flows["clientCredentials"]["tokenUrl"] == f"{idp}/token"
+
+
+def test_a_child_with_an_account_is_corrected_by_their_class_teacher(idp, school_app, diary,
+                                                                     make_person):
+    from school_instance.models import Student
+    from tests.flows.test_diary import _diary
+
+    mia = make_person(diary.school.client, "Mia", "Mägi", ("student",))
+    member = add_member(school_app, diary.school, mia, ["student"])
+    with _diary(school_app, diary.school) as (db, _tenant_id):
+        db.get(Student, diary.ids["mia"]).member_id = member
+    tiina, peeter = Browser(idp), Browser(idp)
+    _sign_in(tiina, diary.school.url, diary.tiina)
+    _sign_in(peeter, diary.school.url, diary.peeter)
+    assert f'data-sub="{mia.sub}"' in _get(tiina, f"{diary.school.url}/people").text
+    assert f'data-sub="{mia.sub}"' not in _get(peeter, f"{diary.school.url}/people").text
+    page = _form(tiina, diary.school, mia.sub)
+    done = _submit(tiina, diary.school, mia.sub, page, given_name="Mia-Liis",
+                   birth_date="05.03.2016")
+    assert done.status_code == 303
+    copy = copy_of(school_app, diary.school, mia.sub)
+    assert (copy["given_name"], str(copy["birth_date"])) == ("Mia-Liis", "2016-03-05")
+    assert _get(peeter, f"{diary.school.url}/people/{mia.sub}/correct").status_code == 403
