@@ -60,8 +60,14 @@ def check_access_token(token: str) -> dict[str, Any] | None:
 
 
 def check_client_token(token: str) -> int | None:
-    """Return the school of a live client credentials token for the tenant admin API: ours,
-    unexpired, not revoked, scope admin, its client still active."""
+    """Return the school of a live client credentials token for the tenant admin API."""
+    found = client_token_claims(token)
+    return found[1] if found is not None else None
+
+
+def client_token_claims(token: str) -> tuple[dict[str, Any], int] | None:
+    """Return the claims and the school of a live client credentials token for the tenant admin
+    API: ours, unexpired, not revoked, scope admin, its client still active."""
     from idp.oidc.client_credentials import ADMIN_SCOPE, admin_audience
     from idp.oidc.clients import find_client
 
@@ -81,7 +87,7 @@ def check_client_token(token: str) -> int | None:
     r: redis.Redis = current_app.extensions["redis"]
     if r.exists(DENY_JTI + str(claims.get("jti"))):
         return None
-    return client.row.school_id
+    return claims, client.row.school_id
 
 
 def check_id_token_hint(hint: str | None) -> dict[str, Any] | None:

@@ -349,3 +349,22 @@ def test_a_child_with_an_account_is_corrected_by_their_class_teacher(idp, school
     copy = copy_of(school_app, diary.school, mia.sub)
     assert (copy["given_name"], str(copy["birth_date"])) == ("Mia-Liis", "2016-03-05")
     assert _get(peeter, f"{diary.school.url}/people/{mia.sub}/correct").status_code == 403
+
+
+def test_a_school_revokes_its_client_token_and_introspects_only_its_own(idp, diary,
+                                                                         make_tenant):
+    client = diary.school.client
+    token = client_token(idp, client)
+    auth = (client.client_id, client.client_secret or "")
+    seen = requests.post(f"{idp}/introspect", data={"token": token}, auth=auth, timeout=10)
+    assert seen.json()["active"] is True and seen.json()["scope"] == "admin"
+    assert "sid" not in seen.json()
+    other = make_tenant().client
+    foreign = requests.post(f"{idp}/introspect", data={"token": token}, timeout=10,
+                            auth=(other.client_id, other.client_secret or ""))
+    assert foreign.json() == {"active": False}
+    path = f"/accounts/{diary.juri.sub}"
+    assert api(idp, token, "GET", path, acting=diary.kaja.sub).status_code == 200
+    assert requests.post(f"{idp}/revoke", data={"token": token}, auth=auth,
+                         timeout=10).status_code == 200
+    assert api(idp, token, "GET", path, acting=diary.kaja.sub).status_code == 401
