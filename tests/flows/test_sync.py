@@ -4,6 +4,7 @@ out of order or twice change nothing wrong, and a school that was down gets it w
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +182,7 @@ def test_invalid_events_are_refused_with_400(idp, idp_app, school_app, linked):
 
 
 def test_a_school_that_was_down_gets_the_change_when_it_is_back(
-        idp, idp_app, school_app, linked, monkeypatch):
+        idp, idp_app, school_app, linked, monkeypatch, cli):
     from idp.deliveries import run_once
 
     monkeypatch.setitem(idp_app.config, "DELIVERY_BACKOFF_SECONDS", 0)
@@ -205,6 +206,10 @@ def test_a_school_that_was_down_gets_the_change_when_it_is_back(
 
     assert eventually(failed_once)
     assert copy_of(school_app, down, linked["subs"][2])["family_name"] == "Mägi"
+    listed = json.loads(cli("deliveries", "list", "--json").output)
+    waiting = [d for d in listed if d["school"] == down.client.slug]
+    assert [(d["kind"], d["state"], d["last_error"]) for d in waiting] == [
+        ("event", "pending", "ConnectionError")]
 
     port = int(down.url.rsplit(":", 1)[1])
     back = LiveServer(school_app, port).start()
