@@ -143,8 +143,9 @@ def correct(sub: str) -> Response:
                           "login e-mail.", 409)
     # The version check and the write in one statement: a concurrent correction that committed
     # first makes this one match nothing (PostgreSQL re-checks the row after the lock).
+    values = {"updated_at": utcnow(), **changes} if changes else {"version": Person.version}
     done = db.execute(update(Person).where(Person.id == person.id, Person.version == version)
-                      .values(updated_at=utcnow(), **changes))
+                      .values(**values))
     db.refresh(person)
     if done.rowcount != 1:  # type: ignore[attr-defined]
         return _error("version_mismatch", "The data changed meanwhile; here is the current "
