@@ -18,7 +18,8 @@ from idp.accounts import AccountError, create_account, find_login_account
 from idp.admin_api import admin_call, audit, bp, json_answer, not_found, target_account
 from idp.logout import Scope, end_sessions
 from idp.models import Account, Person, utcnow
-from idp.sync import person_changed_claims, record_person_change
+from idp.oidc.claims import person_changed_claims
+from idp.sync import record_person_change
 from shared.db import get_db
 from shared.phones import is_phone
 

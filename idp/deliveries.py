@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from requests.adapters import HTTPAdapter
-from sqlalchemy import or_, select, update
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp.models import Account, Client, Delivery, Person, utcnow
@@ -75,7 +75,7 @@ def _current_state(db: Session, subs: set[str]) -> dict[str, tuple[int, dict[str
     newest data and version (a school applies only newer versions: order-safe)."""
     if not subs:
         return {}
-    from idp.sync import person_changed_claims
+    from idp.oidc.claims import person_changed_claims
 
     rows = db.execute(select(Account, Person).join(Person, Person.id == Account.person_id)
                       .where(Account.sub.in_(subs))).all()
@@ -143,6 +143,31 @@ def attempt_soon(app: Flask, delivery_ids: list[int]) -> None:
     """Send rows just committed from a background thread (no request waits for the schools);
     whatever fails is the worker's, as after any attempt."""
     _SOON.submit(_attempt_leased, app, delivery_ids)
+
+
+# The rows queued in a session's transaction, attempted at once when it commits.
+_QUEUED = "delivery_ids_after_commit"
+
+
+def attempt_after_commit(db: Session, delivery_ids: list[int]) -> None:
+    """Attempt these rows (of db's open transaction) right after it commits; nothing of a
+    rolled-back transaction is sent."""
+    if not delivery_ids:
+        return
+    db.info.setdefault(_QUEUED, []).extend(delivery_ids)
+    if not event.contains(db, "after_commit", _after_commit):
+        event.listen(db, "after_commit", _after_commit)
+        event.listen(db, "after_rollback", _after_rollback)
+
+
+def _after_commit(db: Session) -> None:
+    ids: list[int] = db.info.pop(_QUEUED, [])
+    if ids and has_app_context():
+        attempt_soon(current_app._get_current_object(), ids)  # type: ignore[attr-defined]
+
+
+def _after_rollback(db: Session) -> None:
+    db.info.pop(_QUEUED, None)
 
 
 def _attempt_leased(app: Flask, delivery_ids: list[int]) -> None:
