@@ -50,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")
 
-    from idp import admin_api
+    from idp import admin_api, admin_openapi, admin_people  # noqa: F401 (their routes)
     from idp.oidc import endpoints
     from idp.views import account, errors, link, login, password, schools
 

@@ -224,7 +224,8 @@ def keys_list(as_json: bool) -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="One round, then exit.")
 def worker(once: bool) -> None:
-    """End timed-out sessions and deliver logout messages to schools, with retries."""
+    """End timed-out sessions and deliver logout messages and data-sync events to schools,
+    with retries."""
     from idp import worker as loop
 
     def report(done: loop.Round) -> None:
@@ -239,7 +240,7 @@ def worker(once: bool) -> None:
 
 @main.group()
 def deliveries() -> None:
-    """The delivery outbox (logout messages to schools)."""
+    """The delivery outbox (logout messages and data-sync events to schools)."""
 
 
 @deliveries.command("list")

@@ -1,9 +1,9 @@
-"""The delivery outbox: back-channel logout messages to schools.
+"""The delivery outbox: back-channel logout messages and security events (data sync) to schools.
 
-One direct attempt right after the logout commits, then the worker (`idp worker`) retries with
-exponential backoff and a freshly minted token per attempt until delivered, refused (400) or
-older than the give-up age (a visible dead letter). A row is leased while someone sends it, so
-neither a second worker nor the direct attempt sends it twice at the same time.
+One direct attempt right after the logout (or the data change) commits, then the worker (`idp
+worker`) retries with exponential backoff and a freshly minted token per attempt until delivered,
+refused (400) or older than the give-up age (a visible dead letter). A row is leased while
+someone sends it, so neither a second worker nor the direct attempt sends it twice at once.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from requests.adapters import HTTPAdapter
-from sqlalchemy import or_, select, update
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session
 
-from idp.models import Client, Delivery, utcnow
+from idp.models import Account, Client, Delivery, Person, utcnow
 from idp.oidc import tokens
 from shared.db import separate_transaction
 
@@ -28,8 +29,10 @@ THREADS = 32
 BATCH = 500
 MAX_BODY = 4096
 _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="backchannel")
+# Runs the direct attempts of committed events, off the request that committed them.
+_SOON = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
 _HTTP = requests.Session()
-_HTTP.headers["User-Agent"] = "Stuudium-ID back-channel logout"
+_HTTP.headers["User-Agent"] = "Stuudium-ID back-channel delivery"
 # Schools are reached directly: no proxy and no .netrc credentials from the environment (and
 # not reading them on every request halves the client's CPU per message).
 _HTTP.trust_env = False
@@ -49,9 +52,16 @@ class Outcome:
     error: str | None
 
 
-def _post(url: str, token: str, timeout: float) -> tuple[int | None, str | None]:
+# A school confirms: logout with 200 (OIDC Back-Channel Logout §2.8), a security event with 202
+# (RFC 8935 §2.2; 200 and 204 count too).
+_DELIVERED = {"logout": (200, 204), "event": (200, 202, 204)}
+_SET_HEADERS = {"Content-Type": "application/secevent+jwt", "Accept": "application/json"}
+
+
+def _post(url: str, body: dict[str, str] | str, timeout: float,
+          headers: dict[str, str] | None = None) -> tuple[int | None, str | None]:
     try:
-        resp = _HTTP.post(url, data={"logout_token": token}, timeout=timeout,
+        resp = _HTTP.post(url, data=body, timeout=timeout, headers=headers,
                           allow_redirects=False, stream=True)
         resp.raw.read(MAX_BODY)  # never more than a small body from a school
         resp.close()
@@ -60,42 +70,65 @@ def _post(url: str, token: str, timeout: float) -> tuple[int | None, str | None]
         return None, type(exc).__name__
 
 
+def _current_state(db: Session, subs: set[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Each account's person as it is now: (version, claims), so that a late retry carries the
+    newest data and version (a school applies only newer versions: order-safe)."""
+    if not subs:
+        return {}
+    from idp.oidc.claims import person_changed_claims
+
+    rows = db.execute(select(Account, Person).join(Person, Person.id == Account.person_id)
+                      .where(Account.sub.in_(subs))).all()
+    return {a.sub: (p.version, person_changed_claims(p, a)) for a, p in rows}
+
+
 def send(app: Flask, delivery_ids: list[int], timeout: float,
          budget: float | None = None) -> list[Outcome]:
-    """Mint a fresh logout token per row and POST them in parallel, each within timeout; what
-    is not done within budget seconds in all (default: timeout) counts as timed out and is not
-    sent later."""
+    """Mint a fresh token per row (a logout token, or a security event from the person's current
+    data) and POST them in parallel, each within timeout; what is not done within budget seconds
+    in all (default: timeout) counts as timed out and is not sent later."""
     if not delivery_ids:
         return []
     issuer = app.config["ISSUER"]
     with separate_transaction() as db:
-        rows = db.execute(select(Delivery.id, Delivery.payload, Client.client_id,
-                                 Client.backchannel_logout_uri)
+        rows = db.execute(select(Delivery.id, Delivery.kind, Delivery.payload, Client.client_id,
+                                 Client.backchannel_logout_uri, Client.events_uri)
                           .join(Client, Client.id == Delivery.client_id)
                           .where(Delivery.id.in_(delivery_ids))).all()
         ring = app.extensions["keys"].ring(db)
+        state = _current_state(db, {r.payload.get("sub") for r in rows if r.kind == "event"})
     started = time.monotonic()
 
-    def attempt(uri: str, client_id: str, payload: dict[str, Any]) -> tuple[int | None,
-                                                                             str | None]:
+    def attempt(kind: str, uri: str, client_id: str,
+                payload: dict[str, Any]) -> tuple[int | None, str | None]:
         # Minted in the sending thread, so iat is the moment of this attempt.
-        token = tokens.logout_token(ring, issuer, client_id=client_id,
-                                    sub=payload.get("sub"), sid=payload.get("sid"))
-        return _post(uri, token, timeout)
+        sub = payload.get("sub")
+        if kind == "logout":
+            token = tokens.logout_token(ring, issuer, client_id=client_id, sub=sub,
+                                        sid=payload.get("sid"))
+            return _post(uri, {"logout_token": token}, timeout)
+        if sub not in state:
+            return None, "NoSuchAccount"
+        version, claims = state[sub]
+        token = tokens.security_event_token(ring, issuer, client_id=client_id, sub=sub, events={
+            tokens.PERSON_CHANGED_EVENT: {"version": version, "changed": payload.get("changed"),
+                                          "claims": claims}})
+        return _post(uri, token, timeout, _SET_HEADERS)
 
-    jobs: list[tuple[int, Future[tuple[int | None, str | None]]]] = [
-        (row_id, _POOL.submit(attempt, uri, client_id, payload))
-        for row_id, payload, client_id, uri in rows if uri]
+    jobs: list[tuple[int, str, Future[tuple[int | None, str | None]]]] = [
+        (r.id, r.kind, _POOL.submit(attempt, r.kind, uri, r.client_id, r.payload))
+        for r in rows
+        if (uri := r.events_uri if r.kind == "event" else r.backchannel_logout_uri)]
     limit = timeout + 0.05 if budget is None else budget
-    wait([f for _, f in jobs], timeout=max(0.0, started + limit - time.monotonic()))
+    wait([f for _, _, f in jobs], timeout=max(0.0, started + limit - time.monotonic()))
     outcomes = []
-    for delivery_id, future in jobs:
+    for delivery_id, kind, future in jobs:
         if future.done():
             status, error = future.result()
         else:
             future.cancel()  # not started yet: it must not go out after being recorded
             status, error = None, "Timeout"
-        outcomes.append(Outcome(delivery_id, status in (200, 204), status, error))
+        outcomes.append(Outcome(delivery_id, status in _DELIVERED[kind], status, error))
     return outcomes
 
 
@@ -104,6 +137,46 @@ def attempt_now(app: Flask, delivery_ids: list[int]) -> list[Outcome]:
     outcomes = send(app, delivery_ids, app.config["BACKCHANNEL_TIMEOUT_SECONDS"])
     record(app, outcomes)
     return outcomes
+
+
+def attempt_soon(app: Flask, delivery_ids: list[int]) -> None:
+    """Send rows just committed from a background thread (no request waits for the schools);
+    whatever fails is the worker's, as after any attempt."""
+    _SOON.submit(_attempt_leased, app, delivery_ids)
+
+
+# The rows queued in a session's transaction, attempted at once when it commits.
+_QUEUED = "delivery_ids_after_commit"
+
+
+def attempt_after_commit(db: Session, delivery_ids: list[int]) -> None:
+    """Attempt these rows (of db's open transaction) right after it commits; nothing of a
+    rolled-back transaction is sent."""
+    if not delivery_ids:
+        return
+    db.info.setdefault(_QUEUED, []).extend(delivery_ids)
+    if not event.contains(db, "after_commit", _after_commit):
+        event.listen(db, "after_commit", _after_commit)
+        event.listen(db, "after_rollback", _after_rollback)
+
+
+def _after_commit(db: Session) -> None:
+    ids: list[int] = db.info.pop(_QUEUED, [])
+    if ids and has_app_context():
+        attempt_soon(current_app._get_current_object(), ids)  # type: ignore[attr-defined]
+
+
+def _after_rollback(db: Session) -> None:
+    db.info.pop(_QUEUED, None)
+
+
+def _attempt_leased(app: Flask, delivery_ids: list[int]) -> None:
+    try:
+        with app.app_context():
+            leased = claim(app, delivery_ids)  # a worker may have taken some already
+            record(app, send(app, leased, app.config["DELIVERY_TIMEOUT_SECONDS"]))
+    except Exception:  # the rows stay pending: the worker sends them
+        app.logger.exception("direct delivery attempt failed")
 
 
 def backoff_seconds(app: Flask, attempts: int) -> float:
@@ -154,12 +227,21 @@ def record(app: Flask, outcomes: list[Outcome]) -> None:
 
 def claim_due(app: Flask, limit: int = BATCH) -> list[int]:
     """Lease the pending rows that are due (rows of a killed worker come back at lease expiry)."""
+    return _claim(app, [Delivery.next_attempt_at <= utcnow()], limit)
+
+
+def claim(app: Flask, delivery_ids: list[int]) -> list[int]:
+    """Lease these rows if they are pending and nobody holds them."""
+    return _claim(app, [Delivery.id.in_(delivery_ids)], len(delivery_ids)) if delivery_ids \
+        else []
+
+
+def _claim(app: Flask, where: list[Any], limit: int) -> list[int]:
     now = utcnow()
     lease = dt.timedelta(seconds=app.config["DELIVERY_LEASE_SECONDS"])
     with separate_transaction() as db:
-        # Only logout messages are sent from here; person-change events wait for their sender.
         query = (select(Delivery.id).where(
-            Delivery.kind == "logout", Delivery.state == "pending", Delivery.next_attempt_at <= now,
+            Delivery.state == "pending", *where,
             or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
             .order_by(Delivery.next_attempt_at).limit(limit))
         if db.bind is not None and db.bind.dialect.name == "postgresql":

@@ -1,16 +1,19 @@
-"""The write side of sync: a person change bumps the version and queues one event per school."""
+"""Keeping schools in sync with a person's data: every change bumps the person's version and
+queues one Security Event Token per school client where the person has an active account.
+
+The token is minted at each delivery attempt from the person's current data and version
+(idp/deliveries.py), so a late or retried event never carries stale data; schools apply only
+newer versions.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from idp import deliveries
 from idp.accounts import next_version
 from idp.models import Account, AuditEvent, Client, Delivery, Person, utcnow
-from idp.oidc.claims import person_claims, stuudium_claims
 
 # What a merge or a split sends: every claim a school keeps of the person.
 FULL_STATE = ["given_name", "family_name", "name", "birthdate", "email", "email_verified",
@@ -18,49 +21,29 @@ FULL_STATE = ["given_name", "family_name", "name", "birthdate", "email", "email_
 
 
 def record_person_change(db: Session, person_id: int, changed: list[str], reason: str,
-                         actor: str | None, school_id: int | None = None) -> list[Delivery]:
-    """In the caller's transaction: bump the person's version from the global sequence, queue
-    an event (kind "event") for each client of each school where the person has an active
-    account, and audit the change (school_id: where it was made, if at a school). Returns the
-    queued rows; nothing is sent here."""
-    person = db.get(Person, person_id)
-    if person is None:
-        raise LookupError("no such person")
-    person.version = next_version(db)
-    person.updated_at = utcnow()
-    db.flush()
-    accounts = db.scalars(select(Account).where(Account.person_id == person_id,
-                                                Account.status == "active")
-                          .order_by(Account.school_id)).all()
-    clients = db.execute(select(Client.id, Client.client_id, Client.school_id).where(
-        Client.school_id.in_([a.school_id for a in accounts]),
-        Client.status == "active").order_by(Client.id)).all()
+                         actor: str | None, school_id: int | None = None) -> int:
+    """Bump the person's version and queue an event for each of their schools, in the caller's
+    transaction; audited with the actor's sub and the school where the change was made (given,
+    or the actor's). Sent once the transaction commits. Returns the new version."""
+    version = next_version(db)
+    db.execute(update(Person).where(Person.id == person_id).values(version=version,
+                                                                   updated_at=utcnow()))
+    targets = db.execute(select(Account.sub, Client.id)
+                         .join(Client, Client.school_id == Account.school_id)
+                         .where(Account.person_id == person_id, Account.status == "active",
+                                Client.status == "active", Client.events_uri.is_not(None))
+                         .order_by(Client.id)).all()
     names = sorted(set(changed))
-    rows = []
-    for account in accounts:
-        claims = _claims(db, person, account, names)
-        for client_pk, client_id, school_id in clients:
-            if school_id != account.school_id:
-                continue
-            # An immutable snapshot at this version: a later change writes a newer event.
-            row = Delivery(kind="event", client_id=client_pk, payload={
-                "sub": account.sub, "client_id": client_id, "version": person.version,
-                "changed": names, "claims": claims, "reason": reason})
-            db.add(row)
-            rows.append(row)
-    # Who, where, what changed and which schools are told: claim names only, never values.
+    rows = [Delivery(kind="event", client_id=client_pk, payload={
+        "sub": sub, "version": version, "changed": names, "reason": reason})
+        for sub, client_pk in targets]
+    db.add_all(rows)
+    if school_id is None and actor:
+        school_id = db.scalar(select(Account.school_id).where(Account.sub == actor))
+    # Who, where, what changed: claim names only, never values.
     db.add(AuditEvent(action="person.change", actor=actor, school_id=school_id,
-                      person_id=person_id, details={
-                          "changed": names, "reason": reason, "version": person.version,
-                          "schools": [a.school_id for a in accounts]}))
+                      person_id=person_id, details={"changed": names, "reason": reason,
+                                                    "version": version}))
     db.flush()
-    return rows
-
-
-def _claims(db: Session, person: Person, account: Account, names: list[str]) -> dict[str, Any]:
-    """The changed claims' current values as this school sees them."""
-    everything = person_claims(person, account)
-    if "schools" in names:
-        everything["schools"] = stuudium_claims(db, account, current_app.config["ISSUER"])[
-            "schools"]
-    return {n: everything.get(n) for n in names if n in everything}
+    deliveries.attempt_after_commit(db, [row.id for row in rows])
+    return version

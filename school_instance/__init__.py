@@ -37,7 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 f"{issuer.scheme}://{issuer.netloc}"))
         return response
 
-    from school_instance import sso, tenancy, views
+    from school_instance import sso, sync, tenancy, views  # noqa: F401 (sync: its route)
 
     tenancy.init_app(app)
     app.before_request(sso.load_session)

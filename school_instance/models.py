@@ -42,7 +42,10 @@ class Member(DiaryBase):
     given_name: Mapped[str] = mapped_column(String(200))
     family_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The IdP person's version this copy is of (0: not known yet); only newer events apply.
     version: Mapped[int] = mapped_column(Integer, default=0)
 
     @property
@@ -68,6 +71,8 @@ class Student(DiaryBase):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("diary_tenant.id"), index=True)
     class_id: Mapped[int | None] = mapped_column(ForeignKey("diary_class.id"))
+    # The child's own account at this school, when they have one.
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("diary_member.id"))
     given_name: Mapped[str] = mapped_column(String(200))
     family_name: Mapped[str] = mapped_column(String(200))
     isikukood: Mapped[str | None] = mapped_column(String(11))

@@ -365,7 +365,9 @@ def backchannel_logout() -> Response:
     return _no_store(Response("", 200))
 
 
-def _logout_claims(tenant: TenantInfo, token: str) -> dict[str, Any]:
+def idp_token_claims(tenant: TenantInfo, token: str, typ: str) -> dict[str, Any]:
+    """Verify a token the IdP sent this school (logout token, security event): signature (the
+    JWKS fetched again on an unknown kid), typ, iss, aud = this school, iat not in the future."""
     from joserfc.errors import JoseError
 
     if not token or len(token) > 8192:
@@ -375,27 +377,37 @@ def _logout_claims(tenant: TenantInfo, token: str) -> dict[str, Any]:
         decoded = _verify(prov, token)
     except JoseError as exc:
         raise IdTokenInvalid("signature") from exc
-    if decoded.header.get("typ") != "logout+jwt":
+    if decoded.header.get("typ") != typ:
         raise IdTokenInvalid("type")
     claims = dict(decoded.claims)
     aud = claims.get("aud")
-    now = time.time()
-    leeway = current_app.config["ID_TOKEN_LEEWAY_SECONDS"]
     if claims.get("iss") != tenant.issuer or tenant.client_id not in (
             aud if isinstance(aud, list) else [aud]):
         raise IdTokenInvalid("iss/aud")
-    if not isinstance(claims.get("iat"), int) or claims["iat"] - leeway > now:
+    if not isinstance(claims.get("iat"), int) or claims["iat"] - current_app.config[
+            "ID_TOKEN_LEEWAY_SECONDS"] > time.time():
         raise IdTokenInvalid("iat")
-    if not isinstance(claims.get("exp"), int) or claims["exp"] + leeway < now:
+    return claims
+
+
+def claim_jti(tenant: TenantInfo, claims: dict[str, Any]) -> None:
+    """Accept each token once per school (the replay store is keyed by tenant)."""
+    jti = str(claims.get("jti") or "")
+    if not jti or not current_app.extensions["redis"].set(
+            f"si:jti:{tenant.id}:{jti}", "1", nx=True, ex=600):
+        raise IdTokenInvalid("replay")
+
+
+def _logout_claims(tenant: TenantInfo, token: str) -> dict[str, Any]:
+    claims = idp_token_claims(tenant, token, "logout+jwt")
+    leeway = current_app.config["ID_TOKEN_LEEWAY_SECONDS"]
+    if not isinstance(claims.get("exp"), int) or claims["exp"] + leeway < time.time():
         raise IdTokenInvalid("exp")
     if LOGOUT_EVENT not in (claims.get("events") or {}) or "nonce" in claims:
         raise IdTokenInvalid("events/nonce")
     if not claims.get("sid") and not claims.get("sub"):
         raise IdTokenInvalid("sid/sub")
-    jti = str(claims.get("jti") or "")
-    if not jti or not current_app.extensions["redis"].set(
-            f"si:jti:{tenant.id}:{jti}", "1", nx=True, ex=600):
-        raise IdTokenInvalid("replay")
+    claim_jti(tenant, claims)
     return claims
 
 

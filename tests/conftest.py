@@ -148,8 +148,9 @@ def make_tenant(idp: str, idp_app: Flask, school_app: Flask) -> Iterator[Callabl
         add_tenant(school_app, slug=slug, name=client.name, url=url, issuer=idp,
                    client_id=client.client_id, client_secret=issued.secret or "",
                    hosts=[f"127.0.0.1:{port}"])
-        servers.append(LiveServer(school_app, port).start())
-        return Tenant(url=url, client=client)
+        server = LiveServer(school_app, port).start()
+        servers.append(server)
+        return Tenant(url=url, client=client, server=server)
 
     yield make
     for server in servers:

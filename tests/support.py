@@ -38,8 +38,10 @@ class LiveServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving and close the port (so that it refuses connections, or can serve
+        again)."""
         self.server.shutdown()
+        self.server.server_close()
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -166,6 +168,8 @@ class Receiver:
         self.posts: list[dict[str, list[str]]] = []
         self.arrived: list[float] = []  # time.time() of each post
         self.delay = 0.0  # seconds to hang before answering (a school past the timeout)
+        self.bodies: list[str] = []  # the raw bodies, and their content types
+        self.content_types: list[str] = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -176,6 +180,8 @@ class Receiver:
                 receiver.arrived.append(time.time())
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                receiver.bodies.append(body)
+                receiver.content_types.append(self.headers.get("Content-Type", ""))
                 self.send_response(receiver.script.pop(0) if receiver.script
                                    else receiver.status)
                 self.send_header("Content-Length", "0")
@@ -229,6 +235,7 @@ class Tenant:
 
     url: str
     client: SchoolClient
+    server: LiveServer | None = None
 
 
 def sign_in(issuer: str, browser: Browser, client: SchoolClient, person: PersonLogin,

@@ -91,6 +91,13 @@ def person_claims(person: Person | PersonRow, account: Account | AccountRow) -> 
     }
 
 
+def person_changed_claims(person: Person, account: Account) -> dict[str, Any]:
+    """The person's current data as a school keeps it (what a person-changed event carries)."""
+    everything = person_claims(person, account)
+    return {k: everything[k] for k in ("given_name", "family_name", "name", "birthdate",
+                                       "email", "email_verified", "phone_number", "locale")}
+
+
 def released(person: Person | PersonRow, account: Account | AccountRow, scope: str,
              requested: dict[str, Any] | None) -> dict[str, Any]:
     """Return the claims a scope plus an explicit request release, omitting empty ones."""

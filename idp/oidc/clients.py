@@ -65,7 +65,10 @@ class RelyingParty(ClientMixin):
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        """Authorization code and refresh token grants."""
+        """Authorization code and refresh token grants; client credentials (for the tenant
+        admin API) only for a confidential client."""
+        if grant_type == "client_credentials":
+            return self.row.secret_hash is not None
         return grant_type in ("authorization_code", "refresh_token")
 
 

@@ -67,6 +67,37 @@ def check_access_token(token: str) -> dict[str, Any] | None:
     return claims
 
 
+def check_client_token(token: str) -> int | None:
+    """Return the school of a live client credentials token for the tenant admin API."""
+    found = client_token_claims(token)
+    return found[1] if found is not None else None
+
+
+def client_token_claims(token: str) -> tuple[dict[str, Any], int] | None:
+    """Return the claims and the school of a live client credentials token for the tenant admin
+    API: ours, unexpired, not revoked, scope admin, its client still active."""
+    from idp.oidc.client_credentials import ADMIN_SCOPE, admin_audience
+    from idp.oidc.clients import find_client
+
+    cfg = current_app.config
+    ring = current_app.extensions["keys"].ring(get_db())
+    try:
+        claims = tokens.verify(ring.public, token, typ=tokens.ACCESS_TOKEN_TYP,
+                               issuer=cfg["ISSUER"], algorithms=["ES256"])
+    except tokens.TokenInvalid:
+        return None
+    if claims.get("aud") != admin_audience() or ADMIN_SCOPE not in str(
+            claims.get("scope", "")).split() or "sid" in claims:
+        return None
+    client = find_client(claims.get("client_id"))
+    if client is None or client.client_id != claims.get("sub"):
+        return None
+    r: redis.Redis = current_app.extensions["redis"]
+    if r.exists(DENY_JTI + str(claims.get("jti"))):
+        return None
+    return claims, client.row.school_id
+
+
 def check_id_token_hint(hint: str | None) -> dict[str, Any] | None:
     """Return the claims of an id_token_hint if it is one of our ID tokens (expiry may have
     passed: a hint names a session, it grants nothing)."""

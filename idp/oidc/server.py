@@ -12,10 +12,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from idp.models import Account, Client, RefreshToken, SsoSession, utcnow
+from idp.oidc.client_credentials import ClientCredentialsGrant
 from idp.oidc.clients import RelyingParty, find_client
 from idp.oidc.grants import AuthorizationCodeGrant, RefreshTokenGrant, hash_refresh
 from idp.oidc.grants_store import deny_access_token, revoke_grant
-from idp.oidc.resource import check_access_token
+from idp.oidc.resource import check_access_token, client_token_claims
 from shared.db import get_db
 
 
@@ -38,6 +39,9 @@ def identify_token(token: str) -> PresentedToken | None:
         return None
     if token.count(".") == 2:
         claims = check_access_token(token)
+        if claims is None:  # a school client's own token for the admin API
+            found = client_token_claims(token)
+            claims = found[0] if found else None
         return PresentedToken("access_token", claims["client_id"], claims) if claims else None
     db = get_db()
     row = db.execute(select(RefreshToken, Client.client_id, SsoSession.ended_at, Account.sub)
@@ -90,10 +94,12 @@ class Introspection(IntrospectionEndpoint):
         """Describe an active token."""
         c = token.claims
         if token.kind == "access_token":
-            return {"active": True, "token_type": "Bearer", "scope": c["scope"],
-                    "client_id": token.client_id, "sub": c["sub"], "exp": c["exp"],
-                    "iat": c["iat"], "iss": c["iss"], "aud": c["aud"], "jti": c["jti"],
-                    "sid": c["sid"]}
+            answer = {"active": True, "token_type": "Bearer", "scope": c["scope"],
+                      "client_id": token.client_id, "sub": c["sub"], "exp": c["exp"],
+                      "iat": c["iat"], "iss": c["iss"], "aud": c["aud"], "jti": c["jti"]}
+            if "sid" in c:  # a client credentials token belongs to no session
+                answer["sid"] = c["sid"]
+            return answer
         if not c["active"]:
             return {"active": False}
         return {"active": True, "token_type": "refresh_token", "scope": c["scope"],
@@ -116,6 +122,7 @@ def create_server(app: Flask) -> AuthorizationServer:
     server = AuthorizationServer(app, query_client=find_client, save_token=_save_token)
     server.register_grant(AuthorizationCodeGrant)
     server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     return server

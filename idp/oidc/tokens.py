@@ -1,4 +1,5 @@
-"""Minting and checking the tokens we sign: ID (JWT), access (at+jwt), logout (logout+jwt)."""
+"""Minting and checking the tokens we sign: ID (JWT), access (at+jwt), logout (logout+jwt),
+security events (secevent+jwt)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ ID_TOKEN_TYP = "JWT"
 ACCESS_TOKEN_TYP = "at+jwt"
 LOGOUT_TOKEN_TYP = "logout+jwt"
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+SET_TYP = "secevent+jwt"
+# Our own event type (RFC 8417 §2.2: a URI we control): a person's data changed.
+PERSON_CHANGED_EVENT = "https://stuudium.ee/events/person-changed"
 
 
 def sign(ring: KeyRing, alg: str, typ: str, claims: dict[str, Any]) -> str:
@@ -75,6 +79,27 @@ def logout_token(ring: KeyRing, issuer: str, *, client_id: str, sub: str | None,
     if sid:
         claims["sid"] = sid
     return sign(ring, "ES256", LOGOUT_TOKEN_TYP, claims)
+
+
+def security_event_token(ring: KeyRing, issuer: str, *, client_id: str, sub: str,
+                         events: dict[str, Any]) -> str:
+    """Return a Security Event Token (RFC 8417) for one client; the subject is an RFC 9493
+    iss_sub identifier (also as sub) of that school's account."""
+    claims = {"iss": issuer, "aud": client_id, "iat": int(time.time()),
+              "jti": secrets.token_urlsafe(16), "sub": sub,
+              "sub_id": {"format": "iss_sub", "iss": issuer, "sub": sub}, "events": events}
+    return sign(ring, "ES256", SET_TYP, claims)
+
+
+def client_access_token(ring: KeyRing, issuer: str, ttl: int, *, client_id: str,
+                        audience: str, scope: str) -> tuple[str, dict[str, Any]]:
+    """Return an RFC 9068 access token of the client credentials grant (the client is the
+    subject, RFC 9068 §2.2), for one resource of ours."""
+    now = int(time.time())
+    claims = {"iss": issuer, "aud": audience, "sub": client_id, "client_id": client_id,
+              "scope": scope, "iat": now, "nbf": now, "exp": now + ttl,
+              "jti": secrets.token_urlsafe(16)}
+    return sign(ring, "ES256", ACCESS_TOKEN_TYP, claims), claims
 
 
 class TokenInvalid(Exception):

@@ -24,9 +24,9 @@ def _access_token() -> str | None:
     return str(data["access_token"]) if data else None
 
 
-def _failure(exc: admin_api.AdminApiError) -> Response:
+def failure(exc: admin_api.AdminApiError, back: tuple[str, str] | None = None) -> Response:
     """A page that says why the IdP did not do it and what to do next."""
-    back = (_("Kontode juurde"), url_for("diary.accounts"))
+    back = back or (_("Kontode juurde"), url_for("diary.accounts"))
     if exc.status is None or exc.error == "not_json":
         return page(_("Stuudium ID ei vasta"), _(
             "Kontosid ei saanud praegu vaadata ega muuta, sest Stuudium ID ei vastanud. Proovi "
@@ -63,7 +63,7 @@ def _accounts_or_failure() -> list[dict[str, Any]] | Response:
     try:
         return admin_api.accounts(current(), token)
     except admin_api.AdminApiError as exc:
-        return _failure(exc)
+        return failure(exc)
 
 
 @bp.get("/admin/accounts")
@@ -87,7 +87,7 @@ def confirm(sub: str, action: str) -> Any:
         return found
     account = next((a for a in found if a.get("sub") == sub), None)
     if account is None:
-        return _failure(admin_api.AdminApiError(404, "not_found"))
+        return failure(admin_api.AdminApiError(404, "not_found"))
     return render_template("diary/account_confirm.html", account=account, action=action)
 
 
@@ -104,7 +104,7 @@ def change(sub: str, action: str) -> Any:
     try:
         result = admin_api.set_status(current(), token, sub, action)
     except admin_api.AdminApiError as exc:
-        return _failure(exc)
+        return failure(exc)
     if action == "disable":
         flash(_("Konto on keelatud; kõik selle konto seansid on lõpetatud.") if result.get(
             "changed") else _("Konto oli juba keelatud."))

@@ -131,6 +131,20 @@ def guardians_of(student_id: int) -> list[Member]:
     return sorted(members_by_id(link.member_id for link in links).values(), key=person_key)
 
 
+def guardian_ids(student_ids: Iterable[int]) -> set[int]:
+    """The member ids of these students' guardians."""
+    ids = list(student_ids)
+    if not ids:
+        return set()
+    return set(get_db().scalars(scoped(Guardian).with_only_columns(Guardian.member_id).where(
+        Guardian.student_id.in_(ids))))
+
+
+def member_by_sub(sub: str) -> Member | None:
+    """The school's local copy of an account, by its IdP sub."""
+    return get_db().scalar(scoped(Member).where(Member.sub == sub))
+
+
 def lessons_of(class_ids: Iterable[int], limit: int | None = None) -> list[Lesson]:
     """Lessons of some classes, the latest first."""
     ids = list(class_ids)

@@ -33,7 +33,8 @@ def test_discovery_advertises_the_endpoints(idp):
 def test_discovery_advertises_the_protocol(idp):
     meta = _metadata(idp)
     assert meta["response_types_supported"] == ["code"]
-    assert set(meta["grant_types_supported"]) == {"authorization_code", "refresh_token"}
+    assert set(meta["grant_types_supported"]) == {"authorization_code", "refresh_token",
+                                                 "client_credentials"}
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert {"RS256", "ES256"} <= set(meta["id_token_signing_alg_values_supported"])
     assert "none" not in meta["id_token_signing_alg_values_supported"]

@@ -340,7 +340,7 @@ def test_client_authentication_failures(idp: str, setup: Setup, case: str) -> No
     assert redeem(idp, school, code, verifier).status_code == 200
 
 
-@pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit",
+@pytest.mark.parametrize("grant_type", ["password", "implicit",
                                         "urn:ietf:params:oauth:grant-type:device_code", ""])
 def test_unsupported_grant_type(idp: str, setup: Setup, grant_type: str) -> None:
     resp = token_request(idp, setup.school, {"grant_type": grant_type,
