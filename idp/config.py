@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import json
-
 from shared.config import ConfigError, dev_secrets, env_int, env_str, is_production, var_dir
-
 
 # The stand-in's client registration (deploy/dev/eid_standin.py): development only.
 DEV_EID_CLIENT_ID = "stuudium-id-dev"

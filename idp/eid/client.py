@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import requests
 from flask import current_app
 
+from idp.oidc.assurance import ACR_LEVELS
 from shared import isikukood as ik
 from shared import oidc_rp
 from shared.oidc_rp import HTTP, IdTokenInvalid, Provider, provider
@@ -27,7 +28,6 @@ from shared.oidc_rp import HTTP, IdTokenInvalid, Provider, provider
 # Method (button) → the scope that selects it, and the amr TARA reports for it.
 METHODS = {"idcard": ("idcard", "idcard"), "mid": ("mid", "mID"),
            "smartid": ("smartid", "smartid")}
-ACR_LEVELS = ("low", "substantial", "high")
 
 
 class EidError(Exception):
@@ -54,11 +54,6 @@ class Pending:
     nonce: str
     verifier: str
     method: str
-
-
-def acr_rank(acr: str | None) -> int:
-    """Order of assurance levels (unknown ranks below low)."""
-    return ACR_LEVELS.index(acr) if acr in ACR_LEVELS else -1
 
 
 def enabled() -> bool:
