@@ -147,7 +147,7 @@ def create_standin(issuer: str, clients: dict[str, tuple[str, list[str]]],
 
     @app.after_request
     def _headers(resp: Response) -> Response:
-        resp.headers["X-Environment"] = BANNER
+        resp.headers["X-Environment"] = "development stand-in, not for production"
         resp.headers.setdefault("X-Frame-Options", "DENY")
         return resp
 
