@@ -410,3 +410,19 @@ def test_the_standin_refuses_a_production_configuration(monkeypatch):
     proc = subprocess.run([sys.executable, "-m", "deploy.dev.eid_standin", str(free_port())],
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "development only" in proc.stderr
+
+
+def test_a_new_upstream_key_is_fetched_on_its_unknown_kid(upstream, make_school, make_person,
+                                                          browser):
+    from shared import oidc_rp
+
+    school = make_school()
+    code = new_code()
+    person = make_person(school, isikukood=code)
+    upstream.add(code, person.given_name, person.family_name)
+    signed_in_token(Browser(browser.issuer), school, code)  # the IdP has the current keys
+    upstream.state.key = RSAKey.generate_key(2048, private=True)
+    upstream.state.kid = "standin-rotated-" + secrets.token_hex(4)
+    # As if the last fetch were a minute ago: refetches are throttled, not refused.
+    oidc_rp.provider(upstream.url, 5).keys_fetched -= 60
+    assert signed_in_token(browser, school, code)["sub"] == person.sub
