@@ -46,7 +46,9 @@ def start() -> Any:
     if data is None:
         return failure
     method = request.form.get("method", "")
-    if not client.enabled() or method not in client.METHODS:
+    if not client.enabled():
+        return _unavailable(ix)
+    if method not in client.METHODS:
         return _refused(ix)
     try:
         pending, url = client.begin(method, str(get_locale() or "et"))
