@@ -51,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return Response("ok\n", mimetype="text/plain")
 
     from idp import admin_api, admin_openapi, admin_people  # noqa: F401 (their routes)
+    from idp.eid import views as eid_views
     from idp.oidc import endpoints
     from idp.views import account, errors, link, login, password, schools
 
@@ -62,4 +63,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(account.bp)
     app.register_blueprint(password.bp)
     app.register_blueprint(link.bp)
+    eid_views.init_app(app)
     return app

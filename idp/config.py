@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from shared.config import ConfigError, dev_secrets, env_int, env_str, is_production, var_dir
+
+# The stand-in's client registration (deploy/dev/eid_standin.py): development only.
+DEV_EID_CLIENT_ID = "stuudium-id-dev"
+DEV_EID_CLIENT_SECRET = "arenduskeskkond-mitte-toodangus-kasutamiseks"
 
 
 def load_config() -> dict[str, Any]:
@@ -46,6 +51,17 @@ def load_config() -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SSO_COOKIE_NAME": "stuudium_idp_sso",
         "JSON_SORT_KEYS": False,
+        # The upstream eID provider (TARA's profile); development defaults: the stand-in.
+        "EID_ISSUER": (env_str("EID_ISSUER", None if production else "http://localhost:5009")
+                       or "").rstrip("/"),
+        "EID_CLIENT_ID": env_str("EID_CLIENT_ID", None if production else DEV_EID_CLIENT_ID),
+        "EID_CLIENT_SECRET": env_str("EID_CLIENT_SECRET",
+                                     None if production else DEV_EID_CLIENT_SECRET),
+        "EID_REDIRECT_URI": env_str("EID_REDIRECT_URI"),
+        "EID_TIMEOUT_SECONDS": float(env_str("EID_TIMEOUT", "5") or 5),
+        "EID_CLOCK_SKEW_SECONDS": env_int("EID_CLOCK_SKEW_SECONDS", 10),
+        # {"school-slug": {"teacher": "substantial", "exempt": ["<account sub>", ...]}}
+        "MIN_ACR": json.loads(env_str("IDP_MIN_ACR", "{}") or "{}"),
     }
     if production:
         missing = [k for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "KEY_ENCRYPTION_KEYS")
@@ -66,6 +82,10 @@ def load_config() -> dict[str, Any]:
         config["KEY_ENCRYPTION_KEYS"] = (config["KEY_ENCRYPTION_KEYS"]
                                          or secrets["KEY_ENCRYPTION_KEYS"])
         config["DATABASE_URL"] = config["DATABASE_URL"] or f"sqlite:///{var_dir() / 'idp.db'}"
+    if production and config["EID_ISSUER"] and not (
+            config["EID_ISSUER"].startswith("https://") and config["EID_CLIENT_ID"]
+            and config["EID_CLIENT_SECRET"]):
+        raise ConfigError("eID needs an https EID_ISSUER, EID_CLIENT_ID and EID_CLIENT_SECRET")
     if config["ISSUER"].startswith("https://"):
         config["SSO_COOKIE_NAME"] = "__Host-stuudium_idp_sso"
         config["SESSION_COOKIE_NAME"] = "__Host-stuudium_idp_ui"

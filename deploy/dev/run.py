@@ -24,6 +24,7 @@ from shared.config import var_dir
 from shared.redis import embedded_url
 
 IDP_PORT = 5000
+EID_PORT = 5009  # the eID stand-in (TARA's profile), development only
 
 
 def _wait(url: str, seconds: float = 30) -> bool:
@@ -67,7 +68,9 @@ def main() -> None:
                               env=env),
              subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "school", *ports],
                               env=env),
-             subprocess.Popen([sys.executable, "-m", "idp.cli", "worker"], env=env)]
+             subprocess.Popen([sys.executable, "-m", "idp.cli", "worker"], env=env),
+             subprocess.Popen([sys.executable, "-m", "deploy.dev.eid_standin", str(EID_PORT)],
+                              env=env)]
 
     def stop(*_args: object) -> None:
         for proc in procs:
@@ -92,6 +95,8 @@ def main() -> None:
     for email, given, family, _code, memberships, linked in DEMO_PEOPLE:
         where = ", ".join(f"{s} ({'/'.join(r)})" for s, r in memberships)
         print(f"  {email:26} {given} {family}: {where}{' — linked' if linked else ''}")
+    print(f"  eID stand-in:         http://localhost:{EID_PORT} (ID-kaart, Mobiil-ID, Smart-ID "
+          "on the login page; pick a demo person by isikukood)")
     print("  Delivery worker: running (logout messages to schools, with retries)")
     print(f"\nState lives in {Path(state)}; `make clean` resets it. Ctrl-C stops everything.")
     while True:

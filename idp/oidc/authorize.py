@@ -19,7 +19,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from idp.models import Account, SsoSession
-from idp.oidc import codes, interactions
+from idp.oidc import assurance, codes, interactions
 from idp.oidc.claims import normalise_scope, parse_claims_request
 from idp.oidc.clients import RelyingParty, find_client
 from idp.oidc.resource import check_id_token_hint
@@ -292,21 +292,32 @@ def decide(auth_request: AuthorizationRequest, fresh: bool = False) -> Response:
         if p.get("id_token_hint") and not hint_matches(p["id_token_hint"], auth_request.client,
                                                        account):
             login = True
+    school_id = auth_request.client.row.school_id
+    min_acr = assurance.required(p, school_id, account.id if account else None)
+    if not login and session is not None and not assurance.satisfies(session.acr, min_acr):
+        if "none" in p["prompt"]:
+            return error_response(auth_request, "login_required",
+                                  "A higher level of assurance (eID) is required.")
+        login = True  # step up: the login page offers only the methods that reach min_acr
     if login:
         if "none" in p["prompt"]:
             return error_response(auth_request, "login_required", "The person must log in.")
-        ix = interactions.start(_stored(auth_request))
+        ix = interactions.start(_stored(auth_request, min_acr))
         return redirect(url_for("login.login", ix=ix), 303)
     assert session is not None and account is not None
     return issue_code(auth_request, session, account)
 
 
-def _stored(auth_request: AuthorizationRequest) -> dict[str, Any]:
+def _stored(auth_request: AuthorizationRequest, min_acr: str | None = None) -> dict[str, Any]:
     # school_id: the login POST counts failures and finds the account without a query.
-    return {"client_id": auth_request.client.client_id,
-            "school_id": auth_request.client.row.school_id,
-            "redirect_uri": auth_request.redirect_uri, "params": auth_request.params,
-            "started": int(time.time())}
+    # min_acr: the level the login must reach (a step-up offers eID only).
+    stored = {"client_id": auth_request.client.client_id,
+              "school_id": auth_request.client.row.school_id,
+              "redirect_uri": auth_request.redirect_uri, "params": auth_request.params,
+              "started": int(time.time())}
+    if assurance.acr_rank(min_acr) > 0:
+        stored["min_acr"] = min_acr
+    return stored
 
 
 def restore(stored: dict[str, Any]) -> AuthorizationRequest | None:

@@ -84,9 +84,13 @@ def login() -> Any:
         return failure
     g.interaction = (ix, data)  # select_locale reads the page language from it
     hint = data["request"]["params"].get("login_hint") or ""
-    if request.method == "GET":
+    # A step-up (acr above low) is reached only by eID: no password form, no password POST.
+    eid_only = bool(data["request"].get("min_acr"))
+    if request.method == "GET" or eid_only:
+        if request.method == "POST":
+            check_csrf()
         return render_template("login.html", ix=ix, school=_school(data), email=hint,
-                               error=None)
+                               error=None, eid_only=eid_only)
     check_csrf()
     db = get_db()
     school_id = _school_id(data)
@@ -98,19 +102,26 @@ def login() -> Any:
         school = db.get(School, school_id) if school_id is not None else None
         return render_template("login.html", ix=ix, school=school, email=email,
                                error=wrong_password()), 200
+    return finish_login(db, ix, data, account.person_id, account.id, ["pwd"], "low", pipe)
+
+
+def finish_login(db: Session, ix: str, data: dict[str, Any], person_id: int, account_id: int,
+                 amr: list[str], acr: str, pipe: redis.client.Pipeline) -> Response:
+    """Create or renew the browser's SSO session for an authenticated person, finish the
+    interaction and resume the authorization request (pipe is executed here)."""
     cookie_name = current_app.config["SSO_COOKIE_NAME"]
     previous = sessions.load(request.cookies.get(cookie_name))
     renewed = None
-    if previous is not None and previous.person_id == account.person_id:
+    if previous is not None and previous.person_id == person_id:
         try:
-            renewed = sessions.renew(db, previous, ["pwd"], "low")
+            renewed = sessions.renew(db, previous, amr, acr)
         except LookupError:
             previous = None  # ended in SQL: its Redis copy was revived, so start afresh
     if renewed is None:
         if previous is not None:
             # Another person was signed in on this browser: their session ends first.
             end_sessions(db, Scope(session_ids=(previous.sid,)), "switch_person")
-        renewed = sessions.create(db, account.person_id, account.id, ["pwd"], "low",
+        renewed = sessions.create(db, person_id, account_id, amr, acr,
                                   request.headers.get("User-Agent"), pipe=pipe)
     secret, live = renewed
     interactions.finish(ix, live.sid, data, pipe=pipe)

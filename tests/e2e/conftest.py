@@ -1,5 +1,6 @@
 """Fixtures of the browser tests: the real dev launcher (`python -m deploy.dev.run`, as `make run`
-starts it) on ports 5000–5003, and Debian's chromium driven by Playwright.
+starts it) on ports 5000–5003 and 5009 (the eID stand-in), and Debian's chromium driven by
+Playwright.
 
 The launcher gets state of its own: a fresh STUUDIUM_VAR_DIR; when DATABASE_URL is set, a fresh
 PostgreSQL database next to the given one (its name + "_e2e", dropped at the end); when REDIS_URL
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 IDP_URL = "http://localhost:5000"
-PORTS = (5000, 5001, 5002, 5003)
+PORTS = (5000, 5001, 5002, 5003, 5009)  # 5009: the eID stand-in
 START_SECONDS = 60
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -122,8 +123,8 @@ def dev_system() -> Iterator[str]:
     busy = [p for p in PORTS if _port_in_use(p)]
     if busy:
         pytest.fail(f"ports {', '.join(map(str, busy))} are already in use (is `make run` "
-                    "running?): the browser tests start the dev launcher on 5000–5003; stop "
-                    "whatever listens there and run the tests again", pytrace=False)
+                    "running?): the browser tests start the dev launcher on 5000–5003 and "
+                    "5009; stop whatever listens there and run the tests again", pytrace=False)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stuudium-e2e-")))

@@ -1,0 +1,143 @@
+"""eID login pages: start at the upstream with the chosen method, and come back to finish the
+pending authorization request as the password login does."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from typing import Any
+
+import redis
+from flask import Blueprint, Flask, current_app, redirect, render_template, request
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from idp.eid import client
+from idp.eid.people import apply_verified_data, find_account
+from idp.views.errors import error_page
+from idp.views.login import _interaction_or_error, _school, _school_id, finish_login
+from shared.db import get_db
+from shared.security import check_csrf
+
+log = logging.getLogger(__name__)
+bp = Blueprint("eid", __name__, url_prefix="/eid")
+PENDING_KEY = "idp:eid:"
+BINDING_COOKIE = "stuudium_idp_eid"
+
+
+def _redis() -> redis.Redis:
+    r: redis.Redis = current_app.extensions["redis"]
+    return r
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@bp.post("/start")
+def start() -> Any:
+    """Send the browser to the upstream with the chosen method (scope), state, nonce and PKCE."""
+    check_csrf()
+    ix = request.form.get("ix", "")
+    data, failure = _interaction_or_error(ix)
+    if data is None:
+        return failure
+    method = request.form.get("method", "")
+    if not client.enabled():
+        return _unavailable(ix)
+    if method not in client.METHODS:
+        return _refused(ix)
+    try:
+        pending, url = client.begin(method, str(get_locale() or "et"))
+    except client.EidError as exc:
+        log.warning("eID start failed: %s", exc)
+        return _unavailable(ix)
+    # The state is bound to this browser (a cookie only it has) and to the pending interaction.
+    binding = secrets.token_urlsafe(32)
+    _redis().set(PENDING_KEY + _hash(pending.state), json.dumps({
+        "ix": ix, "nonce": pending.nonce, "verifier": pending.verifier, "method": method,
+        "binding": _hash(binding)}), ex=current_app.config["INTERACTION_TTL_SECONDS"])
+    resp = redirect(url, 303)
+    resp.set_cookie(BINDING_COOKIE, binding, max_age=current_app.config[
+        "INTERACTION_TTL_SECONDS"], path="/eid/", httponly=True, samesite="Lax",
+        secure=current_app.config["ISSUER"].startswith("https://"))
+    return resp
+
+
+def _take_pending(state: str) -> dict[str, Any] | None:
+    """Read and delete the pending upstream request atomically: each state is used once."""
+    if not state or len(state) > 200:
+        return None
+    pipe = _redis().pipeline(transaction=True)
+    pipe.get(PENDING_KEY + _hash(state))
+    pipe.delete(PENDING_KEY + _hash(state))
+    raw, deleted = pipe.execute()
+    return json.loads(raw) if raw and deleted else None
+
+
+@bp.get("/callback")
+def callback() -> Any:
+    """Check the upstream's answer, find the person's account at the school, sign them in."""
+    pending = _take_pending(request.args.get("state", ""))
+    binding = request.cookies.get(BINDING_COOKIE, "")
+    if pending is None or not secrets.compare_digest(_hash(binding), pending["binding"]):
+        return _expired()
+    ix = pending["ix"]
+    data, failure = _interaction_or_error(ix)
+    if data is None:
+        return failure
+    if request.args.get("error") or not request.args.get("code"):
+        # The person cancelled at the upstream, or it could not authenticate them.
+        return _page("eid_error.html", ix, 200, cancelled=True)
+    try:
+        identity = client.exchange(client.Pending(
+            state="", nonce=pending["nonce"], verifier=pending["verifier"],
+            method=pending["method"]), request.args["code"])
+    except client.EidError as exc:
+        log.warning("eID answer refused: %s", exc)  # the reason names no person
+        return _refused(ix)
+    db = get_db()
+    school_id = _school_id(data)
+    account = find_account(db, school_id, identity.isikukood) if school_id else None
+    if account is None:
+        return _page("eid_no_account.html", ix, 200)
+    apply_verified_data(db, account.person_id, identity, actor=f"eid:{account.sub}")
+    pipe = _redis().pipeline(transaction=True)
+    resp = finish_login(db, ix, data, account.person_id, account.id, identity.amr, identity.acr,
+                        pipe)
+    resp.delete_cookie(BINDING_COOKIE, path="/eid/")
+    return resp
+
+
+def _page(template: str, ix: str, status: int, **extra: Any) -> Response:
+    data, _failure = _interaction_or_error(ix)
+    school = _school(data) if data else None
+    resp = current_app.make_response((render_template(template, ix=ix, school=school,
+                                                      **extra), status))
+    resp.delete_cookie(BINDING_COOKIE, path="/eid/")
+    return resp
+
+
+def _refused(ix: str) -> Response:
+    return _page("eid_error.html", ix, 400, cancelled=False)
+
+
+def _unavailable(ix: str) -> Response:
+    return _page("eid_error.html", ix, 503, unavailable=True)
+
+
+def _expired() -> Response:
+    return error_page(_("Sisselogimine aegus"), _(
+        "Sisselogimist ei saanud lõpetada: see aegus või alustati teises brauseris. Mine tagasi "
+        "oma kooli Stuudiumi lehele ja logi uuesti sisse."), 400)
+
+
+def init_app(app: Flask) -> None:
+    """Register the eID pages and tell the templates whether eID is offered."""
+    app.register_blueprint(bp)
+    app.jinja_env.globals["eid_methods"] = lambda: (
+        [("idcard", _("ID-kaart")), ("mid", _("Mobiil-ID")), ("smartid", _("Smart-ID"))]
+        if client.enabled() else [])

@@ -1,0 +1,152 @@
+"""What a relying party knows of its OpenID provider: discovery metadata and the JWKS, cached per
+process, and ID-token validation (the school instance of our IdP; the IdP of the upstream eID)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+
+class _PooledSession(requests.Session):
+    """A requests session that reads the proxy and CA-bundle settings of the environment once
+    per origin instead of on every request.
+
+    requests scans the whole environment twice per request (proxies, then no_proxy), which
+    cost about a third of the school's CPU for a token exchange; a worker's environment does
+    not change while it runs, so the answer is the same every time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[Any, ...], Any] = {}
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> Any:
+        """requests' own merge, remembered per origin and settings."""
+        if proxies or not self.trust_env:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc.lower(), stream, verify, cert, self.stream,
+               self.verify, self.cert, tuple(sorted(self.proxies.items())))
+        found = self._environment.get(key)
+        if found is None:
+            found = super().merge_environment_settings(url, {}, stream, verify, cert)
+            if len(self._environment) < 64:
+                self._environment[key] = found
+        return {**found, "proxies": dict(found["proxies"])}
+
+
+# One connection pool for all calls to providers: token exchanges are on the hot path.
+HTTP = _PooledSession()
+HTTP.mount("http://", requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32))
+HTTP.mount("https://", requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32))
+HTTP.headers["User-Agent"] = "Stuudium"
+
+ID_TOKEN_ALGS = ["RS256", "ES256"]
+JWKS_MIN_REFETCH_SECONDS = 10
+
+
+class IdTokenInvalid(Exception):
+    """An ID token that must not start a session."""
+
+
+@dataclass
+class Provider:
+    """One issuer's metadata and keys."""
+
+    issuer: str
+    metadata: dict[str, Any]
+    keys: KeySet
+    keys_fetched: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def endpoint(self, name: str) -> str:
+        """Return an endpoint URL from the metadata."""
+        return str(self.metadata[name])
+
+    def refresh_keys(self, timeout: float) -> None:
+        """Fetch the JWKS again (an unknown kid: the IdP rotated), at most every few seconds."""
+        with self.lock:
+            if time.monotonic() - self.keys_fetched < JWKS_MIN_REFETCH_SECONDS:
+                return
+            self.keys = KeySet.import_key_set(
+                HTTP.get(self.endpoint("jwks_uri"), timeout=timeout).json())
+            self.keys_fetched = time.monotonic()
+
+
+_PROVIDERS: dict[str, Provider] = {}
+_LOCK = threading.Lock()
+
+
+def provider(issuer: str, timeout: float) -> Provider:
+    """Return the provider for an issuer, fetching discovery and JWKS on first use."""
+    found = _PROVIDERS.get(issuer)
+    if found is not None:
+        return found
+    with _LOCK:
+        found = _PROVIDERS.get(issuer)
+        if found is None:
+            meta = HTTP.get(f"{issuer}/.well-known/openid-configuration", timeout=timeout).json()
+            if meta.get("issuer") != issuer:
+                raise RuntimeError("discovery issuer mismatch")
+            keys = KeySet.import_key_set(HTTP.get(meta["jwks_uri"], timeout=timeout).json())
+            found = Provider(issuer, meta, keys, time.monotonic())
+            _PROVIDERS[issuer] = found
+    return found
+
+
+def validate_id_token(prov: Provider, token: str, *, client_id: str, nonce: str | None,
+                      leeway: int, timeout: float) -> dict[str, Any]:
+    """OIDC Core §3.1.3.7: signature, typ, iss, aud/azp, exp, iat, nonce and a sub."""
+    if not isinstance(token, str) or not token or len(token) > 16384:
+        raise IdTokenInvalid("missing")
+    try:
+        decoded = jwt.decode(token, prov.keys, algorithms=ID_TOKEN_ALGS)
+    except JoseError as exc:
+        if "kid" in str(exc).lower() or "key" in str(exc).lower():
+            prov.refresh_keys(timeout)
+            try:
+                decoded = jwt.decode(token, prov.keys, algorithms=ID_TOKEN_ALGS)
+            except JoseError as again:
+                raise IdTokenInvalid("signature") from again
+        else:
+            raise IdTokenInvalid("signature") from exc
+    except ValueError as exc:
+        raise IdTokenInvalid("malformed") from exc
+    if decoded.header.get("typ") != "JWT":  # our IdP always types its tokens; none is refused
+        raise IdTokenInvalid("type")
+    claims = dict(decoded.claims)
+    now = time.time()
+    aud = claims.get("aud")
+    auds = aud if isinstance(aud, list) else [aud]
+    if claims.get("iss") != prov.issuer:
+        raise IdTokenInvalid("issuer")
+    if client_id not in auds or (len(auds) > 1 and claims.get("azp") != client_id):
+        raise IdTokenInvalid("audience")
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int) or exp + leeway < now:
+        raise IdTokenInvalid("expired")
+    if not isinstance(iat, int) or iat - leeway > now:
+        raise IdTokenInvalid("issued in the future")
+    if nonce is not None and claims.get("nonce") != nonce:
+        raise IdTokenInvalid("nonce")
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise IdTokenInvalid("sub")
+    return claims
+
+
+def verify_jwt(prov: Provider, token: str, algorithms: list[str], timeout: float) -> Any:
+    """Verify a JWT signed by the provider (logout tokens, SETs); returns the decoded token."""
+    try:
+        return jwt.decode(token, prov.keys, algorithms=algorithms)
+    except JoseError:
+        prov.refresh_keys(timeout)
+        return jwt.decode(token, prov.keys, algorithms=algorithms)
