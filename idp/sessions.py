@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import redis
 from flask import current_app
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, func, insert
 from sqlalchemy.orm import Session
 
 from idp.models import SsoSession, utcnow
@@ -36,8 +36,14 @@ return v
 """
 
 
-# A plain table insert on the connection (the ORM's DML path costs more than the SQL).
+# A plain table insert on the connection (the ORM's DML path costs more than the SQL). For a
+# password login on PostgreSQL the transaction does not wait for its WAL flush: a session lost in
+# a server crash only means signing in again (tokens under it are checked against SQL, and the
+# first code exchange's commit, which is synchronous, makes the session durable with it). Never
+# for a transaction that also consumes something single-use (a link, an attempt).
 _INSERT_SESSION = insert(cast(Table, SsoSession.__table__))
+_INSERT_SESSION_PG = _INSERT_SESSION.returning(
+    func.set_config("synchronous_commit", "off", True))
 
 
 def cookie_hash(secret: str) -> str:
@@ -79,17 +85,20 @@ def load(cookie: str | None) -> LiveSession | None:
 
 
 def create(db: Session, person_id: int, account_id: int | None, amr: list[str], acr: str,
-           user_agent: str | None,
-           pipe: redis.client.Pipeline | None = None) -> tuple[str, LiveSession]:
+           user_agent: str | None, pipe: redis.client.Pipeline | None = None,
+           relaxed: bool = False) -> tuple[str, LiveSession]:
     """Start a session: commit its SQL record, then publish it in Redis; return the cookie.
-    When pipe is given the Redis writes are queued on it and the caller executes it."""
+    When pipe is given the Redis writes are queued on it and the caller executes it. relaxed:
+    the transaction holds nothing else that must survive a crash (see _INSERT_SESSION_PG)."""
     secret = secrets.token_urlsafe(32)
     hashed = cookie_hash(secret)
     sid = secrets.token_urlsafe(18)
     now = utcnow()
     max_age = current_app.config["SESSION_MAX_SECONDS"]
     idle = current_app.config["SESSION_IDLE_SECONDS"]
-    db.connection().execute(_INSERT_SESSION, {
+    conn = db.connection()
+    relax = relaxed and conn.dialect.name == "postgresql"
+    conn.execute(_INSERT_SESSION_PG if relax else _INSERT_SESSION, {
         "id": sid, "cookie_hash": hashed, "person_id": person_id, "account_id": account_id,
         "auth_time": now, "amr": amr, "acr": acr, "user_agent": (user_agent or "")[:300],
         "created_at": now, "last_seen": now, "expires_at": now + dt.timedelta(seconds=max_age)})

@@ -5,6 +5,13 @@ the account with its person, and storing the next token are one statement on Pos
 modifying CTEs) and a short sequence in one transaction on SQLite. Either way nothing commits
 unless the request succeeds: a refusal after the claim (ended session, inactive account, a wider
 scope) rolls the claim and the new token back together.
+
+The rotation commits without waiting for its WAL flush (synchronous_commit off for this
+transaction only; PostgreSQL stays consistent, and any later synchronous commit — a logout, a
+revocation — flushes it too). A server crash may forget the rotations of its last moments: their
+clients' next refresh fails and their school sessions end (the safety net), and the tokens they
+replaced, which only those school servers ever held, are as they were before. The commit's flush
+was most of a refresh's time on this hardware; nothing that revokes or ends is relaxed.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ class Rotation:
 _PERSON_NAMES = ("given_name", "family_name", "birth_date", "locale", "updated_at", "email",
                  "email_verified", "phone", "address")
 _N_CLAIM, _N_SESSION, _N_ACCOUNT = 5, 6, 6
+_N_PERSON = len(_PERSON_NAMES)
 
 # One statement: claim, live session (last_seen slid), next token, account and person.
 _ROTATE_PG = text("""
@@ -84,7 +92,8 @@ WITH claimed AS (
 )
 SELECT claimed.*, live.*, a.id, a.person_id, a.school_id, a.sub, a.roles, a.status,
        p.given_name, p.family_name, p.birth_date, p.locale, p.updated_at, p.email,
-       p.email_verified, p.phone, p.address
+       p.email_verified, p.phone, p.address,
+       set_config('synchronous_commit', 'off', true)
 FROM claimed LEFT JOIN live ON true
 LEFT JOIN account a ON a.id = claimed.account_id
 LEFT JOIN person p ON p.id = a.person_id
@@ -144,7 +153,7 @@ def rotate(db: Session, client_pk: int, hashed: str, new_hash: str,
         if row is None:
             return None
         end = _N_CLAIM + _N_SESSION
-        return _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end:])
+        return _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end:end + _N_ACCOUNT + _N_PERSON])
     claimed = conn.execute(_CLAIM, params).first()
     if claimed is None:
         return None

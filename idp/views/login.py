@@ -102,13 +102,16 @@ def login() -> Any:
         school = db.get(School, school_id) if school_id is not None else None
         return render_template("login.html", ix=ix, school=school, email=email,
                                error=wrong_password()), 200
-    return finish_login(db, ix, data, account.person_id, account.id, ["pwd"], "low", pipe)
+    return finish_login(db, ix, data, account.person_id, account.id, ["pwd"], "low", pipe,
+                        relaxed=True)
 
 
 def finish_login(db: Session, ix: str, data: dict[str, Any], person_id: int, account_id: int,
-                 amr: list[str], acr: str, pipe: redis.client.Pipeline) -> Response:
+                 amr: list[str], acr: str, pipe: redis.client.Pipeline,
+                 relaxed: bool = False) -> Response:
     """Create or renew the browser's SSO session for an authenticated person, finish the
-    interaction and resume the authorization request (pipe is executed here)."""
+    interaction and resume the authorization request (pipe is executed here). relaxed: the
+    transaction holds only the new session (sessions.create)."""
     cookie_name = current_app.config["SSO_COOKIE_NAME"]
     previous = sessions.load(request.cookies.get(cookie_name))
     renewed = None
@@ -122,7 +125,7 @@ def finish_login(db: Session, ix: str, data: dict[str, Any], person_id: int, acc
             # Another person was signed in on this browser: their session ends first.
             end_sessions(db, Scope(session_ids=(previous.sid,)), "switch_person")
         renewed = sessions.create(db, person_id, account_id, amr, acr,
-                                  request.headers.get("User-Agent"), pipe=pipe)
+                                  request.headers.get("User-Agent"), pipe=pipe, relaxed=relaxed)
     secret, live = renewed
     interactions.finish(ix, live.sid, data, pipe=pipe)
     pipe.execute()
