@@ -67,6 +67,20 @@ _LOGIN_ROW = select(_ACCOUNT.c.id, _ACCOUNT.c.person_id, _PERSON.c.password_hash
     _ACCOUNT.c.status == "active")
 
 
+def over_limit(keys: list[str], limits: list[int], window: int) -> bool:
+    """Count one attempt on each key atomically (one script); True when any passed its limit."""
+    r: redis.Redis = current_app.extensions["redis"]
+    return bool(r.eval(_COUNT, len(keys), *keys, window, *limits))
+
+
+def refund(keys: list[str]) -> None:
+    """Take back a counted attempt that succeeded."""
+    pipe = current_app.extensions["redis"].pipeline(transaction=False)
+    for key in keys:
+        pipe.decr(key)
+    pipe.execute()
+
+
 def authenticate(db: Session, school_id: int, email: str, password: str, address: str,
                  refund: redis.client.Pipeline | None = None) -> Row[int, int, str | None] | None:
     """Return the account (id, person_id) if the password is right; wrong, unknown and locked
