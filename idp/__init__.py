@@ -50,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")
 
-    from idp import admin_api
+    from idp import admin_api, admin_applications
     from idp.oidc import endpoints
     from idp.views import access, account, apply, errors, link, login, password, schools
 
@@ -59,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(login.bp)
     app.register_blueprint(schools.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(admin_applications.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(password.bp)
     app.register_blueprint(link.bp)

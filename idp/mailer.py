@@ -36,7 +36,7 @@ LINK_PATHS = {"access": "/s/{slug}/signin", "welcome": "/s/{slug}/signin",
 def queue(db: Session, recipient: str, template: str, *, school_id: int | None = None,
           locale: str = "et", kind: str = "mail", **context: Any) -> None:
     """Queue a mail in the caller's transaction (the worker is woken when it commits).
-    context["link"] = {"purpose", "subject", "data"} asks for a one-time link in it."""
+    context["one_time_link"] = {"purpose", "subject", "data"} asks for a one-time link in it."""
     db.add(MailOutbox(kind=kind, school_id=school_id, recipient=recipient.strip()[:320],
                       locale=locale, template=template, context=context))
     notify_worker(db)
@@ -64,8 +64,9 @@ def _render(app: Flask, row: MailOutbox, school: School | None,
             link: str | None) -> tuple[str, str]:
     """The subject (the template's first line) and the body, in the recipient's language."""
     with app.test_request_context(), force_locale(row.locale):
+        context = {k: v for k, v in row.context.items() if k != "one_time_link"}
         text = render_template(f"mail/{row.template}.txt", school=school, link=link,
-                               issuer=app.config["ISSUER"], **row.context)
+                               issuer=app.config["ISSUER"], **context)
     subject, _, body = text.strip().partition("\n")
     return subject.strip(), body.strip() + "\n"
 
@@ -73,7 +74,7 @@ def _render(app: Flask, row: MailOutbox, school: School | None,
 def _prepare(app: Flask, db: Session, row: MailOutbox) -> tuple[str, str] | None:
     """Resolve the row (an access request without an account is dropped) and mint its link."""
     school = db.get(School, row.school_id) if row.school_id is not None else None
-    spec = row.context.get("link")
+    spec = row.context.get("one_time_link")
     if row.kind == "access":
         account = (find_login_account(db, row.school_id, row.recipient)
                    if row.school_id is not None else None)

@@ -23,10 +23,11 @@ class AdminApiError(Exception):
         self.error = error
 
 
-def call(tenant: TenantInfo, access_token: str, method: str, path: str) -> dict[str, Any]:
-    """Make one call; return its JSON body or raise AdminApiError."""
+def call(tenant: TenantInfo, access_token: str, method: str, path: str,
+         body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Make one call (body: sent as JSON); return its JSON body or raise AdminApiError."""
     try:
-        resp = HTTP.request(method, f"{tenant.issuer}{PREFIX}{path}",
+        resp = HTTP.request(method, f"{tenant.issuer}{PREFIX}{path}", json=body,
                             headers={"Authorization": f"Bearer {access_token}",
                                      "Accept": "application/json"},
                             timeout=current_app.config["IDP_TIMEOUT_SECONDS"],
@@ -34,14 +35,14 @@ def call(tenant: TenantInfo, access_token: str, method: str, path: str) -> dict[
     except requests.RequestException as exc:
         raise AdminApiError(None, type(exc).__name__) from exc
     try:
-        body = resp.json()
+        answer = resp.json()
     except ValueError:
-        body = None
-    if not isinstance(body, dict):
+        answer = None
+    if not isinstance(answer, dict):
         raise AdminApiError(resp.status_code, "not_json")
     if resp.status_code != 200:
-        raise AdminApiError(resp.status_code, str(body.get("error") or "unknown"))
-    return body
+        raise AdminApiError(resp.status_code, str(answer.get("error") or "unknown"))
+    return answer
 
 
 def accounts(tenant: TenantInfo, access_token: str) -> list[dict[str, Any]]:
@@ -55,3 +56,18 @@ def set_status(tenant: TenantInfo, access_token: str, sub: str, action: str) -> 
     if action not in ("disable", "enable"):
         raise ValueError(action)
     return call(tenant, access_token, "POST", f"/accounts/{quote(sub, safe='')}/{action}")
+
+
+def applications(tenant: TenantInfo, access_token: str) -> list[dict[str, Any]]:
+    """The school's pending account applications."""
+    found = call(tenant, access_token, "GET", "/applications").get("applications")
+    return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []
+
+
+def decide(tenant: TenantInfo, access_token: str, application_id: int, action: str,
+           reason: str | None = None) -> dict[str, Any]:
+    """Approve or reject one application (action: "approve" or "reject", with a reason)."""
+    if action not in ("approve", "reject"):
+        raise ValueError(action)
+    return call(tenant, access_token, "POST", f"/applications/{application_id}/{action}",
+                {"reason": reason} if action == "reject" else {})

@@ -98,7 +98,8 @@ def start(slug: str) -> Any:
         db.flush()
         mailer.queue(db, email, "apply_confirm", school_id=school.id,
                      locale=school.default_locale,
-                     link={"purpose": "confirm", "subject": f"application:{application.id}"})
+                     one_time_link={"purpose": "confirm",
+                                    "subject": f"application:{application.id}"})
         db.commit()
     return render_template("apply_sent.html", school=school,
                            hours=cfg["LINK_SECONDS"]["confirm"] // 3600)

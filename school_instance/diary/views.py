@@ -6,11 +6,20 @@ from typing import Any
 
 from flask import render_template
 
-from school_instance.diary import accounts, admin, enrolment, news, parent, queries, teacher
+from school_instance.diary import (
+    accounts,
+    admin,
+    applications,
+    enrolment,
+    news,
+    parent,
+    queries,
+    teacher,
+)
 from school_instance.diary.blueprint import bp, has_role
 
 __all__ = ["bp", "dashboard"]
-_ROUTES = (accounts, admin, enrolment, news, teacher)  # imported for their routes
+_ROUTES = (accounts, admin, applications, enrolment, news, teacher)  # imported for their routes
 
 
 def dashboard() -> Any:
