@@ -52,7 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from idp import admin_api, admin_applications
     from idp.oidc import endpoints
-    from idp.views import access, account, apply, errors, link, login, password, schools
+    from idp.views import access, account, apply, email, errors, link, login, password, schools
 
     errors.init_app(app)
     endpoints.init_app(app)
@@ -65,4 +65,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(link.bp)
     app.register_blueprint(access.bp)
     app.register_blueprint(apply.bp)
+    app.register_blueprint(email.bp)
     return app

@@ -39,7 +39,8 @@ def school_or_404(slug: str) -> School:
     return school
 
 
-def link_page(school: School, heading: str, message: str, button: str, action: str) -> Response:
+def link_page(school: School | None, heading: str, message: str, button: str,
+              action: str) -> Response:
     """The page a mailed link opens: nothing happens until its button is pressed (mail scanners
     open links too)."""
     resp = make_response(render_template("link_open.html", school=school, heading=heading,
@@ -60,7 +61,7 @@ def invalid_link(school: School | None, again_url: str, again_label: str) -> Res
         "link_invalid.html", school=school, again_url=again_url, again_label=again_label), 410))
 
 
-def link_failures_over(school_id: int) -> bool:
+def link_failures_over(school_id: int | str) -> bool:
     """Count a link use by this address at this school before it is checked (refunded when it
     works): past the cap every link looks invalid."""
     cfg = current_app.config
@@ -68,11 +69,11 @@ def link_failures_over(school_id: int) -> bool:
                       cfg["LOGIN_FAILURE_WINDOW_SECONDS"])
 
 
-def _link_keys(school_id: int) -> list[str]:
+def _link_keys(school_id: int | str) -> list[str]:
     return [f"idp:fail:link:{school_id}:{request.remote_addr or '-'}"]
 
 
-def link_worked(school_id: int) -> None:
+def link_worked(school_id: int | str) -> None:
     """Refund the counted use of a link that worked."""
     refund(_link_keys(school_id))
 
