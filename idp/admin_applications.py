@@ -9,25 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, request
 from sqlalchemy import select, update
 
 from idp import mailer
 from idp.accounts import AccountError, create_account, find_login_account
-from idp.admin_api import admin_call
+from idp.admin_api import _json, admin_call
 from idp.models import Application, AuditEvent, utcnow
 from shared.db import get_db
 
 bp = Blueprint("admin_applications", __name__, url_prefix="/api/admin/v1/applications")
 
 MAX_REASON = 2000
-
-
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    resp = jsonify(body)
-    resp.status_code = status
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
 
 
 def _error(error: str, description: str, status: int) -> Response:

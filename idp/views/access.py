@@ -61,21 +61,23 @@ def invalid_link(school: School | None, again_url: str, again_label: str) -> Res
         "link_invalid.html", school=school, again_url=again_url, again_label=again_label), 410))
 
 
-def link_failures_over(school_id: int | str) -> bool:
-    """Count a link use by this address at this school before it is checked (refunded when it
-    works): past the cap every link looks invalid."""
+def take_link(counter: int | str, purposes: tuple[str, ...],
+              school_id: int | None = None) -> links.Consumed | None:
+    """Use the posted link once. Each use is counted per address (and school: counter) before
+    the link is looked at, and refunded when it works: past the cap every link looks invalid.
+    None when it does not work (nothing is left changed)."""
     cfg = current_app.config
-    return over_limit(_link_keys(school_id), [cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
-                      cfg["LOGIN_FAILURE_WINDOW_SECONDS"])
-
-
-def _link_keys(school_id: int | str) -> list[str]:
-    return [f"idp:fail:link:{school_id}:{request.remote_addr or '-'}"]
-
-
-def link_worked(school_id: int | str) -> None:
-    """Refund the counted use of a link that worked."""
-    refund(_link_keys(school_id))
+    keys = [f"idp:fail:link:{counter}:{request.remote_addr or '-'}"]
+    if over_limit(keys, [cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
+                  cfg["LOGIN_FAILURE_WINDOW_SECONDS"]):
+        return None
+    db = get_db()
+    used = links.consume(db, request.form.get("token", ""), purposes, school_id=school_id)
+    if used is None:
+        db.rollback()
+        return None
+    refund(keys)
+    return used
 
 
 @bp.route("/s/<slug>/access", methods=["GET", "POST"])
@@ -120,16 +122,13 @@ def signin(slug: str) -> Response:
     check_csrf()
     school = school_or_404(slug)
     again = (url_for("access.request_link", slug=school.slug), _("Saada mulle uus link"))
-    if link_failures_over(school.id):
-        return invalid_link(school, *again)
     db = get_db()
-    used = links.consume(db, request.form.get("token", ""), links.LOGIN, school_id=school.id)
+    used = take_link(school.id, links.LOGIN, school.id)
     account = db.get(Account, used.subject_id("account")) if used else None
     if account is None or account.status != "active" or account.school_id != school.id:
         db.rollback()
         return invalid_link(school, *again)
     db.commit()
-    link_worked(school.id)
     secret = start_session(db, account.person_id, account.id, LINK_AMR, "low")
     resp = redirect(school_login_uri(db, school), 303)
     set_sso_cookie(resp, secret)

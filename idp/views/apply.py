@@ -19,17 +19,10 @@ from flask_babel import gettext as _
 from sqlalchemy import update
 from werkzeug.wrappers import Response
 
-from idp import links, mailer
+from idp import mailer
 from idp.accounts import over_limit
 from idp.models import Application, School, utcnow
-from idp.views.access import (
-    invalid_link,
-    link_failures_over,
-    link_page,
-    link_worked,
-    private,
-    school_or_404,
-)
+from idp.views.access import invalid_link, link_page, private, school_or_404, take_link
 from shared import isikukood
 from shared.db import get_db
 from shared.security import check_csrf
@@ -120,19 +113,15 @@ def confirm(slug: str) -> Response:
     check_csrf()
     school = school_or_404(slug)
     again = (url_for("apply.start", slug=school.slug), _("Alusta taotlust uuesti"))
-    if link_failures_over(school.id):
-        return invalid_link(school, *again)
-    db = get_db()
-    used = links.consume(db, request.form.get("token", ""), ("confirm",), school_id=school.id)
+    used = take_link(school.id, ("confirm",), school.id)
     if used is None:
-        db.rollback()
         return invalid_link(school, *again)
     application_id = used.subject_id("application")
+    db = get_db()
     db.execute(update(Application).where(
         Application.id == application_id, Application.status == "unconfirmed").values(
         status="confirmed", confirmed_at=utcnow()))
     db.commit()
-    link_worked(school.id)
     session[SESSION_KEY] = application_id
     return private(redirect(url_for("apply.form", slug=school.slug), 303))
 

@@ -8,10 +8,10 @@ from flask import Blueprint, current_app, g, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from idp import links, sessions
+from idp import sessions
 from idp.email_change import apply_change, request_change, taken_at
 from idp.models import Person
-from idp.views.access import invalid_link, link_failures_over, link_page, link_worked, private
+from idp.views.access import invalid_link, link_page, private, take_link
 from idp.views.account import signed_in
 from idp.views.errors import error_page
 from shared.db import get_db
@@ -67,10 +67,8 @@ def confirm() -> Response:
     """Use the link: the new address becomes the person's e-mail everywhere."""
     check_csrf()
     again = ("/account/email", _("Muuda e-posti aadressi uuesti"))
-    if link_failures_over(COUNTER):
-        return invalid_link(None, *again)
+    used = take_link(COUNTER, ("email",))
     db = get_db()
-    used = links.consume(db, request.form.get("token", ""), ("email",))
     person = db.get(Person, used.subject_id("person")) if used else None
     if used is None or person is None:
         db.rollback()
@@ -79,7 +77,6 @@ def confirm() -> Response:
     if names := taken_at(db, person.id, new):
         db.rollback()
         return error_page(_("E-posti aadressi ei saa muuta"), _taken(names), 409)
-    link_worked(COUNTER)
     live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
     apply_change(db, person, new, live.sid if live and live.person_id == person.id else None)
     return private(error_page(_("E-posti aadress on muudetud"), _(
