@@ -80,6 +80,16 @@ def take_link(counter: int | str, purposes: tuple[str, ...],
     return used
 
 
+def too_many_mails(kind: str, school_id: int, email: str) -> bool:
+    """Count a request for a mail, per address typed and per client address at this school:
+    past either cap nothing more is mailed (the answer stays the same)."""
+    cfg = current_app.config
+    return over_limit([f"idp:req:{kind}:{school_id}:{email.lower()}",
+                       f"idp:req:{kind}:{school_id}:addr:{request.remote_addr or '-'}"],
+                      [cfg["LINK_MAX_REQUESTS"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
+                      cfg["LOGIN_FAILURE_WINDOW_SECONDS"])
+
+
 @bp.route("/s/<slug>/access", methods=["GET", "POST"])
 def request_link(slug: str) -> Any:
     """The form, and on POST the same answer whether or not the address has an account: the
@@ -93,13 +103,7 @@ def request_link(slug: str) -> Any:
     if "@" not in email:
         return render_template("access_request.html", school=school, sent=False, error=_(
             "Kirjuta oma e-posti aadress, näiteks mari@example.ee.")), 400
-    cfg = current_app.config
-    limited = over_limit(
-        [f"idp:req:access:{school.id}:{email.lower()}",
-         f"idp:req:access:{school.id}:addr:{request.remote_addr or '-'}"],
-        [cfg["LINK_MAX_REQUESTS"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
-        cfg["LOGIN_FAILURE_WINDOW_SECONDS"])
-    if not limited:
+    if not too_many_mails("access", school.id, email):
         db = get_db()
         mailer.queue(db, email, "access", school_id=school.id, kind="access",
                      locale=school.default_locale)

@@ -20,9 +20,15 @@ from sqlalchemy import update
 from werkzeug.wrappers import Response
 
 from idp import mailer
-from idp.accounts import over_limit
 from idp.models import Application, School, utcnow
-from idp.views.access import invalid_link, link_page, private, school_or_404, take_link
+from idp.views.access import (
+    invalid_link,
+    link_page,
+    private,
+    school_or_404,
+    take_link,
+    too_many_mails,
+)
 from shared import isikukood
 from shared.db import get_db
 from shared.security import check_csrf
@@ -77,13 +83,7 @@ def start(slug: str) -> Any:
     if errors:
         return render_template("apply_start.html", school=school, errors=errors,
                                form={"email": email, "child_isikukood": code}), 400
-    cfg = current_app.config
-    limited = over_limit(
-        [f"idp:req:apply:{school.id}:{email.lower()}",
-         f"idp:req:apply:{school.id}:addr:{request.remote_addr or '-'}"],
-        [cfg["LINK_MAX_REQUESTS"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
-        cfg["LOGIN_FAILURE_WINDOW_SECONDS"])
-    if not limited:
+    if not too_many_mails("apply", school.id, email):
         db = get_db()
         application = Application(school_id=school.id, email=email, child_isikukood=code,
                                   locale=school.default_locale)
@@ -95,7 +95,7 @@ def start(slug: str) -> Any:
                                     "subject": f"application:{application.id}"})
         db.commit()
     return render_template("apply_sent.html", school=school,
-                           hours=cfg["LINK_SECONDS"]["confirm"] // 3600)
+                           hours=current_app.config["LINK_SECONDS"]["confirm"] // 3600)
 
 
 @bp.get("/s/<slug>/apply/confirm")

@@ -123,3 +123,49 @@ def test_link_failures_counted_exactly_per_school(idp, idp_app, make_tenant, mak
     # Another school's counters are its own.
     _ask(idp, other.client.slug, elsewhere.email)
     assert use_link(Browser(idp), inbox(elsewhere.email)[-1]).status_code == 303
+
+
+def test_link_requests_capped_exactly_per_school(idp, idp_app, make_tenant, make_person,
+                                                 link_account, inbox,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(idp_app.config, "LINK_MAX_REQUESTS", 3)
+    tenant, other = make_tenant(), make_tenant()
+    person = make_person(tenant.client)
+    link_account(person, other.client, ["parent"])
+    with ThreadPoolExecutor(8) as pool:
+        answers = set(pool.map(lambda _: _ask(idp, tenant.client.slug, person.email)[:2],
+                               range(8)))
+    assert len(answers) == 1  # capped or not, the same answer
+    assert len(inbox(person.email)) == 3  # exactly the cap, though asked in parallel
+    # The other school's cap is its own.
+    _ask(idp, other.client.slug, person.email)
+    assert len(inbox(person.email)) == 4
+
+
+def test_mail_waits_in_the_outbox_while_the_server_is_away(idp, idp_app, make_tenant,
+                                                           make_person, mail_catcher, inbox,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    from sqlalchemy import select, update
+
+    from idp import mailer
+    from idp.models import MailOutbox
+    from shared.db import get_db
+    from tests.support import free_port
+
+    tenant = make_tenant()
+    person = make_person(tenant.client)
+    monkeypatch.setitem(idp_app.config, "SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
+    _ask(idp, tenant.client.slug, person.email)
+    with idp_app.app_context():
+        mailer.run_once(idp_app)
+        db = get_db()
+        row = db.scalars(select(MailOutbox).order_by(MailOutbox.id.desc())).first()
+        assert (row.state, row.attempts, row.recipient) == ("pending", 1, person.email)
+        assert row.next_attempt_at > row.created_at  # backed off
+        db.execute(update(MailOutbox).where(MailOutbox.id == row.id).values(
+            next_attempt_at=row.created_at))
+        db.commit()
+    monkeypatch.setitem(idp_app.config, "SMTP_URL", mail_catcher.smtp_url)
+    [message] = inbox(person.email)  # the retry mints a fresh link, and it works
+    assert use_link(Browser(idp), message).status_code == 303
