@@ -95,6 +95,14 @@ def test_apply_confirm_approve_and_sign_in_with_the_welcome_link(
     _enrol(school_app, tenant, "Mia", "Šmidt", CHILD,
            guardian=("Igor", "Šmidt", "igor@example.ee"))
     email = "olga.smidt@example.ee"
+    # Seed 003's way in: the school's front page, and the school's login page at the IdP.
+    front = Browser(idp).http.get(f"{tenant.url}/", timeout=10)
+    assert f'href="{idp}/s/{tenant.client.slug}/new">Loo uus konto</a>' in front.text
+    login = Browser(idp).follow(f"{tenant.url}/auth/login", stop_prefix="\x00")
+    assert f'href="/s/{tenant.client.slug}/new">Loo uus konto</a>' in login.text
+    assert f'href="/s/{tenant.client.slug}/access">Saada mulle ligipääsuandmed</a>' in login.text
+    new = Browser(idp).http.get(f"{idp}/s/{tenant.client.slug}/new", timeout=10)
+    assert f'href="/s/{tenant.client.slug}/apply">Esita andmed ja taotle kontot</a>' in new.text
     _submit_application(idp, tenant, email, inbox)
 
     admin_browser = Browser(idp)
