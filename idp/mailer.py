@@ -102,8 +102,12 @@ def send_one(app: Flask, row_id: int) -> str:
             row.state, row.lease_until, row.context = "dropped", None, {}
             return row.state
         try:
-            mail.send(app.config["SMTP_URL"], mail.compose(
-                app.config["MAIL_FROM"], row.recipient, *rendered, row.locale))
+            message = mail.compose(app.config["MAIL_FROM"], row.recipient, *rendered, row.locale)
+        except ValueError:  # not an address a header can carry: it never will be
+            row.state, row.lease_until, row.last_error = "dead", None, "bad recipient"
+            return row.state
+        try:
+            mail.send(app.config["SMTP_URL"], message)
         except mail.MailError as exc:
             row.attempts += 1
             row.last_error, row.lease_until = str(exc)[:200], None

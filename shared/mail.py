@@ -3,6 +3,7 @@ with user:password when the server wants them)."""
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -10,6 +11,14 @@ from email.utils import formatdate, make_msgid
 from urllib.parse import unquote, urlsplit
 
 TIMEOUT_SECONDS = 10
+# One address as people type it: no spaces, controls or list separators (which could add
+# recipients or headers), one @, a dot in the domain.
+_ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+\.[^\s@<>,;:\"()\[\]\\.]+")
+
+
+def is_address(text: str) -> bool:
+    """Tell whether text is one plausible e-mail address (at most 320 characters)."""
+    return len(text) <= 320 and _ADDRESS.fullmatch(text) is not None
 
 
 class MailError(Exception):

@@ -25,6 +25,7 @@ from idp.models import Account, School
 from idp.signin import LINK_AMR, school_login_uri, start_session
 from idp.views.login import set_sso_cookie
 from shared.db import get_db
+from shared.mail import is_address
 from shared.security import check_csrf
 
 bp = Blueprint("access", __name__)
@@ -100,7 +101,7 @@ def request_link(slug: str) -> Any:
         return render_template("access_request.html", school=school, sent=False, error=None)
     check_csrf()
     email = request.form.get("email", "").strip()[:320]
-    if "@" not in email:
+    if not is_address(email):
         return render_template("access_request.html", school=school, sent=False, error=_(
             "Kirjuta oma e-posti aadress, näiteks mari@example.ee.")), 400
     if not too_many_mails("access", school.id, email):

@@ -31,6 +31,7 @@ from idp.views.access import (
 )
 from shared import isikukood
 from shared.db import get_db
+from shared.mail import is_address
 from shared.security import check_csrf
 
 bp = Blueprint("apply", __name__)
@@ -75,7 +76,7 @@ def start(slug: str) -> Any:
     email = request.form.get("email", "").strip()[:320]
     code = request.form.get("child_isikukood", "").strip().replace(" ", "")[:40]
     errors = {}
-    if "@" not in email or len(email) < 3:
+    if not is_address(email):
         errors["email"] = _("Kirjuta oma e-posti aadress, näiteks mari@example.ee.")
     problem = code_problem(code, "child")
     if problem:

@@ -15,6 +15,7 @@ from idp.views.access import invalid_link, link_page, private, take_link
 from idp.views.account import signed_in
 from idp.views.errors import error_page
 from shared.db import get_db
+from shared.mail import is_address
 from shared.security import check_csrf
 
 bp = Blueprint("email", __name__)
@@ -39,7 +40,7 @@ def change() -> Any:
     check_csrf()
     new = request.form.get("email", "").strip()[:320]
     error = None
-    if "@" not in new or len(new) < 3:
+    if not is_address(new):
         error = _("Kirjuta uus e-posti aadress, näiteks mari@example.ee.")
     elif person.email and new.lower() == person.email.lower():
         error = _("See on juba sinu e-posti aadress.")

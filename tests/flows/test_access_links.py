@@ -169,3 +169,14 @@ def test_mail_waits_in_the_outbox_while_the_server_is_away(idp, idp_app, make_te
     monkeypatch.setitem(idp_app.config, "SMTP_URL", mail_catcher.smtp_url)
     [message] = inbox(person.email)  # the retry mints a fresh link, and it works
     assert use_link(Browser(idp), message).status_code == 303
+
+
+def test_an_address_that_could_add_recipients_is_refused(idp, make_tenant, make_person,
+                                                         inbox) -> None:
+    tenant = make_tenant()
+    person = make_person(tenant.client)
+    for typed in (f"{person.email}\r\nBcc: x@example.ee", f"{person.email}, x@example.ee",
+                  "ilma-at-märgita"):
+        status, body, _ = _ask(idp, tenant.client.slug, typed)
+        assert status == 400 and "Kirjuta oma e-posti aadress" in body
+    assert inbox(person.email) == [] and inbox("x@example.ee") == []
