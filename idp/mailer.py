@@ -13,9 +13,11 @@ import datetime as dt
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, render_template
 from flask_babel import force_locale
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from idp import links
@@ -121,6 +123,7 @@ def send_one(app: Flask, row_id: int) -> str:
                         row.attempts)
             return row.state
         row.state, row.sent_at, row.lease_until, row.attempts = "sent", now, None, row.attempts + 1
+        row.context = {}  # what the mail said is the recipient's now, not ours to keep
         return row.state
 
 
@@ -128,5 +131,13 @@ def run_once(app: Flask) -> int:
     """Send one batch of due mail; return how many rows were handled."""
     ids = claim_due(app)
     for row_id in ids:
-        send_one(app, row_id)
+        try:
+            send_one(app, row_id)
+        except (SQLAlchemyError, redis.RedisError):
+            raise  # the stores are away: the worker waits and tries again
+        except Exception:  # a row that cannot be rendered must not stop the others
+            log.exception("mail %s cannot be sent; set aside as dead", row_id)
+            with separate_transaction() as db:
+                db.execute(update(MailOutbox).where(MailOutbox.id == row_id).values(
+                    state="dead", lease_until=None, last_error="cannot be rendered"))
     return len(ids)

@@ -180,3 +180,20 @@ def test_an_address_that_could_add_recipients_is_refused(idp, make_tenant, make_
         status, body, _ = _ask(idp, tenant.client.slug, typed)
         assert status == 400 and "Kirjuta oma e-posti aadress" in body
     assert inbox(person.email) == [] and inbox("x@example.ee") == []
+
+
+def test_the_worker_round_sends_the_mail(idp, idp_app, make_tenant, make_person, mail_catcher,
+                                         inbox) -> None:
+    import requests
+
+    from idp.worker import Expiry, run_round
+
+    tenant = make_tenant()
+    person = make_person(tenant.client)
+    inbox(person.email)  # nothing else is waiting
+    _ask(idp, tenant.client.slug, person.email)
+    assert run_round(idp_app, Expiry()).mails == 1
+    caught = requests.get(f"{mail_catcher.url}/api/messages", timeout=10).json()["messages"]
+    assert [m["to"] for m in caught if person.email in m["to"]] == [[person.email]]
+    page = requests.get(mail_catcher.url, timeout=10)  # the catcher's page, links clickable
+    assert f'<a href="{idp}/s/{tenant.client.slug}/signin#' in page.text
