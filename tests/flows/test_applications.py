@@ -17,6 +17,7 @@ from tests.support import CSRF_RE, Browser, Tenant, sign_in_at_school
 
 CHILD = "51107121760"  # a real-looking code: checksum and birth date valid
 OTHER_CHILD = "60001019906"
+PARENT = "48706124214"
 
 
 def _enrol(school_app: Any, tenant: Tenant, given: str, family: str, code: str,
@@ -57,7 +58,7 @@ FORM = {"given_name": "Olga", "family_name": "Šmidt", "phone": "+372 5123 4567"
 
 
 def _submit_application(idp: str, tenant: Tenant, email: str, inbox: Any,
-                        code: str = CHILD) -> None:
+                        code: str = CHILD, own_code: str = "") -> None:
     """Apply, confirm by the mailed link and submit the form, in one browser."""
     browser = Browser(idp)
     assert _apply(idp, tenant.client.slug, email, code, browser).status_code == 200
@@ -66,7 +67,12 @@ def _submit_application(idp: str, tenant: Tenant, email: str, inbox: Any,
     form = browser.http.get(idp + confirmed.headers["Location"], timeout=10)
     assert form.status_code == 200
     assert f'value="{email}" readonly' in form.text and f'value="{code}" readonly' in form.text
-    done = post_form(browser, form.url, FORM)
+    if own_code:  # the parent's own code is checked like the child's
+        wrong = post_form(browser, form.url, {**FORM, "isikukood": own_code[:-1]})
+        assert wrong.status_code == 400
+        assert "Isikukood on täpselt 11 numbrit pikk; sisestatud on 10." in html.unescape(
+            wrong.text)
+    done = post_form(browser, form.url, {**FORM, "isikukood": own_code})
     assert done.status_code == 303, done.text
     page = browser.http.get(idp + done.headers["Location"], timeout=10)
     assert "vaatab selle üle tööpäevadel" in page.text
@@ -89,7 +95,9 @@ def _decide(browser: Browser, tenant: Tenant, listing: requests.Response, action
 
 
 def test_apply_confirm_approve_and_sign_in_with_the_welcome_link(
-        idp, make_tenant, make_person, school_app, inbox) -> None:
+        idp, idp_app, make_tenant, make_person, school_app, inbox) -> None:
+    from sqlalchemy import select
+
     tenant = make_tenant("Pae Kool")
     admin = make_person(tenant.client, "Anu", "Allikas", ("admin",))
     _enrol(school_app, tenant, "Mia", "Šmidt", CHILD,
@@ -103,7 +111,7 @@ def test_apply_confirm_approve_and_sign_in_with_the_welcome_link(
     assert f'href="/s/{tenant.client.slug}/access">Saada mulle ligipääsuandmed</a>' in login.text
     new = Browser(idp).http.get(f"{idp}/s/{tenant.client.slug}/new", timeout=10)
     assert f'href="/s/{tenant.client.slug}/apply">Esita andmed ja taotle kontot</a>' in new.text
-    _submit_application(idp, tenant, email, inbox)
+    _submit_application(idp, tenant, email, inbox, own_code=PARENT)
 
     admin_browser = Browser(idp)
     sign_in_at_school(admin_browser, tenant.url, admin)
@@ -123,6 +131,14 @@ def test_apply_confirm_approve_and_sign_in_with_the_welcome_link(
     home = follow_to(parent, use_link(parent, welcome), tenant.url)
     assert "Olga Šmidt" in home.text and "Mia Šmidt" in home.text  # the child, as guardian
     assert use_link(Browser(idp), welcome).status_code == 410
+    # A new person, with the code she gave (a later ID-card login finds her) and her phone.
+    from idp.models import Person
+    from shared.db import get_db
+
+    with idp_app.app_context():
+        people = get_db().scalars(select(Person).where(Person.email == email)).all()
+        assert [(p.isikukood, p.phone, p.email_verified) for p in people] == [
+            (PARENT, "+372 5123 4567", True)]
 
 
 def test_rejection_mails_the_reason(idp, make_tenant, make_person, school_app, inbox) -> None:
