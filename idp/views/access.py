@@ -62,9 +62,9 @@ def invalid_link(school: School | None, again_url: str, again_label: str) -> Res
         "link_invalid.html", school=school, again_url=again_url, again_label=again_label), 410))
 
 
-def take_link(counter: int | str, purposes: tuple[str, ...],
+def take_link(counter: str, purposes: tuple[str, ...],
               school_id: int | None = None) -> links.Consumed | None:
-    """Use the posted link once. Each use is counted per address (and school: counter) before
+    """Use the posted link once. Each use is counted per address (and school slug: counter) before
     the link is looked at, and refunded when it works: past the cap every link looks invalid.
     None when it does not work (nothing is left changed)."""
     cfg = current_app.config
@@ -81,12 +81,12 @@ def take_link(counter: int | str, purposes: tuple[str, ...],
     return used
 
 
-def too_many_mails(kind: str, school_id: int, email: str) -> bool:
+def too_many_mails(kind: str, school: str, email: str) -> bool:
     """Count a request for a mail, per address typed and per client address at this school:
     past either cap nothing more is mailed (the answer stays the same)."""
     cfg = current_app.config
-    return over_limit([f"idp:req:{kind}:{school_id}:{email.lower()}",
-                       f"idp:req:{kind}:{school_id}:addr:{request.remote_addr or '-'}"],
+    return over_limit([f"idp:req:{kind}:{school}:{email.lower()}",
+                       f"idp:req:{kind}:{school}:addr:{request.remote_addr or '-'}"],
                       [cfg["LINK_MAX_REQUESTS"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
                       cfg["LOGIN_FAILURE_WINDOW_SECONDS"])
 
@@ -104,7 +104,7 @@ def request_link(slug: str) -> Any:
     if not is_address(email):
         return render_template("access_request.html", school=school, sent=False, error=_(
             "Kirjuta oma e-posti aadress, näiteks mari@example.ee.")), 400
-    if not too_many_mails("access", school.id, email):
+    if not too_many_mails("access", school.slug, email):
         db = get_db()
         mailer.queue(db, email, "access", school_id=school.id, kind="access",
                      locale=school.default_locale)
@@ -128,7 +128,7 @@ def signin(slug: str) -> Response:
     school = school_or_404(slug)
     again = (url_for("access.request_link", slug=school.slug), _("Saada mulle uus link"))
     db = get_db()
-    used = take_link(school.id, links.LOGIN, school.id)
+    used = take_link(school.slug, links.LOGIN, school.id)
     account = db.get(Account, used.subject_id("account")) if used else None
     if account is None or account.status != "active" or account.school_id != school.id:
         db.rollback()

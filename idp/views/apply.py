@@ -84,7 +84,7 @@ def start(slug: str) -> Any:
     if errors:
         return render_template("apply_start.html", school=school, errors=errors,
                                form={"email": email, "child_isikukood": code}), 400
-    if not too_many_mails("apply", school.id, email):
+    if not too_many_mails("apply", school.slug, email):
         db = get_db()
         application = Application(school_id=school.id, email=email, child_isikukood=code,
                                   locale=school.default_locale)
@@ -114,7 +114,7 @@ def confirm(slug: str) -> Response:
     check_csrf()
     school = school_or_404(slug)
     again = (url_for("apply.start", slug=school.slug), _("Alusta taotlust uuesti"))
-    used = take_link(school.id, ("confirm",), school.id)
+    used = take_link(school.slug, ("confirm",), school.id)
     if used is None:
         return invalid_link(school, *again)
     application_id = used.subject_id("application")
