@@ -50,18 +50,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")
 
-    from idp import admin_api, admin_openapi, admin_people  # noqa: F401 (their routes)
+    from idp import admin_api, admin_applications, admin_openapi, admin_people  # noqa: F401
     from idp.eid import views as eid_views
     from idp.oidc import endpoints
-    from idp.views import account, errors, link, login, password, schools
+    from idp.views import access, account, apply, email, errors, link, login, password, schools
 
     errors.init_app(app)
     endpoints.init_app(app)
     app.register_blueprint(login.bp)
     app.register_blueprint(schools.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(admin_applications.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(password.bp)
     app.register_blueprint(link.bp)
     eid_views.init_app(app)
+    app.register_blueprint(access.bp)
+    app.register_blueprint(apply.bp)
+    app.register_blueprint(email.bp)
     return app

@@ -9,13 +9,15 @@ import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import Row, Table, bindparam, select
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.orm import Session, contains_eager
 
 from idp.models import Account, Person
 
-# OWASP's argon2id baseline: m=19 MiB, t=2, p=1.
+# OWASP's argon2id baseline: m=19 MiB, t=2, p=1. Argon2 takes the whole password (no 72-byte
+# cut as in bcrypt); a cap well above any passphrase keeps hashing bounded.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+MAX_PASSWORD_LENGTH = 1024
 _DUMMY_HASH = HASHER.hash("a password nobody has, for equal timing")
 _ARGON2_SLOTS: threading.BoundedSemaphore | None = None
 
@@ -67,6 +69,20 @@ _LOGIN_ROW = select(_ACCOUNT.c.id, _ACCOUNT.c.person_id, _PERSON.c.password_hash
     _ACCOUNT.c.status == "active")
 
 
+def over_limit(keys: list[str], limits: list[int], window: int) -> bool:
+    """Count one attempt on each key atomically (one script); True when any passed its limit."""
+    r: redis.Redis = current_app.extensions["redis"]
+    return bool(r.eval(_COUNT, len(keys), *keys, window, *limits))
+
+
+def refund(keys: list[str]) -> None:
+    """Take back a counted attempt that succeeded."""
+    pipe = current_app.extensions["redis"].pipeline(transaction=False)
+    for key in keys:
+        pipe.decr(key)
+    pipe.execute()
+
+
 def authenticate(db: Session, school_id: int, email: str, password: str, address: str,
                  refund: redis.client.Pipeline | None = None) -> Row[int, int, str | None] | None:
     """Return the account (id, person_id) if the password is right; wrong, unknown and locked
@@ -80,12 +96,19 @@ def authenticate(db: Session, school_id: int, email: str, password: str, address
                     cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"])
     account = db.connection().execute(_LOGIN_ROW,
                                       {"school_id": school_id, "email": email_key}).first()
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return None  # longer than any password we accept: wrong, and not worth hashing
     if locked:
         verify_password(None, password)
         return None
     ok = verify_password(account.password_hash if account else None, password)
     if not ok or account is None:
         return None
+    if account.password_hash and HASHER.check_needs_rehash(account.password_hash):
+        # The hashing parameters changed since this hash was made: store one made with the
+        # current ones (committed with the login's session).
+        db.connection().execute(update(_PERSON).where(_PERSON.c.id == account.person_id)
+                                .values(password_hash=hash_password(password)))
     pipe = refund if refund is not None else r.pipeline(transaction=False)
     for key in keys:
         pipe.decr(key)

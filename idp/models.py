@@ -248,9 +248,55 @@ class Application(Base):
     email: Mapped[str] = mapped_column(String(320))
     child_isikukood: Mapped[str] = mapped_column(String(11))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # unconfirmed → confirmed (the address answered) → pending (submitted) → approved/rejected
     status: Mapped[str] = mapped_column(String(16), default="unconfirmed")
     created_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)
     decided_at: Mapped[dt.datetime | None] = mapped_column(TZDateTime())
+    locale: Mapped[str] = mapped_column(String(8), default="et")
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(TZDateTime())
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(TZDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(64))  # the admin's sub
+    reason: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+
+
+class OneTimeLink(Base):
+    """A link e-mailed to a person: only its SHA-256 is kept; single use, one purpose."""
+
+    __tablename__ = "one_time_link"
+    __table_args__ = (Index("ix_one_time_link_subject", "purpose", "subject"),)
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # access, welcome, confirm, email
+    subject: Mapped[str] = mapped_column(String(64))  # "account:7", "application:3", "person:5"
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(TZDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(TZDateTime())
+
+
+class MailOutbox(Base):
+    """A mail to send: the template and its context; a link in it is minted when it is sent,
+    so no usable link ever rests in SQL."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "mail": send as written; "access": mail a login link if the address has an account
+    kind: Mapped[str] = mapped_column(String(16), default="mail")
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id"))
+    recipient: Mapped[str] = mapped_column(String(320))
+    locale: Mapped[str] = mapped_column(String(8), default="et")
+    template: Mapped[str] = mapped_column(String(64))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # pending, sent, dropped (an access request without an account), dead
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(TZDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(TZDateTime())
 
 
 class AuditEvent(Base):

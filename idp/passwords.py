@@ -12,7 +12,9 @@ from flask_babel import gettext as _
 from zxcvbn import zxcvbn
 from zxcvbn.matching import add_frequency_lists
 
-MAX_LENGTH = 1024  # the login form reads no more than this
+from idp.accounts import MAX_PASSWORD_LENGTH
+
+MAX_LENGTH = MAX_PASSWORD_LENGTH  # no upper limit below it, and nothing is ever truncated
 MIN_SCORE = 3  # zxcvbn: at least 10^8 guesses
 _ESTIMATED_LENGTH = 72  # zxcvbn's own limit; a longer passphrase is judged by its start
 _LIST = Path(__file__).with_name("data") / "popular_passwords.txt"
@@ -52,10 +54,30 @@ class Owner:
     isikukood: str | None = None
 
 
-def _own_words(owner: Owner) -> list[str]:
+# Russian Cyrillic in Latin letters, as Estonian passports (Šmidt, Žanna) and as English (Shmidt,
+# Zhanna) write it; the rest of the letters are the same in both.
+_CYRILLIC = dict(zip("абвгдезиклмнопрстуфэ", "abvgdeziklmnoprstufe", strict=True)) | {
+    "ё": "jo", "й": "i", "ц": "ts", "ъ": "", "ы": "õ", "ь": "", "ю": "ju", "я": "ja"}
+_ESTONIAN = _CYRILLIC | {"ж": "ž", "х": "h", "ч": "tš", "ш": "š", "щ": "štš"}
+_ENGLISH = _CYRILLIC | {"ё": "yo", "й": "y", "ж": "zh", "х": "kh", "ч": "ch", "ш": "sh",
+                        "щ": "shch", "ы": "y", "ю": "yu", "я": "ya"}
+_SCHEMES = [str.maketrans(_ESTONIAN), str.maketrans(_ENGLISH),
+            str.maketrans(_ENGLISH | {"х": "h"})]
+
+
+def spellings(text: str) -> set[str]:
+    """The folded text, and if it has Cyrillic letters, its Latin transliterations (folded)."""
+    lowered = text.casefold()
+    forms = {fold(lowered)}
+    if any(c in _CYRILLIC or c in _ESTONIAN for c in lowered):
+        forms |= {fold(lowered.translate(scheme)) for scheme in _SCHEMES}
+    return forms
+
+
+def _own_words(owner: Owner) -> set[str]:
     # Parts shorter than three letters would refuse half the dictionary ("Li", "Ly").
-    return [w for w in _WORDS.findall(fold(f"{owner.given_name} {owner.family_name}"))
-            if len(w) >= 3]
+    return {w for form in spellings(f"{owner.given_name} {owner.family_name}")
+            for w in _WORDS.findall(form) if len(w) >= 3}
 
 
 def refusal(password: str, owner: Owner, min_length: int) -> str | None:
@@ -65,7 +87,8 @@ def refusal(password: str, owner: Owner, min_length: int) -> str | None:
     if len(password) > MAX_LENGTH:
         return "too_long"
     folded = fold(password)
-    if any(word in folded for word in _own_words(owner)):
+    written = spellings(password)  # a Cyrillic password is compared in Latin letters too
+    if any(word in form for word in _own_words(owner) for form in written):
         return "name"
     email = fold(owner.email or "")
     local = email.partition("@")[0]

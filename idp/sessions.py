@@ -132,9 +132,11 @@ def alive_key(sid: str) -> str:
     return SID_KEY + sid
 
 
-def renew(db: Session, live: LiveSession, amr: list[str], acr: str) -> tuple[str, LiveSession]:
+def renew(db: Session, live: LiveSession, amr: list[str], acr: str,
+          reauthenticated: bool = True) -> tuple[str, LiveSession]:
     """Re-authenticate the same person: a new cookie secret and auth_time, same sid
-    (LookupError when SQL says the session has ended)."""
+    (LookupError when SQL says the session has ended). Without reauthenticated only the cookie
+    secret changes (after a password change, say)."""
     row = db.get(SsoSession, live.sid)
     if row is None or row.ended_at is not None:  # a Redis copy revived after the end
         raise LookupError("session record missing or ended")
@@ -142,13 +144,15 @@ def renew(db: Session, live: LiveSession, amr: list[str], acr: str) -> tuple[str
     secret = secrets.token_urlsafe(32)
     now = utcnow()
     row.cookie_hash = cookie_hash(secret)
-    row.auth_time = now
+    if reauthenticated:
+        row.auth_time = now
     row.amr = amr
     row.acr = acr
     row.last_seen = now
     db.commit()
     renewed = LiveSession(sid=live.sid, person_id=live.person_id,
-                          auth_time=int(now.timestamp()), amr=amr, acr=acr, exp=live.exp)
+                          auth_time=int(now.timestamp()) if reauthenticated else live.auth_time,
+                          amr=amr, acr=acr, exp=live.exp)
     ttl = max(1, min(current_app.config["SESSION_IDLE_SECONDS"], live.exp - int(time.time())))
     pipe = _redis().pipeline(transaction=True)
     pipe.delete(SESSION_KEY + old_hash)

@@ -1,4 +1,5 @@
-"""The loop of `idp worker`: end timed-out sessions (schools are told), then send due deliveries.
+"""The loop of `idp worker`: end timed-out sessions (schools are told), then send due deliveries
+and due mail.
 
 Each round is bounded: at most EXPIRE_BATCH sessions looked at and one claim of due deliveries.
 Between rounds the worker waits for a NOTIFY from a committed logout (PostgreSQL) or polls
@@ -23,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from idp import deliveries
+from idp import deliveries, mailer
 from idp.logout import WAKE_CHANNEL, Scope, end_sessions
 from idp.models import SsoSession, utcnow
 from idp.sessions import alive_key
@@ -86,6 +87,7 @@ class Round:
 
     ended_sessions: list[str]
     outcomes: list[deliveries.Outcome]
+    mails: int = 0
 
 
 def run_round(app: Flask, expiry: Expiry) -> Round:
@@ -93,7 +95,8 @@ def run_round(app: Flask, expiry: Expiry) -> Round:
     with app.app_context():
         ended = expiry.run(app)
         outcomes = deliveries.run_once(app)
-    return Round(ended, outcomes)
+        mails = mailer.run_once(app)
+    return Round(ended, outcomes, mails)
 
 
 class Waker:
@@ -170,7 +173,7 @@ def run(app: Flask, once: bool = False,
                 report(done)
             if once:
                 return
-            if not done.outcomes and not done.ended_sessions:
+            if not done.outcomes and not done.ended_sessions and not done.mails:
                 waker.wait()
     finally:
         waker.close()

@@ -110,3 +110,18 @@ def set_status(tenant: TenantInfo, access_token: str, sub: str, action: str) -> 
     if action not in ("disable", "enable"):
         raise ValueError(action)
     return call(tenant, access_token, "POST", f"/accounts/{quote(sub, safe='')}/{action}")
+
+
+def applications(tenant: TenantInfo, access_token: str) -> list[dict[str, Any]]:
+    """The school's pending account applications."""
+    found = call(tenant, access_token, "GET", "/applications").get("applications")
+    return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []
+
+
+def decide(tenant: TenantInfo, access_token: str, application_id: int, action: str,
+           reason: str | None = None) -> dict[str, Any]:
+    """Approve or reject one application (action: "approve" or "reject", with a reason)."""
+    if action not in ("approve", "reject"):
+        raise ValueError(action)
+    return call(tenant, access_token, "POST", f"/applications/{application_id}/{action}",
+                body={"reason": reason} if action == "reject" else {})

@@ -20,3 +20,23 @@ def is_valid(code: str) -> bool:
 def birth_date(code: str) -> datetime.date:
     """Return the birth date the code carries."""
     return ik.get_birth_date(code)
+
+
+def problem(code: str) -> str | None:
+    """Why a typed code is not an isikukood: "characters" (only the digits 0–9), "length"
+    (11 digits), "date" (no such birth date), "checksum"; None when it is one."""
+    from stdnum.exceptions import InvalidChecksum, InvalidLength
+
+    if not code or any(c not in "0123456789" for c in code):
+        return "characters"  # str.isdigit would let Arabic-Indic and other digits through
+    if len(code) != 11:
+        return "length"
+    try:
+        ik.validate(code)
+    except InvalidLength:
+        return "length"
+    except InvalidChecksum:
+        return "checksum"
+    except ValidationError:
+        return "date"
+    return None

@@ -197,3 +197,34 @@ def cli(idp_app: Flask, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Cal
         return runner.invoke(main, list(args), input=input)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def mail_catcher(idp_app: Flask) -> Iterator[Any]:
+    """A mail catcher of the tests' own (SMTP and its JSON list on free ports); the IdP sends
+    to it."""
+    from deploy.dev.mailcatcher import MailCatcher
+
+    catcher = MailCatcher(free_port(), free_port()).start()
+    idp_app.config["SMTP_URL"] = catcher.smtp_url
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture
+def inbox(idp_app: Flask, mail_catcher: Any) -> Callable[[str], list[dict[str, Any]]]:
+    """Run the mail sender (as the worker does each round), then read an address's messages
+    from the catcher's JSON list over HTTP, oldest first."""
+    import requests
+
+    from idp import mailer
+
+    def read(address: str) -> list[dict[str, Any]]:
+        with idp_app.app_context():
+            while mailer.run_once(idp_app):
+                pass
+        messages = requests.get(f"{mail_catcher.url}/api/messages", timeout=10).json()
+        return [m for m in messages["messages"]
+                if address.lower() in (t.lower() for t in m["to"])]
+
+    return read

@@ -69,3 +69,11 @@ DEMO_DIARY: dict[str, tuple[list[DemoClass], list[DemoNews]]] = {
         DemoNews("Perepäev lasteaias", "Ootame pered lasteaia hoovi perepäevale: mängud, "
                  "tordilaud ja lemmikloomade näitus.", ADMIN, 2, 9)]),
 }
+
+# The children's personal codes on the roster (by school and given name): an application for a
+# parent's account names a child by code, and the school's review finds the child by it. Seed
+# 003's parent applies for Oskar Tamm, whom no parent follows yet.
+DEMO_STUDENT_CODES: dict[str, dict[str, str]] = {
+    "laagri-kool": {"Mia": "61703142202", "Oskar": "51705212273", "Sofia": "61708022349",
+                    "Robin": "51711092417", "Emma": "61701182482", "Markus": "51709302553"},
+}

@@ -25,6 +25,7 @@ from shared.redis import embedded_url
 
 IDP_PORT = 5000
 EID_PORT = 5009  # the eID stand-in (TARA's profile), development only
+MAIL_SMTP_PORT, MAIL_WEB_PORT = 1025, 8025
 
 
 def _wait(url: str, seconds: float = 30) -> bool:
@@ -47,6 +48,8 @@ def main() -> None:
         env["REDIS_URL"] = embedded_url(state)
         os.environ["REDIS_URL"] = env["REDIS_URL"]
     env.setdefault("STUUDIUM_VAR_DIR", str(state))
+    # Every mail goes to the local catcher unless SMTP_URL names a real server.
+    env.setdefault("SMTP_URL", f"smtp://127.0.0.1:{MAIL_SMTP_PORT}")
 
     from idp import create_app
     from idp.cli import upgrade_database
@@ -70,7 +73,9 @@ def main() -> None:
                               env=env),
              subprocess.Popen([sys.executable, "-m", "idp.cli", "worker"], env=env),
              subprocess.Popen([sys.executable, "-m", "deploy.dev.eid_standin", str(EID_PORT)],
-                              env=env)]
+                              env=env),
+             subprocess.Popen([sys.executable, "-m", "deploy.dev.mailcatcher", "--smtp-port",
+                               str(MAIL_SMTP_PORT), "--http-port", str(MAIL_WEB_PORT)], env=env)]
 
     def stop(*_args: object) -> None:
         for proc in procs:
@@ -97,7 +102,8 @@ def main() -> None:
         print(f"  {email:26} {given} {family}: {where}{' — linked' if linked else ''}")
     print(f"  eID stand-in:         http://localhost:{EID_PORT} (ID-kaart, Mobiil-ID, Smart-ID "
           "on the login page; pick a demo person by isikukood)")
-    print("  Delivery worker: running (logout messages to schools, with retries)")
+    print("  Delivery worker: running (logout messages to schools, with retries; mail)")
+    print(f"  Mail catcher:   http://localhost:{MAIL_WEB_PORT} (JSON: /api/messages)")
     print(f"\nState lives in {Path(state)}; `make clean` resets it. Ctrl-C stops everything.")
     while True:
         for proc in procs:

@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from deploy.dev.diary_demo import DEMO_DIARY, DemoClass, DemoNews
+from deploy.dev.diary_demo import DEMO_DIARY, DEMO_STUDENT_CODES, DemoClass, DemoNews
 from idp.accounts import create_account, hash_password
 from idp.models import Account, Person, School
 from idp.schools import add_school
@@ -158,10 +158,12 @@ def seed_diary(school_app: Flask, accounts: dict[tuple[str, str], DemoAccount]) 
                 continue
             members = _demo_members(db, tenant.id, {
                 email: acc for (s, email), acc in accounts.items() if s == slug})
+            codes = DEMO_STUDENT_CODES.get(slug, {})
             if db.scalar(select(SchoolClass).where(SchoolClass.tenant_id == tenant.id)):
+                _demo_codes(db, tenant.id, codes)  # a roster seeded before the codes came
                 continue  # seeded before: keep what people changed since
             for cls in classes:
-                _demo_class(db, tenant.id, cls, members)
+                _demo_class(db, tenant.id, cls, members, codes)
             for item in news:
                 _demo_news(db, tenant.id, item, members)
         db.commit()
@@ -190,7 +192,15 @@ def _school_day(days_ago: int) -> dt.date:
     return day
 
 
-def _demo_class(db: Session, tenant_id: int, demo: DemoClass, members: dict[str, Member]) -> None:
+def _demo_codes(db: Session, tenant_id: int, codes: dict[str, str]) -> None:
+    """Give the demo children without a code theirs."""
+    for student in db.scalars(select(Student).where(Student.tenant_id == tenant_id,
+                                                    Student.isikukood.is_(None))):
+        student.isikukood = codes.get(student.given_name)
+
+
+def _demo_class(db: Session, tenant_id: int, demo: DemoClass, members: dict[str, Member],
+                codes: dict[str, str]) -> None:
     teacher = members.get(demo.teacher)
     if teacher is None:  # a teacher without a demo login: known only to this school
         given, family = demo.teacher.split(" ", 1)
@@ -204,7 +214,7 @@ def _demo_class(db: Session, tenant_id: int, demo: DemoClass, members: dict[str,
     students: dict[str, Student] = {}
     for given, family, guardian in demo.students:
         student = Student(tenant_id=tenant_id, class_id=cls.id, given_name=given,
-                          family_name=family)
+                          family_name=family, isikukood=codes.get(given))
         db.add(student)
         db.flush()
         students[given] = student

@@ -4,7 +4,6 @@ and Eemalda seos on the account page."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, g, make_response, render_template, request, url_for
 from flask_babel import gettext as _
@@ -12,7 +11,8 @@ from sqlalchemy import select
 
 from idp import linking, sessions
 from idp.linking import LinkRefused
-from idp.models import Client, Person, School
+from idp.models import Person, School
+from idp.signin import school_login_uri
 from idp.views.account import signed_in
 from idp.views.errors import error_page
 from idp.views.login import password_login, set_sso_cookie, wrong_password
@@ -89,18 +89,9 @@ def _school_by_slug(slug: str) -> School | None:
 def _back_to_school(school_id: int | None, path: str = "/profile") -> str:
     """The way back: the school's login initiation URI (OIDC Core §4), so that it signs in
     silently again and its navigation shows the newly linked schools."""
-    if school_id is None:
-        return url_for("account.overview")
-    db = get_db()
-    school = db.get(School, school_id)
-    login_uri = db.scalar(select(Client.initiate_login_uri).where(
-        Client.school_id == school_id, Client.initiate_login_uri.is_not(None),
-        Client.status == "active").order_by(Client.id))
-    if school is None or not login_uri:
-        return school.base_url if school is not None else url_for("account.overview")
-    query = urlencode({"iss": current_app.config["ISSUER"],
-                       "target_link_uri": school.base_url + path})
-    return f"{login_uri}{'&' if '?' in login_uri else '?'}{query}"
+    school = get_db().get(School, school_id) if school_id is not None else None
+    return school_login_uri(get_db(), school, path) if school else url_for(
+        "account.overview")
 
 
 @bp.get("/link/start")

@@ -9,6 +9,7 @@ from flask import render_template
 from school_instance.diary import (
     accounts,
     admin,
+    applications,
     corrections,
     enrolment,
     news,
@@ -19,7 +20,8 @@ from school_instance.diary import (
 from school_instance.diary.blueprint import bp, has_role
 
 __all__ = ["bp", "dashboard"]
-_ROUTES = (accounts, admin, corrections, enrolment, news, teacher)  # imported for their routes
+_ROUTES = (accounts, admin, applications, corrections, enrolment, news,
+           teacher)  # imported for their routes
 
 
 def dashboard() -> Any:

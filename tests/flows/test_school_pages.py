@@ -70,10 +70,11 @@ def test_a_jump_to_a_school_without_an_account_shows_the_no_account_page(
     assert "<h1>Selles koolis sul kontot ei ole</h1>" in text
     assert ("Oled Stuudium ID-sse sisse logitud, kuid sinu kasutajaga ei ole seotud ühtegi "
             "kontot koolis Laagri Lasteaed.") in text
-    # The ways forward: another e-mail address, or the school that opens accounts.
+    # The ways forward: another e-mail address, or an application the school's admin reviews.
     assert ("Kui sul on selles koolis konto teise e-posti aadressiga, logi sisse sellega."
             in text)
-    assert "pöördu lapse klassijuhataja või kooli administraatori poole" in text
+    assert "esita andmed ja taotle kontot" in text
+    assert f'href="/s/{lasteaed.client.slug}/new">Loo uus konto</a>' in text
     assert "Logi sisse teise kasutajana" in text
     assert _school_cookie(browser.http, lasteaed.client.slug) is None
 

@@ -93,3 +93,43 @@ def test_every_refusal_has_an_estonian_reason(idp_app):
     assert "levinud parool" in texts["popular"]
     assert "liiga lihtne ära arvata" in texts["weak"]
     assert len(set(texts.values())) == len(codes)
+
+
+RUSSIAN = Owner(given_name="Жанна", family_name="Хрущёва", email="zhanna@example.ee")
+ESTONIAN = Owner(given_name="Žanna", family_name="Šmidt-Männik", email="z@example.ee")
+
+
+@pytest.mark.parametrize(("owner", "password"), [
+    # A Cyrillic name, in Cyrillic or in either Latin transliteration, any case.
+    (RUSSIAN, "жанна любит весну"),
+    (RUSSIAN, "Zhanna armastab kevadet"),
+    (RUSSIAN, "ZANNA armastab kevadet"),
+    (RUSSIAN, "kevad-khrushchyova-aias"),
+    (RUSSIAN, "kevad-hrustsjova-aias"),
+    # A Latin name with š/ž/ä, written with or without them, or in Cyrillic.
+    (ESTONIAN, "zanna armastab kevadet"),
+    (ESTONIAN, "SMIDT armastab kevadet"),
+    (ESTONIAN, "kevadine mannik metsas"),
+    (ESTONIAN, "кевад шмидт аиас 2026"),
+])
+def test_own_names_refused_in_any_script(owner, password):
+    assert refusal(password, owner, 10) == "name"
+
+
+def test_a_4000_character_password_is_refused_fast():
+    import time
+
+    started = time.perf_counter()
+    assert refusal("Kass jalutas " * 308, OWNER, 10) == "too_long"
+    assert time.perf_counter() - started < 0.05  # no estimating, no hashing
+
+
+def test_argon2_takes_the_whole_password():
+    from idp.accounts import HASHER, MAX_PASSWORD_LENGTH
+
+    assert MAX_PASSWORD_LENGTH >= 256
+    base = "õ" * 40  # 80 bytes in UTF-8: bcrypt would cut at 72 and see equal passwords
+    stored = HASHER.hash(base + "A")
+    assert HASHER.verify(stored, base + "A")
+    with pytest.raises(Exception, match="not match"):
+        HASHER.verify(stored, base + "B")

@@ -1,0 +1,86 @@
+"""Muuda e-posti aadressi: a link to the new address; the change takes effect when it is used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, render_template, request
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from idp import sessions
+from idp.email_change import apply_change, request_change, taken_at
+from idp.models import Person
+from idp.views.access import invalid_link, link_page, private, take_link
+from idp.views.account import signed_in
+from idp.views.errors import error_page
+from shared.db import get_db
+from shared.mail import is_address
+from shared.security import check_csrf
+
+bp = Blueprint("email", __name__)
+
+# The link counters of the e-mail path: it belongs to no school.
+COUNTER = "account"
+
+
+def _taken(names: list[str]) -> str:
+    return _("Selle e-posti aadressiga on juba teine konto koolis %(schools)s. Ühes koolis "
+             "saab ühe aadressiga sisse logida ainult üks konto; vali teine aadress.",
+             schools=", ".join(names))
+
+
+@bp.route("/account/email", methods=["GET", "POST"])
+@signed_in
+def change() -> Any:
+    """The form; on POST a confirmation link goes to the new address (nothing changes yet)."""
+    person = g.person
+    if request.method == "GET":
+        return render_template("account_email.html", person=person, sent=None, error=None)
+    check_csrf()
+    new = request.form.get("email", "").strip()[:320]
+    error = None
+    if not is_address(new):
+        error = _("Kirjuta uus e-posti aadress, näiteks mari@example.ee.")
+    elif person.email and new.lower() == person.email.lower():
+        error = _("See on juba sinu e-posti aadress.")
+    elif names := taken_at(get_db(), person.id, new):
+        error = _taken(names)
+    if error:
+        return render_template("account_email.html", person=person, sent=None, error=error), 400
+    db = get_db()
+    request_change(db, person, new)
+    db.commit()
+    return render_template("account_email.html", person=person, sent=new, error=None,
+                           hours=current_app.config["LINK_SECONDS"]["email"] // 3600)
+
+
+@bp.get("/account/email/confirm")
+def confirm_page() -> Response:
+    """The confirmation link's page: a button (a GET never uses the link)."""
+    return link_page(None, _("Kinnita uus e-posti aadress"), _(
+        "Vajuta nuppu, et kinnitada see aadress oma Stuudium ID e-posti aadressiks."),
+        _("Kinnita"), request.path)
+
+
+@bp.post("/account/email/confirm")
+def confirm() -> Response:
+    """Use the link: the new address becomes the person's e-mail everywhere."""
+    check_csrf()
+    again = ("/account/email", _("Muuda e-posti aadressi uuesti"))
+    used = take_link(COUNTER, ("email",))
+    db = get_db()
+    person = db.get(Person, used.subject_id("person")) if used else None
+    if used is None or person is None:
+        db.rollback()
+        return invalid_link(None, *again)
+    new = str(used.data["email"])
+    if names := taken_at(db, person.id, new):
+        db.rollback()
+        return error_page(_("E-posti aadressi ei saa muuta"), _taken(names), 409)
+    live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
+    apply_change(db, person, new, live.sid if live and live.person_id == person.id else None)
+    return private(error_page(_("E-posti aadress on muudetud"), _(
+        "Sinu Stuudium ID e-posti aadress on nüüd %(email)s. Sellega logid sisse kõigis oma "
+        "koolides; koolidele on muudatusest teada antud ja vanale aadressile saatsime teate.",
+        email=new), 200))
