@@ -253,4 +253,4 @@ def sign_in_at_school(browser: Browser, school_url: str, person: PersonLogin) ->
     assert page.status_code == 200 and 'name="password"' in page.text
     final = browser.submit_login(page, person.email, person.password, stop_prefix="\x00")
     assert final.status_code == 200, final.text
-    assert final.url.startswith(school_url)
+    assert final.url.startswith(school_url), (final.url, final.text[:2000])
