@@ -29,14 +29,18 @@ def upgrade_database(app: Flask) -> None:
 
 def add_tenant(app: Flask, *, slug: str, name: str, url: str, issuer: str, client_id: str,
                client_secret: str, hosts: list[str], locale: str = "et") -> Tenant:
-    """Register (or update) a school served by this deployment."""
-    hosts = hosts or [urlsplit(url).netloc]
+    """Register (or update) a school served by this deployment; a host serves one school, so
+    hosts given here are taken from any other school that had them."""
+    hosts = [h.lower() for h in (hosts or [urlsplit(url).netloc])]
     with app.app_context():
         db = get_db()
+        for other in db.scalars(select(Tenant).where(Tenant.slug != slug)):
+            if set(other.hosts or []) & set(hosts):
+                other.hosts = [h for h in other.hosts if h not in hosts]
         tenant = db.scalar(select(Tenant).where(Tenant.slug == slug)) or Tenant(slug=slug)
         tenant.name, tenant.base_url, tenant.issuer = name, url.rstrip("/"), issuer.rstrip("/")
         tenant.client_id, tenant.client_secret = client_id, client_secret
-        tenant.hosts = [h.lower() for h in hosts]
+        tenant.hosts = hosts
         tenant.default_locale = locale
         db.add(tenant)
         db.commit()

@@ -46,3 +46,26 @@ def test_missing_values_are_named(school_app, monkeypatch):
     res = CliRunner().invoke(school_main, ["schools", "add", "--slug", "x"])
     assert res.exit_code != 0
     assert "client_id" in res.output and "issuer" in res.output
+
+
+def test_a_host_serves_one_school_the_last_registered(school_app):
+    from sqlalchemy import select
+
+    from school_instance.cli import add_tenant
+    from school_instance.models import Tenant
+    from shared.db import get_db
+
+    host = f"127.0.0.1:{secrets.randbelow(20000) + 40000}"
+    first, second = "h-" + secrets.token_hex(3), "h-" + secrets.token_hex(3)
+    for slug in (first, second):
+        add_tenant(school_app, slug=slug, name=slug, url=f"http://{host}",
+                   issuer="http://127.0.0.1:9", client_id=slug, client_secret="x" * 32,
+                   hosts=[host, f"{slug}.example"])
+    with school_app.app_context():
+        rows = {t.slug: t.hosts for t in get_db().scalars(
+            select(Tenant).where(Tenant.slug.in_((first, second))))}
+        assert rows == {first: [f"{first}.example"], second: [host, f"{second}.example"]}
+        tenants = school_app.extensions["tenants"]
+        tenants.invalidate()
+        found = tenants.find(host)
+        assert found is not None and found.slug == second
