@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 
+from deploy.dev.diary_demo import MISTYPED
 from deploy.dev.seed import (
     DEMO_PASSWORD,
     DEMO_PEOPLE,
@@ -99,7 +100,10 @@ def main() -> None:
     print(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
     for email, given, family, _code, memberships, linked in DEMO_PEOPLE:
         where = ", ".join(f"{s} ({'/'.join(r)})" for s, r in memberships)
-        print(f"  {email:26} {given} {family}: {where}{' — linked' if linked else ''}")
+        note = " — linked" if linked else ""
+        if email == MISTYPED:
+            note = " — e-mail mistyped: log in with eID, fix it in the profile"
+        print(f"  {email:26} {given} {family}: {where}{note}")
     print(f"  eID stand-in:         http://localhost:{EID_PORT} (ID-kaart, Mobiil-ID, Smart-ID "
           "on the login page; pick a demo person by isikukood)")
     print("  Delivery worker: running (logout messages to schools, with retries; mail)")

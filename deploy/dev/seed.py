@@ -12,7 +12,13 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from deploy.dev.diary_demo import DEMO_DIARY, DEMO_STUDENT_CODES, DemoClass, DemoNews
+from deploy.dev.diary_demo import (
+    DEMO_DIARY,
+    DEMO_STUDENT_CODES,
+    MISTYPED,
+    DemoClass,
+    DemoNews,
+)
 from idp.accounts import create_account, hash_password
 from idp.models import Account, Person, School
 from idp.schools import add_school
@@ -70,6 +76,9 @@ DEMO_PEOPLE: list[tuple[str, str, str, str, list[tuple[str, list[str]]], bool]] 
     ("admin@laagri.demo", "Kaja", "Kask", "47303030226", [("laagri-kool", ["admin", "staff"]),
                                                           ("laagri-huvialakool", ["admin"]),
                                                           ("laagri-lasteaed", ["admin"])], True),
+    # The school typed her e-mail wrong ("gmial"): she gets in with eID and corrects it.
+    (MISTYPED, "Mari", "Maasikas", "48207152749",
+     [("laagri-kool", ["parent"])], False),
 ]
 
 
@@ -88,7 +97,9 @@ def seed(app: Flask, state_file: Path) -> dict[str, Any]:
         db.flush()
         schools = {s.slug: s for s in db.scalars(select(School))}
         for email, given, family, code, memberships, linked in DEMO_PEOPLE:
-            if db.scalar(select(Account).where(Account.login_email == email)) is not None:
+            # By isikukood too: a demo person may have changed the e-mail since.
+            if db.scalar(select(Account).where(Account.login_email == email)) is not None or \
+                    db.scalar(select(Person.id).where(Person.isikukood == code).limit(1)):
                 continue
             person: Person | None = None
             for slug, roles in memberships:

@@ -9,38 +9,19 @@ Screenshots go to artifacts/e2e/ (application-*.png).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from deploy.dev.diary_demo import DEMO_STUDENT_CODES
 from deploy.dev.seed import DEMO_PASSWORD, DEMO_PEOPLE
+from tests.e2e.mailbox import mail_link
 
 KOOL = "http://localhost:5001"
-MAIL = "http://localhost:8025/api/messages"
 PARENT_EMAIL = "olga.tamm@example.ee"
 CHILD_CODE = DEMO_STUDENT_CODES["laagri-kool"]["Oskar"]  # Oskar Tamm, 3.a: no parent yet
 ADMIN_EMAIL = DEMO_PEOPLE[2][0]
 NEW_PASSWORD = "Kaks kassi jalutavad mööda katust"
-
-
-def _mail_link(address: str, count: int, seconds: float = 30) -> str:
-    """The one-time link in the count-th message to address (waits for the worker)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            messages = requests.get(MAIL, timeout=2).json()["messages"]
-        except requests.RequestException:
-            messages = []
-        mine = [m for m in messages if address in m["to"]]
-        if len(mine) >= count:
-            links = [u for u in mine[count - 1]["links"] if "#" in u]
-            assert len(links) == 1, mine[count - 1]
-            return str(links[0])
-        time.sleep(0.3)
-    raise AssertionError(f"no message {count} to {address} within {seconds} s")
 
 
 @pytest.mark.e2e
@@ -83,7 +64,7 @@ def test_a_parent_applies_is_approved_and_signs_in(chromium, dev_system: str,
         parent.get_by_role("button", name="Edasi").click()
         expect(parent.locator("#sent")).to_be_visible()
         # 3–4. The mailed link opens the form with the e-mail and the code filled in.
-        parent.goto(_mail_link(PARENT_EMAIL, 1))
+        parent.goto(mail_link(PARENT_EMAIL, 1))
         parent.locator("#use-link").click()
         expect(parent.locator("#email")).to_have_value(PARENT_EMAIL)
         expect(parent.locator("#child_isikukood")).to_have_value(CHILD_CODE)
@@ -113,7 +94,7 @@ def test_a_parent_applies_is_approved_and_signs_in(chromium, dev_system: str,
         expect(admin.locator("li.application", has_text=PARENT_EMAIL)).to_have_count(0)
 
         # 6. The welcome link signs her straight in at Laagri Kool, where she sees her child.
-        parent.goto(_mail_link(PARENT_EMAIL, 2))
+        parent.goto(mail_link(PARENT_EMAIL, 2))
         parent.locator("#use-link").click()
         parent.wait_for_url(f"{KOOL}/**")
         expect(parent.locator("nav a.me")).to_have_text("Olga Tamm")

@@ -1,73 +1,131 @@
-"""From `make run`: the demo parent logs in at Laagri Kool with ID-kaart through the eID
-stand-in (http://localhost:5009) — no e-mail, no password — and lands signed in at the school.
+"""From `make run` (issue 7, acceptance 1; seed 003's way out): a parent whose account e-mail the
+school typed wrong logs in at Laagri Kool with ID-kaart through the eID stand-in
+(http://localhost:5009), corrects the e-mail in her Stuudium ID profile, confirms it by the link
+mailed to the new address (read from the mail catcher's JSON at :8025), and from then on
+"Saada mulle ligipääsuandmed" with the corrected address brings her a link that signs her in. The
+old, mistyped address gets the change notice and nothing else.
 
-This is the first half of issue 7's acceptance 1 (seed 003: a parent whose account e-mail is
-mistyped gets in with eID). The second half — the profile's e-mail change, its confirmation
-through the mail catcher at :8025, and an access link arriving at the corrected address — needs
-issue 6's e-mail change and mail catcher and follows them.
-
-Screenshots go to artifacts/e2e/ (eid-*.png).
+Screenshots go to artifacts/e2e/ (eid-email-*.png).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from deploy.dev.diary_demo import MISTYPED
 from deploy.dev.seed import DEMO_PEOPLE
+from tests.e2e.mailbox import mail_link, mail_to
+from tests.e2e.watch import watched_page
 
 KOOL = "http://localhost:5001"
 STANDIN = "http://localhost:5009"
-_EMAIL, GIVEN, FAMILY, ISIKUKOOD = DEMO_PEOPLE[1][:4]  # the demo parent: Jüri Mägi
+OLD_EMAIL, GIVEN, FAMILY, ISIKUKOOD, MEMBERSHIPS, _LINKED = DEMO_PEOPLE[3]  # Mari Maasikas
 NAME = f"{GIVEN} {FAMILY}"
+NEW_EMAIL = "mari.maasikas@gmail.ee"
+CHILD = "Liisa Maasikas"  # her child in 3.a
 
 
 @pytest.mark.e2e
-def test_a_parent_logs_in_at_a_school_with_eid(chromium, dev_system: str,
-                                                artifacts: Path) -> None:
+def test_a_parent_with_a_mistyped_email_corrects_it_after_eid_and_gets_access_links(
+        chromium, dev_system: str, artifacts: Path) -> None:
     from playwright.sync_api import expect
 
-    assert _EMAIL == "lapsevanem@laagri.demo"
-    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="et-EE")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    assert OLD_EMAIL == MISTYPED and MEMBERSHIPS == [("laagri-kool", ["parent"])]
+    w = watched_page(chromium, artifacts, "eid-email-")
+    page, problems, shot = w.page, w.problems, w.shot
 
-    def shot(name: str) -> None:
-        page.screenshot(path=str(artifacts / f"eid-{name}.png"), full_page=True)
-
-    try:
-        # 1. Laagri Kool → "Logi sisse" → the IdP's school-branded login page with eID methods.
+    def ask_for_access_link(email: str) -> None:
         page.goto(f"{KOOL}/")
         page.locator("#login").click()
         page.wait_for_url(f"{dev_system}/login**")
-        for label in ("ID-kaart", "Mobiil-ID", "Smart-ID"):
-            expect(page.locator("button.eid", has_text=label)).to_be_visible()
-        shot("1-idp-login")
+        page.locator("#send-access").click()
+        expect(page.locator("h1")).to_have_text("Saada mulle ligipääsuandmed")
+        page.locator("#email").fill(email)
+        page.get_by_role("button", name="Saada link").click()
+        expect(page.locator("#sent")).to_be_visible()
 
-        # 2. ID-kaart → the stand-in, marked as development only, asks for a test person.
+    try:
+        # 1. Laagri Kool → Logi sisse → ID-kaart → the stand-in: she picks herself by isikukood.
+        page.goto(f"{KOOL}/")
+        page.locator("#login").click()
+        page.wait_for_url(f"{dev_system}/login**")
+        expect(page.locator("button.eid", has_text="ID-kaart")).to_be_visible()
+        shot("1-idp-login")
         page.locator("button.eid", has_text="ID-kaart").click()
         page.wait_for_url(f"{STANDIN}/oidc/authorize**")
         expect(page.locator(".banner")).to_have_text(
             "ARENDUSKESKKOND — mitte toodangus kasutamiseks")
-        expect(page.locator("h1")).to_have_text("ID-kaart")
         shot("2-standin")
         page.locator("button", has_text=ISIKUKOOD).click()
 
-        # 3. Back at Laagri Kool, signed in as the demo parent, no password typed.
+        # 2. Signed in at Laagri Kool without e-mail or password; her child is there.
         page.wait_for_url(f"{KOOL}/**")
         expect(page.locator("nav a.me")).to_have_text(NAME)
+        expect(page.locator("#children")).to_contain_text(CHILD)
         shot("3-laagri-kool-signed-in")
+
+        # 3. Profile → Stuudium ID → Muuda e-posti aadressi: the mistyped address is shown.
+        page.locator("nav a.me").click()
+        page.wait_for_url(f"{KOOL}/profile")
+        page.locator("#idp-account").click()
+        page.wait_for_url(f"{dev_system}/account")
+        expect(page.locator("#email")).to_have_text(OLD_EMAIL)
+        page.locator("#change-email").click()
+        expect(page.locator("h1")).to_have_text("Muuda e-posti aadressi")
+        page.locator("#email").fill(NEW_EMAIL)
+        shot("4-change-email")
+        page.get_by_role("button", name="Saada kinnituslink").click()
+        expect(page.locator("#sent")).to_contain_text(NEW_EMAIL)
+
+        # 4. The confirmation mail to the new address: its link, then the page's button.
+        page.goto(mail_link(NEW_EMAIL, 1))
+        expect(page.locator("h1")).to_have_text("Kinnita uus e-posti aadress")
+        shot("5-confirm")
+        page.locator("#use-link").click()
+        expect(page.locator("h1")).to_have_text("E-posti aadress on muudetud")
+        expect(page.locator("main")).to_contain_text(NEW_EMAIL)
+        shot("6-changed")
+        page.goto(f"{dev_system}/account")
+        expect(page.locator("#email")).to_have_text(NEW_EMAIL)
+
+        # 5. The mistyped address got the notice (it may well reach someone else: no link in it).
+        deadline = time.monotonic() + 30
+        while not mail_to(OLD_EMAIL) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        notices = mail_to(OLD_EMAIL)
+        assert [m["subject"] for m in notices] == ["Sinu Stuudium ID e-posti aadress muudeti"]
+        assert not [u for u in notices[0]["links"] if "#" in u], notices[0]
+
+        # 6. Log out at the school.
+        page.goto(f"{KOOL}/profile")
+        page.locator("#logout").click()
+        page.wait_for_url(f"{dev_system}/logout**")
+        expect(page.locator("h1")).to_have_text("Oled välja logitud")
+
+        # 7. "Saada mulle ligipääsuandmed": first the old address (the page answers the same, the
+        # outbox drops it), then the corrected one — queued after it, so its mail arriving means
+        # the old request has been dealt with.
+        ask_for_access_link(OLD_EMAIL)
+        ask_for_access_link(NEW_EMAIL)
+        shot("7-access-sent")
+        access = mail_link(NEW_EMAIL, 2)
+        assert mail_to(NEW_EMAIL)[1]["subject"] == "Sisselogimise link: Laagri Kool"
+        assert mail_to(OLD_EMAIL) == notices
+
+        # 8. The access link signs her in at Laagri Kool.
+        page.goto(access)
+        page.locator("#use-link").click()
+        page.wait_for_url(f"{KOOL}/**")
+        expect(page.locator("nav a.me")).to_have_text(NAME)
+        expect(page.locator("#children")).to_contain_text(CHILD)
+        shot("8-signed-in-by-link")
         final_url = page.url
-        # (After issue 6 merges: open the profile, change the e-mail, confirm it in the mail
-        # catcher at :8025, then ask for an access link at the login page and find it there.)
     finally:
-        context.close()
+        page.context.close()
 
     assert urlsplit(final_url).netloc == "localhost:5001", final_url
     assert not problems, problems
