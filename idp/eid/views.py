@@ -41,11 +41,13 @@ def _hash(value: str) -> str:
 def start() -> Any:
     """Send the browser to the upstream with the chosen method (scope), state, nonce and PKCE."""
     check_csrf()
+    method = request.form.get("method", "")
+    if request.form.get("attempt"):
+        return _start_link_proof(request.form["attempt"], method)
     ix = request.form.get("ix", "")
     data, failure = _interaction_or_error(ix)
     if data is None:
         return failure
-    method = request.form.get("method", "")
     if not client.enabled():
         return _unavailable(ix)
     if method not in client.METHODS:
@@ -55,10 +57,31 @@ def start() -> Any:
     except client.EidError as exc:
         log.warning("eID start failed: %s", exc)
         return _unavailable(ix)
-    # The state is bound to this browser (a cookie only it has) and to the pending interaction.
+    return _to_upstream(pending, url, method, {"ix": ix})
+
+
+def _start_link_proof(raw: str, method: str) -> Response:
+    """eID as the way to prove the other account inside a link attempt of this session."""
+    from idp.views.link import open_for_eid
+
+    if open_for_eid(raw) is None or method not in client.METHODS or not client.enabled():
+        return _link_refused()
+    try:
+        pending, url = client.begin(method, str(get_locale() or "et"))
+    except client.EidError as exc:
+        log.warning("eID start failed: %s", exc)
+        return _link_refused()
+    return _to_upstream(pending, url, method, {"attempt": raw})
+
+
+def _to_upstream(pending: client.Pending, url: str, method: str,
+                 purpose: dict[str, str]) -> Response:
+    """Remember the pending upstream request and send the browser there."""
+    # The state is bound to this browser (a cookie only it has) and to what it finishes: the
+    # pending interaction, or a link attempt.
     binding = secrets.token_urlsafe(32)
     _redis().set(PENDING_KEY + _hash(pending.state), json.dumps({
-        "ix": ix, "nonce": pending.nonce, "verifier": pending.verifier, "method": method,
+        **purpose, "nonce": pending.nonce, "verifier": pending.verifier, "method": method,
         "binding": _hash(binding)}), ex=current_app.config["INTERACTION_TTL_SECONDS"])
     resp = redirect(url, 303)
     resp.set_cookie(BINDING_COOKIE, binding, max_age=current_app.config[
@@ -85,6 +108,8 @@ def callback() -> Any:
     binding = request.cookies.get(BINDING_COOKIE, "")
     if pending is None or not secrets.compare_digest(_hash(binding), pending["binding"]):
         return _expired()
+    if "attempt" in pending:
+        return _finish_link_proof(pending)
     ix = pending["ix"]
     data, failure = _interaction_or_error(ix)
     if data is None:
@@ -108,6 +133,32 @@ def callback() -> Any:
     pipe = _redis().pipeline(transaction=True)
     resp = finish_login(db, ix, data, account.person_id, account.id, identity.amr, identity.acr,
                         pipe)
+    resp.delete_cookie(BINDING_COOKIE, path="/eid/")
+    return resp
+
+
+def _finish_link_proof(pending: dict[str, Any]) -> Response:
+    """The upstream's answer inside a link attempt: a proof of the other account, no session."""
+    from idp.views.link import eid_proof
+
+    if request.args.get("error") or not request.args.get("code"):
+        return _link_refused()
+    try:
+        identity = client.exchange(client.Pending(
+            state="", nonce=pending["nonce"], verifier=pending["verifier"],
+            method=pending["method"]), request.args["code"])
+    except client.EidError as exc:
+        log.warning("eID answer refused: %s", exc)
+        return _link_refused()
+    resp = current_app.make_response(eid_proof(pending["attempt"], identity.isikukood))
+    resp.delete_cookie(BINDING_COOKIE, path="/eid/")
+    return resp
+
+
+def _link_refused() -> Response:
+    resp = error_page(_("eID-ga kinnitamine ei õnnestunud"), _(
+        "Kontot ei saanud eID-ga kinnitada ja midagi ei seotud. Alusta sidumist uuesti oma "
+        "kooli Stuudiumi profiililehelt („Seo oma konto teise kooliga“)."), 400)
     resp.delete_cookie(BINDING_COOKIE, path="/eid/")
     return resp
 

@@ -71,6 +71,10 @@ def refusal_page(exc: LinkRefused) -> Any:
         "email_taken": (_("E-posti aadress on juba kasutusel"), _(
             "Valitud e-posti aadressiga logib koolis %(schools)s sisse keegi teine. Vali teine "
             "aadress või pöördu kooli administraatori poole.", schools=", ".join(exc.schools))),
+        "eid_no_account": (_("Selles koolis ei ole sinu isikukoodiga kontot"), _(
+            "eID järgi ei leidnud me valitud koolist kontot, mille isikukood on sinu oma. "
+            "Logi sisse selle konto e-posti ja parooliga või pöördu kooli administraatori "
+            "poole. Midagi ei seotud.") + " " + again),
         "not_linked": (_("Seost ei leitud"), _(
             "Sul ei ole selles koolis seotud kontot. Ava oma Stuudium ID leht uuesti.")),
         "only_account": (_("Pole midagi eemaldada"), _(
@@ -142,11 +146,17 @@ def login() -> Any:
         return render_template("link_login.html", attempt=request.form["attempt"],
                                school=school, email=email, error=wrong_password())
     pipe.execute()
-    if account.person_id == g.person.id:
+    return _proven(db, attempt, request.form["attempt"], account.person_id, account.id, school)
+
+
+def _proven(db: Any, attempt: Any, raw: str, person_id: int, account_id: int,
+            school: School) -> Any:
+    """The other account is proven (password or eID): compare the data, then ask to confirm."""
+    if person_id == g.person.id:
         return refusal_page(LinkRefused("already_linked"))
-    linking.prove(db, attempt, account.id)
+    linking.prove(db, attempt, account_id)
     db.commit()
-    theirs = db.get(Person, account.person_id)
+    theirs = db.get(Person, person_id)
     assert theirs is not None
     diff = linking.differences(g.person, theirs)
     if diff:
@@ -155,10 +165,39 @@ def login() -> Any:
         return render_template("link_mismatch.html", fields=[_field_names()[f] for f in diff],
                                schools=schools), 409
     return render_template(
-        "link_confirm.html", attempt=request.form["attempt"], school=school,
+        "link_confirm.html", attempt=raw, school=school,
         mine=linking.linked_accounts(db, g.person.id),
         theirs=linking.linked_accounts(db, theirs.id),
         choices=linking.contact_choices(g.person, theirs), labels=_field_names())
+
+
+def open_for_eid(raw: str) -> Any:
+    """The live attempt of this browser's session for an eID proof, or None (refused)."""
+    live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
+    if live is None:
+        return None
+    try:
+        return linking.open_attempt(get_db(), raw, live.sid)
+    except LinkRefused:
+        return None
+
+
+@signed_in
+def eid_proof(raw: str, isikukood: str) -> Any:
+    """The other account proven by eID: the attempt's school's account with this isikukood
+    (eID identifies the person; the school recorded that person's code)."""
+    from idp.eid.people import find_account
+
+    db = get_db()
+    try:
+        attempt = linking.open_attempt(db, raw, g.live_session.sid)
+    except LinkRefused as exc:
+        return refusal_page(exc)
+    school = db.get(School, attempt.target_school_id)
+    account = find_account(db, attempt.target_school_id, isikukood)
+    if school is None or account is None:
+        return refusal_page(LinkRefused("eid_no_account"))
+    return _proven(db, attempt, raw, account.person_id, account.id, school)
 
 
 @bp.post("/link/confirm")

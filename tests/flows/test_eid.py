@@ -427,3 +427,58 @@ def test_a_new_upstream_key_is_fetched_on_its_unknown_kid(upstream, make_school,
     # As if the last fetch were a minute ago: refetches are throttled, not refused.
     oidc_rp.provider(upstream.url, 5).keys_fetched -= 60
     assert signed_in_token(browser, school, code)["sub"] == person.sub
+
+
+def _eid_proof(linker: Any, attempt: str, method: str, isikukood: str) -> requests.Response:
+    """Prove the other account inside a link attempt with eID; return the page it ends on."""
+    page = linker.browser.http.get(f"{linker.idp}/account", timeout=10)
+    sent = linker.post("/eid/start", page, attempt=attempt, method=method)
+    assert sent.status_code == 303, sent.text
+    standin = linker.browser.http.get(sent.headers["Location"], allow_redirects=False,
+                                      timeout=10)
+    return pick(linker.browser, standin, isikukood, "\x00")
+
+
+def test_the_other_account_of_a_link_can_be_proven_with_eid(upstream, idp, make_tenant,
+                                                            make_person, idp_app):
+    from idp.models import Account
+    from shared.db import get_db
+    from tests.flows.test_linking import Linker
+    from tests.support import sign_in_at_school
+
+    kool, huvikool, kolmas = make_tenant(), make_tenant(), make_tenant()
+    code = new_code()
+    mine = make_person(kool.client, "Jüri", "Mägi", isikukood=code)
+    theirs = make_person(huvikool.client, "Jüri", "Mägi", isikukood=code)
+    upstream.add(code, "Jüri", "Mägi")
+    linker = Linker(idp, Browser(idp))
+    sign_in_at_school(linker.browser, kool.url, mine)
+    cookie = linker.browser.http.cookies.get("stuudium_idp_sso")
+
+    # The link login page offers eID beside the password; eID proves the account whose person
+    # has that isikukood at the chosen school, and gives no session of its own.
+    attempt = linker.start(kool, huvikool)
+    shown = _eid_proof(linker, attempt, "smartid", code)
+    assert shown.status_code == 200 and "Kinnita kontode sidumine" in shown.text, shown.text
+    assert linker.browser.http.cookies.get("stuudium_idp_sso") == cookie
+    done = linker.confirm(attempt)
+    assert "Kontod on seotud" in done.text, done.text
+    with idp_app.app_context():
+        db = get_db()
+        people = {a.sub: a.person_id for a in db.scalars(
+            select(Account).where(Account.sub.in_((mine.sub, theirs.sub))))}
+    assert people[mine.sub] == people[theirs.sub]
+
+    # An eID whose isikukood has no account at the chosen school proves nothing.
+    stranger = new_code()
+    upstream.add(stranger, "Jüri", "Mägi")
+    other = linker.start(kool, kolmas)
+    refused = _eid_proof(linker, other, "idcard", stranger)
+    assert refused.status_code == 400 and "Midagi ei seotud" in refused.text
+    assert linker.confirm(other).status_code == 400  # nothing was proven
+    # An attempt of another session cannot be finished with eID either.
+    elsewhere = Linker(idp, Browser(idp))
+    sign_in_at_school(elsewhere.browser, kool.url, mine)
+    page = elsewhere.browser.http.get(f"{idp}/account", timeout=10)
+    assert elsewhere.post("/eid/start", page, attempt=linker.start(kool, kolmas),
+                          method="idcard").status_code == 400
