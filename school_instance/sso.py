@@ -32,7 +32,7 @@ from school_instance import sessions
 from school_instance.models import Member
 from school_instance.provider import HTTP, IdTokenInvalid, Provider, provider, validate_id_token
 from school_instance.tenancy import TenantInfo, current
-from shared import security
+from shared import i18n, security
 from shared.db import get_db
 from shared.security import check_csrf
 
@@ -120,7 +120,7 @@ def start_login(target: str, silent: bool) -> Response:
                                        "silent": silent, "binding": _binding_hash(binding)})
     extra = {"nonce": nonce, "code_challenge": create_s256_code_challenge(verifier),
              "code_challenge_method": "S256", "claims": ID_TOKEN_CLAIMS,
-             "ui_locales": tenant.default_locale}
+             "ui_locales": i18n.current()}
     if silent:
         extra["prompt"] = "none"
     url = prepare_grant_uri(_provider().endpoint("authorization_endpoint"), tenant.client_id,
