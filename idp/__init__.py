@@ -73,13 +73,9 @@ def _school_default() -> str | None:
     if isinstance(slug, str):
         return get_db().scalar(select(School.default_locale).where(School.slug == slug))
     pending = _pending()
-    if pending:
-        from idp.oidc.clients import find_client
-
-        client = find_client(pending["request"]["params"].get("client_id"))
-        if client is not None:
-            return get_db().scalar(select(School.default_locale)
-                                   .where(School.id == client.school_id))
+    school_id = pending["request"].get("school_id") if pending else None
+    if school_id is not None:
+        return get_db().scalar(select(School.default_locale).where(School.id == school_id))
     return None
 
 

@@ -1,0 +1,130 @@
+"""Every page of both apps in Estonian, Russian and English, for a parent, a teacher, an admin
+and a visitor: the page says it is in that language and has no word of the others in it; and
+the walk covers every GET route that shows a page."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.flows.test_diary import Laagri, laagri  # noqa: F401 (the school and its people)
+from tests.i18n_support import LANGS, leaks, visible_text
+from tests.support import Browser, pkce_pair, sign_in_at_school
+
+# Names in the test school's data: they stay as they are in every language.
+DATA = {"laagri", "kool", "tiina", "õunapuu", "peeter", "kuusk", "jüri", "mägi", "kadri", "tamm",
+        "kaja", "kask", "oskar", "sofia", "saar", "matemaatika", "murdude", "liitmine", "eesti",
+        "keel", "rahvaluule", "loodusõpetus", "veeringe", "looduses"}
+# GET routes that show no page to a person: machine endpoints, files, a framed logout.
+NOT_PAGES = {"static", "healthz", "oidc.discovery", "oidc.jwks", "oidc.userinfo",
+             "schools.logo", "admin_api.accounts", "admin_api.openapi", "admin_api.account",
+             "admin_applications.pending", "sso.frontchannel_logout", "sso.login"}
+LANG_RE = re.compile(r'<html lang="(\w+)">')
+
+
+def _school_paths(school: Laagri, role: str) -> list[str]:
+    ids, sub = school.ids, school.juri.sub
+    paths = {
+        "anonymous": ["/", "/auth/callback?state=x", "/auth/logged-out", "/no-such-page"],
+        "parent": ["/", "/profile", "/news", f"/children/{ids['mia']}", "/admin/classes"],
+        "teacher": ["/", "/profile", "/news", "/news/new", "/lessons/new",
+                    f"/lessons/{ids['lesson_math']}", "/people", f"/people/{sub}/correct"],
+        "admin": ["/", "/profile", "/admin/accounts", f"/admin/accounts/{sub}/disable",
+                  "/admin/classes", f"/admin/classes/{ids['class_3a']}",
+                  f"/admin/students/{ids['mia']}", "/admin/applications", "/people",
+                  f"/people/{sub}/correct", "/news/new"],
+    }
+    return paths[role]
+
+
+def _idp_paths(slug: str, role: str) -> list[str]:
+    visitor = [f"/s/{slug}/access", f"/s/{slug}/new", f"/s/{slug}/apply",
+               f"/s/{slug}/signin", f"/s/{slug}/apply/confirm", f"/s/{slug}/apply/form",
+               f"/s/{slug}/apply/done", "/account/email/confirm", "/eid/callback?state=x",
+               "/login?ix=x", "/no-account?ix=x", "/authorize?client_id=nobody",
+               "/authorize/resume?ix=x", "/no-such-page"]
+    if role == "anonymous":
+        return [*visitor, "/account", "/logout"]
+    return [*visitor, "/account", "/account/sessions", "/account/password", "/account/email",
+            f"/link/start?school={slug}", "/logout"]
+
+
+def _switch(http: requests.Session, origin: str, lang: str) -> None:
+    """Press the switch on a page of origin, as a browser sends it (same-origin POST)."""
+    resp = http.post(f"{origin}/locale", data={"locale": lang, "next": "/"},
+                     headers={"Origin": origin}, allow_redirects=False, timeout=10)
+    assert resp.status_code == 303 and resp.headers["Location"] == "/", resp.text
+
+
+def _check(resp: requests.Response, lang: str, where: str) -> None:
+    assert resp.status_code < 500, (where, resp.status_code)
+    assert resp.headers["Content-Type"].startswith("text/html"), where
+    found = LANG_RE.search(resp.text)
+    assert found and found.group(1) == lang, (where, found and found.group(1))
+    assert not leaks(visible_text(resp.text), lang, DATA), (where, lang, leaks(
+        visible_text(resp.text), lang, DATA))
+
+
+def _walk(idp: str, school: Laagri, role: str, lang: str) -> set[tuple[str, str]]:
+    """Open every page of a role in lang; return the (app, path) opened."""
+    browser = Browser(idp)
+    person = {"parent": school.juri, "teacher": school.tiina, "admin": school.kaja}.get(role)
+    if person is not None:
+        sign_in_at_school(browser, school.school.url, person)
+    _switch(browser.http, school.school.url, lang)
+    if person is None:  # a visitor's choice is per browser: press the IdP's switch too
+        _switch(browser.http, idp, lang)
+    opened = set()
+    for path in _school_paths(school, role):
+        resp = browser.http.get(school.school.url + path, allow_redirects=False, timeout=10)
+        _check(resp, lang, f"school {role} {path}")
+        opened.add(("school", path))
+    for path in _idp_paths(school.school.client.slug, role):
+        resp = browser.http.get(idp + path, allow_redirects=False, timeout=10)
+        _check(resp, lang, f"idp {role} {path}")
+        opened.add(("idp", path))
+    return opened
+
+
+def _endpoints(app: Any, opened: set[str]) -> set[str]:
+    adapter = app.url_map.bind("localhost")
+    return {adapter.match(urlsplit(p).path, method="GET")[0] for p in opened
+            if p != "/no-such-page"}
+
+
+def _get_routes(app: Any) -> set[str]:
+    return {r.endpoint for r in app.url_map.iter_rules() if "GET" in (r.methods or ())}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_page_in_every_language(idp, idp_app, school_app, laagri, lang):  # noqa: F811
+    opened: set[tuple[str, str]] = set()
+    for role in ("anonymous", "parent", "teacher", "admin"):
+        opened |= _walk(idp, laagri, role, lang)
+    # The walk covers every GET route that shows a person a page.
+    for app, name in ((idp_app, "idp"), (school_app, "school")):
+        seen = _endpoints(app, {p for a, p in opened if a == name})
+        assert _get_routes(app) - NOT_PAGES - seen == set(), name
+
+
+def test_ui_locales_shows_the_login_page_in_russian(idp, make_tenant):
+    from tests.support import authorize_url
+
+    school = make_tenant("Laagri Kool")
+    _verifier, challenge = pkce_pair()
+    browser = Browser(idp)
+    page = browser.follow(authorize_url(idp, school.client, challenge, ui_locales="ru"),
+                          school.client.redirect_uri)
+    assert page.status_code == 200 and 'name="password"' in page.text
+    assert '<html lang="ru">' in page.text and "Войти" in page.text
+    assert "Прислать мне данные для входа" in page.text
+    assert not leaks(visible_text(page.text), "ru", DATA)
+    # Without it, the school's default (Estonian) and not the browser's language.
+    other = Browser(idp)
+    other.http.headers["Accept-Language"] = "en"
+    page = other.follow(authorize_url(idp, school.client, challenge), school.client.redirect_uri)
+    assert '<html lang="et">' in page.text and "Logi sisse" in page.text
