@@ -128,3 +128,79 @@ def test_ui_locales_shows_the_login_page_in_russian(idp, make_tenant):
     other.http.headers["Accept-Language"] = "en"
     page = other.follow(authorize_url(idp, school.client, challenge), school.client.redirect_uri)
     assert '<html lang="et">' in page.text and "Logi sisse" in page.text
+
+
+def _lang(http: requests.Session, url: str) -> str:
+    found = LANG_RE.search(http.get(url, timeout=10).text)
+    assert found, url
+    return found.group(1)
+
+
+def test_the_choice_follows_the_person_across_the_idp_and_every_school(
+        idp, make_tenant, make_person, link_account):
+    import time
+
+    kool, lasteaed = make_tenant("Laagri Kool"), make_tenant("Laagri Lasteaed")
+    person = make_person(kool.client, given_name="Tiina", family_name="Õunapuu")
+    link_account(person, lasteaed.client, ["parent"])
+    laptop = Browser(idp)
+    sign_in_at_school(laptop, kool.url, person)
+    assert _lang(laptop.http, kool.url + "/") == "et"
+
+    # Chosen at one school: that school, the IdP and the next school speak Russian.
+    _switch(laptop.http, kool.url, "ru")
+    assert _lang(laptop.http, kool.url + "/") == "ru"
+    assert _lang(laptop.http, idp + "/account") == "ru"
+    jump = f"{lasteaed.url}/auth/login?iss={idp}&target_link_uri={lasteaed.url}/"
+    landed = laptop.follow(jump, stop_prefix="\x00")
+    assert landed.url == lasteaed.url + "/" and '<html lang="ru">' in landed.text
+
+    # Chosen at the IdP: the schools where the person is signed in follow (a sync event).
+    _switch(laptop.http, idp, "en")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and {_lang(laptop.http, kool.url + "/"), _lang(
+            laptop.http, lasteaed.url + "/")} != {"en"}:
+        time.sleep(0.1)
+    assert _lang(laptop.http, kool.url + "/") == "en"
+    assert _lang(laptop.http, lasteaed.url + "/") == "en"
+
+    # Another device: the person's choice, not that browser's language or the school's default.
+    phone = Browser(idp)
+    phone.http.headers["Accept-Language"] = "et"
+    assert _lang(phone.http, kool.url + "/") == "et"  # a visitor there: the school's default
+    sign_in_at_school(phone, kool.url, person)
+    assert _lang(phone.http, kool.url + "/") == "en"
+
+
+def test_the_switch_refuses_other_sites_and_the_school_path_needs_the_persons_token(
+        idp, idp_app, make_tenant, make_person):
+    from idp.models import Person
+    from shared.db import get_db
+
+    kool = make_tenant("Laagri Kool")
+    person = make_person(kool.client)
+    browser = Browser(idp)
+    sign_in_at_school(browser, kool.url, person)
+    for origin in ("http://evil.example", None):
+        headers = {"Origin": origin} if origin else {}
+        for target in (idp, kool.url):
+            resp = browser.http.post(f"{target}/locale", data={"locale": "ru", "next": "/"},
+                                     headers=headers, allow_redirects=False, timeout=10)
+            assert resp.status_code == 400, (target, origin)
+    assert _lang(browser.http, kool.url + "/") == "et"
+    resp = browser.http.post(f"{idp}/locale", data={"locale": "ru", "next": "//evil.example/"},
+                             headers={"Origin": idp}, allow_redirects=False, timeout=10)
+    assert resp.status_code == 303 and resp.headers["Location"] == "/"
+
+    for auth in ({}, {"Authorization": "Bearer not-a-token"}):
+        refused = requests.post(f"{idp}/me/locale", json={"locale": "en"}, headers=auth,
+                                timeout=10)
+        assert refused.status_code == 401
+    with idp_app.app_context():
+        from sqlalchemy import select
+
+        from idp.models import Account
+
+        stored = get_db().scalar(select(Person.locale).join(Account).where(
+            Account.sub == person.sub))
+    assert stored == "ru"  # the IdP's own switch above; the refused calls changed nothing
