@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, abort, current_app, g, request
@@ -21,8 +22,10 @@ def select_locale() -> str:
     browser's choice (the switch's cookie), ui_locales of the request (or of the authorization
     request a login page serves), the school's default, the browser's Accept-Language, Estonian.
     Each source is read only when the ones before it gave nothing."""
-    sources = (_person_choice, i18n.visitor_choice, _ui_locales, _school_default,
-               i18n.browser_language)
+    sources: tuple[Callable[[], str | None], ...] = (
+        _person_choice, i18n.visitor_choice, _ui_locales, _school_default, i18n.browser_language)
+    if g.get("page_locale"):  # a page whose language is known (the one applied in)
+        sources = (_person_choice, i18n.visitor_choice, lambda: g.page_locale)
     return i18n.first(source() for source in sources)
 
 

@@ -49,16 +49,20 @@ def profile() -> Any:
 
 @bp.post("/locale")
 def switch_locale() -> Response:
-    """The language switch: this browser keeps the choice; for a signed-in person it goes into
-    the session at once and to Stuudium ID, which tells the person's other schools."""
+    """The language switch: a visitor's choice stays in this browser until they sign in; a
+    signed-in person's goes into the session at once and to Stuudium ID, which keeps it as the
+    person's language and tells their other schools."""
     i18n.check_same_origin()
     locale = i18n.supported(request.form.get("locale")) or i18n.DEFAULT
+    back = redirect(i18n.local_path(request.form.get("next")), 303)
     user = g.get("user")
-    if user is not None and user.get("locale") != locale:
+    if user is None:
+        return i18n.remember_choice(back, locale)
+    if user.get("locale") != locale:
         user["locale"] = locale
         sessions.save(current(), g.session_handle, user)
         tell_idp(current(), user["access_token"], locale)
-    return i18n.remember_choice(redirect(i18n.local_path(request.form.get("next")), 303), locale)
+    return back
 
 
 def init_app(app: Flask) -> None:

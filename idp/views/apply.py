@@ -8,6 +8,7 @@ from typing import Any
 from flask import (
     Blueprint,
     current_app,
+    g,
     make_response,
     redirect,
     render_template,
@@ -146,6 +147,7 @@ def form(slug: str) -> Any:
     if application is None:
         return invalid_link(school, url_for("apply.start", slug=school.slug),
                             _("Alusta taotlust uuesti"))
+    g.page_locale = application.locale  # the form speaks the language they applied in
     if request.method == "GET":
         return private(make_response(render_template(
             "apply_form.html", school=school, app=application,

@@ -1,5 +1,6 @@
-"""The language switch: a visitor's choice stays in the browser, a signed-in person's becomes
-Person.locale, which every school learns (the locale claim, and a person-changed event).
+"""The language switch: a visitor's choice stays in the browser until they sign in, then it
+becomes Person.locale, as a signed-in person's choice does at once; every school learns it
+(the locale claim at sign-in and refresh, and a person-changed event for live sessions).
 
 Two ways in, neither open to cross-site requests:
 - the switch on the IdP's own pages: a form POST the browser marks as same-origin (Origin,
@@ -43,10 +44,24 @@ def switch() -> Response:
     live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
     db = get_db()
     person = db.get(Person, live.person_id) if live is not None else None
+    back = redirect(i18n.local_path(request.form.get("next")), 303)
+    if person is None:
+        return i18n.remember_choice(back, locale)
+    store_choice(db, person, locale)
+    g.person = person
+    return back
+
+
+def adopt_visitor_choice(db: Session, person_id: int, resp: Response) -> None:
+    """At sign-in, a choice made on the login page becomes the person's; the browser's cookie
+    is spent, so that it never overrides a choice the person makes later elsewhere."""
+    chosen = i18n.visitor_choice()
+    if chosen is None:
+        return
+    person = db.get(Person, person_id)
     if person is not None:
-        store_choice(db, person, locale)
-        g.person = person
-    return i18n.remember_choice(redirect(i18n.local_path(request.form.get("next")), 303), locale)
+        store_choice(db, person, chosen)
+    resp.delete_cookie(i18n.COOKIE)
 
 
 @bp.post("/me/locale")

@@ -204,3 +204,60 @@ def test_the_switch_refuses_other_sites_and_the_school_path_needs_the_persons_to
         stored = get_db().scalar(select(Person.locale).join(Account).where(
             Account.sub == person.sub))
     assert stored == "ru"  # the IdP's own switch above; the refused calls changed nothing
+
+
+def test_a_visitors_choice_becomes_the_persons_when_they_sign_in(idp, make_tenant, make_person):
+    kool = make_tenant("Laagri Kool")
+    person = make_person(kool.client)
+    # At the school, before signing in: the IdP's login page follows (ui_locales).
+    browser = Browser(idp)
+    _switch(browser.http, kool.url, "ru")
+    page = browser.follow(f"{kool.url}/auth/login", stop_prefix="\x00")
+    assert '<html lang="ru">' in page.text and 'name="password"' in page.text
+    final = browser.submit_login(page, person.email, person.password, stop_prefix="\x00")
+    assert final.url == kool.url + "/" and '<html lang="ru">' in final.text
+    assert _lang(browser.http, idp + "/account") == "ru"
+    assert not [c for c in browser.http.cookies if c.name == "stuudium_lang"]  # spent
+
+    # On the IdP's login page: pressed there, it is the person's once they are in.
+    other = Browser(idp)
+    page = other.follow(f"{kool.url}/auth/login", stop_prefix="\x00")
+    assert '<html lang="et">' in page.text  # nobody known yet: the school's default
+    _switch(other.http, idp, "en")
+    page = other.follow(f"{kool.url}/auth/login", stop_prefix="\x00")
+    assert '<html lang="en">' in page.text
+    final = other.submit_login(page, person.email, person.password, stop_prefix="\x00")
+    assert '<html lang="en">' in final.text
+    assert _lang(browser.http, idp + "/account") == "en"  # the first browser too
+
+
+def test_mail_speaks_the_recipients_language(idp, idp_app, make_tenant, make_person, inbox):
+    from sqlalchemy import select, update
+
+    from idp.models import Account, Person
+    from shared.db import get_db
+    from tests.flows.mail_links import post_form
+
+    kool = make_tenant("Laagri Kool")
+    person = make_person(kool.client)
+    with idp_app.app_context():
+        db = get_db()
+        person_id = db.scalar(select(Account.person_id).where(Account.sub == person.sub))
+        db.execute(update(Person).where(Person.id == person_id).values(locale="ru"))
+        db.commit()
+    # Asked for on an Estonian page, the login link goes out in the person's own language.
+    asked = post_form(Browser(idp), f"{idp}/s/{kool.client.slug}/access",
+                      {"email": person.email})
+    assert asked.status_code == 200 and '<html lang="et">' in asked.text
+    [message] = inbox(person.email)
+    assert message["subject"].startswith("Ссылка для входа") and "Здравствуйте" in message["body"]
+
+    # An applicant: the language they applied in, for the mail and the application form.
+    applicant = Browser(idp)
+    _switch(applicant.http, idp, "en")
+    sent = post_form(applicant, f"{idp}/s/{kool.client.slug}/apply",
+                     {"email": "aino@example.ee", "child_isikukood": "51705212273"})
+    assert sent.status_code == 200 and '<html lang="en">' in sent.text
+    [confirm] = inbox("aino@example.ee")
+    assert confirm["subject"].startswith("Confirm your e-mail address"), confirm["subject"]
+
