@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from flask import Flask, Response, abort, current_app, g, request
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp.config import load_config
@@ -26,7 +28,16 @@ def select_locale() -> str:
         _person_choice, i18n.visitor_choice, _ui_locales, _school_default, i18n.browser_language)
     if g.get("page_locale"):  # a page whose language is known (the one applied in)
         sources = (_person_choice, i18n.visitor_choice, lambda: g.page_locale)
-    return i18n.first(source() for source in sources)
+    return i18n.first(_quietly(source) for source in sources)
+
+
+def _quietly(source: Callable[[], str | None]) -> str | None:
+    # The page saying the storage is unavailable must render without it: a source that needs
+    # SQL or Redis then gives nothing.
+    try:
+        return source()
+    except (SQLAlchemyError, redis.RedisError):
+        return None
 
 
 def _person_choice() -> str | None:
