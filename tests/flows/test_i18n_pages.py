@@ -236,7 +236,7 @@ def test_mail_speaks_the_recipients_language(idp, idp_app, make_tenant, make_per
 
     from idp.models import Account, Person
     from shared.db import get_db
-    from tests.flows.mail_links import post_form
+    from tests.flows.mail_links import link_of, post_form
 
     kool = make_tenant("Laagri Kool")
     person = make_person(kool.client)
@@ -251,6 +251,8 @@ def test_mail_speaks_the_recipients_language(idp, idp_app, make_tenant, make_per
     assert asked.status_code == 200 and '<html lang="et">' in asked.text
     [message] = inbox(person.email)
     assert message["subject"].startswith("Ссылка для входа") and "Здравствуйте" in message["body"]
+    page, _token = link_of(message)  # its page speaks the mail's language too
+    assert '<html lang="ru">' in requests.get(page, timeout=10).text
 
     # An applicant: the language they applied in, for the mail and the application form.
     applicant = Browser(idp)
