@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint unit bench clean
+.PHONY: help install run test lint unit bench clean messages
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -16,10 +16,26 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(MAKE) --no-print-directory compile-messages
 	touch $(STAMP)
 
 run: install ## Start the IdP, the demo schools and the dev services on loopback
 	$(PY) -m deploy.dev.run
+
+# Estonian is the source language (msgid); ru and en are complete translations. The compiled
+# .mo files are committed too, and a test proves they match the .po files.
+APPS := idp school_instance
+messages: install ## Extract every text (Python, templates, mail), update et/ru/en catalogues, compile
+	@for app in $(APPS); do \
+	  $(VENV)/bin/pybabel -q extract -F babel.cfg --no-location --sort-output --omit-header \
+	    -o $$app/translations/messages.pot $$app shared && \
+	  $(VENV)/bin/pybabel -q update -i $$app/translations/messages.pot -d $$app/translations \
+	    --no-fuzzy-matching --ignore-obsolete || exit 1; \
+	done
+	@$(MAKE) --no-print-directory compile-messages
+
+compile-messages:
+	@for app in $(APPS); do $(VENV)/bin/pybabel -q compile -d $$app/translations || exit 1; done
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -2,37 +2,95 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, abort, g, request
+import redis
+from flask import Flask, Response, abort, current_app, g, request
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp.config import load_config
 from idp.keys import KeyStore, key_encryption
+from shared import i18n
 from shared.app import build_app
 
-LOCALES = ("et", "ru", "en")
+LOCALES = i18n.LOCALES
 
 
 def select_locale() -> str:
-    """Pick the page language: ui_locales of the request (or of the authorization request a
-    login page serves), then the browser's, else Estonian."""
+    """The page's language, in order: the signed-in person's choice (Person.locale), this
+    browser's choice (the switch's cookie), ui_locales of the request (or of the authorization
+    request a login page serves), the school's default, the browser's Accept-Language, Estonian.
+    Each source is read only when the ones before it gave nothing."""
+    sources: tuple[Callable[[], str | None], ...] = (
+        _person_choice, i18n.visitor_choice, _ui_locales, _school_default, i18n.browser_language)
+    if g.get("page_locale"):  # a page whose language is known (the one applied in)
+        sources = (_person_choice, i18n.visitor_choice, lambda: g.page_locale)
+    return i18n.first(_quietly(source) for source in sources)
+
+
+def _quietly(source: Callable[[], str | None]) -> str | None:
+    # The page saying the storage is unavailable must render without it: a source that needs
+    # SQL or Redis then gives nothing.
     try:
-        requested = request.values.get("ui_locales")
+        return source()
+    except (SQLAlchemyError, redis.RedisError):
+        return None
+
+
+def _person_choice() -> str | None:
+    person = g.get("person")
+    if person is None:
+        from idp import sessions
+        from idp.models import Person
+        from shared.db import get_db
+
+        live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
+        person = get_db().get(Person, live.person_id) if live is not None else None
+    return str(person.locale) if person is not None else None
+
+
+def _pending() -> dict[str, Any] | None:
+    """The authorization request a login page serves (by its ix), if any."""
+    try:
         ix = request.values.get("ix")
     except RequestEntityTooLarge:  # the 413 page itself must not parse the oversized body
-        requested = ix = None
-    if not requested and ix:
-        from idp.oidc import interactions
+        return None
+    if not ix:
+        return None
+    from idp.oidc import interactions
 
-        cached = g.get("interaction")  # the login view's, already read in this request
-        pending = cached[1] if cached is not None and cached[0] == ix else interactions.load(ix)
+    cached = g.get("interaction")  # the login view's, already read in this request
+    pending = cached[1] if cached is not None and cached[0] == ix else interactions.load(ix)
+    return pending
+
+
+def _ui_locales() -> str | None:
+    try:
+        requested = request.values.get("ui_locales")
+    except RequestEntityTooLarge:
+        requested = None
+    if not requested:
+        pending = _pending()
         requested = pending["request"]["params"].get("ui_locales") if pending else None
-    for tag in (requested or "").split():
-        base = tag.split("-")[0].lower()
-        if base in LOCALES:
-            return base
-    return request.accept_languages.best_match(LOCALES) or "et"
+    return i18n.supported(requested)
+
+
+def _school_default() -> str | None:
+    """The default language of the school the page is for: /s/<slug>/… or the login's client."""
+    from idp.models import School
+    from shared.db import get_db
+
+    slug = (request.view_args or {}).get("slug")
+    if isinstance(slug, str):
+        return get_db().scalar(select(School.default_locale).where(School.slug == slug))
+    pending = _pending()
+    school_id = pending["request"].get("school_id") if pending else None
+    if school_id is not None:
+        return get_db().scalar(select(School.default_locale).where(School.id == school_id))
+    return None
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -53,7 +111,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from idp import admin_api, admin_applications, admin_openapi, admin_people  # noqa: F401
     from idp.eid import views as eid_views
     from idp.oidc import endpoints
-    from idp.views import access, account, apply, email, errors, link, login, password, schools
+    from idp.views import (
+        access,
+        account,
+        apply,
+        email,
+        errors,
+        link,
+        locale,
+        login,
+        password,
+        schools,
+    )
 
     errors.init_app(app)
     endpoints.init_app(app)
@@ -68,4 +137,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(access.bp)
     app.register_blueprint(apply.bp)
     app.register_blueprint(email.bp)
+    app.register_blueprint(locale.bp)
     return app

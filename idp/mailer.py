@@ -88,7 +88,8 @@ def _prepare(app: Flask, db: Session, row: MailOutbox) -> tuple[str, str] | None
     if spec:
         raw = links.mint(db, spec["purpose"], spec["subject"], row.school_id, spec.get("data"))
         path = LINK_PATHS[spec["purpose"]].format(slug=school.slug if school else "")
-        url = f"{app.config['ISSUER']}{path}#{raw}"
+        # The page the link opens speaks the mail's language (until the person chose one).
+        url = f"{app.config['ISSUER']}{path}?ui_locales={row.locale}#{raw}"
     return _render(app, row, school, url)
 
 

@@ -5,22 +5,25 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g
 
 from school_instance.config import load_config
-from shared import security
+from shared import i18n, security
 from shared.app import build_app
 
-LOCALES = ("et", "ru", "en")
+LOCALES = i18n.LOCALES
 
 
 def select_locale() -> str:
-    """The school's default language unless the browser prefers another we have."""
-    tenant = g.get("tenant")
-    best = request.accept_languages.best_match(LOCALES)
-    if tenant is not None and not best:
-        return str(tenant.default_locale)
-    return best or "et"
+    """The page's language, in order: the signed-in person's choice (the locale claim, kept in
+    the session), this browser's choice (the switch's cookie), the school's default, the
+    browser's Accept-Language, Estonian."""
+    user, tenant = g.get("user"), g.get("tenant")
+    return i18n.first((
+        user.get("locale") if user else None,
+        i18n.visitor_choice(),
+        str(tenant.default_locale) if tenant is not None else None,
+        i18n.browser_language()))
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

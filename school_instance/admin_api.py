@@ -125,3 +125,17 @@ def decide(tenant: TenantInfo, access_token: str, application_id: int, action: s
         raise ValueError(action)
     return call(tenant, access_token, "POST", f"/applications/{application_id}/{action}",
                 body={"reason": reason} if action == "reject" else {})
+
+
+def tell_idp(tenant: TenantInfo, access_token: str, locale: str) -> bool:
+    """Pass the person's language choice to Stuudium ID with their own access token; the IdP
+    keeps it and tells their other schools. The choice made here stands even if this fails."""
+    try:
+        resp = HTTP.post(f"{tenant.issuer}/me/locale", json={"locale": locale},
+                         headers={"Authorization": f"Bearer {access_token}"},
+                         timeout=current_app.config["IDP_TIMEOUT_SECONDS"],
+                         allow_redirects=False)
+    except requests.RequestException:
+        current_app.logger.warning("the language choice did not reach Stuudium ID")
+        return False
+    return resp.status_code == 200

@@ -84,6 +84,15 @@ def delete_by_sub(tenant: TenantInfo, sub: str) -> int:
     return int(_r().delete(*keys, _sub_key(tenant, sub))) - 1 if keys else 0
 
 
+def set_locale_by_sub(tenant: TenantInfo, sub: str, locale: str) -> None:
+    """The person chose another language elsewhere: their live sessions here follow."""
+    for hashed in _r().smembers(_sub_key(tenant, sub)):
+        key = _key(tenant, str(hashed))
+        raw = _r().get(key)
+        if raw:
+            _r().set(key, json.dumps({**json.loads(raw), "locale": locale}), keepttl=True)
+
+
 def lock(tenant: TenantInfo, handle: str, seconds: int = 10) -> bool:
     """Take the one-refresh-at-a-time lock of a session."""
     return bool(_r().set(f"si:lock:{tenant.id}:{handle}", "1", nx=True, ex=seconds))

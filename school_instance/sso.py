@@ -29,10 +29,11 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from werkzeug.wrappers import Response
 
 from school_instance import sessions
+from school_instance.admin_api import tell_idp
 from school_instance.models import Member
 from school_instance.provider import HTTP, IdTokenInvalid, Provider, provider, validate_id_token
 from school_instance.tenancy import TenantInfo, current
-from shared import security
+from shared import i18n, security
 from shared.db import get_db
 from shared.security import check_csrf
 
@@ -120,7 +121,7 @@ def start_login(target: str, silent: bool) -> Response:
                                        "silent": silent, "binding": _binding_hash(binding)})
     extra = {"nonce": nonce, "code_challenge": create_s256_code_challenge(verifier),
              "code_challenge_method": "S256", "claims": ID_TOKEN_CLAIMS,
-             "ui_locales": tenant.default_locale}
+             "ui_locales": i18n.current()}
     if silent:
         extra["prompt"] = "none"
     url = prepare_grant_uri(_provider().endpoint("authorization_endpoint"), tenant.client_id,
@@ -181,8 +182,16 @@ def callback() -> Response:
             "Sisselogimist ei õnnestunud kinnitada. Alusta sisselogimist uuesti."), 400,
             (_("Logi sisse"), url_for("sso.login")))
     member_id = remember_member(tenant, claims)
-    cookie = sessions.create(tenant, _session_data(claims, token, member_id))
+    data = _session_data(claims, token, member_id)
+    # A language chosen here before signing in becomes the person's (the cookie is spent).
+    chosen = i18n.visitor_choice()
+    if chosen is not None and chosen != data["locale"]:
+        data["locale"] = chosen
+        tell_idp(tenant, data["access_token"], chosen)
+    cookie = sessions.create(tenant, data)
     resp = redirect(stored["target"], 303)
+    if chosen is not None:
+        resp.delete_cookie(i18n.COOKIE)
     resp.set_cookie(tenant.cookie_name, cookie, httponly=True, samesite="Lax", path="/",
                     secure=tenant.base_url.startswith("https://"),
                     max_age=current_app.config["SESSION_MAX_SECONDS"])

@@ -13,10 +13,12 @@ from flask import current_app, request
 from sqlalchemy import Table, bindparam, update
 from werkzeug.wrappers import Response
 
+from school_instance import sessions
 from school_instance.models import Member
 from school_instance.provider import IdTokenInvalid
 from school_instance.sso import bp, claim_jti, idp_token_claims
 from school_instance.tenancy import TenantInfo, current
+from shared import i18n
 from shared.db import get_db
 
 PERSON_CHANGED = "https://stuudium.ee/events/person-changed"
@@ -93,8 +95,11 @@ def events() -> Response:
         return _set_error("invalid_request", "The token is too large.")
     try:
         sub, version, data = _person_changed(tenant, request.get_data(as_text=True))
-        apply(tenant.id, sub, version, data)
+        newer = apply(tenant.id, sub, version, data)
         get_db().commit()
+        locale = i18n.supported(data.get("locale"))
+        if newer and locale:
+            sessions.set_locale_by_sub(tenant, sub, locale)
     except IdTokenInvalid as exc:
         return _set_error(_ERR.get(str(exc), "invalid_request"), f"The token is invalid: {exc}.")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, g, render_template
+from flask import Blueprint, Flask, g, redirect, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from school_instance import sessions
+from school_instance.admin_api import tell_idp
 from school_instance.sso import login_required, page
 from school_instance.tenancy import current
+from shared import i18n
 
 bp = Blueprint("main", __name__)
 
@@ -42,6 +45,24 @@ def profile() -> Any:
     link = urlencode({"school": tenant.slug})
     return render_template("profile.html", account_url=f"{tenant.issuer}/account",
                            link_url=f"{tenant.issuer}/link/start?{link}")
+
+
+@bp.post("/locale")
+def switch_locale() -> Response:
+    """The language switch: a visitor's choice stays in this browser until they sign in; a
+    signed-in person's goes into the session at once and to Stuudium ID, which keeps it as the
+    person's language and tells their other schools."""
+    i18n.check_same_origin()
+    locale = i18n.supported(request.form.get("locale")) or i18n.DEFAULT
+    back = redirect(i18n.local_path(request.form.get("next")), 303)
+    user = g.get("user")
+    if user is None:
+        return i18n.remember_choice(back, locale)
+    if user.get("locale") != locale:
+        user["locale"] = locale
+        sessions.save(current(), g.session_handle, user)
+        tell_idp(current(), user["access_token"], locale)
+    return back
 
 
 def init_app(app: Flask) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask_babel import Babel, get_locale
+from flask_babel import Babel
 
-from shared import db, security
+from shared import db, i18n, roles, security
 from shared.config import var_dir
 from shared.redis import connect, embedded_url
 
@@ -27,8 +27,9 @@ def build_app(name: str, config: dict[str, Any], test_config: dict[str, Any] | N
     app.extensions["redis"] = connect(app.config["REDIS_URL"])
     db.init_app(app)
     security.init_app(app)
+    i18n.init_app(app)
+    app.jinja_env.filters["role_name"] = roles.role_name
     Babel(app, locale_selector=select_locale)
-    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "et")
     return app
 
 

@@ -9,3 +9,8 @@ def role_names() -> dict[str, str]:
     """The roles as the school says them."""
     return {"parent": _("lapsevanem"), "teacher": _("õpetaja"), "student": _("õpilane"),
             "admin": _("administraator"), "staff": _("töötaja")}
+
+
+def role_name(role: str) -> str:
+    """One role as the school says it (a template filter of both apps)."""
+    return role_names().get(role, role)

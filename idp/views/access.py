@@ -24,6 +24,7 @@ from idp.accounts import over_limit, refund
 from idp.models import Account, School
 from idp.signin import LINK_AMR, school_login_uri, start_session
 from idp.views.login import set_sso_cookie
+from shared import i18n
 from shared.db import get_db
 from shared.mail import is_address
 from shared.security import check_csrf
@@ -106,8 +107,9 @@ def request_link(slug: str) -> Any:
             "Kirjuta oma e-posti aadress, näiteks mari@example.ee.")), 400
     if not too_many_mails("access", school.slug, email):
         db = get_db()
+        # The page's language; an account's own language replaces it at sending time.
         mailer.queue(db, email, "access", school_id=school.id, kind="access",
-                     locale=school.default_locale)
+                     locale=i18n.current())
         db.commit()
     return render_template("access_request.html", school=school, sent=True, minutes=minutes)
 

@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -28,18 +27,16 @@ from idp.models import Person, SsoSession
 from idp.session_list import live_sessions
 from idp.views.errors import error_page
 from idp.views.logout_page import logged_out_page
+from shared import i18n
 from shared.db import get_db
 from shared.security import check_csrf
 
 bp = Blueprint("account", __name__)
 
-TALLINN = ZoneInfo("Europe/Tallinn")
-
-
 @bp.app_template_filter("tallinn_time")
 def tallinn_time(moment: dt.datetime) -> str:
-    """Show a moment as Estonians write it, in Tallinn's time: 29.11.2026 14:05."""
-    return moment.astimezone(TALLINN).strftime("%d.%m.%Y %H:%M")
+    """A moment in Tallinn's time as the page's language writes it: 29.11.2026 14:05."""
+    return i18n.moment_text(moment)
 
 
 def signed_in(view: Callable[..., Any]) -> Callable[..., Response]:

@@ -8,6 +8,7 @@ from typing import Any
 from flask import (
     Blueprint,
     current_app,
+    g,
     make_response,
     redirect,
     render_template,
@@ -29,7 +30,7 @@ from idp.views.access import (
     take_link,
     too_many_mails,
 )
-from shared import isikukood
+from shared import i18n, isikukood
 from shared.db import get_db
 from shared.mail import is_address
 from shared.security import check_csrf
@@ -86,12 +87,13 @@ def start(slug: str) -> Any:
                                form={"email": email, "child_isikukood": code}), 400
     if not too_many_mails("apply", school.slug, email):
         db = get_db()
+        # The language the parent is applying in, until the form asks them.
         application = Application(school_id=school.id, email=email, child_isikukood=code,
-                                  locale=school.default_locale)
+                                  locale=i18n.current())
         db.add(application)
         db.flush()
         mailer.queue(db, email, "apply_confirm", school_id=school.id,
-                     locale=school.default_locale,
+                     locale=application.locale,
                      one_time_link={"purpose": "confirm",
                                     "subject": f"application:{application.id}"})
         db.commit()
@@ -145,10 +147,11 @@ def form(slug: str) -> Any:
     if application is None:
         return invalid_link(school, url_for("apply.start", slug=school.slug),
                             _("Alusta taotlust uuesti"))
+    g.page_locale = application.locale  # the form speaks the language they applied in
     if request.method == "GET":
         return private(make_response(render_template(
             "apply_form.html", school=school, app=application,
-            form={"language": school.default_locale}, errors={})))
+            form={"language": i18n.current()}, errors={})))
     check_csrf()
     values = {name: request.form.get(name, "").strip()[:200] for name in (
         "given_name", "family_name", "phone", "relation", "language", "isikukood")}

@@ -18,16 +18,9 @@ from idp.views.errors import error_page
 from idp.views.login import password_login, set_sso_cookie, wrong_password
 from idp.views.logout_page import logged_out_page
 from shared.db import get_db
-from shared.roles import role_names
 from shared.security import check_csrf
 
 bp = Blueprint("link", __name__)
-
-
-@bp.app_template_filter("role_name")
-def role_name(role: str) -> str:
-    """A role as people say it."""
-    return role_names().get(role, role)
 
 
 def _field_names() -> dict[str, str]:

@@ -16,6 +16,7 @@ from idp.logout import Scope, end_sessions
 from idp.models import Client, School
 from idp.oidc import interactions
 from idp.views.errors import error_page
+from idp.views.locale import adopt_visitor_choice
 from shared.db import get_db
 from shared.security import check_csrf
 
@@ -131,6 +132,7 @@ def finish_login(db: Session, ix: str, data: dict[str, Any], person_id: int, acc
     pipe.execute()
     resp = redirect(url_for("oidc.resume", ix=ix), 303)
     set_sso_cookie(resp, secret)
+    adopt_visitor_choice(db, person_id, resp)
     return resp
 
 

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, g
 from flask_babel import gettext as _
 
+from shared import i18n
+
 bp = Blueprint("diary", __name__)
 
 MARKS = ("present", "absent", "late")
@@ -16,10 +18,8 @@ TALLINN = ZoneInfo("Europe/Tallinn")
 
 @bp.app_template_filter("kp")
 def date_et(value: dt.date | None) -> str:
-    """A date (or a moment, in Estonian time) as Estonians write it: 05.03.2026."""
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        value = value.astimezone(TALLINN)
-    return value.strftime("%d.%m.%Y") if value else ""
+    """A date (a moment in Tallinn time) as the page's language writes it: 05.03.2026."""
+    return i18n.date_text(value)
 
 
 @bp.app_template_global()

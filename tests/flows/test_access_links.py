@@ -34,7 +34,7 @@ def test_login_link_signs_in_at_the_school_once(idp, make_tenant, make_person, i
     [message] = inbox(person.email)
     assert tenant.client.name in message["subject"]
     page, token = link_of(message)
-    assert page == f"{idp}/s/{tenant.client.slug}/signin" and len(token) >= 43
+    assert page == f"{idp}/s/{tenant.client.slug}/signin?ui_locales=et" and len(token) >= 43
 
     browser = Browser(idp)
     # Mail scanners open links: neither GET nor HEAD uses one, and the page does not name it.
@@ -201,4 +201,4 @@ def test_the_worker_round_sends_the_mail(idp, idp_app, make_tenant, make_person,
     caught = requests.get(f"{mail_catcher.url}/api/messages", timeout=10).json()["messages"]
     assert [m["to"] for m in caught if person.email in m["to"]] == [[person.email]]
     page = requests.get(mail_catcher.url, timeout=10)  # the catcher's page, links clickable
-    assert f'<a href="{idp}/s/{tenant.client.slug}/signin#' in page.text
+    assert f'<a href="{idp}/s/{tenant.client.slug}/signin?ui_locales=et#' in page.text
