@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, abort, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp.config import load_config
 from idp.keys import KeyStore, key_encryption
+from shared import ops
 from shared.app import build_app
 
 LOCALES = ("et", "ru", "en")
@@ -46,9 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             abort(414)
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return Response("ok\n", mimetype="text/plain")
+    ops.init_app(app, Path(__file__).parent / "migrations", "alembic_version")
 
     from idp import admin_api, admin_applications, admin_openapi, admin_people  # noqa: F401
     from idp.eid import views as eid_views
