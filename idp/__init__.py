@@ -48,7 +48,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             abort(414)
 
-    ops.init_app(app, Path(__file__).parent / "migrations", "alembic_version")
+    from idp.metrics import gauges
+
+    ops.init_app(app, Path(__file__).parent / "migrations", "alembic_version", gauges)
 
     from idp import admin_api, admin_applications, admin_openapi, admin_people  # noqa: F401
     from idp.eid import views as eid_views

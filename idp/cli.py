@@ -223,10 +223,19 @@ def keys_list(as_json: bool) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="One round, then exit.")
-def worker(once: bool) -> None:
+@click.option("--metrics-port", type=int, envvar="IDP_WORKER_METRICS_PORT",
+              help="Serve this worker's Prometheus metrics (delivery latency) on this port.")
+@click.option("--metrics-address", default="127.0.0.1", envvar="IDP_WORKER_METRICS_ADDRESS",
+              show_default=True)
+def worker(once: bool, metrics_port: int | None, metrics_address: str) -> None:
     """End timed-out sessions and deliver logout messages and data-sync events to schools,
     with retries."""
     from idp import worker as loop
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, metrics_address)
 
     def report(done: loop.Round) -> None:
         for sid in done.ended_sessions:

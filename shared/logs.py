@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
+from shared.metrics import REQUESTS
+
 REQUEST_ID = "X-Request-Id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 access_log = logging.getLogger("stuudium.access")
@@ -78,6 +80,7 @@ def init_app(app: Flask) -> None:
             return response
         response.headers[REQUEST_ID] = rid
         rule = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
+        REQUESTS.labels(app.name, rule, str(response.status_code)).inc()
         access_log.info("%s %s %s", request.method, rule, response.status_code, extra={
             "app": app.name, "method": request.method, "route": rule,
             "status": response.status_code,

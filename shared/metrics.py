@@ -12,13 +12,24 @@ import os
 from collections.abc import Callable, Iterable
 
 from flask import Flask, Response, abort, request
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 # Scrapers live on loopback or the cluster's private network; public clients never reach
 # /metrics even when a proxy forwards the path by mistake (the proxies also refuse it).
 DEFAULT_ALLOW = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+
+# By the route's pattern (a bounded set), so a school's logins (/auth/callback), events
+# (/auth/events) and back-channel logouts show by status without counters of their own.
+REQUESTS = Counter("stuudium_http_requests_total", "HTTP requests by app, route and status.",
+                   ["app", "route", "status"])
 
 Gauges = Callable[[Flask], Iterable[Metric]]
 
