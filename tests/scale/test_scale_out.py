@@ -126,12 +126,17 @@ def _events(receiver: Receiver) -> set[tuple[str, int]]:
     return found
 
 
+def _samples(url: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples (with these labels) at a /metrics URL."""
+    text = requests.get(url, timeout=10).text
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples
+               if s.name == name and labels.items() <= s.labels.items())
+
+
 def _served(process: IdpProcess, route: str) -> float:
     """Requests to route that one process answered (its own /metrics, all its workers)."""
-    text = requests.get(f"{process.url}/metrics", timeout=10).text
-    return sum(s.value for family in text_string_to_metric_families(text)
-               for s in family.samples if s.name == "stuudium_http_requests_total"
-               and s.labels["route"] == route)
+    return _samples(f"{process.url}/metrics", "stuudium_http_requests_total", route=route)
 
 
 def test_scale_out_survives_a_killed_idp_process(tmp_path: Path, postgres: Postgres,
@@ -161,7 +166,8 @@ def test_scale_out_survives_a_killed_idp_process(tmp_path: Path, postgres: Postg
         for process in idps:
             process.start()
         nginx.start()
-        workers = [seed.start_worker(), seed.start_worker()]
+        worker_ports = [free_port(), free_port()]
+        workers = [seed.start_worker(IDP_WORKER_METRICS_PORT=str(p)) for p in worker_ports]
 
         survivors = [_browser(issuer, []) for _ in range(SURVIVORS)]
         for browser, logins in zip(survivors, people[JOURNEYS:], strict=True):
@@ -232,6 +238,11 @@ def test_scale_out_survives_a_killed_idp_process(tmp_path: Path, postgres: Postg
         assert receivers[1].script == [], "the down school's first messages were retried"
         for worker in workers:
             assert worker.poll() is None, "the workers kept running"
+        # The workers delivered what the down school refused at first (their own /metrics).
+        by_workers = sum(_samples(f"http://127.0.0.1:{p}/metrics",
+                                  "stuudium_idp_delivery_latency_seconds_count")
+                         for p in worker_ports)
+        assert by_workers >= 1
     finally:
         nginx.stop()
         for process in idps:
