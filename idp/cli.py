@@ -357,14 +357,20 @@ def deliveries_list(failed: bool, as_json: bool) -> None:
 
 
 @deliveries.command("stats")
+@click.option("--school", "slug", help="Only this school's deliveries.")
 @_json_option
-def deliveries_stats(as_json: bool) -> None:
+def deliveries_stats(slug: str | None, as_json: bool) -> None:
     """Counts by kind and state, the oldest undelivered, the schools waiting most."""
     from idp.operations import delivery_stats
 
     app = _app()
     with app.app_context():
-        data = delivery_stats(get_db())
+        session = get_db()
+        try:
+            school = school_by_slug(session, slug) if slug else None
+        except RegistrationError as exc:
+            raise click.ClickException(str(exc)) from exc
+        data = delivery_stats(session, school)
 
     def text() -> str:
         lines = [f"{kind:7} " + " ".join(f"{state}={n}" for state, n in sorted(states.items()))

@@ -74,20 +74,23 @@ def disable_school(db: Session, school: School) -> None:
     db.commit()
 
 
-def delivery_stats(db: Session) -> dict[str, Any]:
-    """Deliveries by kind and state, the oldest undelivered per kind, the schools waiting most."""
+def delivery_stats(db: Session, school: School | None = None) -> dict[str, Any]:
+    """Deliveries by kind and state, the oldest undelivered per kind, the schools waiting most
+    (all of them, or one school's)."""
+    mine = [] if school is None else [Delivery.client_id.in_(
+        select(Client.id).where(Client.school_id == school.id))]
     by_state: dict[str, dict[str, int]] = {}
     for kind, state, n in db.execute(select(Delivery.kind, Delivery.state, func.count())
-                                     .group_by(Delivery.kind, Delivery.state)):
+                                     .where(*mine).group_by(Delivery.kind, Delivery.state)):
         by_state.setdefault(kind, {})[state] = n
     now = utcnow()
     oldest = {kind: round((now - at).total_seconds(), 1) for kind, at in db.execute(
         select(Delivery.kind, func.min(Delivery.created_at))
-        .where(Delivery.state == "pending").group_by(Delivery.kind)) if at is not None}
+        .where(Delivery.state == "pending", *mine).group_by(Delivery.kind)) if at is not None}
     waiting = db.execute(
         select(School.slug, func.count()).select_from(Delivery)
         .join(Client, Client.id == Delivery.client_id).join(School, School.id == Client.school_id)
-        .where(Delivery.state.in_(("pending", "failed", "dead")))
+        .where(Delivery.state.in_(("pending", "failed", "dead")), *mine)
         .group_by(School.slug).order_by(func.count().desc(), School.slug).limit(10)).all()
     return {"by_state": by_state, "oldest_pending_seconds": oldest,
             "schools_waiting": [{"school": slug, "undelivered": n} for slug, n in waiting]}
