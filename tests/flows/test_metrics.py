@@ -107,3 +107,21 @@ def test_metrics_answer_only_allowed_networks(idp_app: Flask, make_tenant, schoo
         assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
     finally:
         server.stop()
+
+
+def test_forwarded_headers_count_only_behind_a_configured_proxy(idp: str, idp_app: Flask):
+    from idp import create_app
+
+    public = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    # Not configured: a client's own X-Forwarded-For is ignored (it is still 127.0.0.1).
+    assert requests.get(f"{idp}/metrics", headers=public, timeout=10).status_code == 200
+    app = create_app({"TESTING": True, "DATABASE_URL": idp_app.config["DATABASE_URL"],
+                      "REDIS_URL": idp_app.config["REDIS_URL"], "PROXY_COUNT": 1})
+    server = LiveServer(app, free_port()).start()
+    try:
+        # Behind one proxy: the address it forwards is the client's, a public one here.
+        assert requests.get(f"{server.url}/metrics", headers=public,
+                            timeout=10).status_code == 404
+        assert requests.get(f"{server.url}/metrics", timeout=10).status_code == 200
+    finally:
+        server.stop()
