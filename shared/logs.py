@@ -9,6 +9,7 @@ import re
 import secrets
 import sys
 import time
+import traceback
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
@@ -42,9 +43,12 @@ class JsonFormatter(logging.Formatter):
         for name in self.FIELDS:
             if hasattr(record, name):
                 entry[name] = getattr(record, name)
-        if record.exc_info:
-            # The exception's type and where: its message may quote a request's values.
-            entry["error"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception's type and where it was raised, never its message: a database
+            # error's message quotes the statement's parameters (a personal code, a token).
+            entry["error"] = record.exc_info[0].__name__
+            entry["stack"] = [f"{f.filename}:{f.lineno} {f.name}"
+                              for f in traceback.extract_tb(record.exc_info[2])]
         return json.dumps(entry, ensure_ascii=False)
 
 

@@ -73,3 +73,16 @@ def test_logs_hold_request_ids_and_no_secrets(idp, make_tenant, make_person, inb
                **{name: tokens[name] for name in ("access_token", "id_token", "refresh_token")}}
     leaked = [name for name, value in secrets.items() if value and value in text]
     assert not leaked, leaked
+
+
+def test_an_exception_is_logged_by_type_and_place_not_by_message(captured):
+    try:
+        raise ValueError("isikukood 49403136526 in a statement's parameters")
+    except ValueError:
+        logging.getLogger("idp.test").exception("failed")
+    [entry] = [json.loads(line) for line in captured.getvalue().splitlines()]
+    assert entry["msg"] == "failed" and entry["error"] == "ValueError"
+    place, function = entry["stack"][-1].split(" ")
+    assert place.split(":")[0].endswith("tests/flows/test_logs.py")
+    assert function == "test_an_exception_is_logged_by_type_and_place_not_by_message"
+    assert "49403136526" not in captured.getvalue()
