@@ -32,6 +32,7 @@ forwarded_allow_ips = ""
 
 # Metrics of every worker in one answer: prometheus-client's multiprocess mode needs a
 # directory shared by the workers and emptied when the master starts.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
                       str(Path(tempfile.gettempdir()) / f"stuudium-metrics-{os.getpid()}"))
 os.environ.setdefault("STUUDIUM_LOG_FORMAT", "json")
@@ -49,3 +50,9 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory this master made for itself (a configured one stays)."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
