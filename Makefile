@@ -49,6 +49,7 @@ bench: install ## Benchmarks against gunicorn on PostgreSQL + Redis (figures in 
 	$(PY) -m tests.bench.jump
 	$(PY) -m tests.bench.logout
 	$(PY) -m tests.bench.sync
+	$(PY) -m tests.bench.capacity
 
 clean: ## Remove local state (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

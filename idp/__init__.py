@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
-from flask import Flask, Response, abort, current_app, g, request
+from flask import Flask, abort, current_app, g, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp.config import load_config
 from idp.keys import KeyStore, key_encryption
-from shared import i18n
+from shared import i18n, ops
 from shared.app import build_app
 
 LOCALES = i18n.LOCALES
@@ -104,9 +105,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             abort(414)
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return Response("ok\n", mimetype="text/plain")
+    from idp.metrics import gauges
+
+    ops.init_app(app, Path(__file__).parent / "migrations", "alembic_version", gauges)
 
     from idp import admin_api, admin_applications, admin_openapi, admin_people  # noqa: F401
     from idp.eid import views as eid_views

@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.orm import Session, contains_eager
 
+from idp.metrics import RATE_LIMITED
 from idp.models import Account, Person
 
 # OWASP's argon2id baseline: m=19 MiB, t=2, p=1. Argon2 takes the whole password (no 72-byte
@@ -72,7 +73,10 @@ _LOGIN_ROW = select(_ACCOUNT.c.id, _ACCOUNT.c.person_id, _PERSON.c.password_hash
 def over_limit(keys: list[str], limits: list[int], window: int) -> bool:
     """Count one attempt on each key atomically (one script); True when any passed its limit."""
     r: redis.Redis = current_app.extensions["redis"]
-    return bool(r.eval(_COUNT, len(keys), *keys, window, *limits))
+    over = bool(r.eval(_COUNT, len(keys), *keys, window, *limits))
+    if over:
+        RATE_LIMITED.labels(keys[0].split(":")[2]).inc()  # link, access, apply, ...
+    return over
 
 
 def refund(keys: list[str]) -> None:
@@ -99,6 +103,7 @@ def authenticate(db: Session, school_id: int, email: str, password: str, address
     if len(password) > MAX_PASSWORD_LENGTH:
         return None  # longer than any password we accept: wrong, and not worth hashing
     if locked:
+        RATE_LIMITED.labels("login").inc()
         verify_password(None, password)
         return None
     ok = verify_password(account.password_hash if account else None, password)

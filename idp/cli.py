@@ -112,6 +112,88 @@ def schools_add(slug: str, name: str, url: str, logo: str | None, as_json: bool)
           f"client_secret: {data['client_secret']}")
 
 
+def _school_data(school: Any) -> dict[str, Any]:
+    return {"slug": school.slug, "name": school.name, "url": school.base_url,
+            "status": school.status, "logo": bool(school.logo),
+            "created_at": school.created_at}
+
+
+@schools.command("list")
+@_json_option
+def schools_list(as_json: bool) -> None:
+    """List the schools with their address and status."""
+    from idp.models import School
+
+    app = _app()
+    with app.app_context():
+        data = [_school_data(s) for s in get_db().scalars(select(School).order_by(School.slug))]
+    _emit(as_json, data, lambda: "\n".join(
+        f"{d['slug']:24} {d['status']:9} {d['url']:40} {d['name']}" for d in data)
+        or "no schools")
+
+
+@schools.command("update")
+@click.argument("slug")
+@click.option("--name")
+@click.option("--logo", help="An image file; an empty value removes the logo.")
+@click.option("--url", help="The school instance's new base URL (its clients' URIs move).")
+@_json_option
+def schools_update(slug: str, name: str | None, logo: str | None, url: str | None,
+                   as_json: bool) -> None:
+    """Change a school's branding (name, logo) or address."""
+    from idp.operations import update_school
+
+    if logo and not Path(logo).is_file():
+        raise click.ClickException(f"no such file: {logo}")
+    app = _app()
+    with app.app_context():
+        session = get_db()
+        try:
+            school = school_by_slug(session, slug)
+            changed = update_school(session, school, name=name, url=url,
+                                    logo="" if logo == "" else _logo(logo),
+                                    development=_development(app))
+        except RegistrationError as exc:
+            raise click.ClickException(str(exc)) from exc
+        data = {**_school_data(school), "changed": changed}
+        session.commit()
+    _emit(as_json, data, lambda: f"school {slug}: " + (", ".join(changed) or "nothing")
+          + " changed")
+
+
+@schools.command("disable")
+@click.argument("slug")
+@click.option("--no-wait", is_flag=True,
+              help="Skip the second sweep after the IdP processes' client caches expire.")
+@_json_option
+def schools_disable(slug: str, no_wait: bool, as_json: bool) -> None:
+    """Disable a school: its clients stop authenticating and its part of every session ends
+    (the schools are told through single logout)."""
+    import time
+
+    from idp.operations import disable_school, end_school_sessions
+
+    app = _app()
+    with app.app_context():
+        session = get_db()
+        try:
+            school = school_by_slug(session, slug)
+        except RegistrationError as exc:
+            raise click.ClickException(str(exc)) from exc
+        disable_school(session, school)
+        ended, queued = end_school_sessions(session, school)
+        if not no_wait:
+            # Each IdP process caches active clients for CLIENT_CACHE_SECONDS: until then a
+            # login at this school can still start a session. The second sweep ends those.
+            time.sleep(app.config["CLIENT_CACHE_SECONDS"] + 1)
+            more, more_queued = end_school_sessions(session, school)
+            ended, queued = ended + more, queued + more_queued
+    data = {"school": slug, "status": "disabled", "sessions_ended": ended,
+            "logouts_queued": queued}
+    _emit(as_json, data, lambda: f"school {slug} disabled: {ended} sessions ended, "
+          f"{queued} logout messages queued")
+
+
 @main.group()
 def clients() -> None:
     """OIDC clients (relying parties) of schools."""
@@ -223,10 +305,19 @@ def keys_list(as_json: bool) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="One round, then exit.")
-def worker(once: bool) -> None:
+@click.option("--metrics-port", type=int, envvar="IDP_WORKER_METRICS_PORT",
+              help="Serve this worker's Prometheus metrics (delivery latency) on this port.")
+@click.option("--metrics-address", default="127.0.0.1", envvar="IDP_WORKER_METRICS_ADDRESS",
+              show_default=True)
+def worker(once: bool, metrics_port: int | None, metrics_address: str) -> None:
     """End timed-out sessions and deliver logout messages and data-sync events to schools,
     with retries."""
     from idp import worker as loop
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, metrics_address)
 
     def report(done: loop.Round) -> None:
         for sid in done.ended_sessions:
@@ -265,6 +356,33 @@ def deliveries_list(failed: bool, as_json: bool) -> None:
         f" last={d['last_status'] or d['last_error'] or '-'}" for d in data) or "no deliveries")
 
 
+@deliveries.command("stats")
+@click.option("--school", "slug", help="Only this school's deliveries.")
+@_json_option
+def deliveries_stats(slug: str | None, as_json: bool) -> None:
+    """Counts by kind and state, the oldest undelivered, the schools waiting most."""
+    from idp.operations import delivery_stats
+
+    app = _app()
+    with app.app_context():
+        session = get_db()
+        try:
+            school = school_by_slug(session, slug) if slug else None
+        except RegistrationError as exc:
+            raise click.ClickException(str(exc)) from exc
+        data = delivery_stats(session, school)
+
+    def text() -> str:
+        lines = [f"{kind:7} " + " ".join(f"{state}={n}" for state, n in sorted(states.items()))
+                 for kind, states in sorted(data["by_state"].items())] or ["no deliveries"]
+        lines += [f"oldest pending {kind}: {age:.0f} s"
+                  for kind, age in sorted(data["oldest_pending_seconds"].items())]
+        lines += [f"waiting: {w['school']} {w['undelivered']}" for w in data["schools_waiting"]]
+        return "\n".join(lines)
+
+    _emit(as_json, data, text)
+
+
 @deliveries.command("resend")
 @click.argument("delivery_id", type=int)
 def deliveries_resend(delivery_id: int) -> None:
@@ -276,6 +394,42 @@ def deliveries_resend(delivery_id: int) -> None:
         if not resend(app, delivery_id):
             raise click.ClickException(f"no undelivered delivery {delivery_id}")
     click.echo(f"delivery {delivery_id} queued")
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("export")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day (UTC), YYYY-MM-DD.")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day (UTC), YYYY-MM-DD, included.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (the default is JSON lines).")
+@_json_option
+def audit_export(start: Any, end: Any, as_csv: bool, as_json: bool) -> None:
+    """Export the audit events of a date range: JSON (--json), CSV (--csv) or JSON lines."""
+    import csv
+
+    from idp.operations import audit_rows
+
+    if end < start:
+        raise click.ClickException("--to is before --from")
+    app = _app()
+    with app.app_context():
+        rows = audit_rows(get_db(), start.date(), end.date())
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=["id", "at", "action", "actor", "school",
+                                                        "person_id", "details"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "details": json.dumps(row["details"], ensure_ascii=False)})
+    elif as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
 
 
 if __name__ == "__main__":

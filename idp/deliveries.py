@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
+from idp.metrics import DELIVERY_LATENCY, KINDS
 from idp.models import Account, Client, Delivery, Person, utcnow
 from idp.oidc import tokens
 from shared.db import separate_transaction
@@ -92,7 +93,8 @@ def send(app: Flask, delivery_ids: list[int], timeout: float,
     issuer = app.config["ISSUER"]
     with separate_transaction() as db:
         rows = db.execute(select(Delivery.id, Delivery.kind, Delivery.payload, Client.client_id,
-                                 Client.backchannel_logout_uri, Client.events_uri)
+                                 Client.backchannel_logout_uri, Client.events_uri,
+                                 Delivery.created_at)
                           .join(Client, Client.id == Delivery.client_id)
                           .where(Delivery.id.in_(delivery_ids))).all()
         ring = app.extensions["keys"].ring(db)
@@ -115,6 +117,7 @@ def send(app: Flask, delivery_ids: list[int], timeout: float,
                                           "claims": claims}})
         return _post(uri, token, timeout, _SET_HEADERS)
 
+    queued = {r.id: r.created_at for r in rows}
     jobs: list[tuple[int, str, Future[tuple[int | None, str | None]]]] = [
         (r.id, r.kind, _POOL.submit(attempt, r.kind, uri, r.client_id, r.payload))
         for r in rows
@@ -122,6 +125,7 @@ def send(app: Flask, delivery_ids: list[int], timeout: float,
     limit = timeout + 0.05 if budget is None else budget
     wait([f for _, _, f in jobs], timeout=max(0.0, started + limit - time.monotonic()))
     outcomes = []
+    now = utcnow()
     for delivery_id, kind, future in jobs:
         if future.done():
             status, error = future.result()
@@ -129,6 +133,9 @@ def send(app: Flask, delivery_ids: list[int], timeout: float,
             future.cancel()  # not started yet: it must not go out after being recorded
             status, error = None, "Timeout"
         outcomes.append(Outcome(delivery_id, status in _DELIVERED[kind], status, error))
+        if status in _DELIVERED[kind]:
+            DELIVERY_LATENCY.labels(KINDS[kind]).observe(
+                (now - queued[delivery_id]).total_seconds())
     return outcomes
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g
 
 from school_instance.config import load_config
-from shared import i18n, security
+from shared import i18n, ops, security
 from shared.app import build_app
 
 LOCALES = i18n.LOCALES
@@ -42,13 +43,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from school_instance import sso, sync, tenancy, views  # noqa: F401 (sync: its route)
 
+    ops.init_app(app, Path(__file__).parent / "migrations", "diary_alembic_version")
     tenancy.init_app(app)
     app.before_request(sso.load_session)
     app.register_blueprint(sso.bp)
     views.init_app(app)
-
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return Response("ok\n", mimetype="text/plain")
 
     return app

@@ -13,6 +13,7 @@ from sqlalchemy import Select, select
 
 from school_instance.models import Tenant
 from shared.db import get_db
+from shared.ops import OPS_PATHS
 
 T = TypeVar("T")
 
@@ -115,7 +116,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _tenant() -> Any:
-        if request.path in ("/healthz",) or request.path.startswith("/static/"):
+        if request.path in OPS_PATHS or request.path.startswith("/static/"):
             return None
         if resolve(app) is None:
             abort(404)

@@ -10,8 +10,15 @@ from flask import Flask
 from flask_babel import Babel
 
 from shared import db, i18n, roles, security
-from shared.config import var_dir
+from shared.config import env_int, env_str, is_production, var_dir
 from shared.redis import connect, embedded_url
+
+
+def ops_config() -> dict[str, Any]:
+    """Settings both apps read the same way: proxies trusted, log format, metrics scrapers."""
+    return {"PROXY_COUNT": env_int("STUUDIUM_PROXY_COUNT", 0),
+            "LOG_FORMAT": env_str("STUUDIUM_LOG_FORMAT", "json" if is_production() else None),
+            "METRICS_ALLOW": env_str("METRICS_ALLOW")}
 
 
 def build_app(name: str, config: dict[str, Any], test_config: dict[str, Any] | None,
@@ -19,6 +26,7 @@ def build_app(name: str, config: dict[str, Any], test_config: dict[str, Any] | N
     """Create a Flask app: defaults, then the environment, then test overrides; then services."""
     app = Flask(name)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config.update(ops_config())
     app.config.update(config)
     if test_config:
         app.config.update(test_config)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import atexit
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import redis
+from redis.sentinel import Sentinel
 
 
 def embedded_url(data_dir: Path) -> str:
@@ -31,9 +34,28 @@ def _stop(server: redis.Redis) -> None:
 _EMBEDDED: list[object] = []
 
 
+_OPTIONS: dict[str, Any] = {"decode_responses": True, "socket_timeout": 2.0,
+                            "socket_connect_timeout": 2.0, "health_check_interval": 30}
+
+
 def connect(url: str) -> redis.Redis:
-    """Return a client with short timeouts; responses are decoded to str."""
-    return redis.Redis.from_url(
-        url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0,
-        health_check_interval=30,
-    )
+    """Return a client with short timeouts; responses are decoded to str. A
+    redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB] URL asks the sentinels for the
+    service's current master (again after a failover)."""
+    if url.startswith("redis+sentinel://"):
+        return _through_sentinels(url)
+    return redis.Redis.from_url(url, **_OPTIONS)
+
+
+def _through_sentinels(url: str) -> redis.Redis:
+    parts = urlsplit(url)
+    nodes = []
+    for node in parts.netloc.split(","):
+        host, _, port = node.rpartition(":") if ":" in node else (node, "", "26379")
+        nodes.append((host, int(port)))
+    service, _, db = parts.path.strip("/").partition("/")
+    if not service:
+        raise ValueError("a redis+sentinel URL names the service: .../SERVICE[/DB]")
+    sentinels = Sentinel(nodes, socket_timeout=2.0, socket_connect_timeout=2.0)
+    master: redis.Redis = sentinels.master_for(service, db=int(db or 0), **_OPTIONS)
+    return master

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from idp.eid import client
 from idp.eid.people import apply_verified_data, find_account
+from idp.metrics import LOGINS
 from idp.views.errors import error_page
 from idp.views.login import _interaction_or_error, _school, _school_id, finish_login
 from shared.db import get_db
@@ -116,6 +117,7 @@ def callback() -> Any:
         return failure
     if request.args.get("error") or not request.args.get("code"):
         # The person cancelled at the upstream, or it could not authenticate them.
+        LOGINS.labels("eid", "cancelled").inc()
         return _page("eid_error.html", ix, 200, cancelled=True)
     try:
         identity = client.exchange(client.Pending(
@@ -123,10 +125,12 @@ def callback() -> Any:
             method=pending["method"]), request.args["code"])
     except client.EidError as exc:
         log.warning("eID answer refused: %s", exc)  # the reason names no person
+        LOGINS.labels("eid", "refused").inc()
         return _refused(ix)
     db = get_db()
     school_id = _school_id(data)
     account = find_account(db, school_id, identity.isikukood) if school_id else None
+    LOGINS.labels("eid", "ok" if account is not None else "no_account").inc()
     if account is None:
         return _page("eid_no_account.html", ix, 200)
     apply_verified_data(db, account.person_id, identity, actor=f"eid:{account.sub}")

@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
+from idp.metrics import SSO_JUMPS
 from idp.models import Account, SsoSession
 from idp.oidc import assurance, codes, interactions
 from idp.oidc.claims import normalise_scope, parse_claims_request
@@ -305,6 +306,8 @@ def decide(auth_request: AuthorizationRequest, fresh: bool = False) -> Response:
         ix = interactions.start(_stored(auth_request, min_acr))
         return redirect(url_for("login.login", ix=ix), 303)
     assert session is not None and account is not None
+    if not fresh:
+        SSO_JUMPS.inc()  # the person did not log in for this school: a jump
     return issue_code(auth_request, session, account)
 
 

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp.logout import Scope, end_sessions
+from idp.metrics import GRANTS, TOKENS
 from idp.models import Account, Client, Person
 from idp.oidc import authorize as authz
 from idp.oidc import interactions
@@ -123,6 +124,9 @@ def token() -> Response:
         resp = _server().create_token_response()
     except InsecureTransportError:
         return _oauth_error("invalid_request", "https is required")
+    grant = request.form.get("grant_type", "")
+    if resp.status_code == 200 and grant in GRANTS:
+        TOKENS.labels(grant).inc()
     return _no_store(resp)
 
 

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from idp import accounts, sessions
 from idp.logout import Scope, end_sessions
+from idp.metrics import LOGINS
 from idp.models import Client, School
 from idp.oidc import interactions
 from idp.views.errors import error_page
@@ -99,6 +100,7 @@ def login() -> Any:
     # the session's hot copy and the interaction's result.
     pipe = current_app.extensions["redis"].pipeline(transaction=True)
     email, account = password_login(db, school_id, pipe)
+    LOGINS.labels("password", "ok" if account is not None else "wrong").inc()
     if account is None:
         school = db.get(School, school_id) if school_id is not None else None
         return render_template("login.html", ix=ix, school=school, email=email,
