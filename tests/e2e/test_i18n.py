@@ -14,7 +14,7 @@ import pytest
 
 from deploy.dev.diary_demo import DEMO_STUDENT_CODES
 from deploy.dev.seed import DEMO_PASSWORD, DEMO_PEOPLE
-from tests.e2e.test_application import MAIL, _mail_link
+from tests.e2e.mailbox import MAIL, mail_link
 from tests.e2e.watch import watched_page
 
 KOOL = "http://localhost:5001"
@@ -68,7 +68,7 @@ def test_login_application_and_parent_view_in_each_language(
         page.locator("#child_isikukood").fill(CHILD_CODE)
         page.locator("form button[type=submit]").click()
         expect(page.locator("#sent")).to_be_visible()
-        link = _mail_link(applicant, 1)
+        link = mail_link(applicant, 1)
         mails = [m for m in requests.get(MAIL, timeout=5).json()["messages"]
                  if applicant in m["to"]]
         assert mails[0]["subject"].strip().startswith(CONFIRM_SUBJECT[lang]), mails[0]["subject"]

@@ -20,7 +20,8 @@ DATA = {"laagri", "kool", "tiina", "õunapuu", "peeter", "kuusk", "jüri", "mäg
         "kaja", "kask", "oskar", "sofia", "saar", "matemaatika", "murdude", "liitmine", "eesti",
         "keel", "rahvaluule", "loodusõpetus", "veeringe", "looduses"}
 # GET routes that show no page to a person: machine endpoints, files, a framed logout.
-NOT_PAGES = {"static", "healthz", "oidc.discovery", "oidc.jwks", "oidc.userinfo",
+NOT_PAGES = {"static", "healthz", "readyz", "metrics", "oidc.discovery", "oidc.jwks",
+             "oidc.userinfo",
              "schools.logo", "admin_api.accounts", "admin_api.openapi", "admin_api.account",
              "admin_applications.pending", "sso.frontchannel_logout", "sso.login"}
 LANG_RE = re.compile(r'<html lang="(\w+)">')
