@@ -39,8 +39,8 @@ def bearer_error(error: str, status: int, description: str | None = None) -> Res
     return resp
 
 
-def check_access_token(token: str) -> dict[str, Any] | None:
-    """Return the claims of a live access token: ours, unexpired, not revoked, session live."""
+def _signed_access_token(token: str, audience: str) -> dict[str, Any] | None:
+    """The claims of one of our unexpired access tokens (at+jwt, ES256) for audience."""
     cfg = current_app.config
     ring = current_app.extensions["keys"].ring(get_db())
     try:
@@ -48,7 +48,13 @@ def check_access_token(token: str) -> dict[str, Any] | None:
                                issuer=cfg["ISSUER"], algorithms=["ES256"])
     except tokens.TokenInvalid:
         return None
-    if claims.get("aud") != cfg["ISSUER"]:
+    return claims if claims.get("aud") == audience else None
+
+
+def check_access_token(token: str) -> dict[str, Any] | None:
+    """Return the claims of a live access token: ours, unexpired, not revoked, session live."""
+    claims = _signed_access_token(token, current_app.config["ISSUER"])
+    if claims is None:
         return None
     r: redis.Redis = current_app.extensions["redis"]
     pipe = r.pipeline(transaction=False)
@@ -79,15 +85,9 @@ def client_token_claims(token: str) -> tuple[dict[str, Any], int] | None:
     from idp.oidc.client_credentials import ADMIN_SCOPE, admin_audience
     from idp.oidc.clients import find_client
 
-    cfg = current_app.config
-    ring = current_app.extensions["keys"].ring(get_db())
-    try:
-        claims = tokens.verify(ring.public, token, typ=tokens.ACCESS_TOKEN_TYP,
-                               issuer=cfg["ISSUER"], algorithms=["ES256"])
-    except tokens.TokenInvalid:
-        return None
-    if claims.get("aud") != admin_audience() or ADMIN_SCOPE not in str(
-            claims.get("scope", "")).split() or "sid" in claims:
+    claims = _signed_access_token(token, admin_audience())
+    if claims is None or ADMIN_SCOPE not in str(claims.get("scope", "")).split() \
+            or "sid" in claims:
         return None
     client = find_client(claims.get("client_id"))
     if client is None or client.client_id != claims.get("sub"):
