@@ -18,12 +18,13 @@ from typing import Any
 import requests
 from flask import Flask, current_app, has_app_context
 from requests.adapters import HTTPAdapter
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from idp.metrics import DELIVERY_LATENCY, KINDS
 from idp.models import Account, Client, Delivery, Person, utcnow
 from idp.oidc import tokens
+from idp.outbox import backoff_seconds, lease
 from shared.db import separate_transaction
 
 THREADS = 32
@@ -186,12 +187,6 @@ def _attempt_leased(app: Flask, delivery_ids: list[int]) -> None:
         app.logger.exception("direct delivery attempt failed")
 
 
-def backoff_seconds(app: Flask, attempts: int) -> float:
-    """Exponential backoff after the given number of failed attempts, capped."""
-    base = app.config["DELIVERY_BACKOFF_SECONDS"]
-    return float(min(base * 2 ** max(0, attempts - 1), app.config["DELIVERY_BACKOFF_MAX_SECONDS"]))
-
-
 def record(app: Flask, outcomes: list[Outcome]) -> None:
     """Store results: delivered; 400 failed for good; else retry later, or dead when too old.
 
@@ -234,29 +229,16 @@ def record(app: Flask, outcomes: list[Outcome]) -> None:
 
 def claim_due(app: Flask, limit: int = BATCH) -> list[int]:
     """Lease the pending rows that are due (rows of a killed worker come back at lease expiry)."""
-    return _claim(app, [Delivery.next_attempt_at <= utcnow()], limit)
+    return lease(app, Delivery, [Delivery.next_attempt_at <= utcnow()], limit)
 
 
 def claim(app: Flask, delivery_ids: list[int]) -> list[int]:
     """Lease these rows if they are pending and nobody holds them."""
-    return _claim(app, [Delivery.id.in_(delivery_ids)], len(delivery_ids)) if delivery_ids \
-        else []
+    if not delivery_ids:
+        return []
+    return lease(app, Delivery, [Delivery.id.in_(delivery_ids)], len(delivery_ids))
 
 
-def _claim(app: Flask, where: list[Any], limit: int) -> list[int]:
-    now = utcnow()
-    lease = dt.timedelta(seconds=app.config["DELIVERY_LEASE_SECONDS"])
-    with separate_transaction() as db:
-        query = (select(Delivery.id).where(
-            Delivery.state == "pending", *where,
-            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .order_by(Delivery.next_attempt_at).limit(limit))
-        if db.bind is not None and db.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(db.scalars(query))
-        if ids:
-            db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(lease_until=now + lease))
-    return ids
 
 
 def run_once(app: Flask) -> list[Outcome]:

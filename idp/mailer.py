@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from flask import Flask, render_template
 from flask_babel import force_locale
-from sqlalchemy import or_, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from idp import links
 from idp.accounts import find_login_account
 from idp.logout import notify_worker
 from idp.models import MailOutbox, School, utcnow
+from idp.outbox import backoff_seconds, lease
 from shared import mail
 from shared.db import separate_transaction
 
@@ -46,20 +47,7 @@ def queue(db: Session, recipient: str, template: str, *, school_id: int | None =
 
 def claim_due(app: Flask, limit: int = BATCH) -> list[int]:
     """Lease the due pending rows (a killed worker's come back at lease expiry)."""
-    now = utcnow()
-    lease = dt.timedelta(seconds=app.config["DELIVERY_LEASE_SECONDS"])
-    with separate_transaction() as db:
-        query = (select(MailOutbox.id).where(
-            MailOutbox.state == "pending", MailOutbox.next_attempt_at <= now,
-            or_(MailOutbox.lease_until.is_(None), MailOutbox.lease_until < now))
-            .order_by(MailOutbox.next_attempt_at).limit(limit))
-        if db.bind is not None and db.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(db.scalars(query))
-        if ids:
-            db.execute(update(MailOutbox).where(MailOutbox.id.in_(ids))
-                       .values(lease_until=now + lease))
-    return ids
+    return lease(app, MailOutbox, [MailOutbox.next_attempt_at <= utcnow()], limit)
 
 
 def _render(app: Flask, row: MailOutbox, school: School | None,
@@ -116,10 +104,9 @@ def send_one(app: Flask, row_id: int) -> str:
             row.last_error, row.lease_until = str(exc)[:200], None
             given_up = row.created_at <= now - dt.timedelta(
                 seconds=app.config["DELIVERY_GIVE_UP_SECONDS"])
-            backoff = min(app.config["DELIVERY_BACKOFF_SECONDS"] * 2 ** (row.attempts - 1),
-                          app.config["DELIVERY_BACKOFF_MAX_SECONDS"])
             row.state = "dead" if given_up else "pending"
-            row.next_attempt_at = now + dt.timedelta(seconds=backoff)
+            row.next_attempt_at = now + dt.timedelta(
+                seconds=backoff_seconds(app, row.attempts))
             log.warning("mail %s not sent (%s), attempt %d", row.id, row.last_error,
                         row.attempts)
             return row.state
