@@ -195,6 +195,9 @@ def test_an_unknown_isikukood_gets_the_no_account_page(upstream, make_school, br
     final, _verifier = eid_login(browser, school, new_code())
     assert final.status_code == 200 and NO_ACCOUNT in final.text
     assert school.name in final.text
+    # The ways forward: apply for an account at this school, or ask for access details.
+    assert f'href="/s/{school.slug}/new"' in final.text
+    assert f'href="/s/{school.slug}/access"' in final.text
     assert not browser.http.cookies.get(idp_app.config["SSO_COOKIE_NAME"])
 
 
