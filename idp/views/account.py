@@ -46,7 +46,11 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Response]:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Response:
         live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
-        person = get_db().get(Person, live.person_id) if live is not None else None
+        db = get_db()
+        record = db.get(SsoSession, live.sid) if live is not None else None
+        # SQL has the last word: a Redis copy revived after the session ended opens nothing.
+        ended = record is None or record.ended_at is not None
+        person = db.get(Person, live.person_id) if live is not None and not ended else None
         if live is None or person is None:
             resp = make_response(render_template("not_signed_in.html"))
         else:

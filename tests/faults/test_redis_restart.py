@@ -39,6 +39,9 @@ def test_a_redis_restart_mid_fan_out_revives_no_session(
     assert "code" in _silent(idp, browser, schools[0])
     idp.redis.save()  # the snapshot a restart will load: the session is live in it
 
+    cookie_name = idp.app.config["SSO_COOKIE_NAME"]
+    old_cookie = browser.http.cookies.get(cookie_name)
+    assert old_cookie
     page = browser.http.get(f"{idp.url}/logout", params={"id_token_hint": tokens[0]["id_token"]},
                             timeout=10)
     assert page.status_code == 200 and not idp.redis.exists(alive_key(sid))
@@ -49,6 +52,10 @@ def test_a_redis_restart_mid_fan_out_revives_no_session(
     assert idp.redis.exists(alive_key(sid)), "the restart was meant to revive the keys"
 
     assert _silent(idp, browser, schools[0])["error"] == "login_required"
+    # The account pages do not open for the ended session's cookie either.
+    account = requests.get(f"{idp.url}/account/sessions", cookies={cookie_name: old_cookie},
+                           timeout=10)
+    assert "Sa ei ole sisse logitud" in account.text
     for school, issued in zip(schools, tokens, strict=True):
         refused = refresh(idp.url, school, issued["refresh_token"])
         assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
