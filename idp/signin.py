@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import redis
 from flask import current_app, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,20 +17,22 @@ from idp.models import Client, School
 LINK_AMR = ["otp"]
 
 
-def start_session(db: Session, person_id: int, account_id: int, amr: list[str],
-                  acr: str) -> str:
-    """Sign the person in on this browser (the same person's session is renewed, another
-    person's ends first); return the new cookie secret."""
+def start_session(db: Session, person_id: int, account_id: int, amr: list[str], acr: str,
+                  pipe: redis.client.Pipeline | None = None,
+                  relaxed: bool = False) -> tuple[str, sessions.LiveSession]:
+    """Sign the person in on this browser: the same person's session is renewed (a new cookie
+    secret), another person's ends first; return the cookie secret and the session. pipe and
+    relaxed as for sessions.create."""
     previous = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
     if previous is not None and previous.person_id == person_id:
         try:
-            return sessions.renew(db, previous, amr, acr)[0]
+            return sessions.renew(db, previous, amr, acr)
         except LookupError:
             previous = None  # ended in SQL: its Redis copy was revived, so start afresh
     if previous is not None:
         end_sessions(db, Scope(session_ids=(previous.sid,)), "switch_person")
     return sessions.create(db, person_id, account_id, amr, acr,
-                           request.headers.get("User-Agent"))[0]
+                           request.headers.get("User-Agent"), pipe=pipe, relaxed=relaxed)
 
 
 def school_login_uri(db: Session, school: School, path: str = "/") -> str:

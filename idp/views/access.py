@@ -136,7 +136,7 @@ def signin(slug: str) -> Response:
         db.rollback()
         return invalid_link(school, *again)
     db.commit()
-    secret = start_session(db, account.person_id, account.id, LINK_AMR, "low")
+    secret, _live = start_session(db, account.person_id, account.id, LINK_AMR, "low")
     resp = redirect(school_login_uri(db, school), 303)
     set_sso_cookie(resp, secret)
     return private(resp)

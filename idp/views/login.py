@@ -11,11 +11,11 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from idp import accounts, sessions
-from idp.logout import Scope, end_sessions
+from idp import accounts
 from idp.metrics import LOGINS
 from idp.models import Client, School
 from idp.oidc import interactions
+from idp.signin import start_session
 from idp.views.errors import error_page
 from idp.views.locale import adopt_visitor_choice
 from shared.db import get_db
@@ -115,21 +115,7 @@ def finish_login(db: Session, ix: str, data: dict[str, Any], person_id: int, acc
     """Create or renew the browser's SSO session for an authenticated person, finish the
     interaction and resume the authorization request (pipe is executed here). relaxed: the
     transaction holds only the new session (sessions.create)."""
-    cookie_name = current_app.config["SSO_COOKIE_NAME"]
-    previous = sessions.load(request.cookies.get(cookie_name))
-    renewed = None
-    if previous is not None and previous.person_id == person_id:
-        try:
-            renewed = sessions.renew(db, previous, amr, acr)
-        except LookupError:
-            previous = None  # ended in SQL: its Redis copy was revived, so start afresh
-    if renewed is None:
-        if previous is not None:
-            # Another person was signed in on this browser: their session ends first.
-            end_sessions(db, Scope(session_ids=(previous.sid,)), "switch_person")
-        renewed = sessions.create(db, person_id, account_id, amr, acr,
-                                  request.headers.get("User-Agent"), pipe=pipe, relaxed=relaxed)
-    secret, live = renewed
+    secret, live = start_session(db, person_id, account_id, amr, acr, pipe=pipe, relaxed=relaxed)
     interactions.finish(ix, live.sid, data, pipe=pipe)
     pipe.execute()
     resp = redirect(url_for("oidc.resume", ix=ix), 303)
