@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 IDP_URL = "http://localhost:5000"
-PORTS = (5000, 5001, 5002, 5003, 5009)  # 5009: the eID stand-in
+PORTS = (5000, 5001, 5002, 5003, 5009, 1025, 8025)  # 5009: the eID stand-in; 1025/8025: mail
 START_SECONDS = 60
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
