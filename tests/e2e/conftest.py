@@ -123,8 +123,9 @@ def dev_system() -> Iterator[str]:
     busy = [p for p in PORTS if _port_in_use(p)]
     if busy:
         pytest.fail(f"ports {', '.join(map(str, busy))} are already in use (is `make run` "
-                    "running?): the browser tests start the dev launcher on 5000–5003, 5009, "
-                    "1025 and 8025; stop whatever listens there and run the tests again", pytrace=False)
+                    "running?): the browser tests start the dev launcher on 5000–5003, "
+                    "5009, 1025 and 8025; stop whatever listens there and run the tests "
+                    "again", pytrace=False)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stuudium-e2e-")))
