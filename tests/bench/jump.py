@@ -67,19 +67,16 @@ TICK = os.sysconf("SC_CLK_TCK")
 HOPS = ("B /auth/login", "IdP /authorize", "B /auth/callback", "B /")
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
 
-
-C4_SECONDS = _env_float("JUMP_C4_SECONDS", 8)
-WARM_SECONDS = _env_float("JUMP_WARM_SECONDS", 2)
-PEAK_SECONDS = _env_float("JUMP_PEAK_SECONDS", 5)
+C4_SECONDS = services.env_float("JUMP_C4_SECONDS", 8)
+WARM_SECONDS = services.env_float("JUMP_WARM_SECONDS", 2)
+PEAK_SECONDS = services.env_float("JUMP_PEAK_SECONDS", 5)
 PEAK_CONCURRENCY = [int(c) for c in (os.environ.get("JUMP_PEAK_CONCURRENCY") or "4,8,16")
                     .split(",")]
 LAYOUTS = [tuple(int(n) for n in layout.split("+"))
            for layout in (os.environ.get("JUMP_LAYOUTS") or "2+2,1+1").split(",")]
-PERSONS = int(_env_float("JUMP_PERSONS", 64))
-REDIS_DB = int(_env_float("JUMP_REDIS_DB", 14))
+PERSONS = int(services.env_float("JUMP_PERSONS", 64))
+REDIS_DB = int(services.env_float("JUMP_REDIS_DB", 14))
 
 
 def log(msg: str) -> None:

@@ -63,16 +63,13 @@ DRAIN_LIMIT_SECONDS = 300.0
 GUNICORN_WORKERS = 2
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
 
-
-SCHOOLS = _env_int("LOGOUT_SCHOOLS", 20)
-FANOUT_N = _env_int("LOGOUT_FANOUT_N", 50)
-BURST = _env_int("LOGOUT_BURST", 2000)
-WORKERS = _env_int("LOGOUT_WORKERS", 2)
-MEMORY_SESSIONS = _env_int("LOGOUT_MEMORY_SESSIONS", 1000)
-REDIS_DB = _env_int("LOGOUT_REDIS_DB", 15)
+SCHOOLS = services.env_int("LOGOUT_SCHOOLS", 20)
+FANOUT_N = services.env_int("LOGOUT_FANOUT_N", 50)
+BURST = services.env_int("LOGOUT_BURST", 2000)
+WORKERS = services.env_int("LOGOUT_WORKERS", 2)
+MEMORY_SESSIONS = services.env_int("LOGOUT_MEMORY_SESSIONS", 1000)
+REDIS_DB = services.env_int("LOGOUT_REDIS_DB", 15)
 
 
 def log(msg: str) -> None:

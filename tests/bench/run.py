@@ -37,16 +37,13 @@ GOAL_RPS = 800.0
 GOAL_LOGIN_RATIO = 0.85
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
 
-
-PEAK_SECONDS = _env_float("BENCH_PEAK_SECONDS", 10)
-C4_SECONDS = _env_float("BENCH_C4_SECONDS", 8)
-WARM_SECONDS = _env_float("BENCH_WARM_SECONDS", 2)
-PEAK_CONNECTIONS = int(_env_float("BENCH_PEAK_CONNECTIONS", 16))
-WORKERS = int(_env_float("BENCH_WORKERS", 2))
-PERSONS = int(_env_float("BENCH_PERSONS", 64))
+PEAK_SECONDS = services.env_float("BENCH_PEAK_SECONDS", 10)
+C4_SECONDS = services.env_float("BENCH_C4_SECONDS", 8)
+WARM_SECONDS = services.env_float("BENCH_WARM_SECONDS", 2)
+PEAK_CONNECTIONS = int(services.env_float("BENCH_PEAK_CONNECTIONS", 16))
+WORKERS = int(services.env_float("BENCH_WORKERS", 2))
+PERSONS = int(services.env_float("BENCH_PERSONS", 64))
 
 
 @dataclass

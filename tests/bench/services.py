@@ -115,3 +115,13 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def env_float(name: str, default: float) -> float:
+    """A number from the environment (unset or empty: the default)."""
+    return float(os.environ.get(name) or default)
+
+
+def env_int(name: str, default: int) -> int:
+    """A whole number from the environment (unset or empty: the default)."""
+    return int(os.environ.get(name) or default)
