@@ -97,6 +97,11 @@ def add_client(db: Session, school: School, name: str, redirect_uris: list[str],
     return IssuedClient(client, secret)
 
 
+# The e-diary verifies either algorithm; ES256 signs in a tenth of RS256's CPU (0.1 against
+# 0.9 ms here), and every sign-in and silent jump signs one ID token.
+SCHOOL_ID_TOKEN_ALG = "ES256"
+
+
 def add_school(db: Session, slug: str, name: str, url: str, *, development: bool,
                logo: str | None = None) -> IssuedClient:
     """Register a school and its e-diary's client, with the instance's standard endpoints."""
@@ -114,6 +119,7 @@ def add_school(db: Session, slug: str, name: str, url: str, *, development: bool
         backchannel_logout_uri=f"{base}/auth/backchannel-logout",
         frontchannel_logout_uri=f"{base}/auth/frontchannel-logout",
         events_uri=f"{base}/auth/events", initiate_login_uri=f"{base}/auth/login",
+        id_token_alg=SCHOOL_ID_TOKEN_ALG,
     )
 
 

@@ -10,13 +10,14 @@ from shared.oidc_rp import (
     ID_TOKEN_ALGS,
     IdTokenInvalid,
     Provider,
+    post_token,
     provider,
     verify_jwt,
 )
 from shared.oidc_rp import validate_id_token as _validate
 
-__all__ = ["HTTP", "ID_TOKEN_ALGS", "IdTokenInvalid", "Provider", "provider", "validate_id_token",
-           "verify_jwt"]
+__all__ = ["HTTP", "ID_TOKEN_ALGS", "IdTokenInvalid", "Provider", "post_token", "provider",
+           "validate_id_token", "verify_jwt"]
 
 
 def validate_id_token(prov: Provider, token: str, *, client_id: str, nonce: str | None,

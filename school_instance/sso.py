@@ -31,7 +31,13 @@ from werkzeug.wrappers import Response
 from school_instance import sessions
 from school_instance.admin_api import tell_idp
 from school_instance.models import Member
-from school_instance.provider import HTTP, IdTokenInvalid, Provider, provider, validate_id_token
+from school_instance.provider import (
+    IdTokenInvalid,
+    Provider,
+    post_token,
+    provider,
+    validate_id_token,
+)
 from school_instance.tenancy import TenantInfo, current
 from shared import i18n, security
 from shared.db import get_db
@@ -50,11 +56,9 @@ def _provider() -> Provider:
     return provider(current().issuer, current_app.config["IDP_TIMEOUT_SECONDS"])
 
 
-# Authlib's protocol functions build the requests; they go out on the pooled session, since
+# Authlib's protocol functions build the request bodies; they go out with post_token, since
 # building an OAuth2Session (a requests.Session) per login cost more CPU than the rest of the
 # exchange on the client side.
-TOKEN_HEADERS = {"Accept": "application/json",
-                 "Content-Type": "application/x-www-form-urlencoded"}
 
 
 def _redeem_code(prov: Provider, tenant: TenantInfo, code: str, verifier: str) -> dict[str, Any]:
@@ -63,13 +67,11 @@ def _redeem_code(prov: Provider, tenant: TenantInfo, code: str, verifier: str) -
         raise ValueError("no code")
     body = prepare_token_request("authorization_code", code=code,
                                  redirect_uri=tenant.redirect_uri, code_verifier=verifier)
-    resp = HTTP.post(prov.endpoint("token_endpoint"), data=body,
-        auth=(tenant.client_id, tenant.client_secret),
-        headers=TOKEN_HEADERS, timeout=current_app.config["IDP_TIMEOUT_SECONDS"],
-        allow_redirects=False)
-    if resp.status_code != 200:
-        raise ValueError(f"the token endpoint answered {resp.status_code}")
-    token = resp.json()
+    resp = post_token(prov.endpoint("token_endpoint"), body, tenant.client_id,
+                      tenant.client_secret, current_app.config["IDP_TIMEOUT_SECONDS"])
+    if resp.status != 200:
+        raise ValueError(f"the token endpoint answered {resp.status}")
+    token = resp.body
     if not isinstance(token, dict) or not isinstance(token.get("access_token"), str):
         raise ValueError("no access token")  # the session lives by its tokens
     return token
@@ -252,17 +254,16 @@ def refresh(tenant: TenantInfo, handle: str, data: dict[str, Any]) -> dict[str, 
         return data if data["access_exp"] > time.time() else None
     try:
         prov = _provider()
-        resp = HTTP.post(prov.endpoint("token_endpoint"), data={
-            "grant_type": "refresh_token", "refresh_token": data.get("refresh_token") or ""},
-            auth=(tenant.client_id, tenant.client_secret),
-            timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
-        if resp.status_code != 200:
+        resp = post_token(prov.endpoint("token_endpoint"), urlencode({
+            "grant_type": "refresh_token", "refresh_token": data.get("refresh_token") or ""}),
+            tenant.client_id, tenant.client_secret, current_app.config["IDP_TIMEOUT_SECONDS"])
+        if resp.status != 200:
             sessions.delete(tenant, handle)
             return None
-        token = resp.json()
-        if not isinstance(token.get("access_token"), str):
+        token = resp.body
+        if not isinstance(token, dict) or not isinstance(token.get("access_token"), str):
             raise ValueError("no access token")
-        claims = validate_id_token(prov, token.get("id_token"), client_id=tenant.client_id,
+        claims = validate_id_token(prov, token.get("id_token", ""), client_id=tenant.client_id,
                                    nonce=None,
                                    leeway=current_app.config["ID_TOKEN_LEEWAY_SECONDS"],
                                    timeout=current_app.config["IDP_TIMEOUT_SECONDS"])

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Flask, abort, g, request
-from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Select, select
 
 from school_instance.models import Tenant
 from shared.db import get_db
+from shared.flask_session import LeanSessionInterface
 from shared.ops import OPS_PATHS
 
 T = TypeVar("T")
@@ -99,7 +99,7 @@ def resolve(app: Flask) -> TenantInfo | None:
     return tenant
 
 
-class TenantSessionInterface(SecureCookieSessionInterface):
+class TenantSessionInterface(LeanSessionInterface):
     """Flask's signed session (CSRF token only), under a cookie name of the school's own."""
 
     def get_cookie_name(self, app: Flask) -> str:

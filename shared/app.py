@@ -11,6 +11,7 @@ from flask_babel import Babel
 
 from shared import db, i18n, roles, security
 from shared.config import env_int, env_str, is_production, var_dir
+from shared.flask_session import LeanSessionInterface
 from shared.redis import connect, embedded_url
 
 
@@ -25,6 +26,7 @@ def build_app(name: str, config: dict[str, Any], test_config: dict[str, Any] | N
               select_locale: Callable[[], str]) -> Flask:
     """Create a Flask app: defaults, then the environment, then test overrides; then services."""
     app = Flask(name)
+    app.session_interface = LeanSessionInterface()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config.update(ops_config())
     app.config.update(config)

@@ -3,13 +3,16 @@ process, and ID-token validation (the school instance of our IdP; the IdP of the
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -49,6 +52,42 @@ HTTP = _PooledSession()
 HTTP.mount("http://", requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32))
 HTTP.mount("https://", requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32))
 HTTP.headers["User-Agent"] = "Stuudium"
+
+# Token requests (every sign-in, silent jump and refresh) go out on urllib3 directly: requests'
+# layers (hooks, cookie jar, environment merge, adapters) cost more CPU than the call itself.
+TOKEN_POOL = urllib3.PoolManager(num_pools=8, maxsize=32, retries=False,
+                                 headers={"User-Agent": "Stuudium"})
+_TOKEN_HEADERS = {"Accept": "application/json",
+                  "Content-Type": "application/x-www-form-urlencoded"}
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A token endpoint's answer: the status and the decoded JSON body (None if not JSON)."""
+
+    status: int
+    body: Any
+
+
+def post_token(url: str, body: str, client_id: str, secret: str,
+               timeout: float) -> TokenResponse:
+    """POST a token request with client_secret_basic (RFC 6749 §2.3.1: both parts
+    form-urlencoded before Basic), never following a redirect; transport failures raise
+    ConnectionError (an OSError, like requests' own)."""
+    credentials = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
+    headers = {**_TOKEN_HEADERS,
+               "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
+    try:
+        resp = TOKEN_POOL.request("POST", url, body=body.encode(), headers=headers,
+                                  timeout=timeout, redirect=False, retries=False)
+    except urllib3.exceptions.HTTPError as exc:
+        raise ConnectionError(f"token endpoint unreachable: {exc}") from exc
+    try:
+        decoded = json.loads(resp.data) if resp.data else None
+    except ValueError:
+        decoded = None
+    return TokenResponse(resp.status, decoded)
+
 
 ID_TOKEN_ALGS = ["RS256", "ES256"]
 JWKS_MIN_REFETCH_SECONDS = 10

@@ -60,16 +60,17 @@ def make_school(idp_app: Flask) -> Callable[..., SchoolClient]:
     from idp.schools import add_client, add_school
     from shared.db import get_db
 
-    def make(public: bool = False, id_token_alg: str = "RS256",
+    def make(public: bool = False, id_token_alg: str | None = None,
              backchannel: str | None = None) -> SchoolClient:
         slug = "s-" + secrets.token_hex(5)
         base = f"http://127.0.0.1:9/{slug}"
         with idp_app.app_context():
             db = get_db()
             issued = add_school(db, slug, f"Kool {slug}", base, development=True)
-            if public or id_token_alg != "RS256" or backchannel:
+            if public or id_token_alg is not None or backchannel:
                 issued = add_client(db, issued.client.school, "extra", [f"{base}/cb"],
-                                    development=True, public=public, id_token_alg=id_token_alg,
+                                    development=True, public=public,
+                                    id_token_alg=id_token_alg or "RS256",
                                     post_logout_redirect_uris=[f"{base}/bye"],
                                     backchannel_logout_uri=backchannel)
             db.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -125,10 +126,24 @@ _OTHER_SCHOOLS = (
     .order_by(_SCHOOL.c.name, _CLIENT.c.id))
 
 
-def stuudium_claims(db: Session, account: Account | AccountRow, issuer: str) -> dict[str, Any]:
-    """Our own scope: this account's roles, the person's other schools (display data only)."""
-    rows = db.connection().execute(_OTHER_SCHOOLS, {"person_id": account.person_id,
-                                                    "school_id": account.school_id})
+# The same rows as one JSON array, for a statement that reads them along with other things
+# (the code exchange's): format() with the SQL expressions of the person and the school.
+OTHER_SCHOOLS_SQL = """
+SELECT coalesce(json_agg(json_build_array(sc.slug, sc.name, sc.base_url, sc.logo IS NOT NULL,
+                                          oc.initiate_login_uri) ORDER BY sc.name, oc.id), '[]')
+FROM school sc JOIN account oa ON oa.school_id = sc.id
+JOIN client oc ON oc.school_id = sc.id AND oc.initiate_login_uri IS NOT NULL
+WHERE oa.person_id = {person} AND oa.status = 'active' AND oa.school_id <> {school}
+  AND sc.status = 'active'"""
+
+
+def stuudium_claims(db: Session, account: Account | AccountRow, issuer: str,
+                    rows: Iterable[Sequence[Any]] | None = None) -> dict[str, Any]:
+    """Our own scope: this account's roles, the person's other schools (display data only);
+    rows: the schools when already read (OTHER_SCHOOLS_SQL), else they are read here."""
+    if rows is None:
+        rows = db.connection().execute(_OTHER_SCHOOLS, {"person_id": account.person_id,
+                                                        "school_id": account.school_id})
     schools: dict[str, dict[str, Any]] = {}
     for slug, name, url, has_logo, login_url in rows:
         schools.setdefault(slug, {"name": name, "url": url, "login_url": login_url,

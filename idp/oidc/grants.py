@@ -19,7 +19,7 @@ import redis
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from flask import current_app
-from sqlalchemy import Table, bindparam, insert, select, text
+from sqlalchemy import JSON, Table, TextualSelect, bindparam, column, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,13 @@ from idp.models import (
     utcnow,
 )
 from idp.oidc import codes, tokens
-from idp.oidc.claims import AccountRow, PersonRow, released, stuudium_claims
+from idp.oidc.claims import (
+    OTHER_SCHOOLS_SQL,
+    AccountRow,
+    PersonRow,
+    released,
+    stuudium_claims,
+)
 from idp.oidc.clients import RelyingParty
 from idp.oidc.grants_store import DENY_GRANT, revoke_grant
 from idp.oidc.rotation import Rotation, SessionRow, narrow, rotate
@@ -120,7 +126,7 @@ def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
 
 # PostgreSQL: the same read and the recording of the client (for single logout) in one
 # statement; a refusal after it rolls the recording back with the rest of the request.
-_LIVE_AND_RECORD_PG = text("""
+_LIVE_AND_RECORD_SQL = """
 WITH live AS (
   SELECT s.id, s.person_id, s.auth_time, s.acr, s.amr, s.expires_at, s.ended_at,
          a.id AS account_pk, a.person_id AS account_person_id, a.school_id, a.sub, a.roles,
@@ -134,21 +140,45 @@ WITH live AS (
   SELECT id, :client_pk, sub, :now FROM live WHERE sub IS NOT NULL
   ON CONFLICT DO NOTHING
 )
-SELECT * FROM live
-""").bindparams(bindparam("now", type_=TZDateTime()))
+SELECT live.*{schools} FROM live
+"""
+# The stuudium scope's other schools (claims.OTHER_SCHOOLS_SQL) ride along as one JSON column.
+_WITH_SCHOOLS = f""", ({OTHER_SCHOOLS_SQL.format(person="live.account_person_id",
+                                              school="live.school_id")}) AS other_schools"""
+
+
+def _live_statement(with_schools: bool) -> TextualSelect:
+    """The PostgreSQL statement, with typed positional result columns: SQLAlchemy then builds
+    the row processors once and caches them, instead of reading the cursor's description on
+    every execution."""
+    columns: list[Any] = [*_SESSION_COLS, *_ACCOUNT_COLS, *_PERSON_COLS]
+    if with_schools:
+        columns.append(column("other_schools", JSON()))
+    sql = _LIVE_AND_RECORD_SQL.format(schools=_WITH_SCHOOLS if with_schools else "")
+    return text(sql).bindparams(bindparam("now", type_=TZDateTime())).columns(*columns)
+
+
+_LIVE_AND_RECORD_PG = {False: _live_statement(False), True: _live_statement(True)}
 
 
 def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
-                  client_pk: int) -> tuple[SessionRow, AccountRow | None]:
+                  client_pk: int, with_schools: bool = False,
+                  ) -> tuple[SessionRow, AccountRow | None, list[Any] | None]:
     """Load the session, which must be live, and the account (with its person when asked), and
     record the client in the session, in one round trip on PostgreSQL; the caller checks the
-    account with _active() (so the checks keep their order)."""
+    account with _active() (so the checks keep their order). The third part is the person's
+    other schools when asked for (PostgreSQL; None: the caller reads them itself)."""
     conn = db.connection()
     params = {"sid": sid, "account_id": account_id}
     postgres = conn.dialect.name == "postgresql"
+    schools = None
+    row: Any
     if postgres:
-        row = conn.execute(_LIVE_AND_RECORD_PG,
+        row = conn.execute(_LIVE_AND_RECORD_PG[with_schools],
                            {**params, "client_pk": client_pk, "now": utcnow()}).first()
+        if row is not None and with_schools:
+            schools = list(row[-1] or [])
+            row = row[:-1]
     else:
         stmt = _SESSION_ACCOUNT_PERSON if with_person else _SESSION_AND_ACCOUNT
         row = conn.execute(stmt, params).first()
@@ -160,11 +190,12 @@ def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
     end = _N_SESSION + _N_ACCOUNT
     account_pk, person_id, school_id, sub, roles, status = row[_N_SESSION:end]
     if account_pk is None:
-        return session, None
+        return session, None, schools
     if not postgres:
         _record_client(db, sid, client_pk, sub)
     person = PersonRow(*row[end:]) if with_person else None
-    return session, AccountRow(account_pk, person_id, school_id, sub, roles, status, person)
+    return (session, AccountRow(account_pk, person_id, school_id, sub, roles, status, person),
+            schools)
 
 
 # The hot path's writes are plain table statements built once: the ORM's unit of work and
@@ -185,9 +216,11 @@ def _record_client(db: Session, sid: str, client_pk: int, sub: str) -> None:
 def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session: SessionRow, *,
                  scope: str, grant_id: str, nonce: str | None,
                  claims_request: dict[str, Any] | None,
-                 refresh: str | None = None) -> dict[str, Any]:
+                 refresh: str | None = None,
+                 other_schools: list[Any] | None = None) -> dict[str, Any]:
     """Mint the access token, the ID token and (for offline_access) a refresh token; refresh,
-    when given, is the successor a rotation already stored."""
+    when given, is the successor a rotation already stored; other_schools, the stuudium
+    scope's schools when already read."""
     cfg = current_app.config
     ring = current_app.extensions["keys"].ring(db)
     auth_time = int(session.auth_time.timestamp())
@@ -200,7 +233,7 @@ def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session
         extra = released(account.person, account, "", (claims_request or {}).get("id_token"))
         extra.pop("sub", None)
     if "stuudium" in scope.split():
-        extra.update(stuudium_claims(db, account, cfg["ISSUER"]))
+        extra.update(stuudium_claims(db, account, cfg["ISSUER"], other_schools))
     alg = client.row.id_token_signed_response_alg
     id_token = tokens.id_token(
         ring, cfg["ISSUER"], cfg["ID_TOKEN_TTL_SECONDS"], alg, sub=account.sub,
@@ -260,15 +293,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         payload: dict[str, Any] = self.request.authorization_code
         client: RelyingParty = self.request.client
         db = get_db()
-        session, loaded = _live_session(
+        session, loaded, schools = _live_session(
             db, payload["sid"], payload["account_id"],
-            _needs_person(payload["scope"], payload.get("claims")), client.row.id)
+            _needs_person(payload["scope"], payload.get("claims")), client.row.id,
+            with_schools="stuudium" in payload["scope"].split())
         account = _active(loaded)
         if account.person_id != session.person_id:
             raise InvalidGrantError("The session belongs to another person.")
         token = issue_tokens(db, client, account, session, scope=payload["scope"],
                              grant_id=payload["grant_id"], nonce=payload.get("nonce"),
-                             claims_request=payload.get("claims"))
+                             claims_request=payload.get("claims"), other_schools=schools)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 

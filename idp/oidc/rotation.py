@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import String, Table, bindparam, column, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from idp.models import Account, Person, RefreshToken, SsoSession, TZDateTime
@@ -97,7 +97,13 @@ SELECT claimed.*, live.*, a.id, a.person_id, a.school_id, a.sub, a.roles, a.stat
 FROM claimed LEFT JOIN live ON true
 LEFT JOIN account a ON a.id = claimed.account_id
 LEFT JOIN person p ON p.id = a.person_id
-""").bindparams(bindparam("now", type_=TZDateTime()))
+""").bindparams(bindparam("now", type_=TZDateTime())).columns(
+    # Typed, positional: the row processors are built once and cached (see grants.py).
+    _REFRESH.c.grant_id, _REFRESH.c.session_id, _REFRESH.c.account_id, _REFRESH.c.scope,
+    _REFRESH.c.claims, _SSO.c.id, _SSO.c.person_id, _SSO.c.auth_time, _SSO.c.acr, _SSO.c.amr,
+    _SSO.c.expires_at, _ACCOUNT.c.id, _ACCOUNT.c.person_id, _ACCOUNT.c.school_id,
+    _ACCOUNT.c.sub, _ACCOUNT.c.roles, _ACCOUNT.c.status,
+    *(_PERSON.c[c] for c in _PERSON_NAMES), column("synchronous_commit", String()))
 
 # SQLite has no data-modifying CTEs: the same steps, one statement each, one transaction.
 _CLAIM = (

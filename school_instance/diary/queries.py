@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 
 from flask import g
-from sqlalchemy import func
+from sqlalchemy import func, literal, select, union_all
 
 from school_instance.diary.blueprint import TALLINN
 from school_instance.models import (
@@ -19,7 +19,7 @@ from school_instance.models import (
     SchoolClass,
     Student,
 )
-from school_instance.tenancy import get_scoped, scoped
+from school_instance.tenancy import current, get_scoped, scoped
 from shared.db import get_db
 
 
@@ -110,12 +110,10 @@ def student_with_code(code: str) -> Student | None:
 
 
 def children_of(member_id: int) -> list[Student]:
-    """The students the member is a guardian of."""
-    links = get_db().scalars(scoped(Guardian).where(Guardian.member_id == member_id)).all()
-    if not links:
-        return []
-    ids = [link.student_id for link in links]
-    rows = get_db().scalars(scoped(Student).where(Student.id.in_(ids))).all()
+    """The students the member is a guardian of (one query: every start page runs it)."""
+    rows = get_db().scalars(scoped(Student).join(Guardian, Guardian.student_id == Student.id)
+                            .where(Guardian.member_id == member_id,
+                                   Guardian.tenant_id == current().id)).all()
     return sorted(rows, key=lambda s: s.given_name.lower())
 
 
@@ -186,6 +184,28 @@ def latest_news(limit: int) -> list[Announcement]:
     """The school's announcements, the newest first."""
     return list(get_db().scalars(scoped(Announcement).order_by(
         Announcement.created_at.desc(), Announcement.id.desc()).limit(limit)))
+
+
+def news_and_events(limit: int) -> tuple[list[Announcement], list[Announcement]]:
+    """latest_news(limit) and upcoming_events(limit) in one round trip (the start page)."""
+    tenant_id = current().id
+    news = (select(Announcement.id, literal(0).label("part"))
+            .where(Announcement.tenant_id == tenant_id)
+            .order_by(Announcement.created_at.desc(), Announcement.id.desc())
+            .limit(limit).subquery())
+    events = (select(Announcement.id, literal(1).label("part"))
+              .where(Announcement.tenant_id == tenant_id, Announcement.event_on.is_not(None),
+                     Announcement.event_on >= today())
+              .order_by(Announcement.event_on, Announcement.id).limit(limit).subquery())
+    picked = union_all(select(news.c.id, news.c.part),
+                       select(events.c.id, events.c.part)).subquery()
+    rows = get_db().execute(scoped(Announcement).add_columns(picked.c.part)
+                            .join(picked, picked.c.id == Announcement.id)).all()
+    found_news = [a for a, part in rows if part == 0]
+    found_events = [a for a, part in rows if part == 1]
+    found_news.sort(key=lambda a: (a.created_at, a.id), reverse=True)
+    found_events.sort(key=lambda a: (a.event_on, a.id))
+    return found_news, found_events
 
 
 def upcoming_events(limit: int) -> list[Announcement]:

@@ -29,7 +29,7 @@ def dashboard() -> Any:
     me = queries.my_id()
     children = parent.my_children(limit=5)
     taught = queries.classes_taught(me) if has_role("teacher") else []
+    news, events = queries.news_and_events(5)
     return render_template(
         "dashboard.html", children=children, show_parent=has_role("parent") or bool(children),
-        taught=taught, recent=teacher.recent_lessons(taught),
-        news=queries.latest_news(5), events=queries.upcoming_events(5))
+        taught=taught, recent=teacher.recent_lessons(taught), news=news, events=events)

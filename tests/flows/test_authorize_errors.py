@@ -56,6 +56,17 @@ def signed_in(idp: str, make_school: Callable[..., SchoolClient],
     return SignedIn(browser, school, person)
 
 
+@pytest.fixture
+def rs_signed_in(idp: str, make_school: Callable[..., SchoolClient],
+                 make_person: Callable[..., PersonLogin], browser: Browser) -> SignedIn:
+    """signed_in with a client that takes RS256 ID tokens (the algorithm-confusion forgeries
+    key HS256 with an RSA public key)."""
+    school = make_school(id_token_alg="RS256")
+    person = make_person(school)
+    obtain_code(browser, idp, school, person)
+    return SignedIn(browser, school, person)
+
+
 def assert_error_page(resp: requests.Response) -> None:
     """The error is shown to the person: 400, HTML, and no redirect anywhere."""
     assert resp.status_code == 400, resp.text
@@ -318,8 +329,9 @@ def test_genuine_id_token_hint_with_prompt_none_gets_a_code(idp: str,
 
 
 @pytest.mark.parametrize("forgery", sorted(FORGERIES))
-def test_forged_id_token_hint_is_login_required(idp: str, signed_in: SignedIn,
+def test_forged_id_token_hint_is_login_required(idp: str, rs_signed_in: SignedIn,
                                                 forgery: str) -> None:
+    signed_in = rs_signed_in
     genuine = _genuine_id_token(idp, signed_in)
     header, claims = _segments(genuine)
     assert header["alg"] == "RS256"

@@ -305,7 +305,7 @@ def _tampered(id_token: str) -> str:
 
 
 def test_pyoidc_code_flow(idp, make_school, make_person, browser):
-    school = make_school()
+    school = make_school(id_token_alg="RS256")
     person = make_person(school)
     client, tokens, state, nonce = pyoidc_login(idp, browser, school, person)
     id_token = tokens["id_token"]  # parsed and verified by pyoidc against the JWKS
@@ -430,7 +430,7 @@ def test_introspection_needs_client_authentication(idp, make_school, make_person
 
 
 def test_id_token_rs256_by_default(idp, make_school, make_person, browser):
-    school = make_school()
+    school = make_school(id_token_alg="RS256")  # add_client's default, as OIDC Core's
     person = make_person(school)
     tokens = sign_in(idp, browser, school, person)
     header = jwt.decode(tokens["id_token"], published_keys(idp), algorithms=["RS256"]).header

@@ -46,7 +46,7 @@ def by_state(rows: list[dict[str, Any]], alg: str, state: str) -> list[str]:
 
 def test_rotation_keeps_old_tokens_verifiable_and_signs_new_ones_with_the_next_key(
         idp, make_school, make_person, cli):
-    rs_school = make_school()
+    rs_school = make_school(id_token_alg="RS256")
     es_school = make_school(id_token_alg="ES256")
     rs_person, es_person = make_person(rs_school), make_person(es_school)
     rs_browser, es_browser = Browser(idp), Browser(idp)

@@ -23,7 +23,7 @@ def test_code_flow_issues_verifiable_tokens(idp, make_school, make_person, brows
     assert resp.headers["Cache-Control"] == "no-store"
     body = resp.json()
     keys = KeySet.import_key_set(requests.get(f"{idp}/jwks", timeout=5).json())
-    token = jwt.decode(body["id_token"], keys, algorithms=["RS256"])
+    token = jwt.decode(body["id_token"], keys, algorithms=["ES256"])  # the e-diary's choice
     assert token.header["kid"] and token.header["typ"] == "JWT"
     assert token.claims["sub"] == person.sub and token.claims["nonce"] == "n-123"
     assert token.claims["aud"] == school.client_id and token.claims["sid"]
