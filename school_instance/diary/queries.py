@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
+from typing import Any, cast
 
 from flask import g
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import Date, Row, Table, bindparam, func, literal_column, select, union_all
 
 from school_instance.diary.blueprint import TALLINN
 from school_instance.models import (
@@ -186,26 +187,30 @@ def latest_news(limit: int) -> list[Announcement]:
         Announcement.created_at.desc(), Announcement.id.desc()).limit(limit)))
 
 
-def news_and_events(limit: int) -> tuple[list[Announcement], list[Announcement]]:
+# The start page's news and events: one plain statement built once (its cache key is computed
+# once), run for every start page; rows carry the columns the templates show.
+_ANN = cast(Table, Announcement.__table__)
+_ANN_COLS = (_ANN.c.id, _ANN.c.kind, _ANN.c.title, _ANN.c.body, _ANN.c.event_on,
+             _ANN.c.created_at)
+_LATEST = (select(*_ANN_COLS).where(_ANN.c.tenant_id == bindparam("tenant_id"))
+           .order_by(_ANN.c.created_at.desc(), _ANN.c.id.desc())
+           .limit(bindparam("limit")).subquery())
+_COMING = (select(*_ANN_COLS).where(_ANN.c.tenant_id == bindparam("tenant_id"),
+                                    _ANN.c.event_on.is_not(None),
+                                    _ANN.c.event_on >= bindparam("today", type_=Date()))
+           .order_by(_ANN.c.event_on, _ANN.c.id).limit(bindparam("limit")).subquery())
+_NEWS_AND_EVENTS = union_all(select(_LATEST, literal_column("0").label("part")),
+                             select(_COMING, literal_column("1").label("part")))
+
+
+def news_and_events(limit: int) -> tuple[list[Row[Any]], list[Row[Any]]]:
     """latest_news(limit) and upcoming_events(limit) in one round trip (the start page)."""
-    tenant_id = current().id
-    news = (select(Announcement.id, literal(0).label("part"))
-            .where(Announcement.tenant_id == tenant_id)
-            .order_by(Announcement.created_at.desc(), Announcement.id.desc())
-            .limit(limit).subquery())
-    events = (select(Announcement.id, literal(1).label("part"))
-              .where(Announcement.tenant_id == tenant_id, Announcement.event_on.is_not(None),
-                     Announcement.event_on >= today())
-              .order_by(Announcement.event_on, Announcement.id).limit(limit).subquery())
-    picked = union_all(select(news.c.id, news.c.part),
-                       select(events.c.id, events.c.part)).subquery()
-    rows = get_db().execute(scoped(Announcement).add_columns(picked.c.part)
-                            .join(picked, picked.c.id == Announcement.id)).all()
-    found_news = [a for a, part in rows if part == 0]
-    found_events = [a for a, part in rows if part == 1]
-    found_news.sort(key=lambda a: (a.created_at, a.id), reverse=True)
-    found_events.sort(key=lambda a: (a.event_on, a.id))
-    return found_news, found_events
+    rows = get_db().execute(_NEWS_AND_EVENTS, {"tenant_id": current().id, "limit": limit,
+                                               "today": today()}).all()
+    news = sorted((r for r in rows if r.part == 0), key=lambda a: (a.created_at, a.id),
+                  reverse=True)
+    events = sorted((r for r in rows if r.part == 1), key=lambda a: (a.event_on, a.id))
+    return news, events
 
 
 def upcoming_events(limit: int) -> list[Announcement]:
