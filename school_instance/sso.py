@@ -40,7 +40,7 @@ from school_instance.provider import (
 )
 from school_instance.tenancy import TenantInfo, current
 from shared import i18n, security
-from shared.db import get_db
+from shared.db import get_reader
 from shared.security import check_csrf
 
 bp = Blueprint("sso", __name__, url_prefix="/auth")
@@ -223,9 +223,9 @@ def remember_member(tenant: TenantInfo, claims: dict[str, Any]) -> int:
     """Keep the local copy of the person up to date with what the IdP says; return its id.
 
     A returning person whose data did not change costs one SELECT: the row is written only
-    when something changed.
+    when something changed; each statement is its own transaction (get_reader).
     """
-    db = get_db()
+    db = get_reader()
     row = db.execute(_FIND_MEMBER, {"tenant_id": tenant.id, "sub": claims["sub"]}).first()
     old: dict[str, Any] = row._asdict() if row is not None else {}
     new = {"given_name": claims.get("given_name") or old.get("given_name") or "",

@@ -26,7 +26,7 @@ from idp.oidc.clients import RelyingParty, find_client
 from idp.oidc.resource import check_id_token_hint
 from idp.sessions import LiveSession
 from idp.sessions import load as load_session
-from shared.db import get_db
+from shared.db import get_reader
 
 CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 PROMPTS = {"none", "login", "consent", "select_account"}
@@ -234,7 +234,9 @@ class SessionEnded(Exception):
 def active_account(session: LiveSession, school_id: int) -> AccountRef | None:
     """Return the id and sub of the person's active account at a school (one query that also
     checks the session has not ended)."""
-    row = get_db().execute(_ACTIVE_ACCOUNT, {"sid": session.sid, "school_id": school_id}).first()
+    # A read only: autocommit, one round trip (the code lives in Redis).
+    row = get_reader().execute(_ACTIVE_ACCOUNT, {"sid": session.sid,
+                                                 "school_id": school_id}).first()
     if row is None or row.ended_at is not None:
         raise SessionEnded(session.sid)
     return None if row.id is None else AccountRef(row.id, row.sub)

@@ -18,6 +18,7 @@ from school_instance.diary import (
     teacher,
 )
 from school_instance.diary.blueprint import bp, has_role
+from shared.db import get_reader
 
 __all__ = ["bp", "dashboard"]
 _ROUTES = (accounts, admin, applications, corrections, enrolment, news,
@@ -26,6 +27,7 @@ _ROUTES = (accounts, admin, applications, corrections, enrolment, news,
 
 def dashboard() -> Any:
     """The signed-in person's start page: a section per role, and the school's news."""
+    get_reader()  # reads only: no BEGIN/COMMIT round trips
     me = queries.my_id()
     children = parent.my_children(limit=5)
     taught = queries.classes_taught(me) if has_role("teacher") else []
