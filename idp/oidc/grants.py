@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import redis
@@ -139,42 +139,71 @@ WITH live AS (
   INSERT INTO session_client (session_id, client_id, sub, first_at)
   SELECT id, :client_pk, sub, :now FROM live WHERE sub IS NOT NULL
   ON CONFLICT DO NOTHING
-)
+){minted}
 SELECT live.*{schools} FROM live
 """
+# offline_access: the refresh token is stored by the same statement, only under a live session
+# and an active account of the session's person (the checks after it refuse otherwise, and the
+# refusal rolls the transaction back).
+_MINTED = """, minted AS (
+  INSERT INTO refresh_token (token_hash, grant_id, client_id, session_id, account_id, scope,
+                             claims, created_at, expires_at)
+  SELECT :refresh_hash, :grant_id, :client_pk, id, account_pk, :scope, :claims, :now, expires_at
+  FROM live WHERE ended_at IS NULL AND expires_at > :now AND status = 'active'
+    AND account_person_id = person_id
+)"""
 # The stuudium scope's other schools (claims.OTHER_SCHOOLS_SQL) ride along as one JSON column.
 _WITH_SCHOOLS = f""", ({OTHER_SCHOOLS_SQL.format(person="live.account_person_id",
                                               school="live.school_id")}) AS other_schools"""
 
 
-def _live_statement(with_schools: bool) -> TextualSelect:
+def _live_statement(with_schools: bool, minting: bool) -> TextualSelect:
     """The PostgreSQL statement, with typed positional result columns: SQLAlchemy then builds
     the row processors once and caches them, instead of reading the cursor's description on
     every execution."""
     columns: list[Any] = [*_SESSION_COLS, *_ACCOUNT_COLS, *_PERSON_COLS]
     if with_schools:
         columns.append(column("other_schools", JSON()))
-    sql = _LIVE_AND_RECORD_SQL.format(schools=_WITH_SCHOOLS if with_schools else "")
-    return text(sql).bindparams(bindparam("now", type_=TZDateTime())).columns(*columns)
+    sql = _LIVE_AND_RECORD_SQL.format(schools=_WITH_SCHOOLS if with_schools else "",
+                                      minted=_MINTED if minting else "")
+    params = [bindparam("now", type_=TZDateTime())]
+    if minting:
+        params.append(bindparam("claims", type_=cast(Table, RefreshToken.__table__).c.claims.type))
+    return text(sql).bindparams(*params).columns(*columns)
 
 
-_LIVE_AND_RECORD_PG = {False: _live_statement(False), True: _live_statement(True)}
+_LIVE_AND_RECORD_PG = {(schools, minting): _live_statement(schools, minting)
+                       for schools in (False, True) for minting in (False, True)}
+
+
+@dataclass(frozen=True)
+class Mint:
+    """A refresh token for the code exchange's statement to store (PostgreSQL)."""
+
+    token: str
+    grant_id: str
+    scope: str
+    claims: dict[str, Any] | None
 
 
 def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
-                  client_pk: int, with_schools: bool = False,
-                  ) -> tuple[SessionRow, AccountRow | None, list[Any] | None]:
+                  client_pk: int, with_schools: bool = False, mint: Mint | None = None,
+                  ) -> tuple[SessionRow, AccountRow | None, list[Any] | None, str | None]:
     """Load the session, which must be live, and the account (with its person when asked), and
     record the client in the session, in one round trip on PostgreSQL; the caller checks the
-    account with _active() (so the checks keep their order). The third part is the person's
-    other schools when asked for (PostgreSQL; None: the caller reads them itself)."""
+    account with _active() (so the checks keep their order). Also returned: the person's
+    other schools when asked for, and mint's token once stored (PostgreSQL; None: the caller
+    reads or stores them itself)."""
     conn = db.connection()
-    params = {"sid": sid, "account_id": account_id}
+    params: dict[str, Any] = {"sid": sid, "account_id": account_id}
     postgres = conn.dialect.name == "postgresql"
     schools = None
     row: Any
     if postgres:
-        row = conn.execute(_LIVE_AND_RECORD_PG[with_schools],
+        if mint is not None:
+            params.update(refresh_hash=hash_refresh(mint.token), grant_id=mint.grant_id,
+                          scope=mint.scope, claims=mint.claims)
+        row = conn.execute(_LIVE_AND_RECORD_PG[with_schools, mint is not None],
                            {**params, "client_pk": client_pk, "now": utcnow()}).first()
         if row is not None and with_schools:
             schools = list(row[-1] or [])
@@ -189,13 +218,14 @@ def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
         raise InvalidGrantError("The session has ended.")
     end = _N_SESSION + _N_ACCOUNT
     account_pk, person_id, school_id, sub, roles, status = row[_N_SESSION:end]
+    minted = mint.token if postgres and mint is not None else None
     if account_pk is None:
-        return session, None, schools
+        return session, None, schools, minted
     if not postgres:
         _record_client(db, sid, client_pk, sub)
     person = PersonRow(*row[end:]) if with_person else None
     return (session, AccountRow(account_pk, person_id, school_id, sub, roles, status, person),
-            schools)
+            schools, minted)
 
 
 # The hot path's writes are plain table statements built once: the ORM's unit of work and
@@ -219,8 +249,8 @@ def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session
                  refresh: str | None = None,
                  other_schools: list[Any] | None = None) -> dict[str, Any]:
     """Mint the access token, the ID token and (for offline_access) a refresh token; refresh,
-    when given, is the successor a rotation already stored; other_schools, the stuudium
-    scope's schools when already read."""
+    when given, is a token already stored (a rotation's successor, or the code exchange's on
+    PostgreSQL); other_schools, the stuudium scope's schools when already read."""
     cfg = current_app.config
     ring = current_app.extensions["keys"].ring(db)
     auth_time = int(session.auth_time.timestamp())
@@ -293,16 +323,22 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         payload: dict[str, Any] = self.request.authorization_code
         client: RelyingParty = self.request.client
         db = get_db()
-        session, loaded, schools = _live_session(
+        scope = payload["scope"]
+        mint = None
+        if "offline_access" in scope.split():
+            mint = Mint(secrets.token_urlsafe(32), payload["grant_id"], scope,
+                        payload.get("claims"))
+        session, loaded, schools, minted = _live_session(
             db, payload["sid"], payload["account_id"],
-            _needs_person(payload["scope"], payload.get("claims")), client.row.id,
-            with_schools="stuudium" in payload["scope"].split())
+            _needs_person(scope, payload.get("claims")), client.row.id,
+            with_schools="stuudium" in scope.split(), mint=mint)
         account = _active(loaded)
         if account.person_id != session.person_id:
             raise InvalidGrantError("The session belongs to another person.")
         token = issue_tokens(db, client, account, session, scope=payload["scope"],
                              grant_id=payload["grant_id"], nonce=payload.get("nonce"),
-                             claims_request=payload.get("claims"), other_schools=schools)
+                             claims_request=payload.get("claims"), refresh=minted,
+                             other_schools=schools)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
