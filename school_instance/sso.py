@@ -12,7 +12,7 @@ from functools import wraps
 from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import (
     Blueprint,
@@ -126,10 +126,12 @@ def start_login(target: str, silent: bool) -> Response:
              "ui_locales": i18n.current()}
     if silent:
         extra["prompt"] = "none"
-    url = prepare_grant_uri(_provider().endpoint("authorization_endpoint"), tenant.client_id,
-                            "code", redirect_uri=tenant.redirect_uri, scope=SCOPE, state=state,
-                            **extra)
-    resp = redirect(url, 303)
+    endpoint = _provider().endpoint("authorization_endpoint")
+    query = urlencode({"response_type": "code", "client_id": tenant.client_id,
+                       "redirect_uri": tenant.redirect_uri, "scope": SCOPE, "state": state,
+                       **extra})
+    # RFC 6749 §3.1: an endpoint's own query component is kept.
+    resp = redirect(f"{endpoint}{'&' if '?' in endpoint else '?'}{query}", 303)
     resp.set_cookie(_binding_cookie(tenant), binding, httponly=True, samesite="Lax",
                     path="/auth/", secure=tenant.base_url.startswith("https://"),
                     max_age=current_app.config["OAUTH_STATE_TTL_SECONDS"])

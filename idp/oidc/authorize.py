@@ -235,8 +235,8 @@ def active_account(session: LiveSession, school_id: int) -> AccountRef | None:
     """Return the id and sub of the person's active account at a school (one query that also
     checks the session has not ended)."""
     # A read only: autocommit, one round trip (the code lives in Redis).
-    row = get_reader().execute(_ACTIVE_ACCOUNT, {"sid": session.sid,
-                                                 "school_id": school_id}).first()
+    row = get_reader().connection().execute(_ACTIVE_ACCOUNT, {
+        "sid": session.sid, "school_id": school_id}).first()
     if row is None or row.ended_at is not None:
         raise SessionEnded(session.sid)
     return None if row.id is None else AccountRef(row.id, row.sub)
