@@ -427,5 +427,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         token = issue_tokens(get_db(), client, account, session, scope=scope,
                              grant_id=rotated.claimed.grant_id, nonce=None,
                              claims_request=rotated.claimed.claims,
-                             refresh=self.request.successor)
+                             refresh=self.request.successor,
+                             other_schools=rotated.other_schools)
         return 200, token, self.TOKEN_RESPONSE_HEADER
