@@ -1,8 +1,10 @@
 """Refresh-token rotation in one round trip (RFC 6749 §6, RFC 9700 §4.14.2).
 
 Claiming the presented token, checking the session is live (and sliding its last_seen), loading
-the account with its person, and storing the next token are one statement on PostgreSQL (data-
-modifying CTEs) and a short sequence in one transaction on SQLite. Either way nothing commits
+the account with its person (and, for the stuudium scope, the person's other schools), and
+storing the next token are one statement on PostgreSQL (data-modifying CTEs) and a short
+sequence in one transaction on SQLite (where the schools are read after it). Either way nothing
+commits
 unless the request succeeds: a refusal after the claim (ended session, inactive account, a wider
 scope) rolls the claim and the new token back together.
 
