@@ -4,9 +4,8 @@ Claiming the presented token, checking the session is live (and sliding its last
 the account with its person (and, for the stuudium scope, the person's other schools), and
 storing the next token are one statement on PostgreSQL (data-modifying CTEs) and a short
 sequence in one transaction on SQLite (where the schools are read after it). Either way nothing
-commits
-unless the request succeeds: a refusal after the claim (ended session, inactive account, a wider
-scope) rolls the claim and the new token back together.
+commits unless the request succeeds: a refusal after the claim (ended session, inactive
+account, a wider scope) rolls the claim and the new token back together.
 
 The rotation commits without waiting for its WAL flush (synchronous_commit off for this
 transaction only; PostgreSQL stays consistent, and any later synchronous commit — a logout, a
