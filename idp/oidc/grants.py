@@ -427,6 +427,5 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         token = issue_tokens(get_db(), client, account, session, scope=scope,
                              grant_id=rotated.claimed.grant_id, nonce=None,
                              claims_request=rotated.claimed.claims,
-                             refresh=self.request.successor,
-                             other_schools=rotated.other_schools)
+                             refresh=self.request.successor)
         return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -1,11 +1,10 @@
 """Refresh-token rotation in one round trip (RFC 6749 §6, RFC 9700 §4.14.2).
 
 Claiming the presented token, checking the session is live (and sliding its last_seen), loading
-the account with its person (and, for the stuudium scope, the person's other schools), and
-storing the next token are one statement on PostgreSQL (data-modifying CTEs) and a short
-sequence in one transaction on SQLite (where the schools are read after it). Either way nothing
-commits unless the request succeeds: a refusal after the claim (ended session, inactive
-account, a wider scope) rolls the claim and the new token back together.
+the account with its person, and storing the next token are one statement on PostgreSQL (data-
+modifying CTEs) and a short sequence in one transaction on SQLite. Either way nothing commits
+unless the request succeeds: a refusal after the claim (ended session, inactive account, a wider
+scope) rolls the claim and the new token back together.
 
 The rotation commits without waiting for its WAL flush (synchronous_commit off for this
 transaction only; PostgreSQL stays consistent, and any later synchronous commit — a logout, a
@@ -18,14 +17,14 @@ was most of a refresh's time on this hardware; nothing that revokes or ends is r
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import JSON, String, Table, bindparam, column, insert, select, text, update
+from sqlalchemy import String, Table, bindparam, column, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from idp.models import Account, Person, RefreshToken, SsoSession, TZDateTime
-from idp.oidc.claims import OTHER_SCHOOLS_SQL, AccountRow, PersonRow
+from idp.oidc.claims import AccountRow, PersonRow
 
 _REFRESH = cast(Table, RefreshToken.__table__)
 _SSO = cast(Table, SsoSession.__table__)
@@ -64,7 +63,6 @@ class Rotation:
     claimed: ClaimedRow
     session: SessionRow | None
     account: AccountRow | None
-    other_schools: list[Any] | None = None  # the stuudium scope's schools, when already read
 
 
 _PERSON_NAMES = ("given_name", "family_name", "birth_date", "locale", "updated_at", "email",
@@ -73,7 +71,7 @@ _N_CLAIM, _N_SESSION, _N_ACCOUNT = 5, 6, 6
 _N_PERSON = len(_PERSON_NAMES)
 
 # One statement: claim, live session (last_seen slid), next token, account and person.
-_ROTATE_SQL = """
+_ROTATE_PG = text("""
 WITH claimed AS (
   UPDATE refresh_token SET used_at = :now
   WHERE token_hash = :hashed AND client_id = :client_pk AND used_at IS NULL
@@ -95,24 +93,17 @@ WITH claimed AS (
 SELECT claimed.*, live.*, a.id, a.person_id, a.school_id, a.sub, a.roles, a.status,
        p.given_name, p.family_name, p.birth_date, p.locale, p.updated_at, p.email,
        p.email_verified, p.phone, p.address,
-       CASE WHEN ' ' || claimed.scope || ' ' LIKE '% stuudium %' THEN ({schools}) END,
        set_config('synchronous_commit', 'off', true)
 FROM claimed LEFT JOIN live ON true
 LEFT JOIN account a ON a.id = claimed.account_id
 LEFT JOIN person p ON p.id = a.person_id
-"""
-# The stuudium scope's other schools (claims.OTHER_SCHOOLS_SQL, constant SQL) as one JSON column,
-# read only when the claimed token's scope has it.
-_ROTATE_PG = text(_ROTATE_SQL.replace("{schools}", OTHER_SCHOOLS_SQL.replace(
-    "{person}", "a.person_id").replace("{school}", "a.school_id"))
-).bindparams(bindparam("now", type_=TZDateTime())).columns(
+""").bindparams(bindparam("now", type_=TZDateTime())).columns(
     # Typed, positional: the row processors are built once and cached (see grants.py).
     _REFRESH.c.grant_id, _REFRESH.c.session_id, _REFRESH.c.account_id, _REFRESH.c.scope,
     _REFRESH.c.claims, _SSO.c.id, _SSO.c.person_id, _SSO.c.auth_time, _SSO.c.acr, _SSO.c.amr,
     _SSO.c.expires_at, _ACCOUNT.c.id, _ACCOUNT.c.person_id, _ACCOUNT.c.school_id,
     _ACCOUNT.c.sub, _ACCOUNT.c.roles, _ACCOUNT.c.status,
-    *(_PERSON.c[c] for c in _PERSON_NAMES), column("other_schools", JSON()),
-    column("synchronous_commit", String()))
+    *(_PERSON.c[c] for c in _PERSON_NAMES), column("synchronous_commit", String()))
 
 # SQLite has no data-modifying CTEs: the same steps, one statement each, one transaction.
 _CLAIM = (
@@ -168,11 +159,7 @@ def rotate(db: Session, client_pk: int, hashed: str, new_hash: str,
         if row is None:
             return None
         end = _N_CLAIM + _N_SESSION
-        last = end + _N_ACCOUNT + _N_PERSON
-        rotation = _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end:last])
-        if row[last] is not None:
-            rotation = replace(rotation, other_schools=list(row[last]))
-        return rotation
+        return _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end:end + _N_ACCOUNT + _N_PERSON])
     claimed = conn.execute(_CLAIM, params).first()
     if claimed is None:
         return None
