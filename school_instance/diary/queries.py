@@ -187,40 +187,42 @@ def lessons_with_marks(lesson_ids: Iterable[int]) -> set[int]:
         scoped(Attendance).where(Attendance.lesson_id.in_(ids)))}
 
 
-def latest_news(limit: int) -> list[Announcement]:
-    """The school's announcements, the newest first."""
-    return list(get_db().scalars(scoped(Announcement).order_by(
-        Announcement.created_at.desc(), Announcement.id.desc()).limit(limit)))
-
-
-# The start page's news and events: one plain statement built once (its cache key is computed
-# once), run for every start page; rows carry the columns the templates show.
+# The school's news and its coming events: plain statements built once (their cache keys are
+# computed once), for the news page and, both in one round trip, for every start page; rows
+# carry the columns the templates show.
 _ANN = cast(Table, Announcement.__table__)
 _ANN_COLS = (_ANN.c.id, _ANN.c.kind, _ANN.c.title, _ANN.c.body, _ANN.c.event_on,
-             _ANN.c.created_at)
+             _ANN.c.created_at, _ANN.c.author_id)
 _LATEST = (select(*_ANN_COLS).where(_ANN.c.tenant_id == bindparam("tenant_id"))
-           .order_by(_ANN.c.created_at.desc(), _ANN.c.id.desc())
-           .limit(bindparam("limit")).subquery())
+           .order_by(_ANN.c.created_at.desc(), _ANN.c.id.desc()).limit(bindparam("limit")))
 _COMING = (select(*_ANN_COLS).where(_ANN.c.tenant_id == bindparam("tenant_id"),
                                     _ANN.c.event_on.is_not(None),
                                     _ANN.c.event_on >= bindparam("today", type_=Date()))
-           .order_by(_ANN.c.event_on, _ANN.c.id).limit(bindparam("limit")).subquery())
-_NEWS_AND_EVENTS = union_all(select(_LATEST, literal_column("0").label("part")),
-                             select(_COMING, literal_column("1").label("part")))
+           .order_by(_ANN.c.event_on, _ANN.c.id).limit(bindparam("limit")))
+_LATEST_PART, _COMING_PART = _LATEST.subquery(), _COMING.subquery()
+_NEWS_AND_EVENTS = union_all(select(_LATEST_PART, literal_column("0").label("part")),
+                             select(_COMING_PART, literal_column("1").label("part")))
+
+
+def _announcements(statement: Any, limit: int) -> list[Row[Any]]:
+    return list(get_db().execute(statement, {"tenant_id": current().id, "limit": limit,
+                                             "today": today()}))
+
+
+def latest_news(limit: int) -> list[Row[Any]]:
+    """The school's announcements, the newest first."""
+    return _announcements(_LATEST, limit)
+
+
+def upcoming_events(limit: int) -> list[Row[Any]]:
+    """Events from today on, the nearest first."""
+    return _announcements(_COMING, limit)
 
 
 def news_and_events(limit: int) -> tuple[list[Row[Any]], list[Row[Any]]]:
     """latest_news(limit) and upcoming_events(limit) in one round trip (the start page)."""
-    rows = get_db().execute(_NEWS_AND_EVENTS, {"tenant_id": current().id, "limit": limit,
-                                               "today": today()}).all()
+    rows = _announcements(_NEWS_AND_EVENTS, limit)
     news = sorted((r for r in rows if r.part == 0), key=lambda a: (a.created_at, a.id),
                   reverse=True)
     events = sorted((r for r in rows if r.part == 1), key=lambda a: (a.event_on, a.id))
     return news, events
-
-
-def upcoming_events(limit: int) -> list[Announcement]:
-    """Events from today on, the nearest first."""
-    return list(get_db().scalars(scoped(Announcement).where(
-        Announcement.event_on.is_not(None), Announcement.event_on >= today()).order_by(
-        Announcement.event_on, Announcement.id).limit(limit)))
