@@ -59,8 +59,6 @@ def _provider() -> Provider:
 # Authlib's protocol functions build the request bodies; they go out with post_token, since
 # building an OAuth2Session (a requests.Session) per login cost more CPU than the rest of the
 # exchange on the client side.
-
-
 def _redeem_code(prov: Provider, tenant: TenantInfo, code: str, verifier: str) -> dict[str, Any]:
     """Exchange the code at the token endpoint (RFC 6749 §4.1.3 with the PKCE verifier)."""
     if not code:
