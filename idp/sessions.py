@@ -38,10 +38,9 @@ return v
 
 # A plain table insert on the connection (the ORM's DML path costs more than the SQL). For a
 # password login on PostgreSQL the transaction does not wait for its WAL flush: a session lost in
-# a server crash only means signing in again (tokens under it are checked against SQL; the code
-# exchanges under it, relaxed the same way, are lost with it or after it, and their schools'
-# next refresh fails). Any later synchronous commit (a logout, a revocation) flushes it too.
-# Never for a transaction that also consumes something single-use (a link, an attempt).
+# a server crash only means signing in again (tokens under it are checked against SQL, and the
+# first code exchange's commit, which is synchronous, makes the session durable with it). Never
+# for a transaction that also consumes something single-use (a link, an attempt).
 _INSERT_SESSION = insert(cast(Table, SsoSession.__table__))
 _INSERT_SESSION_PG = _INSERT_SESSION.returning(
     func.set_config("synchronous_commit", "off", True))

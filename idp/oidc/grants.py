@@ -19,17 +19,7 @@ import redis
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from flask import current_app
-from sqlalchemy import (
-    JSON,
-    String,
-    Table,
-    TextualSelect,
-    bindparam,
-    column,
-    insert,
-    select,
-    text,
-)
+from sqlalchemy import JSON, Table, TextualSelect, bindparam, column, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -135,11 +125,10 @@ def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
 
 
 # PostgreSQL: the same read and the recording of the client (for single logout) in one
-# statement; a refusal after it rolls the recording back with the rest of the request. Like a
-# refresh rotation, the exchange commits without waiting for its WAL flush (rotation.py): a
-# server crash may forget the exchanges of its last moments, and with them their refresh
-# tokens, so those schools' sessions end at their next refresh; the code itself was consumed
-# in Redis and stays used. Nothing here revokes or ends anything.
+# statement; a refusal after it rolls the recording back with the rest of the request. Unlike a
+# refresh rotation, the exchange's commit waits for its WAL flush: the recorded client is what a
+# logout tells, so a crash must not forget a school that holds tokens (the fault tests' restart
+# test fails on a relaxed commit), and the flush makes the password login's session durable too.
 _LIVE_AND_RECORD_SQL = """
 WITH live AS (
   SELECT s.id, s.person_id, s.auth_time, s.acr, s.amr, s.expires_at, s.ended_at,
@@ -154,7 +143,7 @@ WITH live AS (
   SELECT id, :client_pk, sub, :now FROM live WHERE sub IS NOT NULL
   ON CONFLICT DO NOTHING
 ){minted}
-SELECT live.*{schools}, set_config('synchronous_commit', 'off', true) FROM live
+SELECT live.*{schools} FROM live
 """
 # offline_access: the refresh token is stored by the same statement, only under a live session
 # and an active account of the session's person (the checks after it refuse otherwise, and the
@@ -178,7 +167,6 @@ def _live_statement(with_schools: bool, minting: bool) -> TextualSelect:
     columns: list[Any] = [*_SESSION_COLS, *_ACCOUNT_COLS, *_PERSON_COLS]
     if with_schools:
         columns.append(column("other_schools", JSON()))
-    columns.append(column("synchronous_commit", String()))
     sql = _LIVE_AND_RECORD_SQL.format(schools=_WITH_SCHOOLS if with_schools else "",
                                       minted=_MINTED if minting else "")
     params = [bindparam("now", type_=TZDateTime())]
@@ -220,7 +208,6 @@ def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
                           scope=mint.scope, claims=mint.claims)
         row = conn.execute(_LIVE_AND_RECORD_PG[with_schools, mint is not None],
                            {**params, "client_pk": client_pk, "now": utcnow()}).first()
-        row = row[:-1] if row is not None else None  # set_config's answer
         if row is not None and with_schools:
             schools = list(row[-1] or [])
             row = row[:-1]
