@@ -19,7 +19,17 @@ import redis
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from flask import current_app
-from sqlalchemy import JSON, Table, TextualSelect, bindparam, column, insert, select, text
+from sqlalchemy import (
+    JSON,
+    String,
+    Table,
+    TextualSelect,
+    bindparam,
+    column,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -129,6 +139,11 @@ def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
 # refresh rotation, the exchange's commit waits for its WAL flush: the recorded client is what a
 # logout tells, so a crash must not forget a school that holds tokens (the fault tests' restart
 # test fails on a relaxed commit), and the flush makes the password login's session durable too.
+# The session row is read FOR KEY SHARE (the lock a new recording's foreign key takes anyway):
+# an exchange that meets a logout under way waits for it, then reads the ended session and is
+# refused; a logout that meets an exchange waits for it, then tells its school too. An exchange
+# that stored nothing (its school already recorded, no refresh token) wrote only that lock, so
+# its commit does not wait for the flush: a lock means nothing after a crash.
 _LIVE_AND_RECORD_SQL = """
 WITH live AS (
   SELECT s.id, s.person_id, s.auth_time, s.acr, s.amr, s.expires_at, s.ended_at,
@@ -138,12 +153,17 @@ WITH live AS (
   FROM sso_session s LEFT JOIN account a ON a.id = :account_id
   LEFT JOIN person p ON p.id = a.person_id
   WHERE s.id = :sid
+  FOR KEY SHARE OF s
 ), recorded AS (
   INSERT INTO session_client (session_id, client_id, sub, first_at)
   SELECT id, :client_pk, sub, :now FROM live WHERE sub IS NOT NULL
   ON CONFLICT DO NOTHING
+  RETURNING 1
 ){minted}
-SELECT live.*{schools} FROM live
+SELECT live.*{schools}, set_config('synchronous_commit',
+  CASE WHEN EXISTS (SELECT 1 FROM recorded){stored} THEN current_setting('synchronous_commit')
+       ELSE 'off' END, true)
+FROM live
 """
 # offline_access: the refresh token is stored by the same statement, only under a live session
 # and an active account of the session's person (the checks after it refuse otherwise, and the
@@ -154,6 +174,7 @@ _MINTED = """, minted AS (
   SELECT :refresh_hash, :grant_id, :client_pk, id, account_pk, :scope, :claims, :now, expires_at
   FROM live WHERE ended_at IS NULL AND expires_at > :now AND status = 'active'
     AND account_person_id = person_id
+  RETURNING 1
 )"""
 # The stuudium scope's other schools (claims.OTHER_SCHOOLS_SQL) ride along as one JSON column.
 _WITH_SCHOOLS = f""", ({OTHER_SCHOOLS_SQL.format(person="live.account_person_id",
@@ -167,8 +188,11 @@ def _live_statement(with_schools: bool, minting: bool) -> TextualSelect:
     columns: list[Any] = [*_SESSION_COLS, *_ACCOUNT_COLS, *_PERSON_COLS]
     if with_schools:
         columns.append(column("other_schools", JSON()))
+    columns.append(column("synchronous_commit", String()))
     sql = _LIVE_AND_RECORD_SQL.format(schools=_WITH_SCHOOLS if with_schools else "",
-                                      minted=_MINTED if minting else "")
+                                      minted=_MINTED if minting else "",
+                                      stored=" OR EXISTS (SELECT 1 FROM minted)" if minting
+                                      else "")
     params = [bindparam("now", type_=TZDateTime())]
     if minting:
         params.append(bindparam("claims", type_=cast(Table, RefreshToken.__table__).c.claims.type))
@@ -208,6 +232,7 @@ def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
                           scope=mint.scope, claims=mint.claims)
         row = conn.execute(_LIVE_AND_RECORD_PG[with_schools, mint is not None],
                            {**params, "client_pk": client_pk, "now": utcnow()}).first()
+        row = row[:-1] if row is not None else None  # set_config's answer
         if row is not None and with_schools:
             schools = list(row[-1] or [])
             row = row[:-1]
