@@ -246,7 +246,7 @@ def main() -> int:
                        "c4_seconds": C4_SECONDS, "warm_seconds": WARM_SECONDS,
                        "persons": PERSONS, "code_scope": seed.CODE_SCOPE,
                        "refresh_scope": seed.REFRESH_SCOPE,
-                       "id_token_alg": "ES256 (the e-diary's client, as `idp schools add` registers it)",
+                       "id_token_alg": "ES256 (as `idp schools add` registers the e-diary)",
                        "login_max_failures": app.config["LOGIN_MAX_FAILURES"],
                        "argon2_max_concurrency": app.config["ARGON2_MAX_CONCURRENCY"]},
             "loadavg_before": load_before,
