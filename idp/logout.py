@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import select, text, update
+from sqlalchemy import ColumnElement, select, text, update
 from sqlalchemy.orm import Session
 
 from idp import deliveries
@@ -96,11 +96,22 @@ def _end_whole(db: Session, sessions: list[SsoSession], reason: str, now: dt.dat
     for s in sessions:
         s.ended_at = now
         s.end_reason = reason
-    db.execute(update(RefreshToken).where(RefreshToken.session_id.in_(ids),
-                                          RefreshToken.revoked_at.is_(None))
-               .values(revoked_at=now))
+    _revoke(db, now, RefreshToken.session_id.in_(ids))
     return _queue(db, db.scalars(select(SessionClient).where(SessionClient.session_id.in_(ids))),
                   reason, now, deliver)
+
+
+def _revoke(db: Session, now: dt.datetime, *where: ColumnElement[bool]) -> None:
+    """Revoke the live refresh tokens under sessions locked by end_sessions. On PostgreSQL a
+    token row locked by a refresh in flight is skipped: that refresh took its token first and
+    now waits for the session, so revoking it would make the two wait on each other until
+    PostgreSQL aborts one; it is refused once this commits (its session has ended, or, when a
+    school only leaves it, the grant is denied), and its token stays unusable."""
+    live = select(RefreshToken.id).where(*where, RefreshToken.revoked_at.is_(None))
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        live = live.with_for_update(skip_locked=True)
+    db.execute(update(RefreshToken).where(RefreshToken.id.in_(live.scalar_subquery()))
+               .values(revoked_at=now))
 
 
 def _leave_school(db: Session, session_ids: list[str], school_id: int, reason: str,
@@ -110,8 +121,7 @@ def _leave_school(db: Session, session_ids: list[str], school_id: int, reason: s
     clients = select(Client.id).where(Client.school_id == school_id).scalar_subquery()
     under = (RefreshToken.session_id.in_(session_ids), RefreshToken.client_id.in_(clients))
     grants = list(db.scalars(select(RefreshToken.grant_id).where(*under).distinct()))
-    db.execute(update(RefreshToken).where(*under, RefreshToken.revoked_at.is_(None))
-               .values(revoked_at=now))
+    _revoke(db, now, *under)
     held = list(db.scalars(select(SessionClient).where(
         SessionClient.session_id.in_(session_ids), SessionClient.client_id.in_(clients))))
     outbox = _queue(db, held, reason, now, deliver)

@@ -1,5 +1,6 @@
-"""A code exchange racing a logout on PostgreSQL: either the exchange is refused or its school
-is told of the logout; never tokens for a school that the logout did not reach."""
+"""A code exchange or a refresh racing a logout on PostgreSQL: either it is refused or its school
+is told of the logout; never tokens for a school that the logout did not reach, and never the two
+waiting on each other."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 
 from tests.faults.conftest import FaultIdp, Postgres, wait_for
-from tests.support import Browser, Receiver, obtain_code, redeem, sign_in, unverified_claims
+from tests.support import (
+    Browser,
+    Receiver,
+    obtain_code,
+    redeem,
+    refresh,
+    sign_in,
+    unverified_claims,
+)
 
 
 def _lock_waiters(url: str) -> int:
@@ -31,10 +40,12 @@ def test_a_code_exchange_behind_a_logout_is_refused(pg_idp: FaultIdp, postgres: 
     code, verifier = obtain_code(browser, idp.url, schools[1], logins[1],
                                  scope="openid offline_access")
 
-    # The logout locks the session, then waits on the first school's refresh token, held here:
-    # the exchange starts while the logout is under way and must not slip past it.
+    # The logout locks the session, then waits on the first school's client row, held here, to
+    # queue its logout message: the exchange starts while the logout is under way and must not
+    # slip past it.
     holder = psycopg.connect(postgres.url)
-    holder.execute("SELECT 1 FROM refresh_token WHERE session_id = %s FOR UPDATE", (sid,))
+    holder.execute("SELECT 1 FROM client WHERE client_id = %s FOR UPDATE",
+                   (schools[0].client_id,))
     with ThreadPoolExecutor(2) as pool:
         logout = pool.submit(browser.http.get, f"{idp.url}/logout",
                              params={"id_token_hint": first["id_token"]}, timeout=30)
@@ -86,3 +97,37 @@ def test_a_logout_behind_a_code_exchange_tells_its_school(pg_idp: FaultIdp, post
     for receiver, school, login in zip(receivers, schools, logins, strict=True):
         assert len(receiver.posts) == 1
         idp.check_logout_token(receiver.posts[0]["logout_token"][0], school, login.sub, sid)
+
+
+def test_a_refresh_that_holds_its_token_does_not_deadlock_a_logout(
+        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    idp = pg_idp
+    browser = Browser(idp.url)
+    receivers.extend([Receiver(), Receiver()])
+    schools = [idp.school(r.url) for r in receivers]
+    logins = idp.person(schools)
+    tokens = idp.sign_in_everywhere(browser, schools, logins)
+    sid = unverified_claims(tokens[0]["id_token"])["sid"]
+
+    # Held here, the session row makes the logout wait for it first and a refresh of the second
+    # school queue behind the logout, holding its own token: the logout then takes the session
+    # and comes to revoke that token while the refresh waits for the session.
+    holder = psycopg.connect(postgres.url)
+    holder.execute("SELECT 1 FROM sso_session WHERE id = %s FOR NO KEY UPDATE", (sid,))
+    with ThreadPoolExecutor(2) as pool:
+        logout = pool.submit(browser.http.get, f"{idp.url}/logout",
+                             params={"id_token_hint": tokens[0]["id_token"]}, timeout=30)
+        wait_for(lambda: _lock_waiters(postgres.url) == 1, 10, "the logout to wait")
+        renewed = pool.submit(refresh, idp.url, schools[1], tokens[1]["refresh_token"])
+        wait_for(lambda: _lock_waiters(postgres.url) == 2, 10, "the refresh to wait")
+        holder.rollback()
+        holder.close()
+        page = logout.result(timeout=30)
+        answer = renewed.result(timeout=30)
+
+    assert page.status_code == 200, page.text
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
+    assert [s for _, s, _ in idp.deliveries(sid)] == ["delivered", "delivered"]
+    # The token the refresh held was not revoked, but its session has ended: still refused.
+    again = refresh(idp.url, schools[1], tokens[1]["refresh_token"])
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
