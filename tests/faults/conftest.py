@@ -54,6 +54,16 @@ def wait_for(check: Callable[[], Any], seconds: float, what: str) -> Any:
         time.sleep(0.1)
 
 
+def lock_waiters(url: str) -> int:
+    """How many of the server's sessions wait for a lock."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE wait_event_type = 'Lock'").fetchone()
+        return int(row[0]) if row else 0
+
+
 def stop_worker(proc: subprocess.Popen[bytes]) -> str:
     """SIGTERM a worker, which must finish its round and exit cleanly; return its output."""
     proc.send_signal(signal.SIGTERM)
@@ -192,6 +202,14 @@ class FaultIdp:
                 accounts.append(account)
             db.commit()
             return [PersonLogin(email, password, a.sub, "Mari", "Maasikas") for a in accounts]
+
+    def two_schools(self, receivers: list[Receiver]
+                    ) -> tuple[Browser, list[SchoolClient], list[PersonLogin]]:
+        """A fresh browser, two schools whose back-channel endpoints are scripted receivers
+        (appended to receivers), and one person with an account at each."""
+        receivers.extend([Receiver(), Receiver()])
+        schools = [self.school(r.url) for r in receivers]
+        return Browser(self.url), schools, self.person(schools)
 
     def sign_in_everywhere(self, browser: Browser, schools: list[SchoolClient],
                            logins: list[PersonLogin]) -> list[dict[str, Any]]:

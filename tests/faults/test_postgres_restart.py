@@ -11,7 +11,7 @@ import psycopg
 import requests
 from sqlalchemy import select
 
-from tests.faults.conftest import FaultIdp, Postgres, wait_for
+from tests.faults.conftest import FaultIdp, Postgres, lock_waiters, wait_for
 from tests.support import Browser, Receiver, unverified_claims
 
 
@@ -44,20 +44,10 @@ def _retry_page(resp: requests.Response) -> None:
     assert "Teenus on ajutiselt kättesaamatu" in resp.text and "Traceback" not in resp.text
 
 
-def _lock_waiters(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity "
-                           "WHERE wait_event_type = 'Lock'").fetchone()
-        return int(row[0]) if row else 0
-
-
 def test_a_postgres_restart_during_logout_never_leaves_schools_untold(
         pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
     idp = pg_idp
-    browser = Browser(idp.url)
-    receivers.extend([Receiver(), Receiver()])
-    schools = [idp.school(r.url) for r in receivers]
-    logins = idp.person(schools)
+    browser, schools, logins = idp.two_schools(receivers)
     tokens = idp.sign_in_everywhere(browser, schools, logins)
     sid = unverified_claims(tokens[0]["id_token"])["sid"]
     hint = tokens[0]["id_token"]
@@ -67,7 +57,7 @@ def test_a_postgres_restart_during_logout_never_leaves_schools_untold(
     holder.execute("SELECT 1 FROM sso_session WHERE id = %s FOR UPDATE", (sid,))
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(_logout, idp, browser, hint)
-        wait_for(lambda: _lock_waiters(postgres.url), 10, "the logout to wait for its lock")
+        wait_for(lambda: lock_waiters(postgres.url), 10, "the logout to wait for its lock")
         postgres.stop("immediate")
         _retry_page(pending.result(timeout=30))
     holder.close()
