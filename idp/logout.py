@@ -105,8 +105,9 @@ def _revoke(db: Session, now: dt.datetime, *where: ColumnElement[bool]) -> None:
     """Revoke the live refresh tokens under sessions locked by end_sessions. On PostgreSQL a
     token row locked by a refresh in flight is skipped: that refresh took its token first and
     now waits for the session, so revoking it would make the two wait on each other until
-    PostgreSQL aborts one; it is refused once this commits (its session has ended, or, when a
-    school only leaves it, the grant is denied), and its token stays unusable."""
+    PostgreSQL aborts one. Once this commits, that refresh is refused (its session has ended)
+    or, when a school only leaves the session, its grant is denied like any rotation racing
+    the revocation (end_sessions' deny_grants)."""
     live = select(RefreshToken.id).where(*where, RefreshToken.revoked_at.is_(None))
     if db.bind is not None and db.bind.dialect.name == "postgresql":
         live = live.with_for_update(skip_locked=True)
