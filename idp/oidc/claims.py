@@ -8,7 +8,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, literal_column, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from idp.models import Account, Client, Person, School
@@ -115,32 +117,39 @@ def released(person: Person | PersonRow, account: Account | AccountRow, scope: s
 _SCHOOL = cast(Table, School.__table__)
 _ACCOUNT = cast(Table, Account.__table__)
 _CLIENT = cast(Table, Client.__table__)
-_OTHER_SCHOOLS = (
-    select(_SCHOOL.c.slug, _SCHOOL.c.name, _SCHOOL.c.base_url, _SCHOOL.c.logo.is_not(None),
-           _CLIENT.c.initiate_login_uri)
-    .join(_ACCOUNT, _ACCOUNT.c.school_id == _SCHOOL.c.id)
-    .join(_CLIENT, (_CLIENT.c.school_id == _SCHOOL.c.id)
-          & _CLIENT.c.initiate_login_uri.is_not(None))
-    .where(_ACCOUNT.c.person_id == bindparam("person_id"), _ACCOUNT.c.status == "active",
-           _ACCOUNT.c.school_id != bindparam("school_id"), _SCHOOL.c.status == "active")
-    .order_by(_SCHOOL.c.name, _CLIENT.c.id))
+_ORDER = (_SCHOOL.c.name, _CLIENT.c.id)
 
 
-# The same rows as one JSON array, for a statement that reads them along with other things
-# (the code exchange's): format() with the SQL expressions of the person and the school.
-OTHER_SCHOOLS_SQL = """
-SELECT coalesce(json_agg(json_build_array(sc.slug, sc.name, sc.base_url, sc.logo IS NOT NULL,
-                                          oc.initiate_login_uri) ORDER BY sc.name, oc.id), '[]')
-FROM school sc JOIN account oa ON oa.school_id = sc.id
-JOIN client oc ON oc.school_id = sc.id AND oc.initiate_login_uri IS NOT NULL
-WHERE oa.person_id = {person} AND oa.status = 'active' AND oa.school_id <> {school}
-  AND sc.status = 'active'"""
+def _other_schools(person: ColumnElement[Any], school: ColumnElement[Any]) -> Select[Any]:
+    """The other schools (with a jump target) of the person, beside the school given."""
+    return (
+        select(_SCHOOL.c.slug, _SCHOOL.c.name, _SCHOOL.c.base_url, _SCHOOL.c.logo.is_not(None),
+               _CLIENT.c.initiate_login_uri)
+        .join(_ACCOUNT, _ACCOUNT.c.school_id == _SCHOOL.c.id)
+        .join(_CLIENT, (_CLIENT.c.school_id == _SCHOOL.c.id)
+              & _CLIENT.c.initiate_login_uri.is_not(None))
+        .where(_ACCOUNT.c.person_id == person, _ACCOUNT.c.status == "active",
+               _ACCOUNT.c.school_id != school, _SCHOOL.c.status == "active"))
+
+
+_OTHER_SCHOOLS = _other_schools(bindparam("person_id"), bindparam("school_id")).order_by(*_ORDER)
+
+
+def other_schools_json_sql(person: str, school: str) -> str:
+    """The same rows as one JSON array, as PostgreSQL SQL over the SQL expressions of the
+    person and the school, for a statement that reads them along with other things (the code
+    exchange's)."""
+    rows = _other_schools(literal_column(person), literal_column(school))
+    array = func.coalesce(func.json_agg(aggregate_order_by(
+        func.json_build_array(*rows.selected_columns), *_ORDER)), literal_column("'[]'"))
+    return str(rows.with_only_columns(array).compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
 def stuudium_claims(db: Session, account: Account | AccountRow, issuer: str,
                     rows: Iterable[Sequence[Any]] | None = None) -> dict[str, Any]:
     """Our own scope: this account's roles, the person's other schools (display data only);
-    rows: the schools when already read (OTHER_SCHOOLS_SQL), else they are read here."""
+    rows: the schools when already read (other_schools_json_sql), else they are read here."""
     if rows is None:
         rows = db.connection().execute(_OTHER_SCHOOLS, {"person_id": account.person_id,
                                                         "school_id": account.school_id})

@@ -44,9 +44,9 @@ from idp.models import (
 )
 from idp.oidc import codes, tokens
 from idp.oidc.claims import (
-    OTHER_SCHOOLS_SQL,
     AccountRow,
     PersonRow,
+    other_schools_json_sql,
     released,
     stuudium_claims,
 )
@@ -176,9 +176,10 @@ _MINTED = """, minted AS (
     AND account_person_id = person_id
   RETURNING 1
 )"""
-# The stuudium scope's other schools (claims.OTHER_SCHOOLS_SQL) ride along as one JSON column.
-_WITH_SCHOOLS = f""", ({OTHER_SCHOOLS_SQL.format(person="live.account_person_id",
-                                              school="live.school_id")}) AS other_schools"""
+# The stuudium scope's other schools (claims.other_schools_json_sql) ride along as one JSON
+# column.
+_WITH_SCHOOLS = (f", ({other_schools_json_sql('live.account_person_id', 'live.school_id')})"
+                 " AS other_schools")
 
 
 def _live_statement(with_schools: bool, minting: bool) -> TextualSelect:
