@@ -36,6 +36,7 @@ from tests.support import (
     SchoolClient,
     free_port,
     sign_in,
+    unverified_claims,
 )
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -210,6 +211,20 @@ class FaultIdp:
         receivers.extend([Receiver(), Receiver()])
         schools = [self.school(r.url) for r in receivers]
         return Browser(self.url), schools, self.person(schools)
+
+    def signed_in_at_two(self, receivers: list[Receiver]
+                         ) -> tuple[Browser, list[SchoolClient], list[PersonLogin],
+                                    list[dict[str, Any]], str]:
+        """two_schools, signed in at both (with refresh tokens): also the token responses and
+        the session's sid."""
+        browser, schools, logins = self.two_schools(receivers)
+        tokens = self.sign_in_everywhere(browser, schools, logins)
+        return browser, schools, logins, tokens, unverified_claims(tokens[0]["id_token"])["sid"]
+
+    def logout(self, browser: Browser, id_token: str) -> requests.Response:
+        """RP-initiated logout in the browser, with the ID token as hint."""
+        return browser.http.get(f"{self.url}/logout", params={"id_token_hint": id_token},
+                                timeout=30)
 
     def sign_in_everywhere(self, browser: Browser, schools: list[SchoolClient],
                            logins: list[PersonLogin]) -> list[dict[str, Any]]:

@@ -10,10 +10,9 @@ from functools import partial
 from typing import Any
 
 import psycopg
-import requests
 
 from tests.faults.conftest import FaultIdp, Postgres, lock_waiters, wait_for
-from tests.support import Browser, Receiver, obtain_code, redeem, refresh, unverified_claims
+from tests.support import Receiver, obtain_code, redeem, refresh, unverified_claims
 
 
 def _race(postgres: Postgres, lock: str, param: str, first: Callable[[], Any],
@@ -32,11 +31,6 @@ def _race(postgres: Postgres, lock: str, param: str, first: Callable[[], Any],
         return one.result(timeout=30), two.result(timeout=30)
 
 
-def _logout(idp: FaultIdp, browser: Browser, id_token: str) -> Callable[[], requests.Response]:
-    return lambda: browser.http.get(f"{idp.url}/logout", params={"id_token_hint": id_token},
-                                    timeout=30)
-
-
 def _signed_in_once(idp: FaultIdp, receivers: list[Receiver]) -> dict[str, Any]:
     """Signed in at the first school (with a refresh token); the second school's code obtained
     silently from the live session and not yet exchanged."""
@@ -46,7 +40,7 @@ def _signed_in_once(idp: FaultIdp, receivers: list[Receiver]) -> dict[str, Any]:
                                  scope="openid offline_access")
     return {"browser": browser, "schools": schools, "logins": logins,
             "exchange": partial(redeem, idp.url, schools[1], code, verifier),
-            "logout": _logout(idp, browser, tokens["id_token"]),
+            "logout": partial(idp.logout, browser, tokens["id_token"]),
             "sid": unverified_claims(tokens["id_token"])["sid"]}
 
 
@@ -84,15 +78,13 @@ def test_a_logout_behind_a_code_exchange_tells_its_school(pg_idp: FaultIdp, post
 def test_a_refresh_that_holds_its_token_does_not_deadlock_a_logout(
         pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
     idp = pg_idp
-    browser, schools, logins = idp.two_schools(receivers)
-    tokens = idp.sign_in_everywhere(browser, schools, logins)
-    sid = unverified_claims(tokens[0]["id_token"])["sid"]
+    browser, schools, _logins, tokens, sid = idp.signed_in_at_two(receivers)
     renew = partial(refresh, idp.url, schools[1], tokens[1]["refresh_token"])
     # The held session row makes the logout wait for it first and the second school's refresh
     # queue behind the logout, holding its own token: the logout then takes the session and
     # comes to revoke that token while the refresh waits for the session.
     page, answer = _race(postgres, "SELECT 1 FROM sso_session WHERE id = %s FOR NO KEY UPDATE",
-                         sid, _logout(idp, browser, tokens[0]["id_token"]), renew)
+                         sid, partial(idp.logout, browser, tokens[0]["id_token"]), renew)
     assert page.status_code == 200, page.text
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
     assert [state for _, state, _ in idp.deliveries(sid)] == ["delivered", "delivered"]

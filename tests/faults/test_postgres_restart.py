@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import select
 
 from tests.faults.conftest import FaultIdp, Postgres, lock_waiters, wait_for
-from tests.support import Browser, Receiver, unverified_claims
+from tests.support import Receiver
 
 
 def _state(idp: FaultIdp, sid: str, schools: int) -> str:
@@ -35,10 +35,6 @@ def _state(idp: FaultIdp, sid: str, schools: int) -> str:
     return "ended"
 
 
-def _logout(idp: FaultIdp, browser: Browser, id_token: str) -> requests.Response:
-    return browser.http.get(f"{idp.url}/logout", params={"id_token_hint": id_token}, timeout=30)
-
-
 def _retry_page(resp: requests.Response) -> None:
     assert resp.status_code == 503 and resp.headers["Retry-After"]
     assert "Teenus on ajutiselt kättesaamatu" in resp.text and "Traceback" not in resp.text
@@ -47,16 +43,14 @@ def _retry_page(resp: requests.Response) -> None:
 def test_a_postgres_restart_during_logout_never_leaves_schools_untold(
         pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
     idp = pg_idp
-    browser, schools, logins = idp.two_schools(receivers)
-    tokens = idp.sign_in_everywhere(browser, schools, logins)
-    sid = unverified_claims(tokens[0]["id_token"])["sid"]
+    browser, schools, logins, tokens, sid = idp.signed_in_at_two(receivers)
     hint = tokens[0]["id_token"]
 
     # 1. The server restarts while the logout waits inside its transaction.
     holder = psycopg.connect(postgres.url)
     holder.execute("SELECT 1 FROM sso_session WHERE id = %s FOR UPDATE", (sid,))
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(_logout, idp, browser, hint)
+        pending = pool.submit(idp.logout, browser, hint)
         wait_for(lambda: lock_waiters(postgres.url), 10, "the logout to wait for its lock")
         postgres.stop("immediate")
         _retry_page(pending.result(timeout=30))
@@ -68,13 +62,13 @@ def test_a_postgres_restart_during_logout_never_leaves_schools_untold(
     # 2. The server is down when the person logs out.
     postgres.stop()
     started = time.monotonic()
-    _retry_page(_logout(idp, browser, hint))
+    _retry_page(idp.logout(browser, hint))
     assert time.monotonic() - started < 10
     postgres.start()
     assert _state(idp, sid, len(schools)) == "live"
 
     # 3. Back up: the same logout completes and the schools are told.
-    page = _logout(idp, browser, hint)
+    page = idp.logout(browser, hint)
     assert page.status_code == 200
     assert _state(idp, sid, len(schools)) == "ended"
     assert [s for _, s, _ in idp.deliveries(sid)] == ["delivered", "delivered"]
