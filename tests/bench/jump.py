@@ -67,7 +67,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 HOPS = ("B /auth/login", "IdP /authorize", "B /auth/callback", "B /")
 
 
-
 C4_SECONDS = services.env_float("JUMP_C4_SECONDS", 8)
 WARM_SECONDS = services.env_float("JUMP_WARM_SECONDS", 2)
 PEAK_SECONDS = services.env_float("JUMP_PEAK_SECONDS", 5)
@@ -409,8 +408,6 @@ class CpuSnapshot:
 
     parts: dict[str, float] = field(default_factory=dict)
     others: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid → (comm, cpu)
-
-
 
 
 def redis_server_pids(redis_url: str) -> set[int]:

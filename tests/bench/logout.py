@@ -63,7 +63,6 @@ DRAIN_LIMIT_SECONDS = 300.0
 GUNICORN_WORKERS = 2
 
 
-
 SCHOOLS = services.env_int("LOGOUT_SCHOOLS", 20)
 FANOUT_N = services.env_int("LOGOUT_FANOUT_N", 50)
 BURST = services.env_int("LOGOUT_BURST", 2000)

@@ -37,7 +37,6 @@ GOAL_RPS = 800.0
 GOAL_LOGIN_RATIO = 0.85
 
 
-
 PEAK_SECONDS = services.env_float("BENCH_PEAK_SECONDS", 10)
 C4_SECONDS = services.env_float("BENCH_C4_SECONDS", 8)
 WARM_SECONDS = services.env_float("BENCH_WARM_SECONDS", 2)
