@@ -58,8 +58,27 @@ class CountedRetry(Retry):
         return super().increment(method, url, *args, **kwargs)
 
 
+class CutOffRetrying(requests.Session):
+    """Also retry once a request whose answer was cut off after its headers (the process was
+    killed between writing them and the body, and nginx had already passed them on), and note
+    it: that request, too, was in flight to the killed process."""
+
+    def __init__(self, noted: list[str]) -> None:
+        super().__init__()
+        self.noted = noted
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send; on a body cut short, note it and send the same request once more."""
+        try:
+            return super().send(request, **kwargs)
+        except requests.exceptions.ChunkedEncodingError:
+            self.noted.append(f"{request.method} {request.url} (answer cut off)")
+            return super().send(request, **kwargs)
+
+
 def _browser(issuer: str, noted: list[str]) -> Browser:
     browser = Browser(issuer)
+    browser.http = CutOffRetrying(noted)
     retry = CountedRetry(total=1, connect=1, read=1, status=1, allowed_methods=None,
                          status_forcelist=(502, 504), raise_on_status=False,
                          respect_retry_after_header=False, noted=noted)
