@@ -39,7 +39,7 @@ compile-messages:
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy idp shared school_instance deploy tests/bench
+	$(VENV)/bin/mypy idp shared school_instance deploy tests
 
 test: install lint ## Every test (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(PY) -m pytest -q -p no:cacheprovider

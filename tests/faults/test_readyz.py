@@ -36,7 +36,7 @@ def test_readyz_follows_postgres_and_redis(pg_idp: FaultIdp, postgres: Postgres,
             assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
         postgres.start()
         for url in apps:
-            wait_for(lambda u=url: _ready(u)[0] == 200, 20, "ready after PostgreSQL returned")
+            wait_for(lambda: _ready(url)[0] == 200, 20, "ready after PostgreSQL returned")
 
         redis_server.kill()
         for url in apps:
@@ -45,7 +45,7 @@ def test_readyz_follows_postgres_and_redis(pg_idp: FaultIdp, postgres: Postgres,
             assert checks["database"] == "ok"
         redis_server.start()
         for url in apps:
-            wait_for(lambda u=url: _ready(u)[0] == 200, 20, "ready after Redis returned")
+            wait_for(lambda: _ready(url)[0] == 200, 20, "ready after Redis returned")
     finally:
         school.stop()
         school_app.extensions["db_engine"].dispose()

@@ -56,7 +56,8 @@ def test_same_answer_for_known_and_unknown_addresses(idp, make_tenant, make_pers
     tenant = make_tenant()
     person = make_person(tenant.client)
     unknown = "nobody-" + person.email
-    known_runs, unknown_runs = [], []
+    known_runs: list[tuple[int, str, float]] = []
+    unknown_runs: list[tuple[int, str, float]] = []
     for _ in range(8):
         for email, runs in ((person.email, known_runs), (unknown, unknown_runs)):
             runs.append(_ask(idp, tenant.client.slug, email))
@@ -166,6 +167,7 @@ def test_mail_waits_in_the_outbox_while_the_server_is_away(idp, idp_app, make_te
         mailer.run_once(idp_app)
         db = get_db()
         row = db.scalars(select(MailOutbox).order_by(MailOutbox.id.desc())).first()
+        assert row is not None, "the link's mail waits in the outbox"
         assert (row.state, row.attempts, row.recipient) == ("pending", 1, person.email)
         assert row.next_attempt_at > row.created_at  # backed off
         db.execute(update(MailOutbox).where(MailOutbox.id == row.id).values(

@@ -70,7 +70,7 @@ def _seen(idp_app, sid: str, sql_minutes_ago: int, redis_minutes_ago: int) -> No
 
     with idp_app.app_context():
         db = get_db()
-        db.get(SsoSession, sid).last_seen = utcnow() - dt.timedelta(minutes=sql_minutes_ago)
+        db.get_one(SsoSession, sid).last_seen = utcnow() - dt.timedelta(minutes=sql_minutes_ago)
         db.commit()
     idle = idp_app.config["SESSION_IDLE_SECONDS"]
     idp_app.extensions["redis"].expire(f"idp:sid:{sid}", idle - 60 * redis_minutes_ago)

@@ -64,6 +64,7 @@ def _diary(school_app: Any, school: Tenant) -> Iterator[tuple[Any, int]]:
     with school_app.app_context():
         db = get_db()
         tenant = db.scalar(select(TenantRow).where(TenantRow.slug == school.client.slug))
+        assert tenant is not None, f"no school {school.client.slug}"
         yield db, tenant.id
         db.commit()
 
@@ -288,8 +289,9 @@ def test_admin_creates_a_class_and_enrols_a_student(browser, laagri, idp):
                                        "isikukood": code}, class_page.text)
     assert again.status_code == 400 and "juba kooli nimekirjas" in again.text
 
-    student_url = url + re.search(r'href="(/admin/students/\d+)">Robin Kuusk',
-                                  class_page.text).group(1)
+    student_link = re.search(r'href="(/admin/students/\d+)">Robin Kuusk', class_page.text)
+    assert student_link, class_page.text
+    student_url = url + student_link.group(1)
     student = _get(browser, student_url)
     assert code not in student.text and "Isikukood on sisestatud" in student.text
     juri = _option(student.text, "Jüri Mägi")

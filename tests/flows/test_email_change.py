@@ -29,6 +29,7 @@ def _state(idp_app, sub: str):
         db = get_db()
         person_id = db.scalar(select(Account.person_id).where(Account.sub == sub))
         person = db.get(Person, person_id)
+        assert person is not None, f"no person has the account {sub}"
         subs = {a.sub: a.login_email for a in db.scalars(select(Account).where(
             Account.person_id == person_id))}
         events = [d.payload for d in db.scalars(select(Delivery).where(

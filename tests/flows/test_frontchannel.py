@@ -26,9 +26,10 @@ def test_the_logout_page_frames_every_school_of_the_session(idp, browser, make_t
     _sign_in(browser, school.url, person)
     sid = _sid(school_app, person.sub)
     page = browser.http.get(f"{idp}/logout", timeout=10)  # no hint: confirmation first
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    done = browser.http.post(f"{idp}/logout", data={"csrf_token": csrf, "confirm": "yes"},
-                             timeout=10)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf, page.text
+    done = browser.http.post(f"{idp}/logout",
+                             data={"csrf_token": csrf.group(1), "confirm": "yes"}, timeout=10)
     frames = [html.unescape(src) for src in re.findall(r'<iframe class="frontchannel" '
                                                        r'src="([^"]+)"', done.text)]
     assert frames == [f"{school.url}/auth/frontchannel-logout?iss="

@@ -126,7 +126,7 @@ def sign_in(idp: str, browser: Browser, school: SchoolClient, person: PersonLogi
 def introspect(idp: str, school: SchoolClient, token: str) -> dict[str, Any]:
     """Introspect a token as school."""
     resp = requests.post(f"{idp}/introspect", data={"token": token},
-                         auth=(school.client_id, school.client_secret), timeout=5)
+                         auth=(school.client_id, school.client_secret or ""), timeout=5)
     assert resp.status_code == 200, resp.text
     assert resp.headers["Cache-Control"] == "no-store"
     return resp.json()
@@ -136,7 +136,7 @@ def revoke(idp: str, school: SchoolClient, token: str, hint: str | None = None) 
     """Revoke a token as school (RFC 7009 answers 200 either way)."""
     data = {"token": token, **({"token_type_hint": hint} if hint else {})}
     resp = requests.post(f"{idp}/revoke", data=data,
-                         auth=(school.client_id, school.client_secret), timeout=5)
+                         auth=(school.client_id, school.client_secret or ""), timeout=5)
     assert resp.status_code == 200, resp.text
 
 

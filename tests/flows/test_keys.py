@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from tests.support import Browser, authorize_url, pkce_pair, token_request
 
@@ -19,9 +19,10 @@ def ok_json(result: Any) -> Any:
     return json.loads(result.output)
 
 
-def jwks(idp: str) -> dict[str, Any]:
+def jwks(idp: str) -> KeySetSerialization:
     """The published key set."""
-    return dict(requests.get(f"{idp}/jwks", timeout=5).json())
+    published: KeySetSerialization = requests.get(f"{idp}/jwks", timeout=5).json()
+    return published
 
 
 def kid_of(token: str) -> str:

@@ -140,7 +140,7 @@ def test_matching_accounts_link_and_one_login_opens_both(
     # The other account is signed in elsewhere: merging ends that session.
     elsewhere = Browser(idp)
     sign_in_at_school(elsewhere, huvikool.url, theirs)
-    before = max(v for v, *_ in events(idp_db, person_of(idp_db, mine.sub)) or [(0,)])
+    before = max((v for v, *_ in events(idp_db, person_of(idp_db, mine.sub))), default=0)
     me = linker(kool, mine)
     assert huvikool.client.name not in nav_schools(me.browser, kool)
     profile = me.browser.http.get(kool.url + "/profile", timeout=10)
@@ -169,12 +169,14 @@ def test_matching_accounts_link_and_one_login_opens_both(
     person = person_of(idp_db, mine.sub)
     assert person_of(idp_db, theirs.sub) == person
     # The way back signs in at the school again: its navigation shows the linked school.
-    back = re.search(r'id="back" href="([^"]+)"', done.text).group(1).replace("&amp;", "&")
-    landed = me.browser.follow(back, stop_prefix="\x00")
+    back = re.search(r'id="back" href="([^"]+)"', done.text)
+    assert back, done.text
+    landed = me.browser.follow(back.group(1).replace("&amp;", "&"), stop_prefix="\x00")
     assert landed.status_code == 200 and landed.url.startswith(kool.url + "/profile")
     assert huvikool.client.name in nav_schools(me.browser, kool)
-    jump = re.search(r'class="school-jump" href="([^"]+)"', landed.text).group(1)
-    there = me.browser.follow(jump.replace("&amp;", "&"), stop_prefix="\x00")
+    jump = re.search(r'class="school-jump" href="([^"]+)"', landed.text)
+    assert jump, landed.text
+    there = me.browser.follow(jump.group(1).replace("&amp;", "&"), stop_prefix="\x00")
     assert there.status_code == 200 and there.url.startswith(huvikool.url)
     assert 'name="password"' not in there.text and "Jüri Mägi" in there.text
     assert kool.client.name in nav_schools(me.browser, huvikool)

@@ -27,9 +27,14 @@ def _login_page(browser, idp, school):
 
 
 def _post(browser, idp, page, email, password, csrf=None):
+    ix = IX_RE.search(page.text)
+    assert ix, "login form expected"
+    if csrf is None:
+        found = CSRF_RE.search(page.text)
+        assert found, "login form expected"
+        csrf = found.group(1)
     return browser.http.post(f"{idp}/login", data={
-        "csrf_token": csrf if csrf is not None else CSRF_RE.search(page.text).group(1),
-        "ix": IX_RE.search(page.text).group(1), "email": email, "password": password},
+        "csrf_token": csrf, "ix": ix.group(1), "email": email, "password": password},
         allow_redirects=False, timeout=10)
 
 
@@ -114,6 +119,7 @@ def test_session_slides_in_redis_and_is_capped_in_sql(idp, idp_app, make_school,
     assert 0 < ttl <= idp_app.config["SESSION_IDLE_SECONDS"]
     with idp_app.app_context():
         row = get_db().get(SsoSession, sid)
+        assert row is not None, f"no SQL row for the session {sid}"
         lifetime = (row.expires_at - row.created_at).total_seconds()
     assert lifetime == pytest.approx(idp_app.config["SESSION_MAX_SECONDS"], abs=2)
 

@@ -126,7 +126,7 @@ def _person_id(idp_app, sub: str) -> int:
     from shared.db import get_db
 
     with idp_app.app_context():
-        return int(get_db().scalar(select(Account.person_id).where(Account.sub == sub)))
+        return get_db().scalars(select(Account.person_id).where(Account.sub == sub)).one()
 
 
 def test_a_new_password_ends_the_other_sessions_and_tells_their_schools(idp, idp_app, family):
@@ -182,8 +182,8 @@ def test_a_person_without_a_password_sets_one(idp, idp_app, make_tenant, make_pe
     _sign_in(browser, kool.url, person)
     with idp_app.app_context():  # as after a login link: the person never had a password
         db = get_db()
-        account = db.scalar(select(Account).where(Account.sub == person.sub))
-        db.get(Person, account.person_id).password_hash = None
+        account = db.scalars(select(Account).where(Account.sub == person.sub)).one()
+        db.get_one(Person, account.person_id).password_hash = None
         db.commit()
     page = _form(browser)
     assert 'name="current_password"' not in page.text
@@ -229,8 +229,8 @@ def test_passwords_are_never_truncated_at_login(idp, idp_app, make_tenant, make_
     long_password = "Kevadine Laagri " * 6 + "A"  # 97 bytes
     with idp_app.app_context():
         db = get_db()
-        account = db.scalar(select(Account).where(Account.sub == person.sub))
-        db.get(Person, account.person_id).password_hash = hash_password(long_password)
+        account = db.scalars(select(Account).where(Account.sub == person.sub)).one()
+        db.get_one(Person, account.person_id).password_hash = hash_password(long_password)
         db.commit()
     for wrong in (long_password[:-1] + "B", long_password + "x" * 2000):
         stranger = Browser(idp)
@@ -252,12 +252,13 @@ def test_an_old_hash_is_rehashed_at_login(idp, idp_app, make_tenant, make_person
     old = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(person.password)
     with idp_app.app_context():
         db = get_db()
-        person_id = db.scalar(select(Account.person_id).where(Account.sub == person.sub))
-        db.get(Person, person_id).password_hash = old
+        person_id = db.scalars(select(Account.person_id).where(Account.sub == person.sub)).one()
+        db.get_one(Person, person_id).password_hash = old
         db.commit()
     _sign_in(Browser(idp), kool.url, person)
     with idp_app.app_context():
-        stored = get_db().get(Person, person_id).password_hash
+        stored = get_db().get_one(Person, person_id).password_hash
+    assert stored is not None, "the login stored a new hash"
     assert stored != old and not HASHER.check_needs_rehash(stored)
     assert "m=19456,t=2,p=1" in stored
     _sign_in(Browser(idp), kool.url, person)  # and it still verifies

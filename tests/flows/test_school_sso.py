@@ -26,8 +26,9 @@ def test_jump_to_a_linked_school_signs_in_silently(browser, make_tenant, make_pe
     assert "Laagri Lasteaed" in home.text
     import re
 
-    jump = re.search(r'class="school-jump" href="([^"]+)"', home.text).group(1)
-    landed = browser.follow(jump.replace("&amp;", "&"), stop_prefix="\x00")
+    jump = re.search(r'class="school-jump" href="([^"]+)"', home.text)
+    assert jump, home.text
+    landed = browser.follow(jump.group(1).replace("&amp;", "&"), stop_prefix="\x00")
     assert landed.status_code == 200
     assert landed.url.startswith(lasteaed.url)
     assert "Tiina Õunapuu" in landed.text

@@ -13,7 +13,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -50,10 +50,10 @@ class CountedRetry(Retry):
     def new(self, **kwargs: Any) -> CountedRetry:
         retry = super().new(**kwargs)
         retry.noted = self.noted
-        return retry  # type: ignore[return-value]
+        return retry
 
     def increment(self, method: str | None = None, url: str | None = None,
-                  *args: Any, **kwargs: Any) -> Retry:
+                  *args: Any, **kwargs: Any) -> Self:
         self.noted.append(f"{method} {url}")
         return super().increment(method, url, *args, **kwargs)
 
