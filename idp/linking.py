@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from idp.logout import Ended, Scope, end_sessions
+from idp.logout import Ended, Scope, end_sessions, lock_sessions
 from idp.models import Account, AuditEvent, LinkAttempt, Person, School, SsoSession, utcnow
 from idp.sync import FULL_STATE, record_person_change
 from shared.names import same_name
@@ -139,6 +139,7 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
     theirs = _locked_person(db, target.person_id)
     if differences(mine, theirs):
         raise _refuse(db, "mismatch")
+    lock_sessions(db, theirs.id)  # before their accounts: the sessions end with the merge
     their_accounts = list(db.scalars(select(Account).where(Account.person_id == theirs.id)))
     my_schools = set(db.scalars(select(Account.school_id).where(Account.person_id == mine.id)))
     clash = [a.school.name for a in their_accounts if a.school_id in my_schools]
@@ -247,6 +248,7 @@ def unlink(db: Session, person: Person, school_id: int) -> Unlinked:
     logged_in_with = tuple(db.scalars(select(SsoSession.id).where(
         SsoSession.person_id == person.id, SsoSession.account_id == account.id,
         SsoSession.ended_at.is_(None))))
+    lock_sessions(db, person.id)  # before the account: the sessions lose that school
     copy = Person(given_name=person.given_name, family_name=person.family_name,
                   isikukood=person.isikukood, isikukood_source=person.isikukood_source,
                   birth_date=person.birth_date, email=person.email,

@@ -54,7 +54,7 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
     else:
         return Ended([], [])
     if db.bind is not None and db.bind.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.order_by(SsoSession.id).with_for_update()
     sessions = db.scalars(query).all()
     if not sessions:
         return Ended([], [])
@@ -84,6 +84,17 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
         deliveries.attempt_now(current_app._get_current_object(),  # type: ignore[attr-defined]
                                delivery_ids)
     return Ended([s.id for s in whole], delivery_ids, [s.id for s in part])
+
+
+def lock_sessions(db: Session, person_id: int) -> None:
+    """Lock a person's live sessions (PostgreSQL) before a change to their accounts that ends
+    or narrows those sessions: a code exchange or a refresh takes its session first and its
+    account second, so a merge or an unlink must take them in the same order, or the two
+    deadlock."""
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        db.execute(select(SsoSession.id).where(
+            SsoSession.person_id == person_id, SsoSession.ended_at.is_(None))
+            .order_by(SsoSession.id).with_for_update())
 
 
 def _end_whole(db: Session, sessions: list[SsoSession], reason: str, now: dt.datetime,

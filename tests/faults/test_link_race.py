@@ -1,0 +1,100 @@
+"""A link (merge) or an unlink racing a school's refresh on PostgreSQL: the refresh takes its
+session, then its account; the link or unlink changes the account and ends or narrows the
+session. Neither may wait on the other: the link goes through, the refresh is refused, the
+school is told."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+import requests
+
+from tests.faults.conftest import FaultIdp, Postgres, lock_waiters
+from tests.faults.test_logout_race import _race
+from tests.support import (
+    CSRF_RE,
+    Browser,
+    PersonLogin,
+    Receiver,
+    refresh,
+    sign_in,
+    unverified_claims,
+)
+
+ATTEMPT_RE = re.compile(r'name="attempt" value="([^"]+)"')
+
+
+def _post(idp: FaultIdp, browser: Browser, path: str, **form: str) -> requests.Response:
+    """POST a form of the signed-in browser's account pages, with its CSRF token."""
+    page = browser.http.get(f"{idp.url}/account", timeout=10)
+    csrf = CSRF_RE.search(page.text)
+    assert csrf, page.text
+    return browser.http.post(f"{idp.url}{path}", data={"csrf_token": csrf.group(1), **form},
+                             allow_redirects=False, timeout=30)
+
+
+def _proven_attempt(idp: FaultIdp, browser: Browser, source: str, target: str,
+                    theirs: PersonLogin) -> str:
+    """Start linking from source to target and prove the target account; the attempt."""
+    started = _post(idp, browser, "/link/start", source=source, target=target)
+    found = ATTEMPT_RE.search(started.text)
+    assert started.status_code == 200 and found, started.text
+    shown = _post(idp, browser, "/link/login", attempt=found.group(1), school=target,
+                  email=theirs.email, password=theirs.password)
+    assert shown.status_code == 200 and "Kinnita kontode sidumine" in shown.text, shown.text
+    return found.group(1)
+
+
+def test_a_link_and_a_refresh_under_the_absorbed_session_do_not_deadlock(
+        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    idp = pg_idp
+    receivers.extend([Receiver(), Receiver()])
+    mine_school, their_school = (idp.school(r.url) for r in receivers)
+    [mine] = idp.person([mine_school])
+    [theirs] = idp.person([their_school])
+    # The other account is signed in on another device, its school holding a refresh token.
+    tokens = sign_in(idp.url, Browser(idp.url), their_school, theirs,
+                     scope="openid offline_access")
+    sid = unverified_claims(tokens["id_token"])["sid"]
+    browser = Browser(idp.url)
+    sign_in(idp.url, browser, mine_school, mine, scope="openid")
+    attempt = _proven_attempt(idp, browser, mine_school.slug, their_school.slug, theirs)
+
+    # The other account's row held: the link waits for it first, then the refresh (having
+    # taken its session) waits for it too; released, the link moves it and ends the session.
+    confirmed, answer = _race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
+                              theirs.sub, partial(_post, idp, browser, "/link/confirm",
+                                                  attempt=attempt, email="mine"),
+                              partial(refresh, idp.url, their_school, tokens["refresh_token"]))
+    assert confirmed.status_code == 200 and "Kontod on seotud" in confirmed.text, confirmed.text
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
+    assert lock_waiters(postgres.url) == 0
+    assert [state for _, state, _ in idp.deliveries(sid)] == ["delivered"]
+    [told] = [post["logout_token"][0] for post in receivers[1].posts if "logout_token" in post]
+    idp.check_logout_token(told, their_school, theirs.sub, sid)
+
+
+def test_an_unlink_and_a_refresh_at_that_school_do_not_deadlock(
+        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    idp = pg_idp
+    # One person, linked at two schools, signed in at both (the second school's refresh token
+    # is under the session and the account about to be split off).
+    browser, schools, logins, tokens, sid = idp.signed_in_at_two(receivers)
+    split_off = logins[1]
+
+    # The split-off account's row held: the unlink waits for it first, then the second school's
+    # refresh (having taken the session) waits for it too; released, the unlink moves it away
+    # and the session loses that school.
+    done, answer = _race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
+                         split_off.sub, partial(_post, idp, browser, "/account/unlink",
+                                                school=schools[1].slug),
+                         partial(refresh, idp.url, schools[1], tokens[1]["refresh_token"]))
+    assert done.status_code == 200 and "Seos on eemaldatud" in done.text, done.text
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
+    assert lock_waiters(postgres.url) == 0
+    # Only the second school was told; the session goes on at the first.
+    [told] = [post["logout_token"][0] for post in receivers[1].posts if "logout_token" in post]
+    idp.check_logout_token(told, schools[1], split_off.sub, sid)
+    assert not [post for post in receivers[0].posts if "logout_token" in post]
+    assert refresh(idp.url, schools[0], tokens[0]["refresh_token"]).status_code == 200
