@@ -129,14 +129,19 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         db.rollback()
         raise LinkRefused("used")
-    mine = _locked_person(db, attempt.person_id)
     target = db.get(Account, attempt.target_account_id)
     if target is None or target.status != "active" or (
             target.school_id != attempt.target_school_id):
         raise _refuse(db, "target_gone")
-    if target.person_id == mine.id:
+    if target.person_id == attempt.person_id:
         raise _refuse(db, "already_linked")
-    theirs = _locked_person(db, target.person_id)
+    # Both persons locked, then read again: a link of either that committed meanwhile may have
+    # absorbed one of them or moved the proven account (that link is not repeated here).
+    mine, theirs = _locked_persons(db, attempt.person_id, target.person_id)
+    db.refresh(target)
+    if mine.merged_into_id is not None or theirs.merged_into_id is not None or (
+            target.person_id != theirs.id):
+        raise _refuse(db, "changed")
     if differences(mine, theirs):
         raise _refuse(db, "mismatch")
     lock_sessions(db, theirs.id)  # before their accounts: the sessions end with the merge
@@ -177,15 +182,18 @@ def _refuse(db: Session, code: str, schools: list[str] | None = None) -> LinkRef
     return LinkRefused(code, schools)
 
 
-def _locked_person(db: Session, person_id: int) -> Person:
-    """Read a person for update (on PostgreSQL), so two merges of one person serialise."""
-    query = select(Person).where(Person.id == person_id)
+def _locked_persons(db: Session, *person_ids: int) -> list[Person]:
+    """Read persons for update (on PostgreSQL), in the order of their ids, so that two links or
+    unlinks of one person serialise and two of the same persons never wait on each other; the
+    rows are read afresh (a person already in the session is refreshed)."""
+    query = (select(Person).where(Person.id.in_(person_ids)).order_by(Person.id)
+             .execution_options(populate_existing=True))
     if db.bind is not None and db.bind.dialect.name == "postgresql":
         query = query.with_for_update()
-    person = db.scalar(query)
-    if person is None:
+    found = {p.id: p for p in db.scalars(query)}
+    if len(found) != len(set(person_ids)):
         raise LookupError("person missing")
-    return person
+    return [found[i] for i in person_ids]
 
 
 def _merge_data(mine: Person, theirs: Person, take_theirs: set[str]) -> None:
@@ -239,6 +247,8 @@ def unlink(db: Session, person: Person, school_id: int) -> Unlinked:
     """Split the account at one school off into a person of its own (a copy of the data, no
     password); that school's part of the person's sessions ends, and a session that logged in
     with that account ends entirely."""
+    _locked_persons(db, person.id)  # a link of this person meanwhile: its outcome is read here
+    lock_sessions(db, person.id)  # before the account: the sessions lose that school
     accounts = linked_accounts(db, person.id)
     account = next((a for a in accounts if a.school_id == school_id), None)
     if account is None:
@@ -248,7 +258,6 @@ def unlink(db: Session, person: Person, school_id: int) -> Unlinked:
     logged_in_with = tuple(db.scalars(select(SsoSession.id).where(
         SsoSession.person_id == person.id, SsoSession.account_id == account.id,
         SsoSession.ended_at.is_(None))))
-    lock_sessions(db, person.id)  # before the account: the sessions lose that school
     copy = Person(given_name=person.given_name, family_name=person.family_name,
                   isikukood=person.isikukood, isikukood_source=person.isikukood_source,
                   birth_date=person.birth_date, email=person.email,

@@ -55,6 +55,9 @@ def refusal_page(exc: LinkRefused) -> Any:
         "target_gone": (_("Kontot ei saa siduda"), _(
             "Seda kontot ei saa praegu siduda, sest see on suletud. Pöördu kooli "
             "administraatori poole.")),
+        "changed": (_("Kontod muutusid sidumise ajal"), _(
+            "Samal ajal seoti üks neist kontodest teise kontoga, nii et midagi ei seotud. Ava "
+            "oma Stuudium ID leht, et näha oma praeguseid koole.")),
         "mismatch": (_("Andmed ei klapi"), _(
             "Kontode isikuandmed ei ole samad, nii et kontosid ei seotud.")),
         "two_accounts": (_("Kontosid ei saa siduda"), _(
@@ -74,7 +77,8 @@ def refusal_page(exc: LinkRefused) -> Any:
             "Sul on ainult üks kool, nii et eemaldada pole midagi.")),
     }
     title, message = pages[exc.code]
-    status = 409 if exc.code in ("two_accounts", "email_taken", "already_linked") else 400
+    status = 409 if exc.code in ("two_accounts", "email_taken", "already_linked",
+                                 "changed") else 400
     return error_page(title, message, status)
 
 

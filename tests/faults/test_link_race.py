@@ -98,3 +98,45 @@ def test_an_unlink_and_a_refresh_at_that_school_do_not_deadlock(
     idp.check_logout_token(told, schools[1], split_off.sub, sid)
     assert not [post for post in receivers[0].posts if "logout_token" in post]
     assert refresh(idp.url, schools[0], tokens[0]["refresh_token"]).status_code == 200
+
+
+def test_a_link_of_a_person_just_absorbed_by_another_link_is_refused(
+        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    idp = pg_idp
+    receivers.extend([Receiver(), Receiver(), Receiver()])
+    schools = [idp.school(r.url) for r in receivers]
+    [a], [b], [c] = (idp.person([school]) for school in schools)
+    # A links B, and B (in a browser of its own) links C, both proven and confirmed at once.
+    browsers = [Browser(idp.url), Browser(idp.url)]
+    sign_in(idp.url, browsers[0], schools[0], a, scope="openid")
+    sign_in(idp.url, browsers[1], schools[1], b, scope="openid")
+    a_links_b = _proven_attempt(idp, browsers[0], schools[0].slug, schools[1].slug, b)
+    b_links_c = _proven_attempt(idp, browsers[1], schools[1].slug, schools[2].slug, c)
+
+    # B's person row held: A's link waits for it first, then B's link; released, A's link
+    # absorbs B, and B's link, reading B afresh, merges nothing.
+    first, second = _race(
+        postgres, "SELECT 1 FROM person WHERE id = (SELECT person_id FROM account "
+        "WHERE sub = %s) FOR UPDATE", b.sub,
+        partial(_post, idp, browsers[0], "/link/confirm", attempt=a_links_b, email="mine"),
+        partial(_post, idp, browsers[1], "/link/confirm", attempt=b_links_c, email="mine"))
+    assert first.status_code == 200 and "Kontod on seotud" in first.text, first.text
+    assert second.status_code == 409 and "Kontod muutusid sidumise ajal" in second.text, \
+        second.text
+    # A has A's and B's accounts; C's account still belongs to C, who can still sign in.
+    owners = _owners(idp, [a.sub, b.sub, c.sub])
+    assert owners[a.sub] == owners[b.sub] != owners[c.sub]
+    assert sign_in(idp.url, Browser(idp.url), schools[2], c, scope="openid")["id_token"]
+
+
+def _owners(idp: FaultIdp, subs: list[str]) -> dict[str, int]:
+    """The person each account (by sub) belongs to."""
+    from sqlalchemy import select
+
+    from idp.models import Account
+    from shared.db import get_db
+
+    with idp.app.app_context():
+        rows = get_db().execute(select(Account.sub, Account.person_id).where(
+            Account.sub.in_(subs))).all()
+        return {sub: person_id for sub, person_id in rows}
