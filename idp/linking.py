@@ -139,6 +139,8 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
     # absorbed one of them or moved the proven account (that link is not repeated here).
     mine, theirs = _locked_persons(db, attempt.person_id, target.person_id)
     db.refresh(target)
+    if target.person_id == mine.id:
+        raise _refuse(db, "already_linked")
     if mine.merged_into_id is not None or theirs.merged_into_id is not None or (
             target.person_id != theirs.id):
         raise _refuse(db, "changed")
