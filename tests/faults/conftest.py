@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,24 @@ def lock_waiters(url: str) -> int:
         row = conn.execute("SELECT count(*) FROM pg_stat_activity "
                            "WHERE wait_event_type = 'Lock'").fetchone()
         return int(row[0]) if row else 0
+
+
+def race(postgres: Postgres, lock: str, param: str, first: Callable[[], Any],
+          second: Callable[[], Any]) -> tuple[Any, Any]:
+    """Hold a row lock (the statement lock with param) while first starts and waits for it,
+    then second starts and waits too; release it; return both answers."""
+    import psycopg
+
+    holder = psycopg.connect(postgres.url)
+    holder.execute(lock, (param,))
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(first)
+        wait_for(lambda: lock_waiters(postgres.url) == 1, 10, "the first to wait")
+        two = pool.submit(second)
+        wait_for(lambda: lock_waiters(postgres.url) == 2, 10, "the second to wait")
+        holder.rollback()
+        holder.close()
+        return one.result(timeout=30), two.result(timeout=30)
 
 
 def stop_worker(proc: subprocess.Popen[bytes]) -> str:

@@ -1,7 +1,8 @@
-"""A link (merge) or an unlink racing a school's refresh on PostgreSQL: the refresh takes its
-session, then its account; the link or unlink changes the account and ends or narrows the
-session. Neither may wait on the other: the link goes through, the refresh is refused, the
-school is told."""
+"""Linking racing on PostgreSQL. A link (merge) or an unlink against a school's refresh: the
+refresh takes its session, then its account; the link or unlink changes the account and ends
+or narrows the session. Neither may wait on the other: the link goes through, the refresh is
+refused, the school is told. Two links of one person at once: the second reads what the first
+did and merges nothing into a person already absorbed."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from functools import partial
 
 import requests
 
-from tests.faults.conftest import FaultIdp, Postgres, lock_waiters
-from tests.faults.test_logout_race import _race
+from tests.faults.conftest import FaultIdp, Postgres, lock_waiters, race
 from tests.support import (
     CSRF_RE,
     Browser,
@@ -63,7 +63,7 @@ def test_a_link_and_a_refresh_under_the_absorbed_session_do_not_deadlock(
 
     # The other account's row held: the link waits for it first, then the refresh (having
     # taken its session) waits for it too; released, the link moves it and ends the session.
-    confirmed, answer = _race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
+    confirmed, answer = race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
                               theirs.sub, partial(_post, idp, browser, "/link/confirm",
                                                   attempt=attempt, email="mine"),
                               partial(refresh, idp.url, their_school, tokens["refresh_token"]))
@@ -86,7 +86,7 @@ def test_an_unlink_and_a_refresh_at_that_school_do_not_deadlock(
     # The split-off account's row held: the unlink waits for it first, then the second school's
     # refresh (having taken the session) waits for it too; released, the unlink moves it away
     # and the session loses that school.
-    done, answer = _race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
+    done, answer = race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
                          split_off.sub, partial(_post, idp, browser, "/account/unlink",
                                                 school=schools[1].slug),
                          partial(refresh, idp.url, schools[1], tokens[1]["refresh_token"]))
@@ -115,7 +115,7 @@ def test_a_link_of_a_person_just_absorbed_by_another_link_is_refused(
 
     # B's person row held: A's link waits for it first, then B's link; released, A's link
     # absorbs B, and B's link, reading B afresh, merges nothing.
-    first, second = _race(
+    first, second = race(
         postgres, "SELECT 1 FROM person WHERE id = (SELECT person_id FROM account "
         "WHERE sub = %s) FOR UPDATE", b.sub,
         partial(_post, idp, browsers[0], "/link/confirm", attempt=a_links_b, email="mine"),

@@ -4,31 +4,11 @@ waiting on each other."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-import psycopg
-
-from tests.faults.conftest import FaultIdp, Postgres, lock_waiters, wait_for
+from tests.faults.conftest import FaultIdp, Postgres, race
 from tests.support import Receiver, obtain_code, redeem, refresh, unverified_claims
-
-
-def _race(postgres: Postgres, lock: str, param: str, first: Callable[[], Any],
-          second: Callable[[], Any]) -> tuple[Any, Any]:
-    """Hold a row lock (the statement lock with param) while first starts and waits for it,
-    then second starts and waits too; release it; return both answers."""
-    holder = psycopg.connect(postgres.url)
-    holder.execute(lock, (param,))
-    with ThreadPoolExecutor(2) as pool:
-        one = pool.submit(first)
-        wait_for(lambda: lock_waiters(postgres.url) == 1, 10, "the first to wait")
-        two = pool.submit(second)
-        wait_for(lambda: lock_waiters(postgres.url) == 2, 10, "the second to wait")
-        holder.rollback()
-        holder.close()
-        return one.result(timeout=30), two.result(timeout=30)
 
 
 def _signed_in_once(idp: FaultIdp, receivers: list[Receiver]) -> dict[str, Any]:
@@ -49,7 +29,7 @@ def test_a_code_exchange_behind_a_logout_is_refused(pg_idp: FaultIdp, postgres: 
     s = _signed_in_once(pg_idp, receivers)
     # The logout locks the session, then waits for the first school's client row (held) to
     # queue its logout message: the exchange starts meanwhile and must not slip past it.
-    page, answer = _race(postgres, "SELECT 1 FROM client WHERE client_id = %s FOR UPDATE",
+    page, answer = race(postgres, "SELECT 1 FROM client WHERE client_id = %s FOR UPDATE",
                          s["schools"][0].client_id, s["logout"], s["exchange"])
     assert page.status_code == 200
     assert answer.status_code == 400, answer.text
@@ -64,7 +44,7 @@ def test_a_logout_behind_a_code_exchange_tells_its_school(pg_idp: FaultIdp, post
     s = _signed_in_once(pg_idp, receivers)
     # The exchange reads the session, then waits for its client's row (held); the logout starts
     # meanwhile and must reach the exchange's school too.
-    answer, page = _race(postgres, "SELECT 1 FROM client WHERE client_id = %s FOR UPDATE",
+    answer, page = race(postgres, "SELECT 1 FROM client WHERE client_id = %s FOR UPDATE",
                          s["schools"][1].client_id, s["exchange"], s["logout"])
     assert answer.status_code == 200, answer.text
     assert page.status_code == 200
@@ -83,7 +63,7 @@ def test_a_refresh_that_holds_its_token_does_not_deadlock_a_logout(
     # The held session row makes the logout wait for it first and the second school's refresh
     # queue behind the logout, holding its own token: the logout then takes the session and
     # comes to revoke that token while the refresh waits for the session.
-    page, answer = _race(postgres, "SELECT 1 FROM sso_session WHERE id = %s FOR NO KEY UPDATE",
+    page, answer = race(postgres, "SELECT 1 FROM sso_session WHERE id = %s FOR NO KEY UPDATE",
                          sid, partial(idp.logout, browser, tokens[0]["id_token"]), renew)
     assert page.status_code == 200, page.text
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
