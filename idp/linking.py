@@ -133,8 +133,6 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
     if target is None or target.status != "active" or (
             target.school_id != attempt.target_school_id):
         raise _refuse(db, "target_gone")
-    if target.person_id == attempt.person_id:
-        raise _refuse(db, "already_linked")
     # Both persons locked, then read again: a link of either that committed meanwhile may have
     # absorbed one of them or moved the proven account (that link is not repeated here).
     mine, theirs = _locked_persons(db, attempt.person_id, target.person_id)

@@ -205,6 +205,7 @@ _NEWS_AND_EVENTS = union_all(select(_LATEST_PART, literal_column("0").label("par
 
 
 def _announcements(statement: Any, limit: int) -> list[Row[Any]]:
+    """Run one of the announcement statements for this school."""
     return list(get_db().execute(statement, {"tenant_id": current().id, "limit": limit,
                                              "today": today()}))
 
