@@ -82,17 +82,19 @@ def resume() -> Any:
     ix = request.args.get("ix", "")
     data = interactions.load(ix)
     if data is None or data.get("result") is None:
-        return error_page(_("Sisselogimine aegus"), _(
-            "Sisselogimise aeg sai läbi. Mine tagasi oma kooli Stuudiumi lehele ja logi uuesti "
-            "sisse."), 400)
+        return _sign_in_expired()
     auth_request = authz.restore(data["request"])
     session = load_session(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
-    if auth_request is None or session is None or session.sid != data["result"]["sid"]:
-        return error_page(_("Sisselogimine aegus"), _(
-            "Sisselogimise aeg sai läbi. Mine tagasi oma kooli Stuudiumi lehele ja logi uuesti "
-            "sisse."), 400)
-    interactions.discard(ix)
+    if auth_request is None or session is None or session.sid != data["result"]["sid"] or (
+            not interactions.resumed(ix, data)):
+        return _sign_in_expired()
     return authz.decide(auth_request, fresh=True)
+
+
+def _sign_in_expired() -> Any:
+    return error_page(_("Sisselogimine aegus"), _(
+        "Sisselogimise aeg sai läbi. Mine tagasi oma kooli Stuudiumi lehele ja logi uuesti "
+        "sisse."), 400)
 
 
 def _no_store(resp: Response) -> Response:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 import redis
 from flask import current_app
 
 INTERACTION_KEY = "idp:ix:"
+# How long the same browser may ask for an interaction's authorization response again.
+RESUME_REPLAY_SECONDS = 30
 
 
 def _redis() -> redis.Redis:
@@ -49,6 +52,18 @@ def finish(ix: str, sid: str, data: dict[str, Any] | None = None,
                                                  xx=True)
 
 
-def discard(ix: str) -> None:
-    """Forget an interaction once the authorization response is sent."""
-    _redis().delete(INTERACTION_KEY + ix)
+def resumed(ix: str, data: dict[str, Any]) -> bool:
+    """Mark a finished interaction as answered, or tell whether a repeat may still be answered.
+
+    The first answer keeps the interaction RESUME_REPLAY_SECONDS more, then it is gone: the
+    same browser (the caller checks its session) asking again meanwhile is answered again. A
+    proxy passes a GET whose first try died with its process on to another process, and that
+    first try may have got as far as this; without the repeat, the person who had just signed
+    in would see the sign-in expire."""
+    first = data.get("resumed_at")
+    now = int(time.time())
+    if first is not None:
+        return now - int(first) <= RESUME_REPLAY_SECONDS
+    _redis().set(INTERACTION_KEY + ix, json.dumps({**data, "resumed_at": now}),
+                 ex=RESUME_REPLAY_SECONDS, xx=True)
+    return True

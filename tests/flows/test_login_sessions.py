@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -169,3 +170,33 @@ def test_login_page_is_branded_for_the_school(idp, make_school, browser):
     school = make_school()
     page = _login_page(browser, idp, school)
     assert re.search(re.escape(school.name), page.text)
+
+
+def test_the_authorization_response_after_a_login_is_answered_again_briefly_and_only_there(
+        browser, idp, idp_app, make_school, make_person):
+    """A proxy passes a resume whose first try died with its process on to another process:
+    the same browser gets an answer again for a short while; another browser never does."""
+    from idp.oidc import interactions
+    from tests.support import Browser, callback_params
+
+    school = make_school()
+    person = make_person(school)
+    done = _post(browser, idp, _login_page(browser, idp, school), person.email,
+                 person.password)
+    assert done.status_code == 303
+    resume = f"{idp}{done.headers['Location']}"
+    first = callback_params(browser.http.get(resume, allow_redirects=False, timeout=10))
+    again = callback_params(browser.http.get(resume, allow_redirects=False, timeout=10))
+    assert first["code"] != again["code"] and first["state"] == again["state"]
+    stranger = Browser(idp).http.get(resume, allow_redirects=False, timeout=10)
+    assert stranger.status_code == 400 and "Sisselogimine aegus" in stranger.text
+    # Once the window has passed, the same browser is refused too.
+    ix = resume.split("ix=", 1)[1]
+    with idp_app.app_context():
+        data = interactions.load(ix)
+        assert data is not None
+        data["resumed_at"] -= interactions.RESUME_REPLAY_SECONDS + 1
+        idp_app.extensions["redis"].set(interactions.INTERACTION_KEY + ix,
+                                        json.dumps(data), ex=60)
+    late = browser.http.get(resume, allow_redirects=False, timeout=10)
+    assert late.status_code == 400 and "Sisselogimine aegus" in late.text
