@@ -18,7 +18,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
 
 from idp.accounts import find_login_account
-from idp.logout import Scope, end_sessions
+from idp.logout import Scope, end_sessions, lock_person
 from idp.models import Account, AuditEvent, Person
 from idp.oidc.client_credentials import ADMIN_API_PATH
 from idp.oidc.resource import (
@@ -137,6 +137,8 @@ def disable(sub: str) -> Response:
         return json_answer({"error": "own_account",
                       "error_description": "An admin cannot disable their own account."}, 409)
     ended = None
+    lock_person(get_db(), target.person_id)
+    get_db().refresh(target)  # as it is now that no login or link of the person runs
     if target.status != "disabled":  # already disabled: nothing new is ended or sent
         target.status = "disabled"
         audit("account.disable", target, {})

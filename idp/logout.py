@@ -11,7 +11,16 @@ from sqlalchemy import ColumnElement, select, text, update
 from sqlalchemy.orm import Session
 
 from idp import deliveries
-from idp.models import Account, Client, Delivery, RefreshToken, SessionClient, SsoSession, utcnow
+from idp.models import (
+    Account,
+    Client,
+    Delivery,
+    Person,
+    RefreshToken,
+    SessionClient,
+    SsoSession,
+    utcnow,
+)
 from idp.oidc.grants_store import deny_grants
 from idp.sessions import forget
 
@@ -84,6 +93,15 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
         deliveries.attempt_now(current_app._get_current_object(),  # type: ignore[attr-defined]
                                delivery_ids)
     return Ended([s.id for s in whole], delivery_ids, [s.id for s in part])
+
+
+def lock_person(db: Session, person_id: int) -> None:
+    """Lock a person's row (PostgreSQL) before disabling one of their accounts: a password login
+    holds it FOR SHARE from reading the password hash until its session is committed, so the
+    disable either waits for that login and ends its session, or the login waits and is refused
+    (sessions.create checks the account once the row is free)."""
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        db.execute(select(Person.id).where(Person.id == person_id).with_for_update())
 
 
 def lock_sessions(db: Session, person_id: int) -> None:

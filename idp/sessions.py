@@ -12,10 +12,10 @@ from typing import Any, cast
 
 import redis
 from flask import current_app
-from sqlalchemy import Table, func, insert
+from sqlalchemy import Table, bindparam, exists, func, insert, select
 from sqlalchemy.orm import Session
 
-from idp.models import SsoSession, utcnow
+from idp.models import Account, Person, SsoSession, utcnow
 
 SESSION_KEY = "idp:sess:"
 SID_KEY = "idp:sid:"
@@ -41,9 +41,39 @@ return v
 # a server crash only means signing in again (tokens under it are checked against SQL, and the
 # first code exchange's commit, which is synchronous, makes the session durable with it). Never
 # for a transaction that also consumes something single-use (a link, an attempt).
-_INSERT_SESSION = insert(cast(Table, SsoSession.__table__))
-_INSERT_SESSION_PG = _INSERT_SESSION.returning(
-    func.set_config("synchronous_commit", "off", True))
+#
+# The row goes in only while the person is not absorbed by a link and the account it signs in
+# with is still theirs and active: what a login read before its slow part (argon2) may have
+# changed since. The caller holds the person's row FOR SHARE (see accounts._LOGIN_ROW), so the
+# check reads what every change that locks the person first has committed.
+_SESSIONS = cast(Table, SsoSession.__table__)
+_PERSONS = cast(Table, Person.__table__)
+_ACCOUNTS = cast(Table, Account.__table__)
+_FIELDS = ("id", "cookie_hash", "person_id", "account_id", "auth_time", "amr", "acr",
+           "user_agent", "created_at", "last_seen", "expires_at")
+_PERSON_LIVE = (_PERSONS.c.id == bindparam("person_id"), _PERSONS.c.merged_into_id.is_(None))
+_STILL_VALID = {
+    False: exists().where(*_PERSON_LIVE),
+    True: exists().where(*_PERSON_LIVE, _ACCOUNTS.c.person_id == _PERSONS.c.id,
+                         _ACCOUNTS.c.id == bindparam("account_id"),
+                         _ACCOUNTS.c.status == "active"),
+}
+_INSERT_SESSION = {
+    with_account: insert(_SESSIONS).from_select(_FIELDS, select(
+        *[bindparam(f, type_=_SESSIONS.c[f].type) for f in _FIELDS]).where(valid))
+    for with_account, valid in _STILL_VALID.items()}
+_INSERT_SESSION_PG = {
+    key: stmt.returning(_SESSIONS.c.id, func.set_config("synchronous_commit", "off", True))
+    for key, stmt in _INSERT_SESSION.items()}
+_INSERT_SESSION = {key: stmt.returning(_SESSIONS.c.id) for key, stmt in _INSERT_SESSION.items()}
+# Another sign-in (eID, a one-time link) takes the person's row FOR SHARE in a statement of its
+# own, so that the conditional insert after it reads what a change holding the row committed.
+_SHARE_PERSON = select(_PERSONS.c.id).where(_PERSONS.c.id == bindparam("person_id")
+                                            ).with_for_update(read=True)
+
+
+class SessionRefused(LookupError):
+    """The person was absorbed, or the account disabled or moved, while they signed in."""
 
 
 def cookie_hash(secret: str) -> str:
@@ -86,10 +116,12 @@ def load(cookie: str | None) -> LiveSession | None:
 
 def create(db: Session, person_id: int, account_id: int | None, amr: list[str], acr: str,
            user_agent: str | None, pipe: redis.client.Pipeline | None = None,
-           relaxed: bool = False) -> tuple[str, LiveSession]:
+           relaxed: bool = False, person_locked: bool = False) -> tuple[str, LiveSession]:
     """Start a session: commit its SQL record, then publish it in Redis; return the cookie.
     When pipe is given the Redis writes are queued on it and the caller executes it. relaxed:
-    the transaction holds nothing else that must survive a crash (see _INSERT_SESSION_PG)."""
+    the transaction holds nothing else that must survive a crash (see _INSERT_SESSION_PG).
+    person_locked: the transaction already holds the person's row FOR SHARE. SessionRefused
+    when the person or the account changed while they signed in (nothing is stored)."""
     secret = secrets.token_urlsafe(32)
     hashed = cookie_hash(secret)
     sid = secrets.token_urlsafe(18)
@@ -97,11 +129,16 @@ def create(db: Session, person_id: int, account_id: int | None, amr: list[str], 
     max_age = current_app.config["SESSION_MAX_SECONDS"]
     idle = current_app.config["SESSION_IDLE_SECONDS"]
     conn = db.connection()
-    relax = relaxed and conn.dialect.name == "postgresql"
-    conn.execute(_INSERT_SESSION_PG if relax else _INSERT_SESSION, {
+    postgres = conn.dialect.name == "postgresql"
+    if postgres and not person_locked:
+        conn.execute(_SHARE_PERSON, {"person_id": person_id})
+    insert_session = (_INSERT_SESSION_PG if relaxed and postgres else _INSERT_SESSION)
+    inserted = conn.execute(insert_session[account_id is not None], {
         "id": sid, "cookie_hash": hashed, "person_id": person_id, "account_id": account_id,
         "auth_time": now, "amr": amr, "acr": acr, "user_agent": (user_agent or "")[:300],
         "created_at": now, "last_seen": now, "expires_at": now + dt.timedelta(seconds=max_age)})
+    if inserted.first() is None:
+        raise SessionRefused(person_id)
     db.commit()
     stamp = int(now.timestamp())
     live = LiveSession(sid=sid, person_id=person_id, auth_time=stamp, amr=amr, acr=acr,

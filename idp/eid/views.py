@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from idp.eid import client
 from idp.eid.people import apply_verified_data, find_account
 from idp.metrics import LOGINS
+from idp.sessions import SessionRefused
 from idp.views.errors import error_page
 from idp.views.login import _interaction_or_error, _school, _school_id, finish_login
 from shared.db import get_db
@@ -135,8 +136,12 @@ def callback() -> Any:
         return _page("eid_no_account.html", ix, 200)
     apply_verified_data(db, account.person_id, identity, actor=f"eid:{account.sub}")
     pipe = _redis().pipeline(transaction=True)
-    resp = finish_login(db, ix, data, account.person_id, account.id, identity.amr, identity.acr,
-                        pipe)
+    try:
+        resp = finish_login(db, ix, data, account.person_id, account.id, identity.amr,
+                            identity.acr, pipe)
+    except SessionRefused:  # the account was disabled or moved just now
+        db.rollback()
+        return _page("eid_no_account.html", ix, 200)
     resp.delete_cookie(BINDING_COOKIE, path="/eid/")
     return resp
 

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 from idp import links, mailer
 from idp.accounts import over_limit, refund
 from idp.models import Account, School
+from idp.sessions import SessionRefused
 from idp.signin import LINK_AMR, school_login_uri, start_session
 from idp.views.login import set_sso_cookie
 from shared import i18n
@@ -136,7 +137,11 @@ def signin(slug: str) -> Response:
         db.rollback()
         return invalid_link(school, *again)
     db.commit()
-    secret, _live = start_session(db, account.person_id, account.id, LINK_AMR, "low")
+    try:
+        secret, _live = start_session(db, account.person_id, account.id, LINK_AMR, "low")
+    except SessionRefused:  # the account was disabled or moved just now
+        db.rollback()
+        return invalid_link(school, *again)
     resp = redirect(school_login_uri(db, school), 303)
     set_sso_cookie(resp, secret)
     return private(resp)

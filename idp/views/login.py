@@ -11,7 +11,7 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from idp import accounts
+from idp import accounts, sessions
 from idp.metrics import LOGINS
 from idp.models import Client, School
 from idp.oidc import interactions
@@ -100,22 +100,31 @@ def login() -> Any:
     # the session's hot copy and the interaction's result.
     pipe = current_app.extensions["redis"].pipeline(transaction=True)
     email, account = password_login(db, school_id, pipe)
-    LOGINS.labels("password", "ok" if account is not None else "wrong").inc()
-    if account is None:
+    resp = None
+    if account is not None:
+        try:
+            resp = finish_login(db, ix, data, account.person_id, account.id, ["pwd"], "low",
+                                pipe, relaxed=True, person_locked=True)
+        except sessions.SessionRefused:
+            pass  # disabled, moved or absorbed while the password was checked: as if wrong
+    LOGINS.labels("password", "ok" if resp is not None else "wrong").inc()
+    if account is None or resp is None:
         school = db.get(School, school_id) if school_id is not None else None
         return render_template("login.html", ix=ix, school=school, email=email,
                                error=wrong_password()), 200
-    return finish_login(db, ix, data, account.person_id, account.id, ["pwd"], "low", pipe,
-                        relaxed=True)
+    accounts.upgrade_hash(account, request.form["password"])
+    return resp
 
 
 def finish_login(db: Session, ix: str, data: dict[str, Any], person_id: int, account_id: int,
                  amr: list[str], acr: str, pipe: redis.client.Pipeline,
-                 relaxed: bool = False) -> Response:
+                 relaxed: bool = False, person_locked: bool = False) -> Response:
     """Create or renew the browser's SSO session for an authenticated person, finish the
-    interaction and resume the authorization request (pipe is executed here). relaxed: the
-    transaction holds only the new session (sessions.create)."""
-    secret, live = start_session(db, person_id, account_id, amr, acr, pipe=pipe, relaxed=relaxed)
+    interaction and resume the authorization request (pipe is executed here). relaxed and
+    person_locked as for sessions.create, whose SessionRefused is raised before anything is
+    stored or sent."""
+    secret, live = start_session(db, person_id, account_id, amr, acr, pipe=pipe, relaxed=relaxed,
+                                 person_locked=person_locked)
     interactions.finish(ix, live.sid, data, pipe=pipe)
     pipe.execute()
     resp = redirect(url_for("oidc.resume", ix=ix), 303)

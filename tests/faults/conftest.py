@@ -66,14 +66,15 @@ def lock_waiters(url: str) -> int:
         return int(row[0]) if row else 0
 
 
-def race(postgres: Postgres, lock: str, param: str, first: Callable[[], Any],
+def race(postgres: Postgres, lock: str, param: str | None, first: Callable[[], Any],
           second: Callable[[], Any]) -> tuple[Any, Any]:
-    """Hold a row lock (the statement lock with param) while first starts and waits for it,
-    then second starts and waits too; release it; return both answers."""
+    """Hold a lock (the statement lock, with param when given) while first starts and waits
+    for it, then second starts and waits too (for it, or for first); release it; return both
+    answers."""
     import psycopg
 
     holder = psycopg.connect(postgres.url)
-    holder.execute(lock, (param,))
+    holder.execute(lock, (param,) if param is not None else None)
     with ThreadPoolExecutor(2) as pool:
         one = pool.submit(first)
         wait_for(lambda: lock_waiters(postgres.url) == 1, 10, "the first to wait")

@@ -1,0 +1,172 @@
+"""A password login racing a change of its credential on PostgreSQL. The login reads the
+password hash, spends its argon2 time, then stores its session; a password change or an account
+disable in between must not leave a session made with what it took away. Either the change
+waits for the login and ends the new session, or the login waits for the change and is refused.
+
+Each case holds the session table (LOCK TABLE ... IN SHARE MODE: reads go on, no session is
+inserted or ended) while one side starts and stops at it, then lets the other side run into
+the first; released, both finish in the order the locks give them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import pytest
+import requests
+from sqlalchemy import select, update
+
+from tests.faults.conftest import FaultIdp, Postgres, lock_waiters, race
+from tests.support import (
+    Browser,
+    PersonLogin,
+    SchoolClient,
+    authorize_url,
+    callback_params,
+    pkce_pair,
+    sign_in,
+)
+
+HOLD_SESSIONS = "LOCK TABLE sso_session IN SHARE MODE"
+WRONG = "E-posti aadress või parool on vale."
+NEW_PASSWORD = "Kaks kassi jalutavad mööda katust"
+
+
+def _login_page(idp: FaultIdp, school: SchoolClient) -> tuple[Browser, requests.Response]:
+    """A fresh browser on the IdP's login form for the school."""
+    browser = Browser(idp.url)
+    _, challenge = pkce_pair()
+    page = browser.follow(authorize_url(idp.url, school, challenge), school.redirect_uri)
+    assert page.status_code == 200 and 'name="password"' in page.text
+    return browser, page
+
+
+def _post_login(browser: Browser, page: requests.Response, email: str,
+                password: str) -> requests.Response:
+    """Post the login form and stop at the answer (303 on to the school, or the form again)."""
+    from tests.support import CSRF_RE, IX_RE
+
+    csrf, ix = CSRF_RE.search(page.text), IX_RE.search(page.text)
+    assert csrf and ix
+    return browser.http.post(f"{browser.issuer}/login", data={
+        "csrf_token": csrf.group(1), "ix": ix.group(1), "email": email, "password": password},
+        allow_redirects=False, timeout=30)
+
+
+def _signed_in_silently(browser: Browser, idp: FaultIdp, school: SchoolClient) -> bool:
+    """Whether the browser's IdP session still answers prompt=none with a code."""
+    _, challenge = pkce_pair()
+    answer = browser.follow(authorize_url(idp.url, school, challenge, prompt="none"),
+                            school.redirect_uri)
+    params = callback_params(answer)
+    assert "code" in params or params.get("error") == "login_required", params
+    return "code" in params
+
+
+def _sessions(idp: FaultIdp, sub: str) -> list[tuple[str | None, str | None]]:
+    """(ended_at is set, end_reason) of every session of the account's person."""
+    from idp.models import Account, SsoSession
+    from shared.db import get_db
+
+    with idp.app.app_context():
+        db = get_db()
+        person_id = db.scalar(select(Account.person_id).where(Account.sub == sub))
+        rows = db.scalars(select(SsoSession).where(SsoSession.person_id == person_id)).all()
+        return [(None if s.ended_at is None else "ended", s.end_reason) for s in rows]
+
+
+def _change_password(browser: Browser, current: str) -> requests.Response:
+    """Muuda parooli on the signed-in browser's account page."""
+    from tests.flows.idp_account import post_form
+
+    page = browser.http.get(f"{browser.issuer}/account/password", timeout=10)
+    return post_form(browser, page, "/account/password", current_password=current,
+                     new_password=NEW_PASSWORD, new_password_again=NEW_PASSWORD)
+
+
+def _admin_token(idp: FaultIdp, school: SchoolClient) -> str:
+    """An access token of an admin of the school (the tenant admin API's caller)."""
+    from idp.models import Account
+    from shared.db import get_db
+
+    [admin] = idp.person([school])
+    with idp.app.app_context():
+        db = get_db()
+        db.execute(update(Account).where(Account.sub == admin.sub).values(roles=["admin"]))
+        db.commit()
+    return str(sign_in(idp.url, Browser(idp.url), school, admin, scope="openid")["access_token"])
+
+
+def _disable(idp: FaultIdp, token: str, sub: str) -> requests.Response:
+    return requests.post(f"{idp.url}/api/admin/v1/accounts/{sub}/disable", timeout=30,
+                         headers={"Authorization": f"Bearer {token}"})
+
+
+def _setup(idp: FaultIdp) -> tuple[SchoolClient, PersonLogin, Browser]:
+    """A school, a person with an account there, signed in on two devices (the first returned:
+    the one a change is made on; the other is a session the change must end, so that it holds
+    its locks while it waits for the session table)."""
+    school = idp.school("http://127.0.0.1:9")
+    [person] = idp.person([school])
+    owner = Browser(idp.url)
+    sign_in(idp.url, owner, school, person, scope="openid")
+    sign_in(idp.url, Browser(idp.url), school, person, scope="openid")
+    return school, person, owner
+
+
+@pytest.mark.parametrize("login_first", [True, False], ids=["login-first", "change-first"])
+def test_a_login_racing_a_password_change_keeps_no_session(
+        pg_idp: FaultIdp, postgres: Postgres, login_first: bool):
+    idp = pg_idp
+    school, person, owner = _setup(idp)
+    intruder, page = _login_page(idp, school)  # someone who knows the old password
+    login: Callable[[], requests.Response] = partial(_post_login, intruder, page, person.email,
+                                                     person.password)
+    change = partial(_change_password, owner, person.password)
+
+    if login_first:
+        # The login verified the old password and waits to store its session; the change
+        # waits for the login. The login's session is made, then ended by the change.
+        logged_in, changed = race(postgres, HOLD_SESSIONS, None, login, change)
+        assert logged_in.status_code == 303, logged_in.text
+    else:
+        # The change holds the person and waits to end the other sessions; the login waits
+        # for the change, then checks the old password against the new hash.
+        changed, logged_in = race(postgres, HOLD_SESSIONS, None, change, login)
+        assert logged_in.status_code == 200 and WRONG in logged_in.text, logged_in.status_code
+    assert changed.status_code == 200 and "<title>Parool on muudetud</title>" in changed.text
+    assert lock_waiters(postgres.url) == 0
+    assert not _signed_in_silently(intruder, idp, school)
+    assert _signed_in_silently(owner, idp, school)
+    ended = [reason for state, reason in _sessions(idp, person.sub) if state]
+    assert ended == ["password_change"] * (2 if login_first else 1), _sessions(idp, person.sub)
+
+
+@pytest.mark.parametrize("login_first", [True, False], ids=["login-first", "disable-first"])
+def test_a_login_racing_an_account_disable_keeps_no_session(
+        pg_idp: FaultIdp, postgres: Postgres, login_first: bool):
+    idp = pg_idp
+    school, person, _owner = _setup(idp)
+    token = _admin_token(idp, school)
+    browser, page = _login_page(idp, school)
+    login: Callable[[], requests.Response] = partial(_post_login, browser, page, person.email,
+                                                     person.password)
+    disable = partial(_disable, idp, token, person.sub)
+
+    if login_first:
+        # The login waits to store its session; the disable waits for the login, then ends
+        # every session signed in with the account, the new one too.
+        logged_in, disabled = race(postgres, HOLD_SESSIONS, None, login, disable)
+        assert logged_in.status_code == 303, logged_in.text
+        assert disabled.json()["sessions_ended"] == 3, disabled.text
+    else:
+        # The disable holds the person and waits to end the sessions; the login waits for
+        # it, verifies the password, and finds the account disabled when it stores its session.
+        disabled, logged_in = race(postgres, HOLD_SESSIONS, None, disable, login)
+        assert logged_in.status_code == 200 and WRONG in logged_in.text, logged_in.status_code
+        assert disabled.json()["sessions_ended"] == 2, disabled.text
+    assert disabled.status_code == 200, disabled.text
+    assert lock_waiters(postgres.url) == 0
+    assert not _signed_in_silently(browser, idp, school)
+    assert _sessions(idp, person.sub) == [("ended", "account_disabled")] * (
+        3 if login_first else 2)
