@@ -62,18 +62,14 @@ def find_login_account(db: Session, school_id: int, email: str) -> Account | Non
 
 # The login's one query, built once: the account's ids and its person's password hash.
 # Plain table columns run on the connection: the ORM's statement machinery costs more CPU than
-# the query itself. On PostgreSQL it takes the person's row FOR SHARE until the login's session
-# is committed: a password change, a link or an account disable (each locks that row first)
-# then waits for the login and ends the session it made, or the login waits for them and reads
-# what they left (the new hash; the account no longer active is checked when the session is
-# inserted). Without it a login verifying the old password through argon2 while the password
-# changed would commit its session after the change ended every other one.
+# the query itself. No lock: the session is stored only while the hash is still this one
+# (sessions.create), so the login holds no row through its argon2 time.
 _ACCOUNT = cast(Table, Account.__table__)
 _PERSON = cast(Table, Person.__table__)
 _LOGIN_ROW = select(_ACCOUNT.c.id, _ACCOUNT.c.person_id, _PERSON.c.password_hash).select_from(
     _ACCOUNT).join(_PERSON, _PERSON.c.id == _ACCOUNT.c.person_id).where(
     _ACCOUNT.c.school_id == bindparam("school_id"), _ACCOUNT.c.login_email == bindparam("email"),
-    _ACCOUNT.c.status == "active").with_for_update(read=True, of=_PERSON)
+    _ACCOUNT.c.status == "active")
 
 
 def over_limit(keys: list[str], limits: list[int], window: int) -> bool:
@@ -125,9 +121,8 @@ def authenticate(db: Session, school_id: int, email: str, password: str, address
 
 def upgrade_hash(account: Row[int, int, str | None], password: str) -> None:
     """After a login: when the hashing parameters changed since the person's hash was made,
-    store one made with the current ones, unless the hash changed meanwhile. A transaction of
-    its own after the login's: two logins of one person, each holding the row FOR SHARE, would
-    deadlock upgrading it inside theirs."""
+    store one made with the current ones, unless the hash changed meanwhile. After the login's
+    commit: its session is stored only while the hash is the one it verified."""
     if account.password_hash and HASHER.check_needs_rehash(account.password_hash):
         with separate_transaction() as db:
             db.execute(update(_PERSON).where(

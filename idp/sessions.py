@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import secrets
@@ -12,7 +13,7 @@ from typing import Any, cast
 
 import redis
 from flask import current_app
-from sqlalchemy import Table, bindparam, exists, func, insert, select
+from sqlalchemy import FromClause, Insert, Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from idp.models import Account, Person, SsoSession, utcnow
@@ -42,34 +43,38 @@ return v
 # first code exchange's commit, which is synchronous, makes the session durable with it). Never
 # for a transaction that also consumes something single-use (a link, an attempt).
 #
-# The row goes in only while the person is not absorbed by a link and the account it signs in
-# with is still theirs and active: what a login read before its slow part (argon2) may have
-# changed since. The caller holds the person's row FOR SHARE (see accounts._LOGIN_ROW), so the
-# check reads what every change that locks the person first has committed.
+# The row goes in only while what the sign-in checked still holds: the person is not absorbed
+# by a link, the account it signs in with is still theirs and active, and (a password login)
+# the person's hash is still the one the password was verified against — a login spends its
+# argon2 time between reading the hash and storing its session. The statement takes the person's
+# row, then the account's, FOR SHARE (the order a link or a disable takes them) until the commit:
+# a password change, a link or a disable holding either row is waited for and then read as it
+# committed it; one that comes later waits for this commit and ends the new session.
 _SESSIONS = cast(Table, SsoSession.__table__)
 _PERSONS = cast(Table, Person.__table__)
 _ACCOUNTS = cast(Table, Account.__table__)
 _FIELDS = ("id", "cookie_hash", "person_id", "account_id", "auth_time", "amr", "acr",
            "user_agent", "created_at", "last_seen", "expires_at")
-_PERSON_LIVE = (_PERSONS.c.id == bindparam("person_id"), _PERSONS.c.merged_into_id.is_(None))
-_STILL_VALID = {
-    False: exists().where(*_PERSON_LIVE),
-    True: exists().where(*_PERSON_LIVE, _ACCOUNTS.c.person_id == _PERSONS.c.id,
-                         _ACCOUNTS.c.id == bindparam("account_id"),
-                         _ACCOUNTS.c.status == "active"),
-}
-_INSERT_SESSION = {
-    with_account: insert(_SESSIONS).from_select(_FIELDS, select(
-        *[bindparam(f, type_=_SESSIONS.c[f].type) for f in _FIELDS]).where(valid))
-    for with_account, valid in _STILL_VALID.items()}
-_INSERT_SESSION_PG = {
-    key: stmt.returning(_SESSIONS.c.id, func.set_config("synchronous_commit", "off", True))
-    for key, stmt in _INSERT_SESSION.items()}
-_INSERT_SESSION = {key: stmt.returning(_SESSIONS.c.id) for key, stmt in _INSERT_SESSION.items()}
-# Another sign-in (eID, a one-time link) takes the person's row FOR SHARE in a statement of its
-# own, so that the conditional insert after it reads what a change holding the row committed.
-_SHARE_PERSON = select(_PERSONS.c.id).where(_PERSONS.c.id == bindparam("person_id")
-                                            ).with_for_update(read=True)
+
+
+@functools.cache
+def _insert_session(with_account: bool, with_hash: bool, relaxed: bool) -> Insert:
+    """The conditional insert for one kind of sign-in (statements are built once)."""
+    where = [_PERSONS.c.id == bindparam("person_id"), _PERSONS.c.merged_into_id.is_(None)]
+    source: FromClause = _PERSONS
+    locked = [_PERSONS]
+    if with_hash:
+        where.append(_PERSONS.c.password_hash == bindparam("password_hash"))
+    if with_account:
+        source = _PERSONS.join(_ACCOUNTS, _ACCOUNTS.c.person_id == _PERSONS.c.id)
+        where += [_ACCOUNTS.c.id == bindparam("account_id"), _ACCOUNTS.c.status == "active"]
+        locked.append(_ACCOUNTS)
+    values = select(*[bindparam(f, type_=_SESSIONS.c[f].type) for f in _FIELDS]).select_from(
+        source).where(*where).with_for_update(read=True, of=locked)
+    answer: list[Any] = [_SESSIONS.c.id]
+    if relaxed:
+        answer.append(func.set_config("synchronous_commit", "off", True))
+    return insert(_SESSIONS).from_select(_FIELDS, values).returning(*answer)
 
 
 class SessionRefused(LookupError):
@@ -116,12 +121,13 @@ def load(cookie: str | None) -> LiveSession | None:
 
 def create(db: Session, person_id: int, account_id: int | None, amr: list[str], acr: str,
            user_agent: str | None, pipe: redis.client.Pipeline | None = None,
-           relaxed: bool = False, person_locked: bool = False) -> tuple[str, LiveSession]:
+           relaxed: bool = False, password_hash: str | None = None) -> tuple[str, LiveSession]:
     """Start a session: commit its SQL record, then publish it in Redis; return the cookie.
     When pipe is given the Redis writes are queued on it and the caller executes it. relaxed:
-    the transaction holds nothing else that must survive a crash (see _INSERT_SESSION_PG).
-    person_locked: the transaction already holds the person's row FOR SHARE. SessionRefused
-    when the person or the account changed while they signed in (nothing is stored)."""
+    the transaction holds nothing else that must survive a crash (a password login, see
+    the note above _insert_session). password_hash: the hash a password login was verified against.
+    SessionRefused when the person, the account or the hash changed while they signed in
+    (nothing is stored)."""
     secret = secrets.token_urlsafe(32)
     hashed = cookie_hash(secret)
     sid = secrets.token_urlsafe(18)
@@ -129,14 +135,13 @@ def create(db: Session, person_id: int, account_id: int | None, amr: list[str], 
     max_age = current_app.config["SESSION_MAX_SECONDS"]
     idle = current_app.config["SESSION_IDLE_SECONDS"]
     conn = db.connection()
-    postgres = conn.dialect.name == "postgresql"
-    if postgres and not person_locked:
-        conn.execute(_SHARE_PERSON, {"person_id": person_id})
-    insert_session = (_INSERT_SESSION_PG if relaxed and postgres else _INSERT_SESSION)
-    inserted = conn.execute(insert_session[account_id is not None], {
+    relax = relaxed and conn.dialect.name == "postgresql"
+    statement = _insert_session(account_id is not None, password_hash is not None, relax)
+    inserted = conn.execute(statement, {
         "id": sid, "cookie_hash": hashed, "person_id": person_id, "account_id": account_id,
         "auth_time": now, "amr": amr, "acr": acr, "user_agent": (user_agent or "")[:300],
-        "created_at": now, "last_seen": now, "expires_at": now + dt.timedelta(seconds=max_age)})
+        "created_at": now, "last_seen": now, "expires_at": now + dt.timedelta(seconds=max_age),
+        "password_hash": password_hash})
     if inserted.first() is None:
         raise SessionRefused(person_id)
     db.commit()

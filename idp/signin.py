@@ -19,10 +19,10 @@ LINK_AMR = ["otp"]
 
 def start_session(db: Session, person_id: int, account_id: int, amr: list[str], acr: str,
                   pipe: redis.client.Pipeline | None = None, relaxed: bool = False,
-                  person_locked: bool = False) -> tuple[str, sessions.LiveSession]:
+                  password_hash: str | None = None) -> tuple[str, sessions.LiveSession]:
     """Sign the person in on this browser: the same person's session is renewed (a new cookie
     secret), another person's ends first; return the cookie secret and the session. pipe,
-    relaxed and person_locked as for sessions.create (SessionRefused likewise)."""
+    relaxed and password_hash as for sessions.create (SessionRefused likewise)."""
     previous = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
     if previous is not None and previous.person_id == person_id:
         try:
@@ -33,7 +33,7 @@ def start_session(db: Session, person_id: int, account_id: int, amr: list[str], 
         end_sessions(db, Scope(session_ids=(previous.sid,)), "switch_person")
     return sessions.create(db, person_id, account_id, amr, acr,
                            request.headers.get("User-Agent"), pipe=pipe, relaxed=relaxed,
-                           person_locked=person_locked)
+                           password_hash=password_hash)
 
 
 def school_login_uri(db: Session, school: School, path: str = "/") -> str:

@@ -104,7 +104,7 @@ def login() -> Any:
     if account is not None:
         try:
             resp = finish_login(db, ix, data, account.person_id, account.id, ["pwd"], "low",
-                                pipe, relaxed=True, person_locked=True)
+                                pipe, relaxed=True, password_hash=account.password_hash)
         except sessions.SessionRefused:
             pass  # disabled, moved or absorbed while the password was checked: as if wrong
     LOGINS.labels("password", "ok" if resp is not None else "wrong").inc()
@@ -118,13 +118,13 @@ def login() -> Any:
 
 def finish_login(db: Session, ix: str, data: dict[str, Any], person_id: int, account_id: int,
                  amr: list[str], acr: str, pipe: redis.client.Pipeline,
-                 relaxed: bool = False, person_locked: bool = False) -> Response:
+                 relaxed: bool = False, password_hash: str | None = None) -> Response:
     """Create or renew the browser's SSO session for an authenticated person, finish the
     interaction and resume the authorization request (pipe is executed here). relaxed and
-    person_locked as for sessions.create, whose SessionRefused is raised before anything is
+    password_hash as for sessions.create, whose SessionRefused is raised before anything is
     stored or sent."""
     secret, live = start_session(db, person_id, account_id, amr, acr, pipe=pipe, relaxed=relaxed,
-                                 person_locked=person_locked)
+                                 password_hash=password_hash)
     interactions.finish(ix, live.sid, data, pipe=pipe)
     pipe.execute()
     resp = redirect(url_for("oidc.resume", ix=ix), 303)

@@ -1,11 +1,15 @@
 """A password login racing a change of its credential on PostgreSQL. The login reads the
 password hash, spends its argon2 time, then stores its session; a password change or an account
 disable in between must not leave a session made with what it took away. Either the change
-waits for the login and ends the new session, or the login waits for the change and is refused.
+waits for the login's insert and ends the new session, or the login's insert waits for the
+change and is refused.
 
-Each case holds the session table (LOCK TABLE ... IN SHARE MODE: reads go on, no session is
-inserted or ended) while one side starts and stops at it, then lets the other side run into
-the first; released, both finish in the order the locks give them."""
+Login first: the account's row is held in a third connection, so the login's insert takes the
+person's row FOR SHARE and stops at the account's; the change then waits for the person's row.
+Change first: the session table is held (LOCK TABLE ... IN SHARE MODE: reads go on, no session is
+inserted or ended), so the change stops at ending the person's other session, holding what it
+changed; the login verifies the old state and stops at its insert. Released, both finish in the
+order their row locks give them."""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from tests.support import (
 )
 
 HOLD_SESSIONS = "LOCK TABLE sso_session IN SHARE MODE"
+HOLD_ACCOUNT = "SELECT 1 FROM account WHERE sub = %s FOR UPDATE"
 WRONG = "E-posti aadress või parool on vale."
 NEW_PASSWORD = "Kaks kassi jalutavad mööda katust"
 
@@ -125,13 +130,13 @@ def test_a_login_racing_a_password_change_keeps_no_session(
     change = partial(_change_password, owner, person.password)
 
     if login_first:
-        # The login verified the old password and waits to store its session; the change
-        # waits for the login. The login's session is made, then ended by the change.
-        logged_in, changed = race(postgres, HOLD_SESSIONS, None, login, change)
+        # The login verified the old password and, holding the person, waits to store its
+        # session; the change waits for the login. The session is made, then ended by it.
+        logged_in, changed = race(postgres, HOLD_ACCOUNT, person.sub, login, change)
         assert logged_in.status_code == 303, logged_in.text
     else:
-        # The change holds the person and waits to end the other sessions; the login waits
-        # for the change, then checks the old password against the new hash.
+        # The change holds the person and waits to end the other session; the login, having
+        # verified the old hash, waits to store its session: it finds the hash changed.
         changed, logged_in = race(postgres, HOLD_SESSIONS, None, change, login)
         assert logged_in.status_code == 200 and WRONG in logged_in.text, logged_in.status_code
     assert changed.status_code == 200 and "<title>Parool on muudetud</title>" in changed.text
@@ -154,14 +159,14 @@ def test_a_login_racing_an_account_disable_keeps_no_session(
     disable = partial(_disable, idp, token, person.sub)
 
     if login_first:
-        # The login waits to store its session; the disable waits for the login, then ends
-        # every session signed in with the account, the new one too.
-        logged_in, disabled = race(postgres, HOLD_SESSIONS, None, login, disable)
+        # The login, holding the person, waits to store its session; the disable waits for
+        # the login, then ends every session signed in with the account, the new one too.
+        logged_in, disabled = race(postgres, HOLD_ACCOUNT, person.sub, login, disable)
         assert logged_in.status_code == 303, logged_in.text
         assert disabled.json()["sessions_ended"] == 3, disabled.text
     else:
-        # The disable holds the person and waits to end the sessions; the login waits for
-        # it, verifies the password, and finds the account disabled when it stores its session.
+        # The disable holds the person and waits to end the sessions; the login verifies the
+        # password, waits to store its session and finds the account disabled.
         disabled, logged_in = race(postgres, HOLD_SESSIONS, None, disable, login)
         assert logged_in.status_code == 200 and WRONG in logged_in.text, logged_in.status_code
         assert disabled.json()["sessions_ended"] == 2, disabled.text
