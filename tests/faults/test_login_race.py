@@ -175,3 +175,52 @@ def test_a_login_racing_an_account_disable_keeps_no_session(
     assert not _signed_in_silently(browser, idp, school)
     assert _sessions(idp, person.sub) == [("ended", "account_disabled")] * (
         3 if login_first else 2)
+
+
+@pytest.mark.parametrize("login_first", [True, False], ids=["login-first", "link-first"])
+def test_a_login_racing_a_link_that_absorbs_the_person_keeps_no_session(
+        pg_idp: FaultIdp, postgres: Postgres, login_first: bool):
+    from tests.faults.test_link_race import _post, _proven_attempt
+
+    idp = pg_idp
+    mine_school, their_school = idp.school("http://127.0.0.1:9"), idp.school("http://127.0.0.1:9")
+    [mine] = idp.person([mine_school])
+    [theirs] = idp.person([their_school])
+    linker = Browser(idp.url)
+    sign_in(idp.url, linker, mine_school, mine, scope="openid")
+    sign_in(idp.url, Browser(idp.url), their_school, theirs, scope="openid")  # another device
+    attempt = _proven_attempt(idp, linker, mine_school.slug, their_school.slug, theirs)
+    browser, page = _login_page(idp, their_school)
+    login: Callable[[], requests.Response] = partial(_post_login, browser, page, theirs.email,
+                                                     theirs.password)
+    confirm = partial(_post, idp, linker, "/link/confirm", attempt=attempt, email="mine")
+
+    if login_first:
+        # The login, holding the other person, waits to store its session; the link waits
+        # for the login, then ends every session of the person it absorbs, the new one too.
+        logged_in, linked = race(postgres, HOLD_ACCOUNT, theirs.sub, login, confirm)
+        assert logged_in.status_code == 303, logged_in.text
+    else:
+        # The link holds both persons and waits to end the other person's session; the login
+        # verifies that person's password and, waiting to store its session, finds it absorbed.
+        linked, logged_in = race(postgres, HOLD_SESSIONS, None, confirm, login)
+        assert logged_in.status_code == 200 and WRONG in logged_in.text, logged_in.status_code
+    assert linked.status_code == 200 and "Kontod on seotud" in linked.text, linked.text
+    assert lock_waiters(postgres.url) == 0
+    assert not _signed_in_silently(browser, idp, their_school)
+    assert _signed_in_silently(linker, idp, their_school)  # the linked account is the linker's
+    absorbed = _absorbed_sessions(idp, mine.sub)
+    assert absorbed == [("ended", "link")] * (2 if login_first else 1), absorbed
+
+
+def _absorbed_sessions(idp: FaultIdp, sub: str) -> list[tuple[str | None, str | None]]:
+    """(ended_at is set, end_reason) of every session of the persons absorbed into sub's."""
+    from idp.models import Account, Person, SsoSession
+    from shared.db import get_db
+
+    with idp.app.app_context():
+        db = get_db()
+        person_id = db.scalar(select(Account.person_id).where(Account.sub == sub))
+        absorbed = db.scalars(select(Person.id).where(Person.merged_into_id == person_id)).all()
+        rows = db.scalars(select(SsoSession).where(SsoSession.person_id.in_(absorbed))).all()
+        return [(None if s.ended_at is None else "ended", s.end_reason) for s in rows]
