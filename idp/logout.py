@@ -83,11 +83,13 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
     pairs = [(s.id, s.cookie_hash) for s in whole]
     if outbox:
         notify_worker(db)
+    # A rotation that waited for these sessions' rows goes on once this commits (the session
+    # still live: only a school left it) with the account as its statement read it before:
+    # it checks this mark right after, so the mark is set before the commit. Should the commit
+    # fail, the school's grants stay denied: the person signs in there again.
+    deny_grants(denied)
     db.commit()
     forget(pairs)
-    # A rotation racing the revocation above may still commit a token of these grants; the
-    # refresh grant and the resources check this mark.
-    deny_grants(denied)
     delivery_ids = [row.id for row in outbox]
     if deliver:
         deliveries.attempt_now(current_app._get_current_object(),  # type: ignore[attr-defined]

@@ -143,17 +143,20 @@ def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
 # an exchange that meets a logout under way waits for it, then reads the ended session and is
 # refused; a logout that meets an exchange waits for it, then tells its school too. An exchange
 # that stored nothing (its school already recorded, no refresh token) wrote only that lock, so
-# its commit does not wait for the flush: a lock means nothing after a crash.
+# its commit does not wait for the flush: a lock means nothing after a crash. The account row
+# is locked too, after the session (the order in which an unlink or a link takes them): an
+# exchange that waited for an unlink then reads the account as the unlink left it (another
+# person's, so no tokens) instead of as it was when its statement began.
 _LIVE_AND_RECORD_SQL = """
 WITH live AS (
   SELECT s.id, s.person_id, s.auth_time, s.acr, s.amr, s.expires_at, s.ended_at,
          a.id AS account_pk, a.person_id AS account_person_id, a.school_id, a.sub, a.roles,
          a.status, p.given_name, p.family_name, p.birth_date, p.locale, p.updated_at, p.email,
          p.email_verified, p.phone, p.address
-  FROM sso_session s LEFT JOIN account a ON a.id = :account_id
+  FROM sso_session s JOIN account a ON a.id = :account_id
   LEFT JOIN person p ON p.id = a.person_id
   WHERE s.id = :sid
-  FOR KEY SHARE OF s
+  FOR KEY SHARE OF s, a
 ), recorded AS (
   INSERT INTO session_client (session_id, client_id, sub, first_at)
   SELECT id, :client_pk, sub, :now FROM live WHERE sub IS NOT NULL

@@ -17,6 +17,8 @@ from tests.support import (
     Browser,
     PersonLogin,
     Receiver,
+    obtain_code,
+    redeem,
     refresh,
     sign_in,
     unverified_claims,
@@ -98,6 +100,27 @@ def test_an_unlink_and_a_refresh_at_that_school_do_not_deadlock(
     idp.check_logout_token(told, schools[1], split_off.sub, sid)
     assert not [post for post in receivers[0].posts if "logout_token" in post]
     assert refresh(idp.url, schools[0], tokens[0]["refresh_token"]).status_code == 200
+
+
+def test_an_unlink_and_a_code_exchange_at_that_school_give_no_tokens(
+        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    idp = pg_idp
+    # Signed in at the first school; the second school's code obtained silently, not yet
+    # exchanged, when the person splits the second school's account off.
+    browser, schools, logins = idp.two_schools(receivers)
+    idp.sign_in_everywhere(browser, schools[:1], logins[:1])
+    code, verifier = obtain_code(browser, idp.url, schools[1], logins[1], scope="openid")
+
+    # The split-off account's row held: the unlink, holding the session, waits for it; the
+    # exchange waits for the session. Released, the unlink moves the account; the exchange
+    # then reads the account as it is now: another person's, so no tokens.
+    done, answer = race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
+                        logins[1].sub, partial(_post, idp, browser, "/account/unlink",
+                                               school=schools[1].slug),
+                        partial(redeem, idp.url, schools[1], code, verifier))
+    assert done.status_code == 200 and "Seos on eemaldatud" in done.text, done.text
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
+    assert lock_waiters(postgres.url) == 0
 
 
 def test_a_link_of_a_person_just_absorbed_by_another_link_is_refused(
