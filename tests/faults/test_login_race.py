@@ -119,6 +119,22 @@ def _setup(idp: FaultIdp) -> tuple[SchoolClient, PersonLogin, Browser]:
     return school, person, owner
 
 
+def _in_order(postgres: Postgres, login_first: bool, sub: str,
+              login: Callable[[], requests.Response],
+              change: Callable[[], requests.Response]) -> requests.Response:
+    """Race the login (of the account sub) and the change in the case's order; check the
+    login's answer (on to the school when it went first, the form with the one wrong-password
+    answer when it came second); return the change's answer."""
+    if login_first:
+        logged_in, answer = race(postgres, HOLD_ACCOUNT, sub, login, change)
+        assert logged_in.status_code == 303, logged_in.text
+    else:
+        answer, logged_in = race(postgres, HOLD_SESSIONS, None, change, login)
+        assert logged_in.status_code == 200 and WRONG in logged_in.text, logged_in.status_code
+    assert lock_waiters(postgres.url) == 0
+    return answer
+
+
 @pytest.mark.parametrize("login_first", [True, False], ids=["login-first", "change-first"])
 def test_a_login_racing_a_password_change_keeps_no_session(
         pg_idp: FaultIdp, postgres: Postgres, login_first: bool):
@@ -128,19 +144,12 @@ def test_a_login_racing_a_password_change_keeps_no_session(
     login: Callable[[], requests.Response] = partial(_post_login, intruder, page, person.email,
                                                      person.password)
     change = partial(_change_password, owner, person.password)
-
-    if login_first:
-        # The login verified the old password and, holding the person, waits to store its
-        # session; the change waits for the login. The session is made, then ended by it.
-        logged_in, changed = race(postgres, HOLD_ACCOUNT, person.sub, login, change)
-        assert logged_in.status_code == 303, logged_in.text
-    else:
-        # The change holds the person and waits to end the other session; the login, having
-        # verified the old hash, waits to store its session: it finds the hash changed.
-        changed, logged_in = race(postgres, HOLD_SESSIONS, None, change, login)
-        assert logged_in.status_code == 200 and WRONG in logged_in.text, logged_in.status_code
+    # Login first: having verified the old password and holding the person, it waits to store
+    # its session; the change waits for it, then ends that session too. Change first: holding
+    # the person, it waits to end the other session; the login, having verified the old hash,
+    # waits to store its session and finds the hash changed.
+    changed = _in_order(postgres, login_first, person.sub, login, change)
     assert changed.status_code == 200 and "<title>Parool on muudetud</title>" in changed.text
-    assert lock_waiters(postgres.url) == 0
     assert not _signed_in_silently(intruder, idp, school)
     assert _signed_in_silently(owner, idp, school)
     ended = [reason for state, reason in _sessions(idp, person.sub) if state]
@@ -157,21 +166,13 @@ def test_a_login_racing_an_account_disable_keeps_no_session(
     login: Callable[[], requests.Response] = partial(_post_login, browser, page, person.email,
                                                      person.password)
     disable = partial(_disable, idp, token, person.sub)
-
-    if login_first:
-        # The login, holding the person, waits to store its session; the disable waits for
-        # the login, then ends every session signed in with the account, the new one too.
-        logged_in, disabled = race(postgres, HOLD_ACCOUNT, person.sub, login, disable)
-        assert logged_in.status_code == 303, logged_in.text
-        assert disabled.json()["sessions_ended"] == 3, disabled.text
-    else:
-        # The disable holds the person and waits to end the sessions; the login verifies the
-        # password, waits to store its session and finds the account disabled.
-        disabled, logged_in = race(postgres, HOLD_SESSIONS, None, disable, login)
-        assert logged_in.status_code == 200 and WRONG in logged_in.text, logged_in.status_code
-        assert disabled.json()["sessions_ended"] == 2, disabled.text
+    # Login first: holding the person, it waits to store its session; the disable waits for it,
+    # then ends every session signed in with the account, the new one too. Disable first:
+    # holding the person, it waits to end the sessions; the login verifies the password, waits
+    # to store its session and finds the account disabled.
+    disabled = _in_order(postgres, login_first, person.sub, login, disable)
     assert disabled.status_code == 200, disabled.text
-    assert lock_waiters(postgres.url) == 0
+    assert disabled.json()["sessions_ended"] == (3 if login_first else 2), disabled.text
     assert not _signed_in_silently(browser, idp, school)
     assert _sessions(idp, person.sub) == [("ended", "account_disabled")] * (
         3 if login_first else 2)
@@ -194,19 +195,12 @@ def test_a_login_racing_a_link_that_absorbs_the_person_keeps_no_session(
     login: Callable[[], requests.Response] = partial(_post_login, browser, page, theirs.email,
                                                      theirs.password)
     confirm = partial(_post, idp, linker, "/link/confirm", attempt=attempt, email="mine")
-
-    if login_first:
-        # The login, holding the other person, waits to store its session; the link waits
-        # for the login, then ends every session of the person it absorbs, the new one too.
-        logged_in, linked = race(postgres, HOLD_ACCOUNT, theirs.sub, login, confirm)
-        assert logged_in.status_code == 303, logged_in.text
-    else:
-        # The link holds both persons and waits to end the other person's session; the login
-        # verifies that person's password and, waiting to store its session, finds it absorbed.
-        linked, logged_in = race(postgres, HOLD_SESSIONS, None, confirm, login)
-        assert logged_in.status_code == 200 and WRONG in logged_in.text, logged_in.status_code
+    # Login first: holding the other person, it waits to store its session; the link waits for
+    # it, then ends every session of the person it absorbs, the new one too. Link first: holding
+    # both persons, it waits to end the other person's session; the login verifies that
+    # person's password, waits to store its session and finds the person absorbed.
+    linked = _in_order(postgres, login_first, theirs.sub, login, confirm)
     assert linked.status_code == 200 and "Kontod on seotud" in linked.text, linked.text
-    assert lock_waiters(postgres.url) == 0
     assert not _signed_in_silently(browser, idp, their_school)
     assert _signed_in_silently(linker, idp, their_school)  # the linked account is the linker's
     absorbed = _absorbed_sessions(idp, mine.sub)
