@@ -98,10 +98,10 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
 
 
 def lock_person(db: Session, person_id: int) -> None:
-    """Lock a person's row (PostgreSQL) before disabling one of their accounts: a password login
-    holds it FOR SHARE from reading the password hash until its session is committed, so the
-    disable either waits for that login and ends its session, or the login waits and is refused
-    (sessions.create checks the account once the row is free)."""
+    """Lock a person's row (PostgreSQL) before disabling one of their accounts: a sign-in's
+    session insert takes it, then the account, FOR SHARE until its commit (sessions.create), so
+    the disable either waits for that sign-in and ends its session, or the insert waits and,
+    reading the account disabled, stores nothing."""
     if db.bind is not None and db.bind.dialect.name == "postgresql":
         db.execute(select(Person.id).where(Person.id == person_id).with_for_update())
 
