@@ -108,15 +108,21 @@ class Browser:
             resp = self.http.get(location, allow_redirects=False, timeout=10)
         raise AssertionError("too many redirects")
 
-    def submit_login(self, page: requests.Response, email: str, password: str,
-                     stop_prefix: str) -> requests.Response:
-        """Fill in and post the login form shown on page, then follow on."""
+    def post_login(self, page: requests.Response, email: str, password: str,
+                   timeout: float = 10) -> requests.Response:
+        """Fill in and post the login form shown on page; the answer itself (303 on, or the
+        form again)."""
         csrf = CSRF_RE.search(page.text)
         ix = IX_RE.search(page.text)
         assert csrf and ix, "login form expected"
-        resp = self.http.post(f"{self.issuer}/login", data={
+        return self.http.post(f"{self.issuer}/login", data={
             "csrf_token": csrf.group(1), "ix": ix.group(1), "email": email,
-            "password": password}, allow_redirects=False, timeout=10)
+            "password": password}, allow_redirects=False, timeout=timeout)
+
+    def submit_login(self, page: requests.Response, email: str, password: str,
+                     stop_prefix: str) -> requests.Response:
+        """Fill in and post the login form shown on page, then follow on."""
+        resp = self.post_login(page, email, password)
         location = resp.headers.get("Location")
         if resp.status_code != 303 or not location:
             return resp

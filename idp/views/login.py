@@ -107,12 +107,13 @@ def login() -> Any:
                                 pipe, relaxed=True, password_hash=account.password_hash)
         except sessions.SessionRefused:
             pass  # disabled, moved or absorbed while the password was checked: as if wrong
+        else:
+            accounts.upgrade_hash(account, request.form["password"])
     LOGINS.labels("password", "ok" if resp is not None else "wrong").inc()
-    if account is None or resp is None:
+    if resp is None:
         school = db.get(School, school_id) if school_id is not None else None
         return render_template("login.html", ix=ix, school=school, email=email,
                                error=wrong_password()), 200
-    accounts.upgrade_hash(account, request.form["password"])
     return resp
 
 

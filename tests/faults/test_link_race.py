@@ -1,7 +1,8 @@
-"""Linking racing on PostgreSQL. A link (merge) or an unlink against a school's refresh: the
-refresh takes its session, then its account; the link or unlink changes the account and ends
-or narrows the session. Neither may wait on the other: the link goes through, the refresh is
-refused, the school is told. Two links of one person at once: the second reads what the first
+"""Linking racing on PostgreSQL. A link (merge) or an unlink against a school's refresh or code
+exchange: the school's request takes its session, then its account; the link or unlink changes
+the account and ends or narrows the session. Neither may wait on the other: the link goes
+through, the school's request is refused (it reads the account as the change left it), the
+school is told. Two links of one person at once: the second reads what the first
 did and merges nothing into a person already absorbed."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A password login racing a change of its credential on PostgreSQL. The login reads the
-password hash, spends its argon2 time, then stores its session; a password change or an account
-disable in between must not leave a session made with what it took away. Either the change
+password hash, spends its argon2 time, then stores its session; a password change, an account
+disable or a link absorbing the person in between must not leave a session made with what it
+took away. Either the change
 waits for the login's insert and ends the new session, or the login's insert waits for the
 change and is refused.
 
@@ -46,18 +47,6 @@ def _login_page(idp: FaultIdp, school: SchoolClient) -> tuple[Browser, requests.
     return browser, page
 
 
-def _post_login(browser: Browser, page: requests.Response, email: str,
-                password: str) -> requests.Response:
-    """Post the login form and stop at the answer (303 on to the school, or the form again)."""
-    from tests.support import CSRF_RE, IX_RE
-
-    csrf, ix = CSRF_RE.search(page.text), IX_RE.search(page.text)
-    assert csrf and ix
-    return browser.http.post(f"{browser.issuer}/login", data={
-        "csrf_token": csrf.group(1), "ix": ix.group(1), "email": email, "password": password},
-        allow_redirects=False, timeout=30)
-
-
 def _signed_in_silently(browser: Browser, idp: FaultIdp, school: SchoolClient) -> bool:
     """Whether the browser's IdP session still answers prompt=none with a code."""
     _, challenge = pkce_pair()
@@ -68,15 +57,19 @@ def _signed_in_silently(browser: Browser, idp: FaultIdp, school: SchoolClient) -
     return "code" in params
 
 
-def _sessions(idp: FaultIdp, sub: str) -> list[tuple[str | None, str | None]]:
-    """(ended_at is set, end_reason) of every session of the account's person."""
-    from idp.models import Account, SsoSession
+def _sessions(idp: FaultIdp, sub: str, absorbed: bool = False
+              ) -> list[tuple[str | None, str | None]]:
+    """(ended_at is set, end_reason) of every session of the account's person, or, absorbed,
+    of the persons a link absorbed into it."""
+    from idp.models import Account, Person, SsoSession
     from shared.db import get_db
 
     with idp.app.app_context():
         db = get_db()
         person_id = db.scalar(select(Account.person_id).where(Account.sub == sub))
-        rows = db.scalars(select(SsoSession).where(SsoSession.person_id == person_id)).all()
+        persons = (db.scalars(select(Person.id).where(Person.merged_into_id == person_id)).all()
+                   if absorbed else [person_id])
+        rows = db.scalars(select(SsoSession).where(SsoSession.person_id.in_(persons))).all()
         return [(None if s.ended_at is None else "ended", s.end_reason) for s in rows]
 
 
@@ -141,8 +134,7 @@ def test_a_login_racing_a_password_change_keeps_no_session(
     idp = pg_idp
     school, person, owner = _setup(idp)
     intruder, page = _login_page(idp, school)  # someone who knows the old password
-    login: Callable[[], requests.Response] = partial(_post_login, intruder, page, person.email,
-                                                     person.password)
+    login = partial(intruder.post_login, page, person.email, person.password, timeout=30)
     change = partial(_change_password, owner, person.password)
     # Login first: having verified the old password and holding the person, it waits to store
     # its session; the change waits for it, then ends that session too. Change first: holding
@@ -163,8 +155,7 @@ def test_a_login_racing_an_account_disable_keeps_no_session(
     school, person, _owner = _setup(idp)
     token = _admin_token(idp, school)
     browser, page = _login_page(idp, school)
-    login: Callable[[], requests.Response] = partial(_post_login, browser, page, person.email,
-                                                     person.password)
+    login = partial(browser.post_login, page, person.email, person.password, timeout=30)
     disable = partial(_disable, idp, token, person.sub)
     # Login first: holding the person, it waits to store its session; the disable waits for it,
     # then ends every session signed in with the account, the new one too. Disable first:
@@ -192,8 +183,7 @@ def test_a_login_racing_a_link_that_absorbs_the_person_keeps_no_session(
     sign_in(idp.url, Browser(idp.url), their_school, theirs, scope="openid")  # another device
     attempt = _proven_attempt(idp, linker, mine_school.slug, their_school.slug, theirs)
     browser, page = _login_page(idp, their_school)
-    login: Callable[[], requests.Response] = partial(_post_login, browser, page, theirs.email,
-                                                     theirs.password)
+    login = partial(browser.post_login, page, theirs.email, theirs.password, timeout=30)
     confirm = partial(_post, idp, linker, "/link/confirm", attempt=attempt, email="mine")
     # Login first: holding the other person, it waits to store its session; the link waits for
     # it, then ends every session of the person it absorbs, the new one too. Link first: holding
@@ -203,18 +193,6 @@ def test_a_login_racing_a_link_that_absorbs_the_person_keeps_no_session(
     assert linked.status_code == 200 and "Kontod on seotud" in linked.text, linked.text
     assert not _signed_in_silently(browser, idp, their_school)
     assert _signed_in_silently(linker, idp, their_school)  # the linked account is the linker's
-    absorbed = _absorbed_sessions(idp, mine.sub)
+    absorbed = _sessions(idp, mine.sub, absorbed=True)
     assert absorbed == [("ended", "link")] * (2 if login_first else 1), absorbed
 
-
-def _absorbed_sessions(idp: FaultIdp, sub: str) -> list[tuple[str | None, str | None]]:
-    """(ended_at is set, end_reason) of every session of the persons absorbed into sub's."""
-    from idp.models import Account, Person, SsoSession
-    from shared.db import get_db
-
-    with idp.app.app_context():
-        db = get_db()
-        person_id = db.scalar(select(Account.person_id).where(Account.sub == sub))
-        absorbed = db.scalars(select(Person.id).where(Person.merged_into_id == person_id)).all()
-        rows = db.scalars(select(SsoSession).where(SsoSession.person_id.in_(absorbed))).all()
-        return [(None if s.ended_at is None else "ended", s.end_reason) for s in rows]
