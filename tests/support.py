@@ -17,8 +17,29 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for the local end of outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """Return a free TCP port on loopback."""
+    """Return a free TCP port on loopback, below the ephemeral range: a port from that range
+    (what binding port 0 gives) can be taken, before the server meant for it binds it, by the
+    local end of any outgoing connection the test makes meanwhile (seen in CI: a gunicorn of
+    the scale-out test found its port in use)."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = secrets.randbelow(low - 10000) + 10000
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
