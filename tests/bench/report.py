@@ -163,6 +163,8 @@ def markdown(results: dict[str, Any]) -> str:
           for sc in results["scenarios"]], "",
         "Errors count socket errors, timeouts, unexpected statuses (a login must answer 303; a "
         "200 is the form with an error) and exhausted pools of single-use inputs.", "",
+        "## Ratios", "",
+        *[f"- {name}: {value}" for name, value in results["ratios"].items()], "",
         "## Notes", "", *[f"- {n}" for n in results["notes"]], "",
     ]
     return "\n".join(lines)
