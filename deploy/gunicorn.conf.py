@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -43,6 +44,13 @@ def on_starting(server: Any) -> None:
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
+
+
+def post_worker_init(worker: Any) -> None:
+    """The worker has loaded the app: its objects (about 140,000, alive for the worker's life)
+    leave the collector's care, so a full collection no longer walks them and stalls a request
+    for 100 ms or more (measured on the 2-core VM)."""
+    gc.freeze()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -14,6 +14,7 @@ figures can be read as ratios against them:
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import time
@@ -97,3 +98,4 @@ def create_app() -> Flask:
 
 
 app = create_app()
+gc.freeze()  # as deploy/gunicorn.conf.py's post_worker_init does for the apps

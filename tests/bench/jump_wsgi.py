@@ -7,6 +7,7 @@ instance and the other way round (gunicorn looks the name up once per worker, af
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 _APPS: dict[str, Any] = {}
@@ -27,4 +28,5 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     if name not in _APPS:
         _APPS[name] = _create(name)
+        gc.freeze()  # as deploy/gunicorn.conf.py's post_worker_init does in production
     return _APPS[name]

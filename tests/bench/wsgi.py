@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+
 from idp import create_app
 
 app = create_app()
+gc.freeze()  # as deploy/gunicorn.conf.py's post_worker_init does in production
