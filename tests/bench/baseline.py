@@ -77,9 +77,10 @@ def create_app() -> Flask:
     @app.post("/floor/token")
     def floor_token() -> Response:
         pg, r = _links()
-        r.eval(FLOOR_SCRIPT, 1, "bench:floor:" + request.form.get("code", ""))
+        code = request.form.get("code", "")
+        r.eval(FLOOR_SCRIPT, 1, "bench:floor:" + code)
         with pg.transaction():
-            pg.execute("SELECT %s::text", (request.form.get("code", ""),)).fetchone()
+            pg.execute("SELECT %s::text", (code,)).fetchone()
         claims = _claims("bench", "openid")
         access = jwt.encode(header, claims, key)
         id_token = jwt.encode({**header, "typ": "JWT"}, {**claims, "nonce": "n"}, key)
