@@ -54,7 +54,7 @@ from idp.oidc.clients import RelyingParty
 from idp.oidc.grants_store import DENY_GRANT, revoke_grant
 from idp.oidc.rotation import Rotation, SessionRow, narrow, rotate
 from idp.sessions import alive_key
-from shared.db import get_db
+from shared.db import get_db, get_reader
 
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -135,10 +135,13 @@ def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
 
 
 # PostgreSQL: the same read and the recording of the client (for single logout) in one
-# statement; a refusal after it rolls the recording back with the rest of the request. Unlike a
-# refresh rotation, the exchange's commit waits for its WAL flush: the recorded client is what a
-# logout tells, so a crash must not forget a school that holds tokens (the fault tests' restart
-# test fails on a relaxed commit), and the flush makes the password login's session durable too.
+# statement, which runs on its own (autocommit: one round trip, no BEGIN or COMMIT of its own;
+# see _one_statement) and so records the client, and stores the refresh token, only when every
+# check after it will pass: a live session, an active account of the session's person. A refused
+# exchange writes nothing. Unlike a refresh rotation, the exchange's commit waits for its WAL
+# flush: the recorded client is what a logout tells, so a crash must not forget a school that
+# holds tokens (the fault tests' restart test fails on a relaxed commit), and the flush makes the
+# password login's session durable too; the tokens are signed after that commit.
 # The session row is read FOR KEY SHARE (the lock a new recording's foreign key takes anyway):
 # an exchange that meets a logout under way waits for it, then reads the ended session and is
 # refused; a logout that meets an exchange waits for it, then tells its school too. An exchange
@@ -157,9 +160,12 @@ WITH live AS (
   LEFT JOIN person p ON p.id = a.person_id
   WHERE s.id = :sid
   FOR KEY SHARE OF s, a
+), issuable AS (
+  SELECT * FROM live WHERE ended_at IS NULL AND expires_at > :now AND status = 'active'
+    AND account_person_id = person_id
 ), recorded AS (
   INSERT INTO session_client (session_id, client_id, sub, first_at)
-  SELECT id, :client_pk, sub, :now FROM live WHERE sub IS NOT NULL
+  SELECT id, :client_pk, sub, :now FROM issuable
   ON CONFLICT DO NOTHING
   RETURNING 1
 ){minted}
@@ -168,15 +174,12 @@ SELECT live.*{schools}, set_config('synchronous_commit',
        ELSE 'off' END, true)
 FROM live
 """
-# offline_access: the refresh token is stored by the same statement, only under a live session
-# and an active account of the session's person (the checks after it refuse otherwise, and the
-# refusal rolls the transaction back).
+# offline_access: the refresh token is stored by the same statement, under the same conditions.
 _MINTED = """, minted AS (
   INSERT INTO refresh_token (token_hash, grant_id, client_id, session_id, account_id, scope,
                              claims, created_at, expires_at)
   SELECT :refresh_hash, :grant_id, :client_pk, id, account_pk, :scope, :claims, :now, expires_at
-  FROM live WHERE ended_at IS NULL AND expires_at > :now AND status = 'active'
-    AND account_person_id = person_id
+  FROM issuable
   RETURNING 1
 )"""
 # The stuudium scope's other schools (claims.other_schools_json_sql) ride along as one JSON
@@ -322,6 +325,15 @@ def _active(account: AccountRow | None) -> AccountRow:
     return account
 
 
+def _one_statement() -> None:
+    """On PostgreSQL, run the code exchange's request in autocommit: its one statement writes
+    only what a successful exchange stores (_LIVE_AND_RECORD_SQL), so it needs no transaction
+    around it, and BEGIN and COMMIT would be two more round trips. Before the first query (the
+    client's, when not cached). SQLite keeps the request's transaction (two statements)."""
+    if get_db().get_bind().dialect.name == "postgresql":
+        get_reader()
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     """RFC 6749 §4.1.3 with PKCE S256 for every client and an exact redirect_uri."""
 
@@ -329,6 +341,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def validate_token_request(self) -> None:
         """Authenticate the client, then redeem the code exactly once."""
+        _one_statement()
         client: RelyingParty = self.authenticate_token_endpoint_client()
         form = self.request.form
         code = _single(form, "code")

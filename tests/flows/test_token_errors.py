@@ -18,7 +18,12 @@ from typing import Any
 
 import pytest
 import requests
+from flask import Flask
+from sqlalchemy import func, select, update
 
+from idp.models import Account, RefreshToken, SessionClient, SsoSession, utcnow
+from idp.sessions import cookie_hash
+from shared.db import get_db
 from tests.support import (
     Browser,
     PersonLogin,
@@ -189,6 +194,55 @@ def test_other_grants_of_the_session_survive_a_replay(idp: str, setup: Setup) ->
     assert_token_error(redeem(idp, setup.school, code, first["verifier"]), "invalid_grant")
     assert userinfo(idp, other.json()["access_token"]).status_code == 200
     assert refresh(idp, setup.school, other.json()["refresh_token"]).status_code == 200
+
+
+def _sid(idp_app: Flask, browser: Browser) -> str:
+    """The id of the browser's SSO session."""
+    cookie = browser.http.cookies.get(idp_app.config["SSO_COOKIE_NAME"])
+    assert cookie
+    with idp_app.app_context():
+        sid = get_db().scalar(select(SsoSession.id).where(
+            SsoSession.cookie_hash == cookie_hash(cookie)))
+    assert sid
+    return str(sid)
+
+
+def _stored_for(idp_app: Flask, sid: str) -> tuple[int, int]:
+    """How many schools the session records as holding tokens, and its refresh tokens."""
+    with idp_app.app_context():
+        db = get_db()
+        schools = db.scalar(select(func.count()).select_from(SessionClient)
+                            .where(SessionClient.session_id == sid))
+        tokens = db.scalar(select(func.count()).select_from(RefreshToken)
+                           .where(RefreshToken.session_id == sid))
+        return schools or 0, tokens or 0
+
+
+@pytest.mark.parametrize("change", ["account disabled", "session ended"])
+def test_a_refused_exchange_stores_nothing(idp: str, idp_app: Flask, setup: Setup,
+                                           change: str) -> None:
+    """A code whose account or session changed before its exchange gets no tokens, and the
+    session records neither the school (a logout would tell it) nor a refresh token."""
+    code, verifier = setup.code(idp, scope="openid offline_access")
+    sid = _sid(idp_app, setup.browser)
+    with idp_app.app_context():
+        db = get_db()
+        if change == "account disabled":
+            db.execute(update(Account).where(Account.sub == setup.person.sub)
+                       .values(status="disabled"))
+        else:
+            db.execute(update(SsoSession).where(SsoSession.id == sid).values(ended_at=utcnow()))
+        db.commit()
+    assert_token_error(redeem(idp, setup.school, code, verifier), "invalid_grant")
+    assert _stored_for(idp_app, sid) == (0, 0)
+
+
+def test_an_exchange_records_its_school_and_stores_its_refresh_token(
+        idp: str, idp_app: Flask, setup: Setup) -> None:
+    """What the refused exchanges above must not store, a successful one does."""
+    code, verifier = setup.code(idp, scope="openid offline_access")
+    assert redeem(idp, setup.school, code, verifier).status_code == 200
+    assert _stored_for(idp_app, _sid(idp_app, setup.browser)) == (1, 1)
 
 
 def _race(idp: str, school: SchoolClient, code: str, verifier: str,
