@@ -14,6 +14,7 @@ figures can be read as ratios against them:
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import secrets
@@ -54,14 +55,11 @@ def create_app() -> Flask:
     kid = "baseline-" + secrets.token_hex(4)
     header = {"alg": "ES256", "kid": kid, "typ": "at+jwt"}
     stored = HASHER.hash(VERIFY_PASSWORD)
-    links: dict[str, Any] = {}
 
+    @functools.cache
     def _links() -> tuple[psycopg.Connection[Any], redis.Redis]:
-        if not links:
-            url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-            links["pg"] = psycopg.connect(url)
-            links["redis"] = redis.Redis.from_url(os.environ["REDIS_URL"])
-        return links["pg"], links["redis"]
+        url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+        return psycopg.connect(url), redis.Redis.from_url(os.environ["REDIS_URL"])
 
     @app.get("/healthz")
     def healthz() -> Response:
