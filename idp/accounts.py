@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from typing import cast
 
@@ -9,11 +10,13 @@ import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, contains_eager
 
+from idp import proofing
 from idp.metrics import RATE_LIMITED
-from idp.models import Account, Person
+from idp.models import Account, Person, VersionCounter
+from shared import isikukood as ik
 from shared.db import separate_transaction
 
 # OWASP's argon2id baseline: m=19 MiB, t=2, p=1. Argon2 takes the whole password (no 72-byte
@@ -135,26 +138,24 @@ class AccountError(ValueError):
     """An account that cannot be created as asked."""
 
 
+class IsikukoodTaken(AccountError):
+    """Another active account at the school has this personal code (unique there)."""
+
+
 ROLES = ("parent", "teacher", "student", "admin", "staff")
 
 
 def next_version(db: Session) -> int:
     """Draw the next person version from the one global sequence."""
-    from sqlalchemy import insert
-
-    from idp.models import VersionCounter
-
     return int(db.execute(insert(VersionCounter).returning(VersionCounter.id)).scalar_one())
 
 
 def create_account(db: Session, school_id: int, *, email: str, given_name: str,
                    family_name: str, roles: list[str], isikukood: str | None = None,
+                   isikukood_source: str = proofing.SCHOOL,
                    password: str | None = None) -> Account:
-    """Create a new person with one account at a school (never merged with anyone by e-mail)."""
-    import secrets
-
-    from shared import isikukood as ik
-
+    """Create a new person with one account at a school (never merged with anyone by e-mail);
+    a code keeps its provenance and must be unique among the school's active accounts."""
     email_norm = email.strip().lower()
     if "@" not in email_norm or len(email_norm) > 320:
         raise AccountError("not an e-mail address")
@@ -167,11 +168,14 @@ def create_account(db: Session, school_id: int, *, email: str, given_name: str,
     if isikukood:
         if not ik.is_valid(isikukood):
             raise AccountError("isikukood is not valid")
+        if proofing.code_taken(db, school_id, isikukood):
+            raise IsikukoodTaken("an active account with this isikukood exists at this school")
         birth = ik.birth_date(isikukood)
     if password is not None and len(password) < current_app.config["PASSWORD_MIN_LENGTH"]:
         raise AccountError("password too short")
     person = Person(given_name=given_name.strip(), family_name=family_name.strip(),
-                    isikukood=isikukood or None, isikukood_source="school" if isikukood else None,
+                    isikukood=isikukood or None,
+                    isikukood_source=isikukood_source if isikukood else None,
                     birth_date=birth, email=email.strip(), version=next_version(db),
                     password_hash=hash_password(password) if password else None)
     db.add(person)

@@ -12,8 +12,8 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 from sqlalchemy import select, update
 
-from idp import mailer
-from idp.accounts import AccountError, create_account, find_login_account
+from idp import mailer, proofing
+from idp.accounts import AccountError, IsikukoodTaken, create_account, find_login_account
 from idp.admin_api import admin_call, json_answer
 from idp.models import Application, AuditEvent, utcnow
 from shared.db import get_db
@@ -83,10 +83,15 @@ def approve(application_id: int) -> Response:
         return _error("not_found", "No pending application with this id at this school.", 404)
     data = application.data or {}
     try:
+        # The applicant typed their own code: kept, but never an anchor for eID (idp.proofing).
         account = create_account(db, application.school_id, email=application.email,
                                  given_name=data.get("given_name", ""),
                                  family_name=data.get("family_name", ""), roles=["parent"],
-                                 isikukood=data.get("isikukood"))
+                                 isikukood=data.get("isikukood"),
+                                 isikukood_source=proofing.APPLICANT)
+    except IsikukoodTaken as exc:
+        db.rollback()
+        return _error("isikukood_in_use", str(exc), 409)
     except AccountError as exc:
         db.rollback()
         code = "email_in_use" if "exists" in str(exc) else "invalid_application"

@@ -95,6 +95,8 @@ class Person(Base):
     given_name: Mapped[str] = mapped_column(String(200))
     family_name: Mapped[str] = mapped_column(String(200))
     isikukood: Mapped[str | None] = mapped_column(String(11))
+    # Where the code came from (idp.proofing): "eid" (an eID login proved it), "school" (the
+    # school recorded it) or "applicant" (typed in an application; never an anchor).
     isikukood_source: Mapped[str | None] = mapped_column(String(16))
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
     email: Mapped[str | None] = mapped_column(String(320))
@@ -270,6 +272,9 @@ class OneTimeLink(Base):
     subject: Mapped[str] = mapped_column(String(64))  # "account:7", "application:3", "person:5"
     school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id"))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The address the link was mailed to (lower-cased): a login or e-mail link is refused once
+    # that is no longer the subject's login e-mail.
+    sent_to: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(TZDateTime())
     used_at: Mapped[dt.datetime | None] = mapped_column(TZDateTime())

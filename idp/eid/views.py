@@ -10,14 +10,16 @@ import secrets
 from typing import Any
 
 import redis
-from flask import Blueprint, Flask, current_app, redirect, render_template, request
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from idp import sessions
 from idp.eid import client
-from idp.eid.people import apply_verified_data, find_account
+from idp.eid.people import apply_verified_data, confirm_code, find_account
 from idp.metrics import LOGINS
+from idp.proofing import ProofingError
 from idp.sessions import SessionRefused
 from idp.views.errors import error_page
 from idp.views.login import _interaction_or_error, _school, _school_id, finish_login
@@ -46,6 +48,8 @@ def start() -> Any:
     method = request.form.get("method", "")
     if request.form.get("attempt"):
         return _start_link_proof(request.form["attempt"], method)
+    if request.form.get("confirm_code"):
+        return _start_code_confirmation(method)
     ix = request.form.get("ix", "")
     data, failure = _interaction_or_error(ix)
     if data is None:
@@ -74,6 +78,19 @@ def _start_link_proof(raw: str, method: str) -> Response:
         log.warning("eID start failed: %s", exc)
         return _link_refused()
     return _to_upstream(pending, url, method, {"attempt": raw})
+
+
+def _start_code_confirmation(method: str) -> Response:
+    """eID from a signed-in session, to confirm the code the person typed in an application."""
+    live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
+    if live is None or method not in client.METHODS or not client.enabled():
+        return _confirm_refused()
+    try:
+        pending, url = client.begin(method, str(get_locale() or "et"))
+    except client.EidError as exc:
+        log.warning("eID start failed: %s", exc)
+        return _confirm_refused()
+    return _to_upstream(pending, url, method, {"confirm_sid": live.sid})
 
 
 def _to_upstream(pending: client.Pending, url: str, method: str,
@@ -112,6 +129,8 @@ def callback() -> Any:
         return _expired()
     if "attempt" in pending:
         return _finish_link_proof(pending)
+    if "confirm_sid" in pending:
+        return _finish_code_confirmation(pending)
     ix = pending["ix"]
     data, failure = _interaction_or_error(ix)
     if data is None:
@@ -130,10 +149,14 @@ def callback() -> Any:
         return _refused(ix)
     db = get_db()
     school_id = _school_id(data)
-    account = find_account(db, school_id, identity.isikukood) if school_id else None
-    LOGINS.labels("eid", "ok" if account is not None else "no_account").inc()
-    if account is None:
-        return _page("eid_no_account.html", ix, 200)
+    try:
+        if school_id is None:
+            raise ProofingError("no_account")
+        account = find_account(db, school_id, identity, _controlling_person())
+    except ProofingError as exc:
+        LOGINS.labels("eid", exc.code).inc()
+        return _not_bound(exc.code, ix)
+    LOGINS.labels("eid", "ok").inc()
     apply_verified_data(db, account.person_id, identity, actor=f"eid:{account.sub}")
     pipe = _redis().pipeline(transaction=True)
     try:
@@ -146,20 +169,74 @@ def callback() -> Any:
     return resp
 
 
+def _controlling_person() -> int | None:
+    """The person this browser is already signed in as (password, link or eID): an eID login
+    from that session may confirm the code they typed in their application."""
+    live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
+    return live.person_id if live is not None else None
+
+
+def _not_bound(code: str, ix: str) -> Response:
+    """No account for this eID at the school: the ways forward, or who corrects the records."""
+    if code == "no_account":
+        return _page("eid_no_account.html", ix, 200)
+    return _page("eid_records_differ.html", ix, 409, reason=code)
+
+
 def _finish_link_proof(pending: dict[str, Any]) -> Response:
     """The upstream's answer inside a link attempt: a proof of the other account, no session."""
     from idp.views.link import eid_proof
 
-    if request.args.get("error") or not request.args.get("code"):
+    identity = _upstream_identity(pending)
+    if identity is None:
         return _link_refused()
+    resp = current_app.make_response(eid_proof(pending["attempt"], identity))
+    resp.delete_cookie(BINDING_COOKIE, path="/eid/")
+    return resp
+
+
+def _upstream_identity(pending: dict[str, Any]) -> client.EidIdentity | None:
+    """The upstream's checked answer, or None (cancelled or refused; logged without names)."""
+    if request.args.get("error") or not request.args.get("code"):
+        return None
     try:
-        identity = client.exchange(client.Pending(
+        return client.exchange(client.Pending(
             state="", nonce=pending["nonce"], verifier=pending["verifier"],
             method=pending["method"]), request.args["code"])
     except client.EidError as exc:
         log.warning("eID answer refused: %s", exc)
-        return _link_refused()
-    resp = current_app.make_response(eid_proof(pending["attempt"], identity.isikukood))
+        return None
+
+
+def _finish_code_confirmation(pending: dict[str, Any]) -> Response:
+    """The session that started it is still this browser's and its person has the eID's code
+    and names: the code becomes eID-verified (an anchor)."""
+    live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
+    identity = _upstream_identity(pending)
+    if live is None or live.sid != pending["confirm_sid"] or identity is None:
+        return _confirm_refused()
+    db = get_db()
+    if not confirm_code(db, live.person_id, identity):
+        db.rollback()
+        return _confirm_refused(mismatch=True)
+    db.commit()
+    resp = current_app.make_response(render_template(
+        "link_done.html", heading=_("Isikukood on kinnitatud"), message=_(
+            "Nüüdsest saad oma koolidesse sisse logida ka ID-kaardi, Mobiil-ID või "
+            "Smart-ID-ga."), accounts=[], back=url_for("account.overview"),
+        back_label=_("Tagasi Stuudium ID lehele")))
+    resp.delete_cookie(BINDING_COOKIE, path="/eid/")
+    return resp
+
+
+def _confirm_refused(mismatch: bool = False) -> Response:
+    message = _(
+        "eID järgi on sinu isikukood või nimi teine kui Stuudium ID-s, seega me seda ei "
+        "kinnitanud. Kui isikukood on valesti kirjas, pöördu kooli administraatori poole."
+    ) if mismatch else _(
+        "Isikukoodi ei saanud kinnitada ja midagi ei muutunud. Ava oma Stuudium ID leht ja "
+        "proovi uuesti.")
+    resp = error_page(_("Isikukoodi ei kinnitatud"), message, 400)
     resp.delete_cookie(BINDING_COOKIE, path="/eid/")
     return resp
 

@@ -10,8 +10,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp import linking, sessions
+from idp.eid.client import EidIdentity
+from idp.eid.people import find_account
 from idp.linking import LinkRefused
 from idp.models import Person, School
+from idp.proofing import ProofingError
 from idp.signin import school_login_uri
 from idp.views.account import signed_in
 from idp.views.errors import error_page
@@ -71,6 +74,14 @@ def refusal_page(exc: LinkRefused) -> Any:
             "eID järgi ei leidnud me valitud koolist kontot, mille isikukood on sinu oma. "
             "Logi sisse selle konto e-posti ja parooliga või pöördu kooli administraatori "
             "poole. Midagi ei seotud.") + " " + again),
+        "eid_ambiguous": (_("Kooli andmed ei klapi"), _(
+            "Koolis %(schools)s on sinu isikukoodiga rohkem kui üks konto, seega me ei tea, "
+            "millist siduda. Pöördu kooli administraatori poole. Midagi ei seotud.",
+            schools=", ".join(exc.schools))),
+        "eid_names": (_("Kooli andmed ei klapi"), _(
+            "Koolis %(schools)s on sinu isikukoodi juures teise inimese nimi, seega kontosid "
+            "ei seotud. Andmeid saab parandada klassijuhataja või kooli administraator.",
+            schools=", ".join(exc.schools))),
         "not_linked": (_("Seost ei leitud"), _(
             "Sul ei ole selles koolis seotud kontot. Ava oma Stuudium ID leht uuesti.")),
         "only_account": (_("Pole midagi eemaldada"), _(
@@ -78,7 +89,7 @@ def refusal_page(exc: LinkRefused) -> Any:
     }
     title, message = pages[exc.code]
     status = 409 if exc.code in ("two_accounts", "email_taken", "already_linked",
-                                 "changed") else 400
+                                 "changed", "eid_ambiguous", "eid_names") else 400
     return error_page(title, message, status)
 
 
@@ -180,19 +191,21 @@ def open_for_eid(raw: str) -> Any:
 
 
 @signed_in
-def eid_proof(raw: str, isikukood: str) -> Any:
-    """The other account proven by eID: the attempt's school's account with this isikukood
-    (eID identifies the person; the school recorded that person's code)."""
-    from idp.eid.people import find_account
-
+def eid_proof(raw: str, identity: EidIdentity) -> Any:
+    """The other account proven by eID: the attempt's school's account whose anchored code
+    (school-recorded or eID-verified, never one an applicant typed) is the eID's, with the
+    same names (idp.proofing)."""
     db = get_db()
     try:
         attempt = linking.open_attempt(db, raw, g.live_session.sid)
     except LinkRefused as exc:
         return refusal_page(exc)
     school = db.get(School, attempt.target_school_id)
-    account = find_account(db, attempt.target_school_id, isikukood)
-    if school is None or account is None:
+    try:
+        account = find_account(db, attempt.target_school_id, identity)
+    except ProofingError as exc:
+        return refusal_page(LinkRefused(f"eid_{exc.code}", [school.name] if school else []))
+    if school is None:
         return refusal_page(LinkRefused("eid_no_account"))
     return _proven(db, attempt, raw, account.person_id, account.id, school)
 
