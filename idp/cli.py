@@ -34,7 +34,8 @@ def _emit(as_json: bool, data: dict[str, Any] | list[Any], text: Callable[[], st
 
 
 def _development(app: Flask) -> bool:
-    return bool(app.config["STUUDIUM_ENV"] != "production")
+    """Only development relaxes registration (plain http, internal hosts), as delivery does."""
+    return bool(app.config["STUUDIUM_ENV"] == "development")
 
 
 @click.group()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from idp.metrics import DELIVERY_LATENCY, KINDS
 from idp.models import Account, Client, Delivery, Person, utcnow
+from idp.netguard import BlockedAddress, PinnedAdapter
 from idp.oidc import tokens
 from idp.outbox import backoff_seconds, lease
 from shared.db import separate_transaction
@@ -33,15 +35,30 @@ MAX_BODY = 4096
 _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="backchannel")
 # Runs the direct attempts of committed events, off the request that committed them.
 _SOON = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events")
-_HTTP = requests.Session()
-_HTTP.headers["User-Agent"] = "Stuudium-ID back-channel delivery"
-# Schools are reached directly: no proxy and no .netrc credentials from the environment (and
-# not reading them on every request halves the client's CPU per message).
-_HTTP.trust_env = False
-# One keep-alive pool per school origin, as many connections as threads, so a burst reuses
-# connections instead of opening (and dropping) one per message.
-_HTTP.mount("http://", HTTPAdapter(pool_connections=256, pool_maxsize=THREADS))
-_HTTP.mount("https://", HTTPAdapter(pool_connections=256, pool_maxsize=THREADS))
+
+
+def new_session(adapter: Callable[..., HTTPAdapter] = HTTPAdapter) -> requests.Session:
+    """An HTTP client for schools, its connections made by adapter."""
+    http = requests.Session()
+    http.headers["User-Agent"] = "Stuudium-ID back-channel delivery"
+    # Schools are reached directly: no proxy and no .netrc credentials from the environment
+    # (and not reading them on every request halves the client's CPU per message).
+    http.trust_env = False
+    # One keep-alive pool per school origin, as many connections as threads, so a burst reuses
+    # connections instead of opening (and dropping) one per message.
+    http.mount("http://", adapter(pool_connections=256, pool_maxsize=THREADS))
+    http.mount("https://", adapter(pool_connections=256, pool_maxsize=THREADS))
+    return http
+
+
+# Development's schools are on 127.0.0.1: reached as before, with no lookup of our own.
+_HTTP = new_session()
+# Everywhere else only public addresses, each checked before the connection is made to it.
+_GUARDED = new_session(PinnedAdapter)
+
+
+def _client_for(app: Flask) -> requests.Session:
+    return _HTTP if app.config["STUUDIUM_ENV"] == "development" else _GUARDED
 
 
 @dataclass(frozen=True)
@@ -60,14 +77,16 @@ _DELIVERED = {"logout": (200, 204), "event": (200, 202, 204)}
 _SET_HEADERS = {"Content-Type": "application/secevent+jwt", "Accept": "application/json"}
 
 
-def _post(url: str, body: dict[str, str] | str, timeout: float,
+def _post(http: requests.Session, url: str, body: dict[str, str] | str, timeout: float,
           headers: dict[str, str] | None = None) -> tuple[int | None, str | None]:
     try:
-        resp = _HTTP.post(url, data=body, timeout=timeout, headers=headers,
-                          allow_redirects=False, stream=True)
+        resp = http.post(url, data=body, timeout=timeout, headers=headers,
+                         allow_redirects=False, stream=True)
         resp.raw.read(MAX_BODY)  # never more than a small body from a school
         resp.close()
         return resp.status_code, None
+    except BlockedAddress as exc:
+        return None, exc.error
     except requests.RequestException as exc:
         return None, type(exc).__name__
 
@@ -101,6 +120,7 @@ def send(app: Flask, delivery_ids: list[int], timeout: float,
         ring = app.extensions["keys"].ring(db)
         state = _current_state(db, {r.payload.get("sub") for r in rows if r.kind == "event"})
     started = time.monotonic()
+    http = _client_for(app)
 
     def attempt(kind: str, uri: str, client_id: str,
                 payload: dict[str, Any]) -> tuple[int | None, str | None]:
@@ -109,14 +129,14 @@ def send(app: Flask, delivery_ids: list[int], timeout: float,
         if kind == "logout":
             token = tokens.logout_token(ring, issuer, client_id=client_id, sub=sub,
                                         sid=payload.get("sid"))
-            return _post(uri, {"logout_token": token}, timeout)
+            return _post(http, uri, {"logout_token": token}, timeout)
         if sub not in state:
             return None, "NoSuchAccount"
         version, claims = state[sub]
         token = tokens.security_event_token(ring, issuer, client_id=client_id, sub=sub, events={
             tokens.PERSON_CHANGED_EVENT: {"version": version, "changed": payload.get("changed"),
                                           "claims": claims}})
-        return _post(uri, token, timeout, _SET_HEADERS)
+        return _post(http, uri, token, timeout, _SET_HEADERS)
 
     queued = {r.id: r.created_at for r in rows}
     jobs: list[tuple[int, str, Future[tuple[int | None, str | None]]]] = [

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.models import Client, School
+from idp.netguard import host_refusal
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -34,9 +35,14 @@ def secret_matches(stored_hash: str | None, given: str) -> bool:
 
 
 def check_uri(uri: str, development: bool) -> str:
-    """Return uri if it is an absolute http(s) URI without fragment; https outside development."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    """Return uri if it is an absolute http(s) URI without fragment; outside development, https
+    to a public host only."""
+    try:
+        parts = urlsplit(uri)
+        host, _port = parts.hostname, parts.port  # a bad port or bracket raises here
+    except ValueError:
+        raise RegistrationError(f"not an absolute http(s) URI: {uri}") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise RegistrationError(f"not an absolute http(s) URI: {uri}")
     if parts.fragment or "#" in uri:
         raise RegistrationError(f"URI must not have a fragment: {uri}")
@@ -44,6 +50,8 @@ def check_uri(uri: str, development: bool) -> str:
         raise RegistrationError(f"plain http is allowed only in development: {uri}")
     if parts.username or parts.password:
         raise RegistrationError(f"URI must not carry credentials: {uri}")
+    if not development and (reason := host_refusal(host)):
+        raise RegistrationError(f"URI must point at a public host, and {host} is {reason}: {uri}")
     return uri
 
 
