@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, request
 from flask_babel import format_date, format_datetime, get_locale
@@ -60,9 +62,19 @@ def check_same_origin() -> None:
     abort(400, description="csrf")
 
 
+def _browser_would_rewrite(char: str) -> bool:
+    # Browsers drop tab, CR and LF anywhere in a URL, trim spaces and controls at its ends and
+    # read a backslash as "/": "/<tab>/evil.com" becomes "//evil.com", another site.
+    return char == "\\" or char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
+
+
 def local_path(target: str | None) -> str:
-    """Only a path on this same origin may be where the switch returns to."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this same origin may be where the switch returns to, else "/"; a value a
+    browser would read differently from how it is checked here is refused, not cleaned."""
+    if not target or any(_browser_would_rewrite(char) for char in target):
+        return "/"
+    parts = urlsplit(target)
+    if target[:1] != "/" or target[1:2] == "/" or parts.scheme or parts.netloc:
         return "/"
     return target
 

@@ -1,6 +1,9 @@
 """An admin's page of account applications: each against the roster (is the child enrolled,
-in which class, who are the child's known guardians), approved or rejected at the IdP with
-this admin's own access token."""
+in which class, who are the child's known guardians, is the applicant one of them by a verified
+identifier), approved or rejected at the IdP with this admin's own access token.
+
+Approving someone who is not a verified guardian takes a second, explicit confirmation, and
+makes them the child's guardian only when the admin says so separately."""
 
 from __future__ import annotations
 
@@ -16,11 +19,11 @@ from school_instance import admin_api
 from school_instance.diary import queries
 from school_instance.diary.accounts import _access_token, failure
 from school_instance.diary.blueprint import bp
+from school_instance.diary.guardianship import Match, match_guardian
 from school_instance.models import Guardian, Member, SchoolClass, Student
 from school_instance.sso import page, role_required
 from school_instance.tenancy import current, get_scoped
 from shared.db import get_db
-from shared.names import same_name
 from shared.security import check_csrf
 
 MAX_REASON = 2000
@@ -34,26 +37,25 @@ class Review:
     student: Student | None
     school_class: SchoolClass | None
     guardians: list[Member]
-    applicant_is_guardian: bool
+    match: Match
+    # The known guardians whose name the applicant gave with another e-mail: their contact as
+    # the school recorded it, for the admin to ask them.
+    named_guardians: list[Member]
 
-
-def _is_applicant(member: Member, application: dict[str, Any]) -> bool:
-    """A known guardian is the applicant: the same e-mail, or the same given and family name."""
-    email = (application.get("email") or "").strip().lower()
-    if member.email and member.email.strip().lower() == email:
-        return True
-    return same_name(member.given_name, application.get("given_name") or "") and same_name(
-        member.family_name, application.get("family_name") or "")
+    @property
+    def applicant_is_guardian(self) -> bool:
+        """The applicant is a known guardian by a verified identifier (their e-mail)."""
+        return self.match is Match.VERIFIED
 
 
 def review(application: dict[str, Any]) -> Review:
-    """Check an application against the school's roster (knowing a child's code proves
-    nothing: the guardians the school knows are shown beside the applicant)."""
+    """Check an application against the school's roster (knowing a child's code, or a parent's
+    name, proves nothing: the guardians the school knows are shown beside the applicant)."""
     student = queries.student_with_code(str(application.get("child_isikukood") or ""))
     guardians = queries.guardians_of(student.id) if student else []
     cls = get_scoped(SchoolClass, student.class_id) if student and student.class_id else None
-    return Review(application, student, cls, guardians,
-                  any(_is_applicant(m, application) for m in guardians))
+    found = match_guardian(guardians, application)
+    return Review(application, student, cls, guardians, found.match, found.named)
 
 
 def _token_or_login() -> str | Response:
@@ -63,8 +65,12 @@ def _token_or_login() -> str | Response:
     return token
 
 
+def _back() -> tuple[str, str]:
+    return _("Taotluste juurde"), url_for("diary.applications")
+
+
 def _decision_failure(exc: admin_api.AdminApiError) -> Response:
-    back = (_("Taotluste juurde"), url_for("diary.applications"))
+    back = _back()
     if exc.status == 404 or exc.error == "already_decided":
         return page(_("Taotlust ei leitud"), _(
             "Seda taotlust ei ole enam ootel – võib-olla otsustas selle just keegi teine. Ava "
@@ -74,6 +80,12 @@ def _decision_failure(exc: admin_api.AdminApiError) -> Response:
             "Selle e-posti aadressiga on koolis juba aktiivne konto. Kui see on sama inimene, "
             "lükka taotlus tagasi ja palu tal kasutada „Saada mulle ligipääsuandmed”; muidu "
             "palu tal taotleda kontot teise aadressiga."), 409, back)
+    if exc.error == "isikukood_in_use":
+        return page(_("Kontot ei saa luua"), _(
+            "Taotleja isikukoodiga on koolis juba aktiivne konto, ja üks isikukood saab koolis "
+            "olla ainult ühel kontol. Kui see on sama inimene, lükka taotlus tagasi ja palu tal "
+            "kasutada „Saada mulle ligipääsuandmed”; kui isikukood on valesti kirjas, lükka "
+            "taotlus tagasi ja palu tal taotleda uuesti."), 409, back)
     return failure(exc)
 
 
@@ -88,12 +100,41 @@ def applications() -> Any:
         found = admin_api.applications(current(), token)
     except admin_api.AdminApiError as exc:
         return failure(exc)
-    return render_template("diary/applications.html", reviews=[review(a) for a in found])
+    return render_template("diary/applications.html", reviews=[review(a) for a in found],
+                           confirm_risk_label=confirm_risk_label())
 
 
-def _add_guardian(account: dict[str, Any], application: dict[str, Any]) -> Student | None:
-    """Record the new parent in the school and, if the child is enrolled, as the child's
-    guardian with the relation the applicant gave."""
+def _pending_review(token: str, application_id: int) -> Review | Response:
+    """The pending application as the admin sees it now, or the page saying it is gone."""
+    try:
+        found = admin_api.applications(current(), token)
+    except admin_api.AdminApiError as exc:
+        return failure(exc, _back())
+    for application in found:
+        if application.get("id") == application_id:
+            return review(application)
+    return _decision_failure(admin_api.AdminApiError(404, "not_found"))
+
+
+def confirm_risk_label() -> str:
+    """The second confirmation's words: they name the risk the admin takes."""
+    return _("Kontrollisin taotlejat muul viisil ja loon konto, kuigi tema e-posti aadress ei "
+             "ole kooli andmetes lapse vanema oma.")
+
+
+def _unconfirmed_risk(checked: Review) -> Response | None:
+    """Approving someone who is not a verified guardian needs the form's second confirmation."""
+    if checked.applicant_is_guardian or request.form.get("confirm_risk") == "1":
+        return None
+    return page(_("Kontot ei loodud"), _(
+        "Taotleja e-posti aadress ei ole kooli andmetes lapse vanema oma, ja nime võib "
+        "sisestada igaüks. Kui oled taotlejat muul viisil kontrollinud (näiteks helistanud "
+        "vanemale kooli andmetes oleval numbril), märgi taotluse juures „%(label)s” ja vajuta "
+        "uuesti „Kinnita ja loo konto”.", label=confirm_risk_label()), 400, _back())
+
+
+def _add_member(account: dict[str, Any]) -> Member:
+    """Record the new parent in the school (not yet anyone's guardian)."""
     db = get_db()
     tenant_id = current().id
     member = db.scalar(select(Member).where(Member.tenant_id == tenant_id,
@@ -104,40 +145,60 @@ def _add_guardian(account: dict[str, Any], application: dict[str, Any]) -> Stude
     member.given_name, member.family_name = account["given_name"], account["family_name"]
     member.email = account.get("email")
     db.flush()
-    student = queries.student_with_code(str(application.get("child_isikukood") or ""))
-    if student is not None:
-        db.add(Guardian(tenant_id=tenant_id, student_id=student.id, member_id=member.id,
-                        relation=str(application.get("relation") or "parent")[:32]))
-    return student
+    return member
+
+
+def _add_guardian(member: Member, student: Student, application: dict[str, Any]) -> None:
+    """Record the member as the child's guardian with the relation the applicant gave."""
+    if not queries.is_guardian(member.id, student.id):
+        get_db().add(Guardian(tenant_id=current().id, student_id=student.id,
+                              member_id=member.id,
+                              relation=str(application.get("relation") or "parent")[:32]))
+
+
+def _approved(checked: Review, result: dict[str, Any]) -> str:
+    """Record the approved parent; the guardian only when verified or the admin said so.
+    Returns the message that says which happened."""
+    member = _add_member(result["account"])
+    student = queries.student_with_code(str(result["application"].get("child_isikukood") or ""))
+    name = f"{result['account']['given_name']} {result['account']['family_name']}"
+    done = _("%(name)s konto on loodud ja talle on saadetud sisselogimise link.", name=name)
+    if student is None:
+        return done
+    if checked.applicant_is_guardian or request.form.get("add_guardian") == "1":
+        _add_guardian(member, student, result["application"])
+        return done + " " + _("Ta on nüüd õpilase %(child)s vanem.", child=student.name)
+    return done + " " + _("Õpilase %(child)s vanemaks teda ei märgitud: ta ei näe lapse tunde "
+                          "ega puudumisi.", child=student.name)
 
 
 @bp.post("/admin/applications/<int:application_id>/<action>")
 @role_required("admin")
 def decide(application_id: int, action: str) -> Any:
     """Approve (the IdP creates the account and mails the login link; the school records the
-    guardian) or reject with a reason (mailed to the applicant)."""
+    guardian if verified, or if the admin said so) or reject with a reason (mailed)."""
     check_csrf()
     if action not in ("approve", "reject"):
-        return page(_("Lehte ei leitud"), _("Sellist toimingut ei ole."), 404,
-                    (_("Taotluste juurde"), url_for("diary.applications")))
+        return page(_("Lehte ei leitud"), _("Sellist toimingut ei ole."), 404, _back())
     reason = request.form.get("reason", "").strip()
     if action == "reject" and not 0 < len(reason) <= MAX_REASON:
         return page(_("Kirjuta põhjus"), _(
             "Taotluse tagasilükkamisel kirjuta põhjus – saadame selle taotlejale, et ta teaks, "
-            "mida edasi teha."), 400, (_("Taotluste juurde"), url_for("diary.applications")))
+            "mida edasi teha."), 400, _back())
     token = _token_or_login()
     if isinstance(token, Response):
         return token
+    checked = _pending_review(token, application_id) if action == "approve" else None
+    if isinstance(checked, Response):
+        return checked
+    if checked is not None and (refused := _unconfirmed_risk(checked)) is not None:
+        return refused
     try:
         result = admin_api.decide(current(), token, application_id, action, reason or None)
     except admin_api.AdminApiError as exc:
         return _decision_failure(exc)
-    if action == "reject":
+    if checked is None:
         flash(_("Taotlus on tagasi lükatud ja taotlejale on saadetud põhjus."))
     else:
-        student = _add_guardian(result["account"], result["application"])
-        name = f"{result['account']['given_name']} {result['account']['family_name']}"
-        flash(_("%(name)s konto on loodud ja talle on saadetud sisselogimise link.", name=name)
-              + (" " + _("Ta on nüüd õpilase %(child)s vanem.", child=student.name)
-                 if student else ""))
+        flash(_approved(checked, result))
     return redirect(url_for("diary.applications"), 303)

@@ -90,6 +90,9 @@ def test_a_parent_applies_is_approved_and_signs_in(chromium, dev_system: str,
         expect(row).to_contain_text("Laps: Oskar Tamm, klass 3.a")
         expect(row.locator("[data-flag=not-enrolled]")).to_have_count(0)
         shot(admin, "4-review")
+        # Oskar has no known guardian: the admin confirms the risk and records the guardian.
+        row.locator("[name=confirm_risk]").check()
+        row.locator("[name=add_guardian]").check()
         row.locator("button.approve").click()
         expect(admin.locator("li.application", has_text=PARENT_EMAIL)).to_have_count(0)
 

@@ -1,7 +1,9 @@
 """Esita andmed ja taotle kontot: apply with the parent's e-mail and the child's isikukood,
 confirm by mail, fill the form, and the school's admin approves (the account is created at the
-IdP, the guardian recorded at the school, a welcome link mailed) or rejects (the reason is
-mailed). No answer tells whether an address is known; no school sees another's applications."""
+IdP, a welcome link mailed; the guardian recorded at the school when verified or when the admin
+says so) or rejects (the reason is mailed). No answer tells whether an address is known; no
+school sees another's applications. Guardianship itself: tests/flows/test_application_guardian.py.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ PARENT = "48706124214"
 
 
 def _enrol(school_app: Any, tenant: Tenant, given: str, family: str, code: str,
-           guardian: tuple[str, str, str] | None = None) -> None:
-    """Put a child on the school's roster (in class 3.a), optionally with a known guardian."""
+           guardian: tuple[str, str, str] | None = None, phone: str | None = None) -> int:
+    """Put a child on the school's roster (in class 3.a), optionally with a known guardian (and
+    the guardian's phone); return the student's id."""
     from sqlalchemy import select
 
     from school_instance.models import Guardian, Member, SchoolClass, Student
@@ -40,11 +43,12 @@ def _enrol(school_app: Any, tenant: Tenant, given: str, family: str, code: str,
         db.add(student)
         if guardian:
             member = Member(tenant_id=tenant_id, given_name=guardian[0], family_name=guardian[1],
-                            email=guardian[2], roles=["parent"])
+                            email=guardian[2], phone=phone, roles=["parent"])
             db.add(member)
             db.flush()
             db.add(Guardian(tenant_id=tenant_id, student_id=student.id, member_id=member.id))
         db.commit()
+        return student.id
 
 
 def _apply(idp: str, slug: str, email: str, code: str,
@@ -79,19 +83,22 @@ def _submit_application(idp: str, tenant: Tenant, email: str, inbox: Any,
 
 
 def _application_row(page: requests.Response) -> str:
-    rows = re.findall(r'<li class="application".*?</li>', page.text, re.S)
+    rows = re.findall(r'<li class="application".*?class="secondary reject".*?</li>', page.text,
+                      re.S)
     assert len(rows) == 1, page.text
     return rows[0]
 
 
 def _decide(browser: Browser, tenant: Tenant, listing: requests.Response, action: str,
-            reason: str = "") -> requests.Response:
+            reason: str = "", **ticked: str) -> requests.Response:
+    """Press approve or reject on the one application listed (ticked: the form's checkboxes)."""
     forms = re.findall(r'<form method="post" action="([^"]+)">', _application_row(listing))
     url = next(f for f in forms if f.endswith("/" + action))
     csrf = CSRF_RE.search(listing.text)
     assert csrf
     return browser.http.post(tenant.url + html.unescape(url), data={
-        "csrf_token": csrf.group(1), "reason": reason}, allow_redirects=False, timeout=10)
+        "csrf_token": csrf.group(1), "reason": reason, **ticked}, allow_redirects=False,
+        timeout=10)
 
 
 def test_apply_confirm_approve_and_sign_in_with_the_welcome_link(
@@ -122,9 +129,13 @@ def test_apply_confirm_approve_and_sign_in_with_the_welcome_link(
     assert 'data-flag="not-guardian"' in row  # knowing a child's code proves nothing
     assert 'data-flag="email-in-use"' not in row and 'data-flag="not-enrolled"' not in row
 
-    assert _decide(admin_browser, tenant, listing, "approve").status_code == 303
+    # Not a known guardian: the admin confirms the risk and, having checked, records her.
+    approved = _decide(admin_browser, tenant, listing, "approve", confirm_risk="1",
+                       add_guardian="1")
+    assert approved.status_code == 303, approved.text
     after = admin_browser.http.get(f"{tenant.url}/admin/applications", timeout=10)
     assert 'id="none"' in after.text
+    assert "Ta on nüüd õpilase Mia Šmidt vanem." in html.unescape(after.text)
     [_, welcome] = inbox(email)
     assert "Pae Kool" in welcome["subject"]
     parent = Browser(idp)
