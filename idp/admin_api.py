@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
 
+from idp import links
 from idp.accounts import find_login_account
 from idp.logout import Scope, end_sessions, lock_person
 from idp.models import Account, AuditEvent, Person
@@ -128,8 +129,9 @@ def accounts() -> Response:
 @bp.post("/accounts/<sub>/disable")
 @admin_call("admin")
 def disable(sub: str) -> Response:
-    """Disable an account and end what it signed in to: sessions that logged in with it end,
-    the person's other sessions lose this school (ARCHITECTURE: disabling is like unlink)."""
+    """Disable an account and end what it signed in to: the person's unused links are void,
+    sessions that logged in with it end, the person's other sessions lose this school
+    (ARCHITECTURE: disabling is like unlink)."""
     target = target_account(sub)
     if target is None:
         return not_found()
@@ -142,6 +144,9 @@ def disable(sub: str) -> Response:
     if target.status != "disabled":  # already disabled: nothing new is ended or sent
         target.status = "disabled"
         audit("account.disable", target, {})
+        # After the person's lock: the account's and the person's unused links die with it
+        # (enabling it again does not bring them back).
+        links.void_for_person(get_db(), target.person_id)
         # One transaction: the status, the audit row, the ended sessions and the outbox.
         ended = end_sessions(get_db(), Scope(person_id=target.person_id,
                                              school_id=target.school_id), "account_disabled")

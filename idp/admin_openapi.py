@@ -54,7 +54,9 @@ SCHEMAS: dict[str, Any] = {
                        "phone_number": _NULLABLE,
                        "birthdate": {"type": ["string", "null"], "format": "date"},
                        "email": {"type": "string", "description":
-                                 "Only for a person whose accounts are all at this school."}}},
+                                 "Only for a person whose accounts are all at this school; a "
+                                 "teacher changes only a parent's or a student's, an admin "
+                                 "anyone's but their own (else 403 forbidden)."}}},
     "NewAccount": {"type": "object", "required": ["email", "given_name", "family_name",
                                                   "roles"], "properties": {
         "email": _STRING, "given_name": _STRING, "family_name": _STRING,

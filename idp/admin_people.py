@@ -3,7 +3,9 @@ account, and correct personal data version-checked (If-Match → 409 on a stale 
 
 ARCHITECTURE "Who may change what": names, phone and birth date a school may correct; the login
 e-mail only for a person whose accounts are all at that school (a linked person changes it
-themselves); which class a teacher may correct is the school instance's check.
+themselves), and only by an actor who may manage the account (may_change_factors); the old
+address is told and the person's unused links die with it. Which class a teacher may correct
+is the school instance's check.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Any
 from flask import Response, g, request, url_for
 from sqlalchemy import func, select, update
 
+from idp import links, mailer
 from idp.accounts import AccountError, create_account, find_login_account
 from idp.admin_api import admin_call, audit, bp, json_answer, not_found, target_account
 from idp.logout import Scope, end_sessions
-from idp.models import Account, Person, utcnow
+from idp.models import Account, Person, School, utcnow
 from idp.oidc.claims import person_changed_claims
 from idp.sync import record_person_change
 from shared.db import get_db
@@ -26,6 +29,8 @@ from shared.phones import is_phone
 # Claim name in the API → the person's column.
 CORRECTABLE = {"given_name": "given_name", "family_name": "family_name",
                "phone_number": "phone", "birthdate": "birth_date", "email": "email"}
+# The roles whose login factors a teacher may change: nobody who works at the school.
+TEACHER_MANAGES = frozenset({"parent", "student"})
 
 
 def _error(error: str, description: str, status: int, **extra: Any) -> Response:
@@ -39,11 +44,22 @@ def _only_here(account: Account) -> bool:
     return not others
 
 
+def may_change_factors(actor: Account, target: Account) -> bool:
+    """Whether the acting account may change the target's login factors: never its own person's
+    (a person changes their own), an admin anyone else's, a teacher only a parent's or a
+    student's (not a teacher's, a staff member's or an admin's)."""
+    if target.person_id == actor.person_id:
+        return False
+    return "admin" in actor.roles or set(target.roles) <= TEACHER_MANAGES
+
+
 def account_data(account: Account) -> dict[str, Any]:
-    """One account with its person's current data and version (never the personal code)."""
+    """One account with its person's current data and version (never the personal code);
+    whether the acting account may change its login e-mail here."""
     person = account.person
+    editable = _only_here(account) and may_change_factors(g.actor, account)
     return {"sub": account.sub, "roles": list(account.roles), "status": account.status,
-            "version": person.version, "login_factors_editable": _only_here(account),
+            "version": person.version, "login_factors_editable": editable,
             **person_changed_claims(person, account)}
 
 
@@ -111,6 +127,40 @@ def _if_match() -> int | Response:
     return int(value)
 
 
+def _factor_change_refused(target: Account, email: str) -> Response | None:
+    """Why this school's acting account may not make email the target's login e-mail, or
+    None: not an account it may manage (403), a person linked elsewhere, an address in use."""
+    if not may_change_factors(g.actor, target):
+        return _error("forbidden", "The acting account may not change this account's login "
+                      "e-mail: a teacher only a parent's or a student's, an admin anyone's but "
+                      "their own (a person changes their own).", 403)
+    if not _only_here(target):
+        return _error("login_factor", "The login e-mail of a person linked to other "
+                      "schools is changed by the person.", 409)
+    taken = find_login_account(get_db(), target.school_id, email)
+    if taken is not None and taken.id != target.id:
+        return _error("email_in_use", "Another active account at this school has this "
+                      "login e-mail.", 409)
+    return None
+
+
+def _change_login_email(target: Account, old: str | None, new: str) -> None:
+    """After the person's row was written (and locked): every account logs in with the new
+    address, unverified; the person's unused links die; the old address is told who changed
+    it. The caller commits."""
+    db = get_db()
+    person = target.person
+    db.execute(update(Account).where(Account.person_id == person.id).values(
+        login_email=new.lower()))
+    db.execute(update(Person).where(Person.id == person.id).values(email_verified=False))
+    links.void_for_person(db, person.id)
+    if old and old.strip().lower() != new.strip().lower():
+        school = db.get(School, target.school_id)
+        mailer.queue(db, old, "email_changed", school_id=target.school_id, locale=person.locale,
+                     given_name=person.given_name, old_email=old, new_email=new,
+                     changed_by=school.name if school else None)
+
+
 @bp.patch("/accounts/<sub>/person")
 @admin_call("admin", "teacher")
 def correct(sub: str) -> Response:
@@ -134,14 +184,11 @@ def correct(sub: str) -> Response:
     person = target.person
     changes = {k: v for k, v in changes.items() if getattr(person, k) != v}
     email_changed = "email" in changes
+    old_email = person.email  # told of the change once it is made
     if email_changed:
-        if not _only_here(target):
-            return _error("login_factor", "The login e-mail of a person linked to other "
-                          "schools is changed by the person.", 409)
-        taken = find_login_account(db, target.school_id, changes["email"])
-        if taken is not None and taken.id != target.id:
-            return _error("email_in_use", "Another active account at this school has this "
-                          "login e-mail.", 409)
+        refused = _factor_change_refused(target, changes["email"])
+        if refused is not None:
+            return refused
     # The version check and the write in one statement: a concurrent correction that committed
     # first makes this one match nothing (PostgreSQL re-checks the row after the lock).
     values = {"updated_at": utcnow(), **changes} if changes else {"version": Person.version}
@@ -153,10 +200,7 @@ def correct(sub: str) -> Response:
                       "data.", 409, current=account_data(target))
     if changes:
         if email_changed:
-            db.execute(update(Account).where(Account.person_id == person.id).values(
-                login_email=changes["email"].lower()))
-            db.execute(update(Person).where(Person.id == person.id).values(
-                email_verified=False))
+            _change_login_email(target, old_email, changes["email"])
         names = [n for n, column in CORRECTABLE.items() if column in changes]
         record_person_change(db, person.id, names, "correction", g.actor.sub)
         db.refresh(person)

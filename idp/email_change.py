@@ -1,13 +1,14 @@
 """Changing a person's e-mail: it takes effect only when the new address confirms a one-time
 link; the login e-mail of every account follows (unique per school), linked schools are told
-through the sync outbox, the old address is told, and the person's other sessions end."""
+through the sync outbox, the old address is told, the person's other unused links are void, and
+the person's other sessions end."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from idp import mailer
+from idp import links, mailer
 from idp.logout import Ended
 from idp.models import Account, Person, School
 from idp.password_change import end_other_sessions
@@ -34,12 +35,15 @@ def request_change(db: Session, person: Person, new_email: str) -> None:
 
 
 def apply_change(db: Session, person: Person, new_email: str, keep_sid: str | None) -> Ended:
-    """Make the confirmed address the person's e-mail and every account's login e-mail, queue
-    the sync events and the old address's notice, end the other sessions; commits."""
+    """Make the confirmed address the person's e-mail and every account's login e-mail, void
+    the person's unused links, queue the sync events and the old address's notice, end the
+    other sessions; commits."""
     old = person.email
     person.email, person.email_verified = new_email, True
     for account in db.scalars(select(Account).where(Account.person_id == person.id)):
         account.login_email = new_email.lower()
+    # The person's row is written (and locked) above: their links next, then their sessions.
+    links.void_for_person(db, person.id)
     record_person_change(db, person.id, ["email", "email_verified"], "email_change",
                          f"person:{person.id}")
     if old and old.lower() != new_email.lower():

@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from idp import links, proofing
 from idp.logout import Ended, Scope, end_sessions, lock_sessions
 from idp.models import Account, AuditEvent, LinkAttempt, Person, School, SsoSession, utcnow
 from idp.sync import FULL_STATE, record_person_change
@@ -116,7 +117,8 @@ class Merged:
 
 def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
     """Merge the proven target account's person into the initiator's, in one transaction with
-    the attempt's consumption, the sync events, the audit and the absorbed sessions' end."""
+    the attempt's consumption, both persons' unused links voided, the sync events, the audit
+    and the absorbed sessions' end."""
     attempt = open_attempt(db, raw, sid)
     if attempt.target_account_id is None:
         raise LinkRefused("not_proven")
@@ -158,6 +160,9 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
     theirs.merged_into_id = mine.id
     theirs.password_hash = None  # one password after linking: the initiator's
     db.flush()
+    # Every account is mine's now: an unused link of either person or any account dies here.
+    links.void_for_person(db, mine.id)
+    links.void_for_person(db, theirs.id)
     actor = f"person:{mine.id}"
     record_person_change(db, mine.id, FULL_STATE, "link", actor, attempt.source_school_id)
     db.add(AuditEvent(action="person.link", actor=actor, school_id=attempt.target_school_id,
@@ -201,6 +206,8 @@ def _merge_data(mine: Person, theirs: Person, take_theirs: set[str]) -> None:
     the absorbed person has is kept; contact details as chosen, or whichever exists."""
     if not mine.isikukood and theirs.isikukood:
         mine.isikukood, mine.isikukood_source = theirs.isikukood, theirs.isikukood_source
+    elif mine.isikukood and mine.isikukood == theirs.isikukood:
+        mine.isikukood_source = proofing.stronger(mine.isikukood_source, theirs.isikukood_source)
     if not mine.birth_date and theirs.birth_date:
         mine.birth_date = theirs.birth_date
     if "email" in take_theirs or (not mine.email and theirs.email):
@@ -245,8 +252,9 @@ def linked_accounts(db: Session, person_id: int) -> list[Account]:
 
 def unlink(db: Session, person: Person, school_id: int) -> Unlinked:
     """Split the account at one school off into a person of its own (a copy of the data, no
-    password); that school's part of the person's sessions ends, and a session that logged in
-    with that account ends entirely."""
+    password); the person's and that account's unused links are void, that school's part of
+    the person's sessions ends, and a session that logged in with that account ends
+    entirely."""
     _locked_persons(db, person.id)  # a link of this person meanwhile: its outcome is read here
     lock_sessions(db, person.id)  # before the account: the sessions lose that school
     accounts = linked_accounts(db, person.id)
@@ -267,6 +275,7 @@ def unlink(db: Session, person: Person, school_id: int) -> Unlinked:
     db.flush()
     account.person_id = copy.id
     db.flush()
+    links.void_for_person(db, person.id, account_ids=(account.id,))
     actor = f"person:{person.id}"
     record_person_change(db, person.id, FULL_STATE, "unlink", actor)
     record_person_change(db, copy.id, FULL_STATE, "unlink", actor, school_id)

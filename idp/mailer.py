@@ -3,7 +3,8 @@
 Queuing is the same small insert whether or not an account exists (an access request is
 resolved here, not in the request), so no answer takes measurably longer for a known address.
 A link in a mail is minted when the mail is sent, so no usable link rests in SQL; a retry mints
-a new one, which voids the one of the failed attempt. Rows are leased while being sent
+a new one, which voids the one of the failed attempt. The link records the recipient: it works
+only while that is still its account's login e-mail (idp.links). Rows are leased while being sent
 (FOR UPDATE SKIP LOCKED on PostgreSQL), and retried with exponential backoff until given up.
 """
 
@@ -74,7 +75,8 @@ def _prepare(app: Flask, db: Session, row: MailOutbox) -> tuple[str, str] | None
         row.locale = account.person.locale or row.locale
     url = None
     if spec:
-        raw = links.mint(db, spec["purpose"], spec["subject"], row.school_id, spec.get("data"))
+        raw = links.mint(db, spec["purpose"], spec["subject"], row.school_id, spec.get("data"),
+                         sent_to=row.recipient)
         path = LINK_PATHS[spec["purpose"]].format(slug=school.slug if school else "")
         # The page the link opens speaks the mail's language (until the person chose one).
         url = f"{app.config['ISSUER']}{path}?ui_locales={row.locale}#{raw}"

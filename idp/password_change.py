@@ -1,5 +1,5 @@
-"""A person changes their own password: checked, hashed, audited; the person's other sessions
-end and this one continues under a new cookie secret."""
+"""A person changes their own password: checked, hashed, audited; the person's unused one-time
+links are void, their other sessions end and this one continues under a new cookie secret."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp import sessions
+from idp import links, sessions
 from idp.accounts import hash_password, verify_password
 from idp.logout import Ended, Scope, end_sessions
 from idp.models import AuditEvent, Person, SsoSession, utcnow
@@ -49,11 +49,14 @@ def end_other_sessions(db: Session, person_id: int, keep_sid: str, reason: str) 
 
 def change_password(db: Session, person: Person, new_password: str,
                     live: sessions.LiveSession) -> tuple[Ended, str | None]:
-    """Store the new password and end the person's other sessions in the same commit (every
-    school they were signed in to there is sent a logout token); this browser's session goes
-    on under a new cookie secret, returned (None if the session ended meanwhile)."""
+    """Store the new password, void the person's unused links and end the person's other
+    sessions in the same commit (every school they were signed in to there is sent a logout
+    token); this browser's session goes on under a new cookie secret, returned (None if the
+    session ended meanwhile)."""
     person.password_hash = hash_password(new_password)
     person.updated_at = utcnow()
+    db.flush()  # the person's row first (lock order), then their links, then their sessions
+    links.void_for_person(db, person.id)
     db.add(AuditEvent(action="password_change", actor=f"person:{person.id}",
                       person_id=person.id, details={"via": "idp_account_page"}))
     ended = end_other_sessions(db, person.id, live.sid, "password_change")

@@ -59,7 +59,8 @@ def private(resp: Response) -> Response:
 
 
 def invalid_link(school: School | None, again_url: str, again_label: str) -> Response:
-    """A used, voided, expired, foreign or unknown link: what happened and the way to a new one."""
+    """A used, voided, expired, stale (its account's login e-mail or state changed), foreign or
+    unknown link: what happened and the way to a new one."""
     return private(make_response(render_template(
         "link_invalid.html", school=school, again_url=again_url, again_label=again_label), 410))
 
@@ -68,7 +69,8 @@ def take_link(counter: str, purposes: tuple[str, ...],
               school_id: int | None = None) -> links.Consumed | None:
     """Use the posted link once. Each use is counted per address (and school slug: counter) before
     the link is looked at, and refunded when it works: past the cap every link looks invalid.
-    None when it does not work (nothing is left changed)."""
+    None when it does not work, including a link no longer valid for its subject (links.consume
+    checks that in the same statement); nothing is left changed."""
     cfg = current_app.config
     keys = [f"idp:fail:link:{counter}:{request.remote_addr or '-'}"]
     if over_limit(keys, [cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],

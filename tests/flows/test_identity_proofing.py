@@ -137,7 +137,7 @@ def test_an_applicant_confirms_their_own_code_from_their_session(
 
     # Before: her eID at the school shows the ways forward, including this one.
     before = _eid_at_school(Browser(idp), huvikool, code)
-    assert NO_ACCOUNT in before.text and "kinnitad, et isikukood on sinu oma" in before.text
+    assert NO_ACCOUNT in before.text and "näitad, et isikukood on sinu oma" in before.text
 
     # Signed in by the welcome link, her account page offers to confirm the code by eID.
     parent = Browser(idp)

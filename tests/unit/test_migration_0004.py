@@ -82,7 +82,8 @@ def test_round_one_data_gets_safe_provenance(engine: Engine) -> None:
                                               "later": "2099-01-01 00:00:00"})
     _migrate(engine, "head")
     with engine.connect() as conn:
-        sources: dict[int, str] = dict(conn.execute(sa.text("SELECT id, isikukood_source FROM person")).all())
+        sources: dict[int, str] = dict(conn.execute(sa.text(
+            "SELECT id, isikukood_source FROM person")).all())
         links: dict[str, bool] = dict(conn.execute(sa.text(
             "SELECT token_hash, used_at IS NULL FROM one_time_link")).all())
         columns = {c["name"] for c in sa.inspect(conn).get_columns("one_time_link")}
