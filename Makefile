@@ -37,9 +37,10 @@ messages: install ## Extract every text (Python, templates, mail), update et/ru/
 compile-messages:
 	@for app in $(APPS); do $(VENV)/bin/pybabel -q compile -d $$app/translations || exit 1; done
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import layers (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy idp shared school_instance deploy tests
+	$(VENV)/bin/lint-imports
 
 test: install lint ## Every test (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import mimetypes
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Flask, current_app
+from prometheus_client import start_http_server
 from sqlalchemy import select
 
 from idp import create_app
-from idp.accounts import AccountError, create_account
-from idp.keys import ensure_keys, key_encryption, rotate
-from idp.models import Client, SigningKey
-from idp.schools import RegistrationError, add_client, add_school, school_by_slug
+from idp import worker as loop
+from idp.dispatch.deliveries import resend
+from idp.models import Client, Delivery, School, SigningKey
+from idp.oidc.keys import ensure_keys, key_encryption, rotate
+from idp.people.accounts import AccountError, create_account
+from idp.tenants.operations import (
+    audit_rows,
+    delivery_stats,
+    disable_school,
+    end_school_sessions,
+    update_school,
+)
+from idp.tenants.schools import RegistrationError, add_client, add_school, school_by_slug
 from shared.app import upgrade_schema
 from shared.db import get_db
 
@@ -78,7 +90,6 @@ def _logo(path: str | None) -> str | None:
 
 
 def _client_data(client: Client, secret: str | None) -> dict[str, Any]:
-    from flask import current_app
 
     return {"issuer": current_app.config["ISSUER"],
             "school": client.school.slug, "school_name": client.school.name,
@@ -123,7 +134,6 @@ def _school_data(school: Any) -> dict[str, Any]:
 @_json_option
 def schools_list(as_json: bool) -> None:
     """List the schools with their address and status."""
-    from idp.models import School
 
     app = _app()
     with app.app_context():
@@ -142,7 +152,6 @@ def schools_list(as_json: bool) -> None:
 def schools_update(slug: str, name: str | None, logo: str | None, url: str | None,
                    as_json: bool) -> None:
     """Change a school's branding (name, logo) or address."""
-    from idp.operations import update_school
 
     if logo and not Path(logo).is_file():
         raise click.ClickException(f"no such file: {logo}")
@@ -170,9 +179,7 @@ def schools_update(slug: str, name: str | None, logo: str | None, url: str | Non
 def schools_disable(slug: str, no_wait: bool, as_json: bool) -> None:
     """Disable a school: its clients stop authenticating and its part of every session ends
     (the schools are told through single logout)."""
-    import time
 
-    from idp.operations import disable_school, end_school_sessions
 
     app = _app()
     with app.app_context():
@@ -313,10 +320,8 @@ def keys_list(as_json: bool) -> None:
 def worker(once: bool, metrics_port: int | None, metrics_address: str) -> None:
     """End timed-out sessions and deliver logout messages and data-sync events to schools,
     with retries."""
-    from idp import worker as loop
 
     if metrics_port:
-        from prometheus_client import start_http_server
 
         start_http_server(metrics_port, metrics_address)
 
@@ -340,7 +345,6 @@ def deliveries() -> None:
 @_json_option
 def deliveries_list(failed: bool, as_json: bool) -> None:
     """List deliveries, newest first, with their state."""
-    from idp.models import Delivery
 
     app = _app()
     with app.app_context():
@@ -362,7 +366,6 @@ def deliveries_list(failed: bool, as_json: bool) -> None:
 @_json_option
 def deliveries_stats(slug: str | None, as_json: bool) -> None:
     """Counts by kind and state, the oldest undelivered, the schools waiting most."""
-    from idp.operations import delivery_stats
 
     app = _app()
     with app.app_context():
@@ -388,7 +391,6 @@ def deliveries_stats(slug: str | None, as_json: bool) -> None:
 @click.argument("delivery_id", type=int)
 def deliveries_resend(delivery_id: int) -> None:
     """Queue a failed or dead delivery again, due now."""
-    from idp.deliveries import resend
 
     app = _app()
     with app.app_context():
@@ -411,9 +413,7 @@ def audit() -> None:
 @_json_option
 def audit_export(start: Any, end: Any, as_csv: bool, as_json: bool) -> None:
     """Export the audit events of a date range: JSON (--json), CSV (--csv) or JSON lines."""
-    import csv
 
-    from idp.operations import audit_rows
 
     if end < start:
         raise click.ClickException("--to is before --from")

@@ -9,45 +9,20 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.db import Base
+from shared.db import Base, TZDateTime, utcnow
 
-
-def utcnow() -> dt.datetime:
-    """Return the current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.UTC)
-
-
-class TZDateTime(TypeDecorator[dt.datetime]):
-    """A timestamp stored with its zone; SQLite gives naive values back, read as UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
-        """Attach UTC to naive values SQLite returns."""
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value
-
-    def process_bind_param(self, value: Any, dialect: Any) -> dt.datetime | None:
-        """Store UTC."""
-        if isinstance(value, dt.datetime) and value.tzinfo is not None:
-            return value.astimezone(dt.UTC) if dialect.name != "sqlite" else value.astimezone(
-                dt.UTC).replace(tzinfo=None)
-        return value
+__all__ = ["TZDateTime", "utcnow"]  # with the models: every module and migration reads them here
 
 
 class School(Base):
@@ -95,7 +70,7 @@ class Person(Base):
     given_name: Mapped[str] = mapped_column(String(200))
     family_name: Mapped[str] = mapped_column(String(200))
     isikukood: Mapped[str | None] = mapped_column(String(11))
-    # Where the code came from (idp.proofing): "eid" (an eID login proved it), "school" (the
+    # Where the code came from (idp.people.proofing): "eid" (an eID login proved it), "school" (the
     # school recorded it) or "applicant" (typed in an application; never an anchor).
     isikukood_source: Mapped[str | None] = mapped_column(String(16))
     birth_date: Mapped[dt.date | None] = mapped_column(Date)

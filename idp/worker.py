@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import redis
 from flask import Flask
 from sqlalchemy import and_, or_, select
@@ -24,10 +25,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from idp import deliveries, mailer
-from idp.logout import WAKE_CHANNEL, Scope, end_sessions
+from idp.dispatch import deliveries
+from idp.dispatch import mail as mailer
 from idp.models import SsoSession, utcnow
-from idp.sessions import alive_key
+from idp.outbox.queue import WAKE_CHANNEL
+from idp.sso.logout import Scope, end_sessions
+from idp.store import sessions as store_sessions
 from shared.db import get_db
 
 log = logging.getLogger(__name__)
@@ -69,12 +72,8 @@ class Expiry:
         db.rollback()  # end_sessions opens its own transaction (and locks) below
         idle: list[str] = []
         if maybe_idle:
-            r: redis.Redis = app.extensions["redis"]
-            pipe = r.pipeline(transaction=False)
-            for sid in maybe_idle:
-                pipe.exists(alive_key(sid))
-            idle = [sid for sid, alive in zip(maybe_idle, pipe.execute(), strict=True)
-                    if not alive]
+            idle = [sid for sid, live in zip(maybe_idle, store_sessions.alive(maybe_idle),
+                                             strict=True) if not live]
         if not capped and not idle:
             return []
         ended = end_sessions(db, Scope(session_ids=tuple(capped + idle)), "timeout")
@@ -111,7 +110,6 @@ class Waker:
         self.conn: Any = None
 
     def _listen(self, url: str) -> Any:
-        import psycopg
 
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
@@ -123,7 +121,6 @@ class Waker:
         if self.url is None:
             self.stop.wait(self.poll)
             return
-        import psycopg
 
         try:
             conn = self._listen(self.url)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from idp.models import TZDateTime, utcnow
+from shared.db import TZDateTime, utcnow
 
 
 class DiaryBase(DeclarativeBase):

@@ -1,4 +1,7 @@
-"""Local sessions: Redis, keyed by school and by the IdP sid; tokens stay on the server."""
+"""The school instance's storage contract: every key it keeps in Redis is built and touched
+here, each keyed by tenant — local sessions (`si:sess:<tenant>:<cookie hash>`, indexed by the
+IdP sid and sub: `si:sid:…`, `si:sub:…`; tokens stay on the server), the refresh lock
+(`si:lock:…`), OAuth state (`si:oauth:…`) and the replay store of tokens (`si:jti:…`)."""
 
 from __future__ import annotations
 
@@ -115,3 +118,8 @@ def take_state(tenant: TenantInfo, state: str | None) -> dict[str, Any] | None:
         return None
     raw = _r().getdel(f"si:oauth:{tenant.id}:{state}")
     return json.loads(raw) if raw else None
+
+
+def claim_once(tenant: TenantInfo, jti: str, seconds: int) -> bool:
+    """Record a token id for this school; False when it was seen already (a replay)."""
+    return bool(_r().set(f"si:jti:{tenant.id}:{jti}", "1", nx=True, ex=seconds))

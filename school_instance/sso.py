@@ -41,11 +41,12 @@ from school_instance.provider import (
 from school_instance.tenancy import TenantInfo, current
 from shared import i18n, security
 from shared.db import get_reader
+from shared.messages import BACKCHANNEL_EVENT, LOGOUT_TOKEN_TYP, STUUDIUM_SCOPE
 from shared.security import check_csrf
 
 bp = Blueprint("sso", __name__, url_prefix="/auth")
 
-SCOPE = "openid profile email offline_access stuudium"
+SCOPE = f"openid profile email offline_access {STUUDIUM_SCOPE}"
 ID_TOKEN_CLAIMS = json.dumps({"id_token": {"given_name": None, "family_name": None,
                                            "email": None}})
 SILENT_RETRY_ERRORS = {"login_required", "interaction_required", "consent_required",
@@ -352,7 +353,7 @@ def logged_out() -> Response:
         200, (_("Logi uuesti sisse"), url_for("sso.login")))
 
 
-LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_EVENT = BACKCHANNEL_EVENT
 
 
 @bp.post("/backchannel-logout")
@@ -403,13 +404,12 @@ def idp_token_claims(tenant: TenantInfo, token: str, typ: str) -> dict[str, Any]
 def claim_jti(tenant: TenantInfo, claims: dict[str, Any]) -> None:
     """Accept each token once per school (the replay store is keyed by tenant)."""
     jti = str(claims.get("jti") or "")
-    if not jti or not current_app.extensions["redis"].set(
-            f"si:jti:{tenant.id}:{jti}", "1", nx=True, ex=600):
+    if not jti or not sessions.claim_once(tenant, jti, 600):
         raise IdTokenInvalid("replay")
 
 
 def _logout_claims(tenant: TenantInfo, token: str) -> dict[str, Any]:
-    claims = idp_token_claims(tenant, token, "logout+jwt")
+    claims = idp_token_claims(tenant, token, LOGOUT_TOKEN_TYP)
     leeway = current_app.config["ID_TOKEN_LEEWAY_SECONDS"]
     if not isinstance(claims.get("exp"), int) or claims["exp"] + leeway < time.time():
         raise IdTokenInvalid("exp")

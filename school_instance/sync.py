@@ -20,9 +20,9 @@ from school_instance.sso import bp, claim_jti, idp_token_claims
 from school_instance.tenancy import TenantInfo, current
 from shared import i18n
 from shared.db import get_db
+from shared.messages import PERSON_CHANGED_EVENT, SET_MEDIA_TYPE, SET_TYP
 
-PERSON_CHANGED = "https://stuudium.ee/events/person-changed"
-SET_TYP = "secevent+jwt"
+PERSON_CHANGED = PERSON_CHANGED_EVENT
 SET_MAX_AGE_SECONDS = 300
 # RFC 8935 §2.3's error codes for what went wrong with a token.
 _ERR = {"signature": "invalid_key", "iss/aud": "invalid_audience"}
@@ -89,7 +89,7 @@ def events() -> Response:
     """RFC 8935 push: 202 once the event is taken (applied, or older than the copy); 400 for an
     invalid token; 503 when it failed here, so that the IdP tries again."""
     tenant = current()
-    if request.mimetype != "application/secevent+jwt":
+    if request.mimetype != SET_MEDIA_TYPE:
         return _set_error("invalid_request", "Content-Type must be application/secevent+jwt.")
     if (request.content_length or 0) > 8192:
         return _set_error("invalid_request", "The token is too large.")

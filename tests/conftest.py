@@ -57,7 +57,7 @@ def idp(idp_app: Flask, idp_port: int) -> Iterator[str]:
 @pytest.fixture
 def make_school(idp_app: Flask) -> Callable[..., SchoolClient]:
     """Register a school (or a client of it) and return its credentials."""
-    from idp.schools import add_client, add_school
+    from idp.tenants.schools import add_client, add_school
     from shared.db import get_db
 
     def make(public: bool = False, id_token_alg: str | None = None,
@@ -84,8 +84,8 @@ def make_school(idp_app: Flask) -> Callable[..., SchoolClient]:
 @pytest.fixture
 def make_person(idp_app: Flask) -> Callable[..., PersonLogin]:
     """Create a person with a password and an account at a school."""
-    from idp.accounts import create_account
-    from idp.schools import school_by_slug
+    from idp.people.accounts import create_account
+    from idp.tenants.schools import school_by_slug
     from shared.db import get_db
 
     def make(school: SchoolClient, given_name: str = "Mari", family_name: str = "Maasikas",
@@ -129,7 +129,7 @@ def school_app(state_dir: Path, idp_app: Flask) -> Flask:
 @pytest.fixture
 def make_tenant(idp: str, idp_app: Flask, school_app: Flask) -> Iterator[Callable[..., Tenant]]:
     """Register a school at the IdP and serve it from the school instance on a port of its own."""
-    from idp.schools import add_school
+    from idp.tenants.schools import add_school
     from school_instance.cli import add_tenant
     from shared.db import get_db
 
@@ -164,7 +164,7 @@ def link_account(idp_app: Flask) -> Callable[[PersonLogin, SchoolClient, list[st
     from sqlalchemy import select
 
     from idp.models import Account
-    from idp.schools import school_by_slug
+    from idp.tenants.schools import school_by_slug
     from shared.db import get_db
 
     def link(person: PersonLogin, school: SchoolClient, roles: list[str]) -> str:
@@ -218,7 +218,7 @@ def inbox(idp_app: Flask, mail_catcher: Any) -> Callable[[str], list[dict[str, A
     from the catcher's JSON list over HTTP, oldest first."""
     import requests
 
-    from idp import mailer
+    from idp.dispatch import mail as mailer
 
     def read(address: str) -> list[dict[str, Any]]:
         with idp_app.app_context():

@@ -19,9 +19,9 @@ from deploy.dev.diary_demo import (
     DemoClass,
     DemoNews,
 )
-from idp.accounts import create_account, hash_password
 from idp.models import Account, Person, School
-from idp.schools import add_school
+from idp.people.accounts import create_account, hash_password
+from idp.tenants.schools import add_school
 from school_instance.models import (
     Announcement,
     Attendance,

@@ -20,12 +20,13 @@ from werkzeug.wrappers import Response
 
 from idp.metrics import SSO_JUMPS
 from idp.models import Account, SsoSession
-from idp.oidc import assurance, codes, interactions
+from idp.oidc import assurance
 from idp.oidc.claims import normalise_scope, parse_claims_request
 from idp.oidc.clients import RelyingParty, find_client
 from idp.oidc.resource import check_id_token_hint
-from idp.sessions import LiveSession
-from idp.sessions import load as load_session
+from idp.sso.sessions import LiveSession
+from idp.sso.sessions import load as load_session
+from idp.store import codes, interactions
 from shared.db import get_reader
 
 CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -34,7 +35,9 @@ MAX_VALUE = 2048
 
 
 class PageError(Exception):
-    """An authorization error shown to the person (the redirect target cannot be trusted)."""
+    """An authorization error shown to the person (the redirect target cannot be trusted, or
+    the sign-in expired): code is invalid_client, invalid_redirect_uri or sign_in_expired;
+    views/errors renders the page."""
 
     def __init__(self, code: str) -> None:
         super().__init__(code)
@@ -270,8 +273,8 @@ def issue_code(auth_request: AuthorizationRequest, session: LiveSession,
         "code_challenge": p["code_challenge"], "nonce": p.get("nonce"), "claims": p.get("claims"),
         "sid": session.sid, "account_id": account.id, "grant_id": grant_id,
     }
-    code = codes.issue(current_app.extensions["redis"], auth_request.client.client_id, grant_id,
-                       payload, current_app.config["CODE_TTL_SECONDS"])
+    code = codes.issue(auth_request.client.client_id, grant_id, payload,
+                       current_app.config["CODE_TTL_SECONDS"])
     return redirect_to_client(auth_request, {"code": code})
 
 

@@ -14,16 +14,17 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from idp.models import Account, Client, Person, School
+from shared.messages import STUUDIUM_CLAIMS, STUUDIUM_SCOPE
 
 SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "address", "offline_access",
-                    "stuudium"]
+                    STUUDIUM_SCOPE]
 
 SCOPE_CLAIMS: dict[str, list[str]] = {
     "profile": ["name", "given_name", "family_name", "birthdate", "locale", "updated_at"],
     "email": ["email", "email_verified"],
     "phone": ["phone_number", "phone_number_verified"],
     "address": ["address"],
-    "stuudium": ["roles", "schools", "locale"],
+    STUUDIUM_SCOPE: list(STUUDIUM_CLAIMS),
 }
 
 CLAIMS_SUPPORTED = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",

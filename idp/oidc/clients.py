@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import Table, bindparam, select
 
 from idp.models import Client, School
-from idp.schools import secret_matches
+from idp.tenants.schools import secret_matches
 from shared.db import get_db
 
 

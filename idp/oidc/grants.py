@@ -7,7 +7,6 @@ SQL transaction and one Redis round trip; only reuse revocation commits on an er
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import re
@@ -15,7 +14,6 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-import redis
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from flask import current_app
@@ -42,7 +40,7 @@ from idp.models import (
     TZDateTime,
     utcnow,
 )
-from idp.oidc import codes, tokens
+from idp.oidc import tokens
 from idp.oidc.claims import (
     AccountRow,
     PersonRow,
@@ -51,35 +49,15 @@ from idp.oidc.claims import (
     stuudium_claims,
 )
 from idp.oidc.clients import RelyingParty
-from idp.oidc.grants_store import DENY_GRANT, revoke_grant
+from idp.oidc.revocation import revoke_grant
 from idp.oidc.rotation import Rotation, SessionRow, narrow, rotate
-from idp.sessions import alive_key
+from idp.store import codes
+from idp.store import sessions as store_sessions
 from shared.db import get_db, get_reader
+from shared.messages import STUUDIUM_SCOPE
 
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-
-# Slides a session's expiry when it is refreshed; 0 when the session has idled out, -1 when
-# the grant is deny-listed (revoked while a redemption or rotation was still committing).
-_TOUCH_SID = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-local h = redis.call('GET', KEYS[1])
-if not h then return 0 end
-local v = redis.call('GET', 'idp:sess:' .. h)
-if not v then return 0 end
-local d = cjson.decode(v)
-local ttl = math.min(tonumber(ARGV[1]), d.exp - tonumber(ARGV[2]))
-if ttl <= 0 then return 0 end
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('EXPIRE', 'idp:sess:' .. h, ttl)
-return 1
-"""
-
-
-def _redis() -> redis.Redis:
-    r: redis.Redis = current_app.extensions["redis"]
-    return r
-
 
 def s256(verifier: str) -> str:
     """Return the S256 code challenge of a verifier."""
@@ -128,7 +106,7 @@ _SESSION_ACCOUNT_PERSON = (select(*_SESSION_COLS, *_ACCOUNT_COLS, *_PERSON_COLS)
 
 def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
     """Tell whether the ID token releases any of the person's data (beyond sub)."""
-    if "stuudium" in scope.split():
+    if STUUDIUM_SCOPE in scope.split():
         return True
     requested = (claims_request or {}).get("id_token") or {}
     return any(name != "sub" for name in requested)
@@ -297,7 +275,7 @@ def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session
     if account.person is not None:  # loaded whenever _needs_person() says a claim needs it
         extra = released(account.person, account, "", (claims_request or {}).get("id_token"))
         extra.pop("sub", None)
-    if "stuudium" in scope.split():
+    if STUUDIUM_SCOPE in scope.split():
         extra.update(stuudium_claims(db, account, cfg["ISSUER"], other_schools))
     alg = client.row.id_token_signed_response_alg
     id_token = tokens.id_token(
@@ -348,7 +326,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         redirect_uri = _single(form, "redirect_uri")
         verifier = _single(form, "code_verifier")
         assert code is not None and verifier is not None
-        consumed = codes.consume(_redis(), code, client.client_id)
+        consumed = codes.consume(code, client.client_id)
         if consumed.replayed_grant:
             revoke_grant(consumed.replayed_grant)
             raise InvalidGrantError("The code was already used; its tokens are revoked.")
@@ -376,7 +354,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         session, loaded, schools, minted = _live_session(
             db, payload["sid"], payload["account_id"],
             _needs_person(scope, payload.get("claims")), client.row.id,
-            with_schools="stuudium" in scope.split(), mint=mint)
+            with_schools=STUUDIUM_SCOPE in scope.split(), mint=mint)
         account = _active(loaded)
         if account.person_id != session.person_id:
             raise InvalidGrantError("The session belongs to another person.")
@@ -438,10 +416,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         session = rotated.session
         if session is None:
             raise InvalidGrantError("The session has ended.")
-        alive = _redis().eval(_TOUCH_SID, 2, alive_key(session.id),
-                              DENY_GRANT + rotated.claimed.grant_id,
-                              current_app.config["SESSION_IDLE_SECONDS"],
-                              int(dt.datetime.now(dt.UTC).timestamp()))
+        alive = store_sessions.touch_for_refresh(session.id, rotated.claimed.grant_id,
+                                                 current_app.config["SESSION_IDLE_SECONDS"])
         if alive == -1:
             revoke_grant(rotated.claimed.grant_id)
             raise InvalidGrantError("The grant was revoked.")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from idp.models import SsoSession
 from idp.oidc import tokens
-from idp.oidc.grants_store import DENY_GRANT, DENY_JTI
-from idp.sessions import alive_key
+from idp.oidc.client_credentials import ADMIN_SCOPE, admin_audience
+from idp.oidc.clients import find_client
+from idp.store.grants import access_token_state, token_denied
 from shared.db import get_db
 
 
@@ -56,12 +56,8 @@ def check_access_token(token: str) -> dict[str, Any] | None:
     claims = _signed_access_token(token, current_app.config["ISSUER"])
     if claims is None:
         return None
-    r: redis.Redis = current_app.extensions["redis"]
-    pipe = r.pipeline(transaction=False)
-    pipe.exists(DENY_JTI + str(claims.get("jti")))
-    pipe.exists(DENY_GRANT + str(claims.get("grant_id")))
-    pipe.exists(alive_key(str(claims.get("sid"))))
-    denied_jti, denied_grant, alive = pipe.execute()
+    denied_jti, denied_grant, alive = access_token_state(
+        str(claims.get("jti")), str(claims.get("grant_id")), str(claims.get("sid")))
     if denied_jti or denied_grant or not alive:
         return None
     # SQL has the last word: a Redis copy revived by a restart or failover of Redis must not
@@ -82,8 +78,6 @@ def check_client_token(token: str) -> int | None:
 def client_token_claims(token: str) -> tuple[dict[str, Any], int] | None:
     """Return the claims and the school of a live client credentials token for the tenant admin
     API: ours, unexpired, not revoked, scope admin, its client still active."""
-    from idp.oidc.client_credentials import ADMIN_SCOPE, admin_audience
-    from idp.oidc.clients import find_client
 
     claims = _signed_access_token(token, admin_audience())
     if claims is None or ADMIN_SCOPE not in str(claims.get("scope", "")).split() \
@@ -92,8 +86,7 @@ def client_token_claims(token: str) -> tuple[dict[str, Any], int] | None:
     client = find_client(claims.get("client_id"))
     if client is None or client.client_id != claims.get("sub"):
         return None
-    r: redis.Redis = current_app.extensions["redis"]
-    if r.exists(DENY_JTI + str(claims.get("jti"))):
+    if token_denied(str(claims.get("jti"))):
         return None
     return claims, client.row.school_id
 

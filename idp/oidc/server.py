@@ -15,8 +15,9 @@ from idp.models import Account, Client, RefreshToken, SsoSession, utcnow
 from idp.oidc.client_credentials import ClientCredentialsGrant
 from idp.oidc.clients import RelyingParty, find_client
 from idp.oidc.grants import AuthorizationCodeGrant, RefreshTokenGrant, hash_refresh
-from idp.oidc.grants_store import deny_access_token, revoke_grant
 from idp.oidc.resource import check_access_token, client_token_claims
+from idp.oidc.revocation import revoke_grant
+from idp.store.grants import deny_access_token
 from shared.db import get_db
 
 

@@ -13,15 +13,19 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from idp.keys import KeyRing
+from idp.oidc.keys import KeyRing
+from shared.messages import (
+    ACCESS_TOKEN_TYP,
+    BACKCHANNEL_EVENT,
+    ID_TOKEN_TYP,
+    LOGOUT_TOKEN_TYP,
+    PERSON_CHANGED_EVENT,
+    SET_TYP,
+)
 
-ID_TOKEN_TYP = "JWT"
-ACCESS_TOKEN_TYP = "at+jwt"
-LOGOUT_TOKEN_TYP = "logout+jwt"
-BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-SET_TYP = "secevent+jwt"
-# Our own event type (RFC 8417 §2.2: a URI we control): a person's data changed.
-PERSON_CHANGED_EVENT = "https://stuudium.ee/events/person-changed"
+__all__ = ["ACCESS_TOKEN_TYP", "BACKCHANNEL_EVENT", "ID_TOKEN_TYP", "LOGOUT_TOKEN_TYP",
+           "PERSON_CHANGED_EVENT", "SET_TYP"]
+
 
 
 def sign(ring: KeyRing, alg: str, typ: str, claims: dict[str, Any]) -> str:

@@ -19,11 +19,12 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from idp import links, mailer
-from idp.accounts import over_limit, refund
 from idp.models import Account, School
-from idp.sessions import SessionRefused
-from idp.signin import LINK_AMR, school_login_uri, start_session
+from idp.outbox.queue import queue_mail
+from idp.people import one_time_links as links
+from idp.sso.sessions import SessionRefused
+from idp.sso.signin import LINK_AMR, school_login_uri, start_session
+from idp.store import counters
 from idp.views.login import set_sso_cookie
 from shared import i18n
 from shared.db import get_db
@@ -72,16 +73,16 @@ def take_link(counter: str, purposes: tuple[str, ...],
     None when it does not work, including a link no longer valid for its subject (links.consume
     checks that in the same statement); nothing is left changed."""
     cfg = current_app.config
-    keys = [f"idp:fail:link:{counter}:{request.remote_addr or '-'}"]
-    if over_limit(keys, [cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
-                  cfg["LOGIN_FAILURE_WINDOW_SECONDS"]):
+    counted = counters.link_uses(counter, request.remote_addr or "-")
+    if counters.over_limit(counted, [cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
+                           cfg["LOGIN_FAILURE_WINDOW_SECONDS"], "link"):
         return None
     db = get_db()
     used = links.consume(db, request.form.get("token", ""), purposes, school_id=school_id)
     if used is None:
         db.rollback()
         return None
-    refund(keys)
+    counters.refund(counted)
     return used
 
 
@@ -89,10 +90,10 @@ def too_many_mails(kind: str, school: str, email: str) -> bool:
     """Count a request for a mail, per address typed and per client address at this school:
     past either cap nothing more is mailed (the answer stays the same)."""
     cfg = current_app.config
-    return over_limit([f"idp:req:{kind}:{school}:{email.lower()}",
-                       f"idp:req:{kind}:{school}:addr:{request.remote_addr or '-'}"],
-                      [cfg["LINK_MAX_REQUESTS"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
-                      cfg["LOGIN_FAILURE_WINDOW_SECONDS"])
+    return counters.over_limit(
+        counters.mail_requests(kind, school, email, request.remote_addr or "-"),
+        [cfg["LINK_MAX_REQUESTS"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
+        cfg["LOGIN_FAILURE_WINDOW_SECONDS"], kind)
 
 
 @bp.route("/s/<slug>/access", methods=["GET", "POST"])
@@ -111,7 +112,7 @@ def request_link(slug: str) -> Any:
     if not too_many_mails("access", school.slug, email):
         db = get_db()
         # The page's language; an account's own language replaces it at sending time.
-        mailer.queue(db, email, "access", school_id=school.id, kind="access",
+        queue_mail(db, email, "access", school_id=school.id, kind="access",
                      locale=i18n.current())
         db.commit()
     return render_template("access_request.html", school=school, sent=True, minutes=minutes)

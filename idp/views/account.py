@@ -20,11 +20,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from idp import sessions
-from idp.linking import linked_accounts
-from idp.logout import Scope, end_sessions
 from idp.models import Person, SsoSession
-from idp.session_list import live_sessions
+from idp.people.linking import linked_accounts
+from idp.sso import sessions
+from idp.sso.logout import Scope, end_sessions
+from idp.sso.session_list import live_sessions
 from idp.views.errors import error_page
 from idp.views.logout_page import logged_out_page
 from shared import i18n

@@ -20,8 +20,8 @@ from flask_babel import gettext as _
 from sqlalchemy import update
 from werkzeug.wrappers import Response
 
-from idp import mailer
 from idp.models import Application, School, utcnow
+from idp.outbox.queue import queue_mail
 from idp.views.access import (
     invalid_link,
     link_page,
@@ -92,7 +92,7 @@ def start(slug: str) -> Any:
                                   locale=i18n.current())
         db.add(application)
         db.flush()
-        mailer.queue(db, email, "apply_confirm", school_id=school.id,
+        queue_mail(db, email, "apply_confirm", school_id=school.id,
                      locale=application.locale,
                      one_time_link={"purpose": "confirm",
                                     "subject": f"application:{application.id}"})

@@ -8,9 +8,9 @@ from flask import Blueprint, current_app, g, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from idp import sessions
-from idp.email_change import apply_change, request_change, taken_at
 from idp.models import Person
+from idp.people.email_change import apply_change, request_change, taken_at
+from idp.sso import sessions
 from idp.views.access import invalid_link, link_page, private, take_link
 from idp.views.account import signed_in
 from idp.views.errors import error_page

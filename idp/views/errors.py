@@ -10,6 +10,8 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from idp.oidc.authorize import PageError
+
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +36,22 @@ def init_app(app: Flask) -> None:
             "nuppu."), 503)
         resp.headers["Retry-After"] = "30"
         return resp
+
+    @app.errorhandler(PageError)
+    def _authorization_error(exc: PageError) -> Response:
+        if exc.code == "sign_in_expired":
+            return error_page(_("Sisselogimine aegus"), _(
+                "Sisselogimise aeg sai läbi. Mine tagasi oma kooli Stuudiumi lehele ja logi "
+                "uuesti sisse."), 400)
+        if exc.code == "invalid_client":
+            return error_page(_("Tundmatu rakendus"), _(
+                "Sisselogimist küsis rakendus, mida Stuudium ID ei tunne. Mine tagasi oma kooli "
+                "Stuudiumi lehele ja proovi uuesti; kui viga kordub, anna sellest teada kooli "
+                "IT-toele."), 400)
+        return error_page(_("Vigane tagasisuunamise aadress"), _(
+            "Sisselogimise päring ei tulnud koolilt, kelle aadress on Stuudium ID-s "
+            "registreeritud, seega me sind sinna tagasi ei saada. Ava oma kooli Stuudiumi leht "
+            "uuesti ja logi sealt sisse."), 400)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -9,13 +9,15 @@ from flask import Blueprint, current_app, g, make_response, render_template, req
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from idp import linking, sessions
+from idp.eid.binding import find_account
 from idp.eid.client import EidIdentity
-from idp.eid.people import find_account
-from idp.linking import LinkRefused
 from idp.models import Person, School
-from idp.proofing import ProofingError
-from idp.signin import school_login_uri
+from idp.people import linking
+from idp.people.linking import LinkRefused
+from idp.people.proofing import ProofingError
+from idp.sso import sessions
+from idp.sso.signin import school_login_uri
+from idp.store import batch
 from idp.views.account import signed_in
 from idp.views.errors import error_page
 from idp.views.login import password_login, set_sso_cookie, wrong_password
@@ -148,7 +150,7 @@ def login() -> Any:
     school = db.get(School, attempt.target_school_id)
     if school is None or request.form.get("school", "") != school.slug:
         return refusal_page(LinkRefused("wrong_school"))
-    pipe = current_app.extensions["redis"].pipeline(transaction=False)
+    pipe = batch(transaction=False)
     email, account = password_login(db, attempt.target_school_id, pipe)
     if account is None:
         return render_template("link_login.html", attempt=request.form["attempt"],
@@ -194,7 +196,7 @@ def open_for_eid(raw: str) -> Any:
 def eid_proof(raw: str, identity: EidIdentity) -> Any:
     """The other account proven by eID: the attempt's school's account whose anchored code
     (school-recorded or eID-verified, never one an applicant typed) is the eID's, with the
-    same names (idp.proofing)."""
+    same names (idp.people.proofing)."""
     db = get_db()
     try:
         attempt = linking.open_attempt(db, raw, g.live_session.sid)

@@ -11,15 +11,22 @@ Two ways in, neither open to cross-site requests:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import redis
 from flask import Blueprint, current_app, g, jsonify, redirect, request
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from idp import sessions
-from idp.models import Account, Person
+from idp.models import Account, Person, School
 from idp.oidc.resource import bearer_error, bearer_token, check_access_token
-from idp.sync import record_person_change
+from idp.people.sync import record_person_change
+from idp.sso import sessions
+from idp.store import interactions
 from shared import i18n
 from shared.db import get_db
 
@@ -84,3 +91,67 @@ def from_school() -> Response:
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
+
+def select_locale() -> str:
+    """The page's language, in order: the signed-in person's choice (Person.locale), this
+    browser's choice (the switch's cookie), ui_locales of the request (or of the authorization
+    request a login page serves), the school's default, the browser's Accept-Language, Estonian.
+    Each source is read only when the ones before it gave nothing."""
+    sources: tuple[Callable[[], str | None], ...] = (
+        _person_choice, i18n.visitor_choice, _ui_locales, _school_default, i18n.browser_language)
+    if g.get("page_locale"):  # a page whose language is known (the one applied in)
+        sources = (_person_choice, i18n.visitor_choice, lambda: g.page_locale)
+    return i18n.first(_quietly(source) for source in sources)
+
+
+def _quietly(source: Callable[[], str | None]) -> str | None:
+    # The page saying the storage is unavailable must render without it: a source that needs
+    # SQL or Redis then gives nothing.
+    try:
+        return source()
+    except (SQLAlchemyError, redis.RedisError):
+        return None
+
+
+def _person_choice() -> str | None:
+    person = g.get("person")
+    if person is None:
+        live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
+        person = get_db().get(Person, live.person_id) if live is not None else None
+    return str(person.locale) if person is not None else None
+
+
+def _pending() -> dict[str, Any] | None:
+    """The authorization request a login page serves (by its ix), if any."""
+    try:
+        ix = request.values.get("ix")
+    except RequestEntityTooLarge:  # the 413 page itself must not parse the oversized body
+        return None
+    if not ix:
+        return None
+    cached = g.get("interaction")  # the login view's, already read in this request
+    pending = cached[1] if cached is not None and cached[0] == ix else interactions.load(ix)
+    return pending
+
+
+def _ui_locales() -> str | None:
+    try:
+        requested = request.values.get("ui_locales")
+    except RequestEntityTooLarge:
+        requested = None
+    if not requested:
+        pending = _pending()
+        requested = pending["request"]["params"].get("ui_locales") if pending else None
+    return i18n.supported(requested)
+
+
+def _school_default() -> str | None:
+    """The default language of the school the page is for: /s/<slug>/… or the login's client."""
+    slug = (request.view_args or {}).get("slug")
+    if isinstance(slug, str):
+        return get_db().scalar(select(School.default_locale).where(School.slug == slug))
+    pending = _pending()
+    school_id = pending["request"].get("school_id") if pending else None
+    if school_id is not None:
+        return get_db().scalar(select(School.default_locale).where(School.id == school_id))
+    return None

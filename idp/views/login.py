@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from idp import accounts, sessions
 from idp.metrics import LOGINS
 from idp.models import Client, School
-from idp.oidc import interactions
-from idp.signin import start_session
+from idp.people import accounts
+from idp.sso import sessions
+from idp.sso.signin import start_session
+from idp.store import Batch, batch, interactions
 from idp.views.errors import error_page
 from idp.views.locale import adopt_visitor_choice
 from shared.db import get_db
@@ -61,7 +61,7 @@ def set_sso_cookie(resp: Response, secret: str) -> None:
 
 
 def password_login(db: Session, school_id: int | None,
-                   pipe: redis.client.Pipeline) -> tuple[str, Row[int, int, str | None] | None]:
+                   pipe: Batch) -> tuple[str, Row[int, int, str | None] | None]:
     """Check the posted e-mail and password at one school (brute-force counted; the refund is
     queued on pipe); return the e-mail typed and the account, None when wrong."""
     email = request.form.get("email", "")[:320]
@@ -98,7 +98,7 @@ def login() -> Any:
     school_id = _school_id(data)
     # One Redis round trip after the session's SQL commit: the refund of the counted failure,
     # the session's hot copy and the interaction's result.
-    pipe = current_app.extensions["redis"].pipeline(transaction=True)
+    pipe = batch()
     email, account = password_login(db, school_id, pipe)
     resp = None
     if account is not None:
@@ -118,7 +118,7 @@ def login() -> Any:
 
 
 def finish_login(db: Session, ix: str, data: dict[str, Any], person_id: int, account_id: int,
-                 amr: list[str], acr: str, pipe: redis.client.Pipeline,
+                 amr: list[str], acr: str, pipe: Batch,
                  relaxed: bool = False, password_hash: str | None = None) -> Response:
     """Create or renew the browser's SSO session for an authenticated person, finish the
     interaction and resume the authorization request (pipe is executed here). relaxed and

@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint, current_app, g, render_template, request, url_for
 from flask_babel import gettext as _
 
-from idp.password_change import change_password, current_password_ok
-from idp.passwords import MAX_LENGTH, Owner, reason, refusal
+from idp.people.password_change import change_password, current_password_ok
+from idp.people.passwords import MAX_LENGTH, Owner, reason, refusal
 from idp.views.account import signed_in
 from idp.views.login import set_sso_cookie
 from idp.views.logout_page import logged_out_page

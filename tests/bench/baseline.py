@@ -29,7 +29,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from idp.accounts import HASHER
+from idp.people.accounts import HASHER
 
 ISSUER = "http://127.0.0.1"
 VERIFY_PASSWORD = "mets-kask-baseline"

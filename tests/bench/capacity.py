@@ -48,7 +48,7 @@ def grow(app: Flask, schools: int, accounts: int, password_hash: str) -> list[di
     """Add schools until there are `schools`, each with `accounts` people (bulk inserted, one
     shared password hash: seeding must not take an hour of argon2)."""
     from idp.models import Account, Client, Person, School
-    from idp.schools import add_school
+    from idp.tenants.schools import add_school
     from shared.db import get_db
 
     with app.app_context():
@@ -140,8 +140,8 @@ def logout(client: FlaskClient, id_token: str) -> None:
 
 def use_link(app: Flask, school: dict[str, Any], account_id: int) -> None:
     """Open a one-time login link's page and press its button."""
-    from idp import links
     from idp.models import Account
+    from idp.people import one_time_links as links
     from shared.db import get_db
 
     with app.app_context():
@@ -199,8 +199,8 @@ def measure(app: Flask, schools: list[dict[str, Any]], ops: int) -> dict[str, fl
 def main() -> int:
     """Seed the small IdP, measure, grow it, measure again; write the figures."""
     from idp import create_app
-    from idp.accounts import hash_password
     from idp.cli import upgrade_database
+    from idp.people.accounts import hash_password
 
     small = int(os.environ.get("CAPACITY_SMALL", "10"))
     large = int(os.environ.get("CAPACITY_LARGE", "500"))

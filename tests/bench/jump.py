@@ -163,11 +163,11 @@ def seed(setup_env: dict[str, str], ports: tuple[int, int, int], persons: int) -
     """Migrate both apps, register schools A and B at the IdP and in the school instance,
     create persons with accounts at both and a live SSO session each."""
     from idp import create_app as create_idp
-    from idp import sessions
-    from idp.accounts import create_account
     from idp.cli import upgrade_database as upgrade_idp
     from idp.models import Account
-    from idp.schools import add_school
+    from idp.people.accounts import create_account
+    from idp.sso import sessions
+    from idp.tenants.schools import add_school
     from school_instance import create_app as create_school
     from school_instance.cli import add_tenant
     from school_instance.cli import upgrade_database as upgrade_school

@@ -148,9 +148,9 @@ def stop(proc: subprocess.Popen[bytes]) -> float:
 def register(app: Flask, ports: list[int]) -> tuple[list[School], int, int]:
     """Register the schools (back-channel URI on each one's port) and a person with an
     account at every one; return the schools, the person and the first account."""
-    from idp.accounts import create_account
     from idp.models import Account
-    from idp.schools import add_school
+    from idp.people.accounts import create_account
+    from idp.tenants.schools import add_school
     from shared.db import get_db
 
     tag = secrets.token_hex(3)
@@ -176,8 +176,8 @@ def register(app: Flask, ports: list[int]) -> tuple[list[School], int, int]:
 
 def signed_in_everywhere(w: World, n: int) -> list[tuple[str, str]]:
     """n live sessions (sessions.create, as the login does) at every school; (cookie, sid)."""
-    from idp import sessions
     from idp.models import SessionClient, utcnow
+    from idp.sso import sessions
     from shared.db import get_db
 
     made = []
@@ -358,9 +358,9 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def burst(w: World, logouts: int, workers: int) -> dict[str, Any]:
     """logouts × schools deliveries queued at once, drained by `idp worker` processes."""
-    from idp import sessions as idp_sessions
-    from idp.logout import Scope, end_sessions
     from idp.models import Delivery, SessionClient, SsoSession, utcnow
+    from idp.sso.logout import Scope, end_sessions
+    from idp.store import keys as store_keys
     from shared.db import get_db
 
     now = utcnow()
@@ -382,8 +382,8 @@ def burst(w: World, logouts: int, workers: int) -> dict[str, Any]:
         r: redis.Redis = w.app.extensions["redis"]
         pipe = r.pipeline(transaction=False)
         for sid, h in zip(sids, hashes, strict=True):
-            pipe.set(idp_sessions.SESSION_KEY + h, json.dumps({"sid": sid}), ex=900)
-            pipe.set(idp_sessions.SID_KEY + sid, h, ex=900)
+            pipe.set(store_keys.session(h), json.dumps({"sid": sid}), ex=900)
+            pipe.set(store_keys.sid(sid), h, ex=900)
         pipe.execute()
         seeded = time.monotonic()
         ids: list[int] = []
@@ -434,7 +434,8 @@ def burst(w: World, logouts: int, workers: int) -> dict[str, Any]:
 
 def session_memory(w: World, n: int) -> dict[str, Any]:
     """MEMORY USAGE of the Redis keys of n sessions made as the login makes them."""
-    from idp import sessions
+    from idp.sso import sessions
+    from idp.store import keys as store_keys
     from shared.db import get_db
 
     made = []
@@ -447,8 +448,8 @@ def session_memory(w: World, n: int) -> dict[str, Any]:
     r = redis.Redis.from_url(w.redis_url)
     pipe = r.pipeline(transaction=False)
     for hashed, sid in made:
-        pipe.memory_usage(sessions.SESSION_KEY + hashed, samples=0)
-        pipe.memory_usage(sessions.SID_KEY + sid, samples=0)
+        pipe.memory_usage(store_keys.session(hashed), samples=0)
+        pipe.memory_usage(store_keys.sid(sid), samples=0)
     sizes = pipe.execute()
     sess, sid_keys = sizes[0::2], sizes[1::2]
     per = [a + b for a, b in zip(sess, sid_keys, strict=True)]

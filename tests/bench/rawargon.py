@@ -9,13 +9,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 
-from idp.accounts import HASHER
+from idp.people.accounts import HASHER
 
 TIME_COST, MEMORY_COST, PARALLELISM = 2, 19 * 1024, 1
 
 
 def hasher() -> PasswordHasher:
-    """argon2id with the IdP's parameters (m=19 MiB, t=2, p=1), checked against idp.accounts."""
+    """argon2id with the IdP's parameters (m=19 MiB, t=2, p=1), as idp.people.accounts has."""
     h = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST, parallelism=PARALLELISM)
     assert (HASHER.time_cost, HASHER.memory_cost, HASHER.parallelism, HASHER.type) == (
         h.time_cost, h.memory_cost, h.parallelism, h.type), "IdP argon2 parameters changed"

@@ -18,12 +18,12 @@ import requests
 from flask import Flask
 from sqlalchemy import insert
 
-from idp import sessions
-from idp.accounts import create_account, hash_password
 from idp.models import Person, RefreshToken
-from idp.oidc import codes, interactions
 from idp.oidc.grants import hash_refresh, s256
-from idp.schools import add_school
+from idp.people.accounts import create_account, hash_password
+from idp.sso import sessions
+from idp.store import codes, interactions
+from idp.tenants.schools import add_school
 from shared.db import get_db
 from tests.support import CSRF_RE
 
@@ -115,7 +115,7 @@ def codes_pool(app: Flask, fx: Fixture, n: int) -> list[str]:
                 "code_challenge": s256(verifier), "nonce": secrets.token_urlsafe(8),
                 "claims": None, "sid": person.sid, "account_id": person.account_id,
                 "grant_id": grant_id}
-            code = codes.issue(pipe, fx.client_id, grant_id, payload, SEED_CODE_TTL)
+            code = codes.issue(fx.client_id, grant_id, payload, SEED_CODE_TTL, pipe)
             bodies.append(urlencode({"grant_type": "authorization_code", "code": code,
                                      "redirect_uri": fx.redirect_uri,
                                      "code_verifier": verifier}))

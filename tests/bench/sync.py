@@ -58,10 +58,10 @@ def seed(issuer: str, ports: list[int]) -> dict[str, Any]:
     """Migrate both apps; register the schools at the IdP and in the school instance; one
     person with an account and a local copy at each, and an admin at the first."""
     from idp import create_app as create_idp
-    from idp.accounts import create_account
     from idp.cli import upgrade_database as upgrade_idp
     from idp.models import Account
-    from idp.schools import add_school
+    from idp.people.accounts import create_account
+    from idp.tenants.schools import add_school
     from school_instance import create_app as create_school
     from school_instance.cli import add_tenant
     from school_instance.cli import upgrade_database as upgrade_school

@@ -202,9 +202,9 @@ class FaultIdp:
 
     def person(self, schools: list[SchoolClient]) -> list[PersonLogin]:
         """One person with an account at each school (as linking leaves them)."""
-        from idp.accounts import create_account
         from idp.models import Account
-        from idp.schools import school_by_slug
+        from idp.people.accounts import create_account
+        from idp.tenants.schools import school_by_slug
         from shared.db import get_db
 
         email = f"{secrets.token_hex(4)}@example.ee"

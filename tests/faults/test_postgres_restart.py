@@ -19,7 +19,7 @@ def _state(idp: FaultIdp, sid: str, schools: int) -> str:
     """'live' or 'ended', after checking the invariant: Redis without the session only when SQL
     has committed its end with one outbox row per school."""
     from idp.models import Delivery, SsoSession
-    from idp.sessions import alive_key
+    from idp.store.keys import sid as alive_key
     from shared.db import get_db
 
     in_redis = bool(idp.redis.exists(alive_key(sid)))

@@ -28,7 +28,8 @@ def test_a_redis_restart_mid_fan_out_revives_no_session(
         idp: FaultIdp, redis_server: RedisServer, browser: Browser, receivers: list[Receiver],
         monkeypatch):
     from idp.deliveries import run_once
-    from idp.sessions import alive_key
+
+    from idp.store.keys import sid as alive_key
 
     monkeypatch.setitem(idp.app.config, "DELIVERY_BACKOFF_SECONDS", 0)
     receivers.extend([Receiver(), Receiver(), Receiver(status=503)])

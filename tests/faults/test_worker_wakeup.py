@@ -11,7 +11,7 @@ from tests.support import Browser, Receiver, unverified_claims
 
 def test_a_committed_logout_wakes_the_worker_at_once(pg_idp: FaultIdp,
                                                      receivers: list[Receiver]):
-    from idp.logout import Scope, end_sessions
+    from idp.sso.logout import Scope, end_sessions
     from shared.db import get_db
 
     idp = pg_idp
@@ -37,7 +37,7 @@ def test_a_committed_logout_wakes_the_worker_at_once(pg_idp: FaultIdp,
 def _listening(idp: FaultIdp) -> bool:
     from sqlalchemy import text
 
-    from idp.logout import WAKE_CHANNEL
+    from idp.outbox.queue import WAKE_CHANNEL
 
     with idp.app.extensions["db_engine"].connect() as conn:
         return bool(conn.scalar(text(

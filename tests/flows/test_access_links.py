@@ -154,7 +154,7 @@ def test_mail_waits_in_the_outbox_while_the_server_is_away(idp, idp_app, make_te
                                                            ) -> None:
     from sqlalchemy import select, update
 
-    from idp import mailer
+    from idp.dispatch import mail as mailer
     from idp.models import MailOutbox
     from shared.db import get_db
     from tests.support import free_port

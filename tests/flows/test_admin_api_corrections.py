@@ -67,7 +67,7 @@ def _audit(idp_app: Any, pid: int) -> list[tuple[str, str | None, int | None, di
 
 
 def _school_id(idp_app: Any, school: Tenant) -> int:
-    from idp.schools import school_by_slug
+    from idp.tenants.schools import school_by_slug
     from shared.db import get_db
 
     with idp_app.app_context():

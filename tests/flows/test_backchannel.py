@@ -31,7 +31,7 @@ def receiver():
 
 
 def _school_at(idp_app, base: str) -> SchoolClient:
-    from idp.schools import add_school
+    from idp.tenants.schools import add_school
     from shared.db import get_db
 
     slug = "bc-" + secrets.token_hex(4)

@@ -44,9 +44,9 @@ def test_a_mixed_batch_records_each_row_by_its_own_answer(idp, idp_app, make_per
                                                           monkeypatch):
     from sqlalchemy import update
 
-    from idp.deliveries import run_once
+    from idp.dispatch.deliveries import run_once
     from idp.models import Delivery, utcnow
-    from idp.outbox import backoff_seconds
+    from idp.outbox.lease import backoff_seconds
     from shared.db import get_db
 
     schools = {name: _school_at(idp_app, r.url) for name, r in receivers.items()}

@@ -38,7 +38,7 @@ def _logged_out(idp, idp_app, make_person, browser, receiver):
 
 
 def _run_worker(idp_app, sid):
-    from idp.deliveries import run_once
+    from idp.dispatch.deliveries import run_once
 
     with idp_app.app_context():
         outcomes = run_once(idp_app)
@@ -100,7 +100,7 @@ def test_a_leased_row_is_not_claimed_twice(idp, idp_app, make_person, browser, r
                                           fast_retries):
     from sqlalchemy import update
 
-    from idp.deliveries import claim_due
+    from idp.dispatch.deliveries import claim_due
     from idp.models import Delivery, utcnow
     from shared.db import get_db
 

@@ -51,8 +51,8 @@ def _works(idp: str, school: Tenant, message: dict[str, Any]) -> None:
 
 def _unused(idp_app: Flask, message: dict[str, Any]) -> bool:
     """Whether the link in a message is still unused in SQL (not voided, not consumed)."""
-    from idp.links import token_hash
     from idp.models import OneTimeLink
+    from idp.people.one_time_links import token_hash
     from shared.db import get_db
 
     _, token = link_of(message)
@@ -154,16 +154,16 @@ def test_an_unlink_kills_the_links_of_both_sides(idp, idp_app, make_tenant, make
 
 def _welcome_link(idp_app: Flask, school: Tenant, person: PersonLogin,
                   inbox: Inbox) -> dict[str, Any]:
-    """The welcome mail an approved application sends (idp.admin_applications), sent for real."""
-    from idp import mailer
+    """The welcome mail an approved application sends (idp.admin.applications), sent for real."""
     from idp.models import Account
+    from idp.outbox.queue import queue_mail
     from shared.db import get_db
 
     with idp_app.app_context():
         db = get_db()
         account = db.scalar(select(Account).where(Account.sub == person.sub))
         assert account is not None
-        mailer.queue(db, person.email, "welcome", school_id=account.school_id,
+        queue_mail(db, person.email, "welcome", school_id=account.school_id,
                      given_name=person.given_name,
                      one_time_link={"purpose": "welcome", "subject": f"account:{account.id}"})
         db.commit()
@@ -243,8 +243,8 @@ def _someone_waits_for_a_lock(idp_app: Flask) -> bool:
 
 def _change_factor(db: Any, pid: int, errors: list[Exception]) -> None:
     """What every change of a person's factors does: the person's row, then their links."""
-    from idp import links
     from idp.models import Person, utcnow
+    from idp.people import one_time_links as links
 
     try:
         db.execute(update(Person).where(Person.id == pid).values(updated_at=utcnow()))
@@ -259,8 +259,8 @@ def test_an_email_link_used_during_a_factor_change_takes_the_person_first(
         idp, idp_app, make_tenant, make_person, inbox) -> None:
     """Lock order: using a person's link takes the person's row before the link's, as every
     change of the person does, so the two wait for each other in turn and never deadlock."""
-    from idp import links
     from idp.models import Person
+    from idp.people import one_time_links as links
 
     if idp_app.extensions["db_engine"].dialect.name != "postgresql":
         pytest.skip("row locks: PostgreSQL only")

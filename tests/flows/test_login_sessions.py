@@ -95,7 +95,7 @@ def test_successful_login_refunds_its_failure_count(idp, idp_app, make_school, m
 
 
 def _school_id(idp_app, school):
-    from idp.schools import school_by_slug
+    from idp.tenants.schools import school_by_slug
     from shared.db import get_db
 
     with idp_app.app_context():
@@ -176,7 +176,7 @@ def test_the_authorization_response_after_a_login_is_answered_again_briefly_and_
         browser, idp, idp_app, make_school, make_person):
     """A proxy passes a resume whose first try died with its process on to another process:
     the same browser gets an answer again for a short while; another browser never does."""
-    from idp.oidc import interactions
+    from idp.store import interactions
     from tests.support import Browser, callback_params
 
     school = make_school()

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from idp.netguard import IPAddress, PinnedAdapter, blocked_reason
+from idp.outbox.netguard import IPAddress, PinnedAdapter, blocked_reason
 from tests.flows.test_backchannel import _school_at
 from tests.support import SchoolClient, free_port
 
@@ -108,7 +108,7 @@ def _allowing_loopback(ip: IPAddress) -> str | None:
 @pytest.fixture
 def guard(monkeypatch) -> Iterator[Callable[..., None]]:
     """Replace the production client with one whose resolver (and policy) the test sets."""
-    from idp import deliveries
+    from idp.dispatch import deliveries
 
     sessions: list[requests.Session] = []
 
@@ -150,7 +150,7 @@ def queue(idp_app) -> Iterator[Callable[[SchoolClient, str, str], int]]:
 
 
 def _attempt(idp_app, delivery_id: int) -> tuple[Any, tuple[str, str | None]]:
-    from idp.deliveries import attempt_now
+    from idp.dispatch.deliveries import attempt_now
     from idp.models import Delivery
     from shared.db import get_db
 
@@ -225,7 +225,7 @@ def test_an_allowed_address_is_reached_through_the_pin_with_the_schools_host(
 
 
 def test_a_pinned_connection_is_kept_alive_for_the_next_message(site):
-    from idp import deliveries
+    from idp.dispatch import deliveries
 
     resolver = Resolver(LOOPBACK)
     http = deliveries.new_session(partial(PinnedAdapter, resolve=resolver,
@@ -300,7 +300,7 @@ def tls_site(tmp_path) -> Iterator[tuple[Site, Path]]:
 @pytest.mark.parametrize(("name", "verified"), [("school.test", True), ("other.test", False)])
 def test_tls_to_a_pinned_address_sends_and_verifies_the_schools_name(tls_site, name, verified):
     site, ca = tls_site
-    from idp import deliveries
+    from idp.dispatch import deliveries
 
     http = deliveries.new_session(partial(PinnedAdapter, resolve=Resolver(LOOPBACK),
                                           check=_allowing_loopback))

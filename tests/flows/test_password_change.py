@@ -220,8 +220,8 @@ def test_a_4000_character_password_is_refused_before_hashing(idp, family):
 def test_passwords_are_never_truncated_at_login(idp, idp_app, make_tenant, make_person):
     """Two long passwords equal in their first 72 bytes are different passwords, and a login
     with a password longer than any accepted one is simply wrong (not cut to fit)."""
-    from idp.accounts import hash_password
     from idp.models import Account, Person
+    from idp.people.accounts import hash_password
     from shared.db import get_db
 
     kool = make_tenant()
@@ -243,8 +243,8 @@ def test_passwords_are_never_truncated_at_login(idp, idp_app, make_tenant, make_
 def test_an_old_hash_is_rehashed_at_login(idp, idp_app, make_tenant, make_person):
     from argon2 import PasswordHasher
 
-    from idp.accounts import HASHER
     from idp.models import Account, Person
+    from idp.people.accounts import HASHER
     from shared.db import get_db
 
     kool = make_tenant()

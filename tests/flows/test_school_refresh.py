@@ -40,7 +40,7 @@ def test_the_school_refreshes_before_the_access_token_expires(browser, make_tena
 
 def test_a_lost_logout_message_ends_the_school_session_at_the_next_refresh(
         browser, make_tenant, make_person, school_app, idp_app, refresh_every_request):
-    from idp.logout import Scope, end_sessions
+    from idp.sso.logout import Scope, end_sessions
     from shared.db import get_db
 
     school = make_tenant()

@@ -34,7 +34,7 @@ def _sessions_of(idp_app, sub: str):
 
 
 def _wait_until_gone(idp_app, sid: str, seconds: float) -> None:
-    from idp.sessions import alive_key
+    from idp.store.keys import sid as alive_key
 
     deadline = time.monotonic() + seconds
     while idp_app.extensions["redis"].exists(alive_key(sid)):

@@ -25,7 +25,7 @@ def _also_at(idp_app: Any, sub: str, slug: str, status: str = "active") -> None:
     from sqlalchemy import select
 
     from idp.models import Account
-    from idp.schools import school_by_slug
+    from idp.tenants.schools import school_by_slug
     from shared.db import get_db
 
     with idp_app.app_context():

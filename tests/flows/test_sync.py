@@ -88,7 +88,7 @@ def test_a_phone_change_at_one_school_reaches_every_linked_school(idp, idp_app, 
 def test_an_email_change_by_the_person_reaches_every_linked_school(idp_app, school_app,
                                                                     linked):
     from idp.models import Person
-    from idp.sync import record_person_change
+    from idp.people.sync import record_person_change
     from shared.db import get_db
 
     pid = person_id(idp_app, linked["parent"].sub)
@@ -185,7 +185,7 @@ def test_invalid_events_are_refused_with_400(idp, idp_app, school_app, linked):
 
 def test_a_school_that_was_down_gets_the_change_when_it_is_back(
         idp, idp_app, school_app, linked, monkeypatch, cli):
-    from idp.deliveries import run_once
+    from idp.dispatch.deliveries import run_once
 
     monkeypatch.setitem(idp_app.config, "DELIVERY_BACKOFF_SECONDS", 0)
     down = linked["schools"][2]
@@ -229,7 +229,7 @@ def test_an_event_is_minted_from_the_newest_data_when_it_is_sent(idp, idp_app, l
     """Each attempt carries the person's current data and version (a late event is never
     stale), in a SET for that school's client and sub; nothing of a rolled back change goes."""
     from idp.models import Client, Person
-    from idp.sync import record_person_change
+    from idp.people.sync import record_person_change
     from shared.db import get_db
     from tests.support import Receiver
 

@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import func, select, update
 
 from idp.models import Account, RefreshToken, SessionClient, SsoSession, utcnow
-from idp.sessions import cookie_hash
+from idp.sso.sessions import cookie_hash
 from shared.db import get_db
 from tests.support import (
     Browser,

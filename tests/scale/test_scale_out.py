@@ -162,7 +162,7 @@ def test_scale_out_survives_a_killed_idp_process(tmp_path: Path, postgres: Postg
                                                   redis_server: RedisServer,
                                                   receivers: list[Receiver], monkeypatch):
     from idp.models import Account, Delivery
-    from idp.sync import record_person_change
+    from idp.people.sync import record_person_change
     from shared.db import get_db
     from tests.support import free_port
 

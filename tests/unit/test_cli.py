@@ -1,4 +1,4 @@
-"""The `idp` ops CLI and the registration rules behind it (idp.schools)."""
+"""The `idp` ops CLI and the registration rules behind it (idp.tenants.schools)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import requests
 from click.testing import Result
 
-from idp.schools import RegistrationError, add_client, add_school, check_uri, hash_secret
+from idp.tenants.schools import RegistrationError, add_client, add_school, check_uri, hash_secret
 from tests.support import Browser, SchoolClient, authorize_url, pkce_pair, token_request
 
 
@@ -38,7 +38,7 @@ def client_row(idp_app, client_id: str) -> Any:
 
 
 def school_exists(idp_app, slug: str) -> bool:
-    from idp.schools import school_by_slug
+    from idp.tenants.schools import school_by_slug
     from shared.db import get_db
 
     with idp_app.app_context():

@@ -26,7 +26,7 @@ def test_every_mail_template_is_covered():
 @pytest.mark.parametrize("template", TEMPLATES)
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_mail_speaks_only_its_recipients_language(idp_app, template, lang):
-    from idp import mailer
+    from idp.dispatch import mail as mailer
     from idp.models import MailOutbox, School
 
     row = MailOutbox(template=template, locale=lang, context=CONTEXT)
@@ -42,7 +42,7 @@ def test_every_mail_speaks_only_its_recipients_language(idp_app, template, lang)
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_an_untranslated_mail_would_be_caught(idp_app, template):
     """The check is not blind: the Estonian mail, taken as Russian or English, leaks."""
-    from idp import mailer
+    from idp.dispatch import mail as mailer
     from idp.models import MailOutbox, School
 
     row = MailOutbox(template=template, locale="et", context=CONTEXT)

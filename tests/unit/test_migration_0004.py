@@ -93,7 +93,7 @@ def test_round_one_data_gets_safe_provenance(engine: Engine) -> None:
 
 
 def test_only_eid_and_school_codes_are_anchors_and_a_merge_keeps_the_stronger() -> None:
-    from idp import proofing
+    from idp.people import proofing
 
     assert [proofing.is_anchor(s) for s in ("eid", "school", "applicant", None)] == [
         True, True, False, False]

@@ -7,8 +7,8 @@ import unicodedata
 
 import pytest
 
-from idp.linking import contact_choices, differences
 from idp.models import Person
+from idp.people.linking import contact_choices, differences
 from shared.names import normalise, same_name
 
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 from urllib3 import HTTPSConnectionPool
 
-from idp.netguard import (
+from idp.outbox.netguard import (
     BlockedAddress,
     IPAddress,
     PinnedAdapter,
@@ -19,7 +19,7 @@ from idp.netguard import (
     host_refusal,
     literal_address,
 )
-from idp.schools import RegistrationError, add_client, add_school, check_uri
+from idp.tenants.schools import RegistrationError, add_client, add_school, check_uri
 
 INTERNAL_HOSTS = [
     ("169.254.169.254", "metadata"), ("10.0.0.5", "private"), ("192.168.1.1", "private"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp.passwords import Owner, fold, reason, refusal
+from idp.people.passwords import Owner, fold, reason, refusal
 
 OWNER = Owner(given_name="Tiina-Mari", family_name="Õunapuu", email="tiina.oun@example.ee",
               isikukood="49001010007")
@@ -125,7 +125,7 @@ def test_a_4000_character_password_is_refused_fast():
 
 
 def test_argon2_takes_the_whole_password():
-    from idp.accounts import HASHER, MAX_PASSWORD_LENGTH
+    from idp.people.accounts import HASHER, MAX_PASSWORD_LENGTH
 
     assert MAX_PASSWORD_LENGTH >= 256
     base = "õ" * 40  # 80 bytes in UTF-8: bcrypt would cut at 72 and see equal passwords

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp.user_agents import device_label
+from idp.sso.user_agents import device_label
 
 CHROME_LINUX = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
                 "Chrome/131.0.0.0 Safari/537.36")

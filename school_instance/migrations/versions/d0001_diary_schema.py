@@ -6,7 +6,7 @@ Create Date: 2026-11-23 05:15:03.736618
 """
 from alembic import op
 import sqlalchemy as sa
-import idp.models  # noqa: F401
+import shared.db
 
 
 revision = 'd0001'
@@ -55,7 +55,7 @@ def upgrade() -> None:
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('event_on', sa.Date(), nullable=True),
-    sa.Column('created_at', idp.models.TZDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', shared.db.TZDateTime(timezone=True), nullable=False),
     sa.Column('extra', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['author_id'], ['diary_member.id'], ),
     sa.ForeignKeyConstraint(['tenant_id'], ['diary_tenant.id'], ),
