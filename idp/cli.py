@@ -31,7 +31,7 @@ from idp.tenants.operations import (
     update_school,
 )
 from idp.tenants.schools import RegistrationError, add_client, add_school, school_by_slug
-from shared.app import upgrade_schema
+from shared.app import add_db_commands, upgrade_schema
 from shared.db import get_db
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -55,13 +55,8 @@ def main() -> None:
     """Stuudium ID identity provider: operations."""
 
 
-@main.group()
-def db() -> None:
-    """Database schema."""
-
-
 def upgrade_database(app: Flask) -> None:
-    """Apply Alembic migrations to head and make sure signing keys exist."""
+    """Apply Alembic migrations to head, then make sure signing keys exist."""
     upgrade_schema(app, Path(__file__).parent / "migrations")
     with app.app_context():
         session = get_db()
@@ -69,11 +64,7 @@ def upgrade_database(app: Flask) -> None:
         session.commit()
 
 
-@db.command("upgrade")
-def db_upgrade() -> None:
-    """Migrate the schema to the newest version."""
-    upgrade_database(_app())
-    click.echo("database is up to date")
+add_db_commands(main, lambda: upgrade_database(_app()))
 
 
 @main.group()

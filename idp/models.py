@@ -293,7 +293,7 @@ class AuditEvent(Base):
 
 
 class VersionCounter(Base):
-    """The global person-version sequence on databases without sequences (SQLite)."""
+    """The global person-version sequence: each insert draws the next version (both databases)."""
 
     __tablename__ = "version_counter"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

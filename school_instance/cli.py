@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from school_instance.models import Tenant
-from shared.app import upgrade_schema
+from shared.app import add_db_commands, upgrade_schema
 from shared.db import get_db
 
 
@@ -53,16 +53,7 @@ def main() -> None:
     """Stuudium school instance: operations."""
 
 
-@main.group()
-def db() -> None:
-    """Database schema."""
-
-
-@db.command("upgrade")
-def db_upgrade() -> None:
-    """Migrate the schema to the newest version."""
-    upgrade_database(_app())
-    click.echo("database is up to date")
+add_db_commands(main, lambda: upgrade_database(_app()))
 
 
 @main.group()

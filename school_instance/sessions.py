@@ -5,7 +5,6 @@ IdP sid and sub: `si:sid:…`, `si:sub:…`; tokens stay on the server), the ref
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import time
@@ -15,15 +14,12 @@ import redis
 from flask import current_app
 
 from school_instance.tenancy import TenantInfo
+from shared.security import sha256_hex
 
 
 def _r() -> redis.Redis:
     r: redis.Redis = current_app.extensions["redis"]
     return r
-
-
-def _hash(cookie: str) -> str:
-    return hashlib.sha256(cookie.encode()).hexdigest()
 
 
 def _key(tenant: TenantInfo, hashed: str) -> str:
@@ -41,7 +37,7 @@ def _sub_key(tenant: TenantInfo, sub: str) -> str:
 def create(tenant: TenantInfo, data: dict[str, Any]) -> str:
     """Store a new session and return the cookie secret."""
     cookie = secrets.token_urlsafe(32)
-    hashed = _hash(cookie)
+    hashed = sha256_hex(cookie)
     ttl = current_app.config["SESSION_MAX_SECONDS"]
     data = {**data, "created": int(time.time())}
     pipe = _r().pipeline(transaction=True)
@@ -58,7 +54,7 @@ def load(tenant: TenantInfo, cookie: str | None) -> tuple[str, dict[str, Any]] |
     """Return (handle, data) of a live session."""
     if not cookie or len(cookie) > 100:
         return None
-    hashed = _hash(cookie)
+    hashed = sha256_hex(cookie)
     raw = _r().get(_key(tenant, hashed))
     return (hashed, json.loads(raw)) if raw else None
 

@@ -3,7 +3,6 @@ third-party-initiated login for jumps between schools (§4), logout, back-channe
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -42,7 +41,7 @@ from school_instance.tenancy import TenantInfo, current
 from shared import i18n, security
 from shared.db import get_reader
 from shared.messages import BACKCHANNEL_EVENT, LOGOUT_TOKEN_TYP, STUUDIUM_SCOPE
-from shared.security import check_csrf
+from shared.security import check_csrf, exempt, sha256_hex
 
 bp = Blueprint("sso", __name__, url_prefix="/auth")
 
@@ -102,10 +101,6 @@ def _binding_cookie(tenant: TenantInfo) -> str:
     return f"{tenant.cookie_name}_auth"
 
 
-def _binding_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def start_login(target: str, silent: bool) -> Response:
     """Redirect to the IdP's authorization endpoint with PKCE S256, state and nonce.
 
@@ -119,7 +114,7 @@ def start_login(target: str, silent: bool) -> Response:
     if len(binding) != 43:
         binding = secrets.token_urlsafe(32)
     sessions.put_state(tenant, state, {"nonce": nonce, "verifier": verifier, "target": target,
-                                       "silent": silent, "binding": _binding_hash(binding)})
+                                       "silent": silent, "binding": sha256_hex(binding)})
     extra = {"nonce": nonce, "code_challenge": create_s256_code_challenge(verifier),
              "code_challenge_method": "S256", "claims": ID_TOKEN_CLAIMS,
              "ui_locales": i18n.current()}
@@ -156,7 +151,7 @@ def callback() -> Response:
     stored = sessions.take_state(tenant, request.args.get("state"))
     binding = request.cookies.get(_binding_cookie(tenant)) or ""
     if stored is None or not hmac.compare_digest(stored.get("binding", ""),
-                                                 _binding_hash(binding)):
+                                                 sha256_hex(binding)):
         return page(_("Sisselogimine aegus"), _(
             "See sisselogimise link on aegunud või juba kasutatud. Alusta sisselogimist "
             "uuesti."), 400, (_("Logi sisse"), url_for("sso.login")))
@@ -357,6 +352,7 @@ LOGOUT_EVENT = BACKCHANNEL_EVENT
 
 
 @bp.post("/backchannel-logout")
+@exempt  # a signed logout token from Stuudium ID, not a form
 def backchannel_logout() -> Response:
     """Back-Channel Logout 1.0 §2.6: validate the logout token, end the matching sessions."""
     tenant = current()

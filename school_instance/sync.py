@@ -21,6 +21,7 @@ from school_instance.tenancy import TenantInfo, current
 from shared import i18n
 from shared.db import get_db
 from shared.messages import PERSON_CHANGED_EVENT, SET_MEDIA_TYPE, SET_TYP
+from shared.security import exempt
 
 PERSON_CHANGED = PERSON_CHANGED_EVENT
 SET_MAX_AGE_SECONDS = 300
@@ -54,12 +55,14 @@ def _copy(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply(tenant_id: int, sub: str, version: int, data: dict[str, Any]) -> bool:
-    """Update the school's copy of an account's person if version is newer than the copy's;
-    tell whether it changed (an unknown sub changes nothing: the school does not know them)."""
+    """Update the school's copy of an account's person if version is newer than the copy's,
+    committed (a commit point: the local sessions' language follows it); tell whether it
+    changed (an unknown sub changes nothing: the school does not know them)."""
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError("version")
     done = get_db().execute(_APPLY, {"t_id": tenant_id, "t_sub": sub, "newer": version,
                                      "version": version, **_copy(data)})
+    get_db().commit()
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
@@ -85,6 +88,7 @@ def _set_error(err: str, description: str) -> Response:
 
 
 @bp.post("/events")
+@exempt  # a signed Security Event Token from Stuudium ID, not a form
 def events() -> Response:
     """RFC 8935 push: 202 once the event is taken (applied, or older than the copy); 400 for an
     invalid token; 503 when it failed here, so that the IdP tries again."""
@@ -96,7 +100,6 @@ def events() -> Response:
     try:
         sub, version, data = _person_changed(tenant, request.get_data(as_text=True))
         newer = apply(tenant.id, sub, version, data)
-        get_db().commit()
         locale = i18n.supported(data.get("locale"))
         if newer and locale:
             sessions.set_locale_by_sub(tenant, sub, locale)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
 from flask_babel import Babel
 
@@ -52,3 +53,18 @@ def upgrade_schema(app: Flask, migrations: Path) -> None:
     cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["engine"] = app.extensions["db_engine"]
     command.upgrade(cfg, "head")
+
+
+def add_db_commands(main: click.Group, upgrade: Callable[[], None]) -> None:
+    """Give an app's command line `db upgrade`, which runs upgrade (the app's migrations and
+    whatever that app adds after them) and says so."""
+
+    @main.group()
+    def db() -> None:
+        """Database schema."""
+
+    @db.command("upgrade")
+    def db_upgrade() -> None:
+        """Migrate the schema to the newest version."""
+        upgrade()
+        click.echo("database is up to date")

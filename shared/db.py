@@ -1,9 +1,21 @@
-"""SQLAlchemy engine and one session per request; views never commit, the request does."""
+"""SQLAlchemy engine and the rule for transactions: a unit of work per request.
+
+Each request has one session (get_db). What a view changes is committed once, after the view
+returned, by the request (the after-request hook below); an answer of 400 or more rolls it back.
+Views never commit. A service commits its work itself only at a commit point: where something
+outside SQL must follow the commit (a Redis write, a delivery or mail attempt, a lock that must
+end) — sessions.create before the session's Redis copy, end_sessions before Redis and the
+logout messages, a merge with its sessions' end — and says so in its docstring. Work that must
+commit even when the request fails (reuse revocation, counters' bookkeeping) runs in a
+separate_transaction. A commit that fails after the view answers like every storage failure
+(the app's registered failure page, 503), never half-done: the transaction is rolled back.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,7 +23,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 
@@ -96,23 +108,37 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError()
 
 
+# app.extensions key: the response to a commit that failed after the view (a 503 page).
+COMMIT_FAILED = "db.commit_failed"
+
+
 def init_app(app: Flask) -> None:
     """Attach the engine and the per-request session lifecycle to the app."""
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["db_engine"] = engine
+    # An app dropped before its process ends (a CLI command's, a test's) closes its pooled
+    # connections instead of leaving them to the collector.
+    weakref.finalize(app, engine.dispose)
     app.extensions["db_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
 
     @app.after_request
     def _commit(response: Response) -> Response:
         db: Session | None = g.pop("_db", None)
-        if db is not None:
-            try:
-                if response.status_code < 400:
-                    db.commit()
-                else:
-                    db.rollback()
-            finally:
-                db.close()
+        if db is None:
+            return response
+        try:
+            if response.status_code < 400:
+                db.commit()
+            else:
+                db.rollback()
+        except (SQLAlchemyError, DBAPIError) as exc:
+            db.rollback()
+            failed = current_app.extensions.get(COMMIT_FAILED)
+            if failed is None:
+                raise
+            return failed(exc)
+        finally:
+            db.close()
         return response
 
     @app.teardown_appcontext
@@ -121,6 +147,12 @@ def init_app(app: Flask) -> None:
         if db is not None:
             db.rollback()
             db.close()
+
+
+def row_locks(db: Session) -> bool:
+    """Whether the database takes row locks (PostgreSQL: FOR UPDATE, SKIP LOCKED, NOTIFY);
+    SQLite serialises writers instead, so the statements that lock run there without it."""
+    return db.bind is not None and db.bind.dialect.name == "postgresql"
 
 
 def get_db() -> Session:

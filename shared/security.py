@@ -1,35 +1,64 @@
-"""Security headers and CSRF protection for every form."""
+"""Security headers; CSRF protection for every form (Flask-WTF's CSRFProtect); the hash under
+which secrets are stored.
+
+Every form of ours carries the token of this browser's session (the field csrf_token, from
+csrf_token() in the templates), and the view that takes it calls check_csrf() where it decides to
+act on it — after its own checks that answer first (a browser that is not signed in is told so,
+not that a form expired). Flask-WTF makes and checks the token; its blanket before-request check
+is off, so nothing is checked where a view does not ask. The endpoints that are not our forms
+(the protocol's, the APIs', the back-channel) call no check and are marked exempt() with their
+reason, so turning the blanket check on later exempts them. A refused token answers 400 with
+description "csrf", which each app renders as its "the form expired" page.
+"""
 
 from __future__ import annotations
 
-import hmac
-import secrets
+import hashlib
+from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, request, session
+from flask import Flask, Response
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from werkzeug.exceptions import BadRequest
 
-CSRF_FIELD = "csrf_token"
+_CSRF = CSRFProtect()
+Exempted = TypeVar("Exempted")
+
+
+def sha256_hex(value: str) -> str:
+    """The SHA-256 (hex) under which a random secret, token or cookie value is stored."""
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def csrf_token() -> str:
-    """Return the CSRF token bound to this browser's Flask session, creating it on first use."""
-    token = session.get("_csrf")
-    if not token:
-        token = secrets.token_urlsafe(32)
-        session["_csrf"] = token
-    return str(token)
+    """Return the CSRF token of this browser's session (for a form), creating it on first use."""
+    return str(generate_csrf())
 
 
 def check_csrf() -> None:
-    """Abort with 400 unless the form carries the session's CSRF token."""
-    expected = session.get("_csrf")
-    given = request.form.get(CSRF_FIELD, "")
-    if not expected or not hmac.compare_digest(str(expected), given):
-        abort(400, description="csrf")
+    """Check the posted form's token; 400 "csrf" when it is missing or wrong."""
+    _CSRF.protect()
+
+
+def exempt(view: Exempted) -> Exempted:
+    """Exempt a view or a blueprint from the blanket check: its requests are not our forms."""
+    _CSRF.exempt(view)  # type: ignore[arg-type]
+    return view
 
 
 def init_app(app: Flask) -> None:
-    """Install security headers and expose csrf_token() to templates."""
-    app.jinja_env.globals["csrf_token"] = csrf_token
+    """Install security headers and the CSRF check of every form."""
+    # The token lives as long as the browser's session (a form may stay open long, as before);
+    # no Referer check on https: our pages send Referrer-Policy: no-referrer, and the session
+    # cookie is SameSite=Lax.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    _CSRF.init_app(app)
+
+    @app.errorhandler(CSRFError)
+    def _refused(_exc: CSRFError) -> Any:
+        # The app's own page for a form that expired (its 400 handler knows "csrf").
+        return app.handle_http_exception(BadRequest(description="csrf"))
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
 
+from idp.admin.errors import AccountNotFound, AdminApiError, EmailInUse, OwnAccount
 from idp.models import Account, AuditEvent, Person
 from idp.oidc.client_credentials import ADMIN_API_PATH
 from idp.oidc.resource import (
@@ -29,6 +30,7 @@ from idp.people import one_time_links as links
 from idp.people.accounts import find_login_account
 from idp.sso.logout import Scope, end_sessions, lock_person
 from shared.db import get_db
+from shared.security import exempt
 
 bp = Blueprint("admin_api", __name__, url_prefix=ADMIN_API_PATH)
 ACTING_SUB = "Stuudium-Acting-Sub"
@@ -40,6 +42,15 @@ def json_answer(body: dict[str, Any], status: int = 200) -> Response:
     resp.status_code = status
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+def error_answer(exc: AdminApiError) -> Response:
+    """The one way an admin API error becomes an answer: its JSON body and its status."""
+    return json_answer(exc.body(), exc.status)
+
+
+bp.register_error_handler(AdminApiError, error_answer)
+exempt(bp)  # a school's server with a bearer token, not a form
 
 
 def _acting_account() -> Account | Response:
@@ -89,17 +100,13 @@ def admin_call(*roles: str) -> Callable[[Callable[..., Response]], Callable[...,
     return decorator
 
 
-def target_account(sub: str) -> Account | None:
+def target_account(sub: str) -> Account:
     """An account of the acting account's own school; any other school's is not found."""
     account: Account | None = get_db().scalar(select(Account).where(
         Account.sub == sub, Account.school_id == g.actor.school_id))
+    if account is None:
+        raise AccountNotFound()
     return account
-
-
-def not_found() -> Response:
-    """The answer for an account that is not this school's (or does not exist)."""
-    return json_answer({"error": "not_found",
-                        "error_description": "No such account at this school."}, 404)
 
 
 def _account(account: Account, person: Person) -> dict[str, Any]:
@@ -133,11 +140,8 @@ def disable(sub: str) -> Response:
     sessions that logged in with it end, the person's other sessions lose this school
     (ARCHITECTURE: disabling is like unlink)."""
     target = target_account(sub)
-    if target is None:
-        return not_found()
     if target.id == g.actor.id:
-        return json_answer({"error": "own_account",
-                      "error_description": "An admin cannot disable their own account."}, 409)
+        raise OwnAccount()
     ended = None
     lock_person(get_db(), target.person_id)
     get_db().refresh(target)  # as it is now that no login or link of the person runs
@@ -163,14 +167,11 @@ def enable(sub: str) -> Response:
     """Enable a disabled account: it can log in again."""
     db = get_db()
     target = target_account(sub)
-    if target is None:
-        return not_found()
     changed = target.status != "active"
     if changed:
         taken = find_login_account(db, target.school_id, target.login_email or "")
         if taken is not None and taken.id != target.id:
-            return json_answer({"error": "email_in_use", "error_description":
-                          "Another active account at this school has this login e-mail."}, 409)
+            raise EmailInUse()
         target.status = "active"
         audit("account.enable", target, {})
     return json_answer({"account": _account(target, target.person), "changed": changed})

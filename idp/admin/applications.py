@@ -12,20 +12,28 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 from sqlalchemy import select, update
 
-from idp.admin.api import admin_call, json_answer
+from idp.admin.api import admin_call, error_answer, json_answer
+from idp.admin.errors import (
+    AdminApiError,
+    AlreadyDecided,
+    ApplicationNotFound,
+    EmailInUse,
+    InvalidApplication,
+    InvalidRequest,
+    IsikukoodInUse,
+)
 from idp.models import Application, AuditEvent, utcnow
 from idp.outbox.queue import queue_mail
 from idp.people import proofing
 from idp.people.accounts import AccountError, IsikukoodTaken, create_account, find_login_account
 from shared.db import get_db
+from shared.security import exempt
 
 bp = Blueprint("admin_applications", __name__, url_prefix="/api/admin/v1/applications")
+bp.register_error_handler(AdminApiError, error_answer)
+exempt(bp)  # a school's server with a bearer token, not a form
 
 MAX_REASON = 2000
-
-
-def _error(error: str, description: str, status: int) -> Response:
-    return json_answer({"error": error, "error_description": description}, status)
 
 
 def _view(application: Application, email_in_use: bool | None = None) -> dict[str, Any]:
@@ -43,11 +51,13 @@ def _view(application: Application, email_in_use: bool | None = None) -> dict[st
     return view
 
 
-def _pending(application_id: int) -> Application | None:
-    """A pending application of the acting admin's own school."""
+def _pending(application_id: int) -> Application:
+    """A pending application of the acting admin's own school; any other is not found."""
     found: Application | None = get_db().scalar(select(Application).where(
         Application.id == application_id, Application.school_id == g.actor.school_id,
         Application.status == "pending"))
+    if found is None:
+        raise ApplicationNotFound()
     return found
 
 
@@ -80,8 +90,6 @@ def approve(application_id: int) -> Response:
     """Create the parent's account at this school and mail the welcome login link."""
     db = get_db()
     application = _pending(application_id)
-    if application is None:
-        return _error("not_found", "No pending application with this id at this school.", 404)
     data = application.data or {}
     try:
         # The applicant typed their own code: kept, never an anchor for eID (people.proofing).
@@ -92,25 +100,23 @@ def approve(application_id: int) -> Response:
                                  isikukood_source=proofing.APPLICANT)
     except IsikukoodTaken as exc:
         db.rollback()
-        return _error("isikukood_in_use", str(exc), 409)
+        raise IsikukoodInUse(str(exc)) from exc
     except AccountError as exc:
         db.rollback()
-        code = "email_in_use" if "exists" in str(exc) else "invalid_application"
-        return _error(code, str(exc), 409)
+        raise (EmailInUse if "exists" in str(exc) else InvalidApplication)(str(exc)) from exc
     person = account.person
     person.phone, person.locale, person.email_verified = (data.get("phone"),
                                                           application.locale, True)
     if not _decide(application, "approved", None, account.id):
         db.rollback()
-        return _error("already_decided", "Another admin decided this application.", 409)
+        raise AlreadyDecided()
     queue_mail(db, application.email, "welcome", school_id=application.school_id,
                  locale=application.locale, given_name=person.given_name,
                  one_time_link={"purpose": "welcome", "subject": f"account:{account.id}"})
     db.add(AuditEvent(action="application.approve", actor=g.actor.sub,
                       school_id=application.school_id, person_id=person.id,
                       details={"application": application.id, "sub": account.sub}))
-    db.commit()
-    db.refresh(application)
+    db.refresh(application)  # the decision as _decide's statement wrote it
     return json_answer({"application": _view(application), "account": {
         "sub": account.sub, "given_name": person.given_name, "family_name": person.family_name,
         "email": person.email, "roles": list(account.roles), "status": account.status}})
@@ -123,19 +129,16 @@ def reject(application_id: int) -> Response:
     body = request.get_json(silent=True)
     reason = str(body.get("reason") or "").strip() if isinstance(body, dict) else ""
     if not reason or len(reason) > MAX_REASON:
-        return _error("invalid_request", f"A reason of 1–{MAX_REASON} characters is needed.", 400)
+        raise InvalidRequest(f"A reason of 1–{MAX_REASON} characters is needed.")
     db = get_db()
     application = _pending(application_id)
-    if application is None:
-        return _error("not_found", "No pending application with this id at this school.", 404)
     if not _decide(application, "rejected", reason):
         db.rollback()
-        return _error("already_decided", "Another admin decided this application.", 409)
+        raise AlreadyDecided()
     queue_mail(db, application.email, "rejected", school_id=application.school_id,
                  locale=application.locale, reason=reason,
                  given_name=(application.data or {}).get("given_name", ""))
     db.add(AuditEvent(action="application.reject", actor=g.actor.sub,
                       school_id=application.school_id, details={"application": application.id}))
-    db.commit()
-    db.refresh(application)
+    db.refresh(application)  # the decision as _decide's statement wrote it
     return json_answer({"application": _view(application)})

@@ -16,7 +16,15 @@ from typing import Any
 from flask import Response, g, request, url_for
 from sqlalchemy import func, select, update
 
-from idp.admin.api import admin_call, audit, bp, json_answer, not_found, target_account
+from idp.admin.api import admin_call, audit, bp, json_answer, target_account
+from idp.admin.errors import (
+    EmailInUse,
+    Forbidden,
+    InvalidRequest,
+    LoginFactor,
+    PreconditionRequired,
+    VersionMismatch,
+)
 from idp.models import Account, Person, School, utcnow
 from idp.oidc.claims import person_changed_claims
 from idp.outbox.queue import queue_mail
@@ -32,10 +40,6 @@ CORRECTABLE = {"given_name": "given_name", "family_name": "family_name",
                "phone_number": "phone", "birthdate": "birth_date", "email": "email"}
 # The roles whose login factors a teacher may change: nobody who works at the school.
 TEACHER_MANAGES = frozenset({"parent", "student"})
-
-
-def _error(error: str, description: str, status: int, **extra: Any) -> Response:
-    return json_answer({"error": error, "error_description": description, **extra}, status)
 
 
 def _only_here(account: Account) -> bool:
@@ -74,8 +78,7 @@ def _with_etag(body: dict[str, Any], status: int = 200) -> Response:
 @admin_call("admin", "teacher")
 def account(sub: str) -> Response:
     """One account of the school, with the version to send back in If-Match."""
-    target = target_account(sub)
-    return _with_etag(account_data(target)) if target is not None else not_found()
+    return _with_etag(account_data(target_account(sub)))
 
 
 def _text(body: dict[str, Any], name: str, limit: int, required: bool) -> str | None:
@@ -117,32 +120,28 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def _if_match() -> int | Response:
+def _if_match() -> int:
     raw = request.headers.get("If-Match")
     if raw is None:
-        return _error("precondition_required",
-                      "Send the version you read in If-Match (no lost updates).", 428)
+        raise PreconditionRequired()
     value = raw.strip().removeprefix("W/").strip('"')
     if not value.isdigit():
-        return _error("invalid_request", "If-Match must be a version.", 400)
+        raise InvalidRequest("If-Match must be a version.")
     return int(value)
 
 
-def _factor_change_refused(target: Account, email: str) -> Response | None:
-    """Why this school's acting account may not make email the target's login e-mail, or
-    None: not an account it may manage (403), a person linked elsewhere, an address in use."""
+def _check_factor_change(target: Account, email: str) -> None:
+    """Refuse when this school's acting account may not make email the target's login e-mail:
+    not an account it may manage (403), a person linked elsewhere, an address in use."""
     if not may_change_factors(g.actor, target):
-        return _error("forbidden", "The acting account may not change this account's login "
-                      "e-mail: a teacher only a parent's or a student's, an admin anyone's but "
-                      "their own (a person changes their own).", 403)
+        raise Forbidden("The acting account may not change this account's login e-mail: a "
+                        "teacher only a parent's or a student's, an admin anyone's but their "
+                        "own (a person changes their own).")
     if not _only_here(target):
-        return _error("login_factor", "The login e-mail of a person linked to other "
-                      "schools is changed by the person.", 409)
+        raise LoginFactor()
     taken = find_login_account(get_db(), target.school_id, email)
     if taken is not None and taken.id != target.id:
-        return _error("email_in_use", "Another active account at this school has this "
-                      "login e-mail.", 409)
-    return None
+        raise EmailInUse()
 
 
 def _change_login_email(target: Account, old: str | None, new: str) -> None:
@@ -168,28 +167,21 @@ def correct(sub: str) -> Response:
     """Correct a person's data if If-Match is their current version; one of two concurrent
     corrections of the same version wins, the other gets 409 with the current data."""
     target = target_account(sub)
-    if target is None:
-        return not_found()
     version = _if_match()
-    if isinstance(version, Response):
-        return version
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return _error("invalid_request", "The body is a JSON object of the fields to change.",
-                      400)
+        raise InvalidRequest("The body is a JSON object of the fields to change.")
     try:
         changes = _changes(body)
     except AccountError as exc:
-        return _error("invalid_request", str(exc), 400)
+        raise InvalidRequest(str(exc)) from exc
     db = get_db()
     person = target.person
     changes = {k: v for k, v in changes.items() if getattr(person, k) != v}
     email_changed = "email" in changes
     old_email = person.email  # told of the change once it is made
     if email_changed:
-        refused = _factor_change_refused(target, changes["email"])
-        if refused is not None:
-            return refused
+        _check_factor_change(target, changes["email"])
     # The version check and the write in one statement: a concurrent correction that committed
     # first makes this one match nothing (PostgreSQL re-checks the row after the lock).
     values = {"updated_at": utcnow(), **changes} if changes else {"version": Person.version}
@@ -197,8 +189,7 @@ def correct(sub: str) -> Response:
                       .values(**values))
     db.refresh(person)
     if done.rowcount != 1:  # type: ignore[attr-defined]
-        return _error("version_mismatch", "The data changed meanwhile; here is the current "
-                      "data.", 409, current=account_data(target))
+        raise VersionMismatch(current=account_data(target))
     if changes:
         if email_changed:
             _change_login_email(target, old_email, changes["email"])
@@ -217,7 +208,7 @@ def create() -> Response:
     """Create an account at the school: always a new person (never merged by e-mail)."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return _error("invalid_request", "The body is a JSON object.", 400)
+        raise InvalidRequest("The body is a JSON object.")
     db = get_db()
     try:
         email = _text(body, "email", 320, required=True) or ""
@@ -225,15 +216,14 @@ def create() -> Response:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise AccountError("roles must be a list of role names")
         if find_login_account(db, g.actor.school_id, email) is not None:
-            return _error("email_in_use", "An active account at this school has this login "
-                          "e-mail.", 409)
+            raise EmailInUse("An active account at this school has this login e-mail.")
         created = create_account(db, g.actor.school_id, email=email,
                                  given_name=_text(body, "given_name", 200, True) or "",
                                  family_name=_text(body, "family_name", 200, True) or "",
                                  roles=roles)
         extra = _changes({k: body[k] for k in ("phone_number", "birthdate") if k in body})
     except AccountError as exc:
-        return _error("invalid_request", str(exc), 400)
+        raise InvalidRequest(str(exc)) from exc
     for column, value in extra.items():
         setattr(created.person, column, value)
     audit("account.create", created, {"roles": created.roles})

@@ -55,6 +55,7 @@ from idp.store import codes
 from idp.store import sessions as store_sessions
 from shared.db import get_db, get_reader
 from shared.messages import STUUDIUM_SCOPE
+from shared.security import sha256_hex
 
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -63,11 +64,6 @@ def s256(verifier: str) -> str:
     """Return the S256 code challenge of a verifier."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def hash_refresh(token: str) -> str:
-    """Return the stored form of a refresh token."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _single(form: Any, name: str, required: bool = True) -> str | None:
@@ -213,7 +209,7 @@ def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
     row: Any
     if postgres:
         if mint is not None:
-            params.update(refresh_hash=hash_refresh(mint.token), grant_id=mint.grant_id,
+            params.update(refresh_hash=sha256_hex(mint.token), grant_id=mint.grant_id,
                           scope=mint.scope, claims=mint.claims)
         row = conn.execute(_LIVE_AND_RECORD_PG[with_schools, mint is not None],
                            {**params, "client_pk": client_pk, "now": utcnow()}).first()
@@ -289,7 +285,7 @@ def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session
     if refresh is None and "offline_access" in scope.split():
         refresh = secrets.token_urlsafe(32)
         db.connection().execute(_INSERT_REFRESH, {
-            "token_hash": hash_refresh(refresh), "grant_id": grant_id, "client_id": client.row.id,
+            "token_hash": sha256_hex(refresh), "grant_id": grant_id, "client_id": client.row.id,
             "session_id": session.id, "account_id": account.id, "scope": scope,
             "claims": claims_request, "created_at": utcnow(), "expires_at": session.expires_at})
     if refresh is not None:
@@ -379,9 +375,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         scope = _single(form, "scope", required=False)
         assert token is not None
         db = get_db()
-        hashed = hash_refresh(token)
+        hashed = sha256_hex(token)
         successor = secrets.token_urlsafe(32)
-        rotated = rotate(db, client.row.id, hashed, hash_refresh(successor), utcnow())
+        rotated = rotate(db, client.row.id, hashed, sha256_hex(successor), utcnow())
         if rotated is None:
             row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
             if row is not None and row.client_id == client.row.id and row.used_at is not None:
@@ -403,7 +399,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if "offline_access" not in granted:
             narrowed += " offline_access"  # the rotated token keeps the refresh ability
         if narrowed != claimed.scope:
-            narrow(db, hash_refresh(successor), narrowed)
+            narrow(db, sha256_hex(successor), narrowed)
         self.request.client = client
         self.request.refresh_token = rotated
         self.request.scope = narrowed

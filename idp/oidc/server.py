@@ -14,11 +14,12 @@ from sqlalchemy import select
 from idp.models import Account, Client, RefreshToken, SsoSession, utcnow
 from idp.oidc.client_credentials import ClientCredentialsGrant
 from idp.oidc.clients import RelyingParty, find_client
-from idp.oidc.grants import AuthorizationCodeGrant, RefreshTokenGrant, hash_refresh
+from idp.oidc.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from idp.oidc.resource import check_access_token, client_token_claims
 from idp.oidc.revocation import revoke_grant
 from idp.store.grants import deny_access_token
 from shared.db import get_db
+from shared.security import sha256_hex
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def identify_token(token: str) -> PresentedToken | None:
                      .join(Client, Client.id == RefreshToken.client_id)
                      .join(Account, Account.id == RefreshToken.account_id)
                      .join(SsoSession, SsoSession.id == RefreshToken.session_id)
-                     .where(RefreshToken.token_hash == hash_refresh(token))).first()
+                     .where(RefreshToken.token_hash == sha256_hex(token))).first()
     if row is None:
         return None
     refresh, client_id, ended_at, sub = row

@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import or_, select, update
 
 from idp.models import utcnow
-from shared.db import separate_transaction
+from shared.db import row_locks, separate_transaction
 
 
 def backoff_seconds(app: Flask, attempts: int) -> float:
@@ -29,7 +29,7 @@ def lease(app: Flask, model: Any, where: list[Any], limit: int) -> list[int]:
             model.state == "pending", *where,
             or_(model.lease_until.is_(None), model.lease_until < now))
             .order_by(model.next_attempt_at).limit(limit))
-        if db.bind is not None and db.bind.dialect.name == "postgresql":
+        if row_locks(db):
             query = query.with_for_update(skip_locked=True)
         ids = list(db.scalars(query))
         if ids:

@@ -13,6 +13,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from idp.models import MailOutbox
+from shared.db import row_locks
 
 WAKE_CHANNEL = "idp_deliveries"
 # app.extensions keys of the registered senders: now (within a logout's budget, in the
@@ -30,7 +31,7 @@ def register_senders(app: Flask, now: Sender, soon: Sender) -> None:
 
 def notify_worker(db: Session) -> None:
     """Wake the delivery workers once this transaction commits (a NOTIFY is sent on commit)."""
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
+    if row_locks(db):
         db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 

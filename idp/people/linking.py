@@ -7,7 +7,6 @@ A link attempt lives in SQL, not Redis: it is consumed in the same transaction a
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 
@@ -20,20 +19,101 @@ from idp.people import one_time_links as links
 from idp.people import proofing
 from idp.people.sync import FULL_STATE, record_person_change
 from idp.sso.logout import Ended, Scope, end_sessions, lock_sessions
+from shared.db import row_locks
 from shared.names import same_name
+from shared.security import sha256_hex
 
 
 class LinkRefused(Exception):
-    """The link cannot go on; code names the reason (the page says what to do next)."""
+    """The link cannot go on: error names the reason (the page says what to do next), status is
+    the page's HTTP status, schools the schools the reason concerns."""
 
-    def __init__(self, code: str, schools: list[str] | None = None) -> None:
-        super().__init__(code)
-        self.code = code
+    error = "refused"
+    status = 400
+
+    def __init__(self, schools: list[str] | None = None) -> None:
+        super().__init__(self.error)
         self.schools = schools or []
 
 
-def _hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
+class UnknownAttempt(LinkRefused):
+    error = "unknown"
+
+
+class AttemptExpired(LinkRefused):
+    error = "expired"
+
+
+class AttemptUsed(LinkRefused):
+    error = "used"
+
+
+class OtherSession(LinkRefused):
+    error = "other_session"
+
+
+class WrongSchool(LinkRefused):
+    error = "wrong_school"
+
+
+class NotProven(LinkRefused):
+    error = "not_proven"
+
+
+class TargetGone(LinkRefused):
+    error = "target_gone"
+
+
+class DataMismatch(LinkRefused):
+    error = "mismatch"
+
+
+class EidNoAccount(LinkRefused):
+    error = "eid_no_account"
+
+
+class NotLinked(LinkRefused):
+    error = "not_linked"
+
+
+class OnlyAccount(LinkRefused):
+    error = "only_account"
+
+
+class AlreadyLinked(LinkRefused):
+    error = "already_linked"
+    status = 409
+
+
+class AccountsChanged(LinkRefused):
+    error = "changed"
+    status = 409
+
+
+class TwoAccounts(LinkRefused):
+    error = "two_accounts"
+    status = 409
+
+
+class EmailTaken(LinkRefused):
+    error = "email_taken"
+    status = 409
+
+
+class EidAmbiguous(LinkRefused):
+    error = "eid_ambiguous"
+    status = 409
+
+
+class EidNames(LinkRefused):
+    error = "eid_names"
+    status = 409
+
+
+# Why an eID proof of the other account binds to none (people.proofing), as a refusal.
+EID_REFUSALS: dict[type[proofing.ProofingError], type[LinkRefused]] = {
+    proofing.NoAnchoredAccount: EidNoAccount, proofing.AmbiguousCode: EidAmbiguous,
+    proofing.NamesDiffer: EidNames}
 
 
 def linkable_schools(db: Session, person_id: int) -> list[School]:
@@ -52,7 +132,7 @@ def start(db: Session, sid: str, person_id: int, source_school_id: int | None,
     # The person's finished attempts are of no further use: they go when a new one starts.
     db.execute(delete(LinkAttempt).where(LinkAttempt.person_id == person_id,
                                          LinkAttempt.expires_at <= now))
-    db.add(LinkAttempt(id_hash=_hash(raw), session_id=sid, person_id=person_id,
+    db.add(LinkAttempt(id_hash=sha256_hex(raw), session_id=sid, person_id=person_id,
                        source_school_id=source_school_id, target_school_id=target_school_id,
                        created_at=now, expires_at=now + dt.timedelta(
                            seconds=current_app.config["LINK_ATTEMPT_SECONDS"])))
@@ -62,15 +142,15 @@ def start(db: Session, sid: str, person_id: int, source_school_id: int | None,
 def open_attempt(db: Session, raw: str, sid: str) -> LinkAttempt:
     """Return the live attempt of this session, or refuse: unknown, expired, used, or
     started in another session."""
-    attempt = db.get(LinkAttempt, _hash(raw[:100])) if raw else None
+    attempt = db.get(LinkAttempt, sha256_hex(raw[:100])) if raw else None
     if attempt is None:
-        raise LinkRefused("unknown")
+        raise UnknownAttempt()
     if attempt.used_at is not None:
-        raise LinkRefused("used")
+        raise AttemptUsed()
     if attempt.session_id != sid:
-        raise LinkRefused("other_session")
+        raise OtherSession()
     if attempt.expires_at <= utcnow():
-        raise LinkRefused("expired")
+        raise AttemptExpired()
     return attempt
 
 
@@ -122,7 +202,7 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
     and the absorbed sessions' end."""
     attempt = open_attempt(db, raw, sid)
     if attempt.target_account_id is None:
-        raise LinkRefused("not_proven")
+        raise NotProven()
     now = utcnow()
     # Claimed atomically: of two confirmations of one attempt only one gets the row.
     claimed = db.execute(update(LinkAttempt).where(
@@ -131,28 +211,28 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
         LinkAttempt.target_account_id.is_not(None)).values(used_at=now))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         db.rollback()
-        raise LinkRefused("used")
+        raise AttemptUsed()
     target = db.get(Account, attempt.target_account_id)
     if target is None or target.status != "active" or (
             target.school_id != attempt.target_school_id):
-        raise _refuse(db, "target_gone")
+        raise _refuse(db, TargetGone())
     # Both persons locked, then read again: a link of either that committed meanwhile may have
     # absorbed one of them or moved the proven account (that link is not repeated here).
     mine, theirs = _locked_persons(db, attempt.person_id, target.person_id)
     db.refresh(target)
     if target.person_id == mine.id:
-        raise _refuse(db, "already_linked")
+        raise _refuse(db, AlreadyLinked())
     if mine.merged_into_id is not None or theirs.merged_into_id is not None or (
             target.person_id != theirs.id):
-        raise _refuse(db, "changed")
+        raise _refuse(db, AccountsChanged())
     if differences(mine, theirs):
-        raise _refuse(db, "mismatch")
+        raise _refuse(db, DataMismatch())
     lock_sessions(db, theirs.id)  # before their accounts: the sessions end with the merge
     their_accounts = list(db.scalars(select(Account).where(Account.person_id == theirs.id)))
     my_schools = set(db.scalars(select(Account.school_id).where(Account.person_id == mine.id)))
     clash = [a.school.name for a in their_accounts if a.school_id in my_schools]
     if clash:
-        raise _refuse(db, "two_accounts", clash)
+        raise _refuse(db, TwoAccounts(clash))
     _merge_data(mine, theirs, take_theirs & set(contact_choices(mine, theirs)))
     mine_accounts = list(db.scalars(select(Account).where(Account.person_id == mine.id)))
     _sync_login_email(db, mine, mine_accounts + their_accounts)
@@ -177,15 +257,16 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
 
 
 def mark_mismatch(db: Session, attempt: LinkAttempt) -> None:
-    """A mismatch ends the attempt: nothing is merged and it cannot be confirmed later."""
+    """A mismatch ends the attempt: nothing is merged and it cannot be confirmed later (a
+    commit point: the refusal's page answers 409, whose request would roll back)."""
     attempt.used_at = utcnow()
     db.commit()
 
 
-def _refuse(db: Session, code: str, schools: list[str] | None = None) -> LinkRefused:
+def _refuse(db: Session, refusal: LinkRefused) -> LinkRefused:
     """Undo the claim and everything since; the attempt stays as it was."""
     db.rollback()
-    return LinkRefused(code, schools)
+    return refusal
 
 
 def _locked_persons(db: Session, *person_ids: int) -> list[Person]:
@@ -194,7 +275,7 @@ def _locked_persons(db: Session, *person_ids: int) -> list[Person]:
     rows are read afresh (a person already in the session is refreshed)."""
     query = (select(Person).where(Person.id.in_(person_ids)).order_by(Person.id)
              .execution_options(populate_existing=True))
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
+    if row_locks(db):
         query = query.with_for_update()
     found = {p.id: p for p in db.scalars(query)}
     if len(found) != len(set(person_ids)):
@@ -233,7 +314,7 @@ def _sync_login_email(db: Session, person: Person, accounts: list[Account]) -> N
             Account.school_id == account.school_id, Account.login_email == email,
             Account.status == "active", Account.id.not_in(ids)))
         if taken is not None:
-            raise _refuse(db, "email_taken", [account.school.name])
+            raise _refuse(db, EmailTaken([account.school.name]))
         account.login_email = email
 
 
@@ -261,9 +342,9 @@ def unlink(db: Session, person: Person, school_id: int) -> Unlinked:
     accounts = linked_accounts(db, person.id)
     account = next((a for a in accounts if a.school_id == school_id), None)
     if account is None:
-        raise LinkRefused("not_linked")
+        raise NotLinked()
     if len(accounts) < 2:
-        raise LinkRefused("only_account")
+        raise OnlyAccount()
     logged_in_with = tuple(db.scalars(select(SsoSession.id).where(
         SsoSession.person_id == person.id, SsoSession.account_id == account.id,
         SsoSession.ended_at.is_(None))))

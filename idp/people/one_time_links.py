@@ -12,7 +12,6 @@ login factors or identity voids the unused links of the person and of their acco
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -22,15 +21,12 @@ from sqlalchemy import ColumnElement, and_, exists, select, true, update
 from sqlalchemy.orm import Session
 
 from idp.models import Account, MailOutbox, OneTimeLink, Person, utcnow
+from shared.db import row_locks
+from shared.security import sha256_hex
 
 PURPOSES = ("access", "welcome", "confirm", "email")
 # A login link is either purpose: the welcome one lives longer (parents read mail later).
 LOGIN = ("access", "welcome")
-
-
-def token_hash(raw: str) -> str:
-    """Return the SHA-256 under which a link is known."""
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -62,7 +58,7 @@ def mint(db: Session, purpose: str, subject: str, school_id: int | None = None,
         OneTimeLink.used_at.is_(None)).values(used_at=now))
     raw = secrets.token_urlsafe(32)
     lifetime = current_app.config["LINK_SECONDS"][purpose]
-    db.add(OneTimeLink(token_hash=token_hash(raw), purpose=purpose, subject=subject,
+    db.add(OneTimeLink(token_hash=sha256_hex(raw), purpose=purpose, subject=subject,
                        school_id=school_id, data=data or {}, sent_to=sent_to.strip().lower(),
                        created_at=now, expires_at=now + dt.timedelta(seconds=lifetime)))
     db.flush()
@@ -92,7 +88,7 @@ def _lock_person(db: Session, person_id: int) -> None:
     """Lock the person a link is for (PostgreSQL) before the link's row: what uses a person's
     link then changes the person, and every change of a person takes the person's row before
     their links (void_for_person), so the two never wait on each other."""
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
+    if row_locks(db):
         db.execute(select(Person.id).where(Person.id == person_id).with_for_update())
 
 
@@ -103,7 +99,7 @@ def consume(db: Session, raw: str, purposes: tuple[str, ...],
     in the statement that consumes it). The caller commits with what the link does."""
     if not raw or len(raw) > 100:
         return None
-    hashed = token_hash(raw)
+    hashed = sha256_hex(raw)
     subject = db.scalar(select(OneTimeLink.subject).where(OneTimeLink.token_hash == hashed))
     valid = _still_valid(db, subject) if subject is not None else None
     if subject is None or valid is None:

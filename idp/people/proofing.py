@@ -27,11 +27,33 @@ _STRENGTH = {EID: 2, SCHOOL: 1, APPLICANT: 0}
 
 
 class ProofingError(LookupError):
-    """An eID identity that cannot be bound to an account; code names the page to show."""
+    """An eID identity that cannot be bound to an account: error names why (and the page to
+    show), status is that page's HTTP status."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+    error = "unbound"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(self.error)
+
+
+class NoAnchoredAccount(ProofingError):
+    """No active account at the school has the code as an anchor (the ways forward: 200)."""
+
+    error = "no_account"
+    status = 200
+
+
+class AmbiguousCode(ProofingError):
+    """Two active accounts at the school have the code: no guess between people."""
+
+    error = "ambiguous"
+
+
+class NamesDiffer(ProofingError):
+    """The school's records name someone else at this code."""
+
+    error = "names"
 
 
 @dataclass(frozen=True)
@@ -70,11 +92,11 @@ def code_taken(db: Session, school_id: int, isikukood: str,
 
 
 def find_by_code(db: Session, school_id: int, isikukood: str) -> Match | None:
-    """The active account at a school with this code; ProofingError("ambiguous") when two
+    """The active account at a school with this code; AmbiguousCode when two
     have it (fail closed: no guess between people)."""
     found = accounts_with_code(db, school_id, isikukood)
     if len(found) > 1:
-        raise ProofingError("ambiguous")
+        raise AmbiguousCode()
     if not found:
         return None
     return Match(found[0], is_anchor(found[0].person.isikukood_source))
@@ -88,16 +110,16 @@ def names_match(person: Person, given_name: str, family_name: str) -> bool:
 
 def bind_eid(db: Session, school_id: int, isikukood: str, given_name: str, family_name: str,
              controlling_person_id: int | None = None) -> Account:
-    """The account an eID identity signs in to at a school, or ProofingError: "no_account" (no
-    anchored code; an applicant's code counts only when this browser's session already controls
-    that account, and is then confirmed), "ambiguous", or "names" (the school's records name
-    someone else)."""
+    """The account an eID identity signs in to at a school, or ProofingError: NoAnchoredAccount
+    (no anchored code; an applicant's code counts only when this browser's session already
+    controls that account, and is then confirmed), AmbiguousCode, or NamesDiffer (the school's
+    records name someone else)."""
     match = find_by_code(db, school_id, isikukood)
     if match is None:
-        raise ProofingError("no_account")
+        raise NoAnchoredAccount()
     person = match.account.person
     if not match.anchored and person.id != controlling_person_id:
-        raise ProofingError("no_account")
+        raise NoAnchoredAccount()
     if not names_match(person, given_name, family_name):
-        raise ProofingError("names")
+        raise NamesDiffer()
     return match.account

@@ -2,8 +2,8 @@
 queues one Security Event Token per school client where the person has an active account.
 
 The token is minted at each delivery attempt from the person's current data and version
-(idp/deliveries.py), so a late or retried event never carries stale data; schools apply only
-newer versions.
+(idp/dispatch/deliveries.py), so a late or retried event never carries stale data; schools
+apply only newer versions.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from idp.outbox import queue
 from idp.outbox.queue import notify_worker
 from idp.sso.sessions import forget
 from idp.store.grants import deny_grants
+from shared.db import row_locks
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
         query = query.where(SsoSession.person_id == scope.person_id)
     else:
         return Ended([], [])
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
+    if row_locks(db):
         query = query.order_by(SsoSession.id).with_for_update()
     sessions = db.scalars(query).all()
     if not sessions:
@@ -96,7 +97,7 @@ def lock_person(db: Session, person_id: int) -> None:
     session insert takes it, then the account, FOR SHARE until its commit (sessions.create), so
     the disable either waits for that sign-in and ends its session, or the insert waits and,
     reading the account disabled, stores nothing."""
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
+    if row_locks(db):
         db.execute(select(Person.id).where(Person.id == person_id).with_for_update())
 
 
@@ -105,7 +106,7 @@ def lock_sessions(db: Session, person_id: int) -> None:
     or narrows those sessions: a code exchange or a refresh takes its session first and its
     account second, so a merge or an unlink must take them in the same order, or the two
     deadlock."""
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
+    if row_locks(db):
         db.execute(select(SsoSession.id).where(
             SsoSession.person_id == person_id, SsoSession.ended_at.is_(None))
             .order_by(SsoSession.id).with_for_update())
@@ -134,7 +135,7 @@ def _revoke(db: Session, now: dt.datetime, *where: ColumnElement[bool]) -> None:
     or, when a school only leaves the session, its grant is denied like any rotation racing
     the revocation (end_sessions' deny_grants)."""
     live = select(RefreshToken.id).where(*where, RefreshToken.revoked_at.is_(None))
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
+    if row_locks(db):
         live = live.with_for_update(skip_locked=True)
     db.execute(update(RefreshToken).where(RefreshToken.id.in_(live.scalar_subquery()))
                .values(revoked_at=now))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
 import secrets
 import time
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from idp.models import Account, Person, SsoSession, utcnow
 from idp.store import Batch, batch
 from idp.store import sessions as store_sessions
+from shared.security import sha256_hex
 
 # A plain table insert on the connection (the ORM's DML path costs more than the SQL). For a
 # password login on PostgreSQL the transaction does not wait for its WAL flush: a session lost in
@@ -63,11 +63,6 @@ class SessionRefused(LookupError):
     """The person was absorbed, or the account disabled or moved, while they signed in."""
 
 
-def cookie_hash(secret: str) -> str:
-    """Return the SHA-256 under which Redis and SQL know a cookie secret."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class LiveSession:
     """What a request knows of the browser's SSO session."""
@@ -92,7 +87,7 @@ def load(cookie: str | None) -> LiveSession | None:
     if not cookie or len(cookie) > 100:
         return None
     idle = current_app.config["SESSION_IDLE_SECONDS"]
-    raw = store_sessions.touch(cookie_hash(cookie), idle)
+    raw = store_sessions.touch(sha256_hex(cookie), idle)
     return LiveSession.from_json(raw) if raw else None
 
 
@@ -106,7 +101,7 @@ def create(db: Session, person_id: int, account_id: int | None, amr: list[str], 
     SessionRefused when the person, the account or the hash changed while they signed in
     (nothing is stored)."""
     secret = secrets.token_urlsafe(32)
-    hashed = cookie_hash(secret)
+    hashed = sha256_hex(secret)
     sid = secrets.token_urlsafe(18)
     now = utcnow()
     max_age = current_app.config["SESSION_MAX_SECONDS"]
@@ -150,7 +145,7 @@ def renew(db: Session, live: LiveSession, amr: list[str], acr: str,
     old_hash = row.cookie_hash
     secret = secrets.token_urlsafe(32)
     now = utcnow()
-    row.cookie_hash = cookie_hash(secret)
+    row.cookie_hash = sha256_hex(secret)
     if reauthenticated:
         row.auth_time = now
     row.amr = amr

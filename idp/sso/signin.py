@@ -1,4 +1,5 @@
-"""Signing a person in from a one-time link: the SSO session, then on to the school."""
+"""Starting the SSO session of a sign-in (password, eID or a one-time link), and the way on
+to a school: its login initiation URI."""
 
 from __future__ import annotations
 

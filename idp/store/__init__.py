@@ -3,7 +3,7 @@ or revokes is built in store.keys (the key layout, in one place) and touched onl
 session's hot copy, authorization codes, interactions, the grant and token deny-list, failure and
 request counters, pending eID requests — and every Lua script is a named one in store.scripts.
 Protocol and view code call these modules; a hot path's one round trip is one call (a script)
-or one Batch (a pipeline several calls queue on). Imports nothing of the IdP but its config."""
+or one Batch (a pipeline several calls queue on). Imports nothing of the IdP but its metrics."""
 
 from __future__ import annotations
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from idp.store import Batch, client, keys, scripts
+from shared.security import sha256_hex
 
 USED_TTL = 600
 
 
 def _key(code: str) -> str:
-    return keys.code(hashlib.sha256(code.encode()).hexdigest())
+    return keys.code(sha256_hex(code))
 
 
 def issue(client_id: str, grant_id: str, payload: dict[str, Any], ttl: int,

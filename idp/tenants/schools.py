@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -14,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from idp.models import Client, School
 from idp.outbox.netguard import host_refusal
+from shared.security import sha256_hex
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -22,16 +22,11 @@ class RegistrationError(ValueError):
     """A school or client registration that breaks a rule."""
 
 
-def hash_secret(secret: str) -> str:
-    """Return the SHA-256 of a client secret (secrets are 256-bit random, not passwords)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def secret_matches(stored_hash: str | None, given: str) -> bool:
     """Compare a presented secret with the stored hash in constant time."""
     if not stored_hash or not given or len(given) > 200:
         return False
-    return hmac.compare_digest(stored_hash, hash_secret(given))
+    return hmac.compare_digest(stored_hash, sha256_hex(given))
 
 
 def check_uri(uri: str, development: bool) -> str:
@@ -93,7 +88,7 @@ def add_client(db: Session, school: School, name: str, redirect_uris: list[str],
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
         client_id=secrets.token_urlsafe(16), school_id=school.id, name=name,
-        secret_hash=hash_secret(secret) if secret else None,
+        secret_hash=sha256_hex(secret) if secret else None,
         token_endpoint_auth_method="none" if public else "client_secret_basic",
         redirect_uris=redirects,
         post_logout_redirect_uris=[check_uri(u, development)

@@ -114,7 +114,6 @@ def request_link(slug: str) -> Any:
         # The page's language; an account's own language replaces it at sending time.
         queue_mail(db, email, "access", school_id=school.id, kind="access",
                      locale=i18n.current())
-        db.commit()
     return render_template("access_request.html", school=school, sent=True, minutes=minutes)
 
 
@@ -139,8 +138,7 @@ def signin(slug: str) -> Response:
     if account is None or account.status != "active" or account.school_id != school.id:
         db.rollback()
         return invalid_link(school, *again)
-    db.commit()
-    try:
+    try:  # the link's use commits with the session (sessions.create)
         secret, _live = start_session(db, account.person_id, account.id, LINK_AMR, "low")
     except SessionRefused:  # the account was disabled or moved just now
         db.rollback()

@@ -96,7 +96,6 @@ def start(slug: str) -> Any:
                      locale=application.locale,
                      one_time_link={"purpose": "confirm",
                                     "subject": f"application:{application.id}"})
-        db.commit()
     return render_template("apply_sent.html", school=school,
                            hours=current_app.config["LINK_SECONDS"]["confirm"] // 3600)
 
@@ -124,7 +123,6 @@ def confirm(slug: str) -> Response:
     db.execute(update(Application).where(
         Application.id == application_id, Application.status == "unconfirmed").values(
         status="confirmed", confirmed_at=utcnow()))
-    db.commit()
     session[SESSION_KEY] = application_id
     return private(redirect(url_for("apply.form", slug=school.slug), 303))
 
@@ -181,7 +179,6 @@ def form(slug: str) -> Any:
         Application.id == application.id, Application.status == "confirmed").values(
         status="pending", submitted_at=utcnow(), data=data,
         locale=values["language"]).returning(Application.id)).first()
-    db.commit()
     session.pop(SESSION_KEY, None)
     if submitted is None:  # submitted from another tab a moment ago
         return invalid_link(school, url_for("apply.start", slug=school.slug),

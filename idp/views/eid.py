@@ -3,9 +3,9 @@ pending authorization request as the password login does."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from idp.eid import client
 from idp.eid.binding import apply_verified_data, confirm_code, find_account
 from idp.metrics import LOGINS
-from idp.people.proofing import ProofingError
+from idp.people.proofing import NoAnchoredAccount, ProofingError
 from idp.sso import sessions
 from idp.sso.sessions import SessionRefused
 from idp.store import batch
@@ -25,15 +25,11 @@ from idp.views.errors import error_page
 from idp.views.link import eid_proof, open_for_eid
 from idp.views.login import _interaction_or_error, _school, _school_id, finish_login
 from shared.db import get_db
-from shared.security import check_csrf
+from shared.security import check_csrf, sha256_hex
 
 log = logging.getLogger(__name__)
 bp = Blueprint("eid", __name__, url_prefix="/eid")
 BINDING_COOKIE = "stuudium_idp_eid"
-
-
-def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 @bp.post("/start")
@@ -53,12 +49,7 @@ def start() -> Any:
         return _unavailable(ix)
     if method not in client.METHODS:
         return _refused(ix)
-    try:
-        pending, url = client.begin(method, str(get_locale() or "et"))
-    except client.EidError as exc:
-        log.warning("eID start failed: %s", exc)
-        return _unavailable(ix)
-    return _to_upstream(pending, url, method, {"ix": ix})
+    return _to_upstream(method, {"ix": ix}, lambda: _unavailable(ix))
 
 
 def _start_link_proof(raw: str, method: str) -> Response:
@@ -66,12 +57,7 @@ def _start_link_proof(raw: str, method: str) -> Response:
 
     if open_for_eid(raw) is None or method not in client.METHODS or not client.enabled():
         return _link_refused()
-    try:
-        pending, url = client.begin(method, str(get_locale() or "et"))
-    except client.EidError as exc:
-        log.warning("eID start failed: %s", exc)
-        return _link_refused()
-    return _to_upstream(pending, url, method, {"attempt": raw})
+    return _to_upstream(method, {"attempt": raw}, _link_refused)
 
 
 def _start_code_confirmation(method: str) -> Response:
@@ -79,23 +65,24 @@ def _start_code_confirmation(method: str) -> Response:
     live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
     if live is None or method not in client.METHODS or not client.enabled():
         return _confirm_refused()
+    return _to_upstream(method, {"confirm_sid": live.sid}, _confirm_refused)
+
+
+def _to_upstream(method: str, purpose: dict[str, str],
+                 unreachable: Callable[[], Response]) -> Response:
+    """Begin at the upstream, remember the pending request and send the browser there; when
+    the upstream cannot be reached, the page unreachable() makes."""
     try:
         pending, url = client.begin(method, str(get_locale() or "et"))
     except client.EidError as exc:
         log.warning("eID start failed: %s", exc)
-        return _confirm_refused()
-    return _to_upstream(pending, url, method, {"confirm_sid": live.sid})
-
-
-def _to_upstream(pending: client.Pending, url: str, method: str,
-                 purpose: dict[str, str]) -> Response:
-    """Remember the pending upstream request and send the browser there."""
+        return unreachable()
     # The state is bound to this browser (a cookie only it has) and to what it finishes: the
     # pending interaction, or a link attempt.
     binding = secrets.token_urlsafe(32)
-    eid_pending.remember(_hash(pending.state), {
+    eid_pending.remember(sha256_hex(pending.state), {
         **purpose, "nonce": pending.nonce, "verifier": pending.verifier, "method": method,
-        "binding": _hash(binding)}, current_app.config["INTERACTION_TTL_SECONDS"])
+        "binding": sha256_hex(binding)}, current_app.config["INTERACTION_TTL_SECONDS"])
     resp = redirect(url, 303)
     resp.set_cookie(BINDING_COOKIE, binding, max_age=current_app.config[
         "INTERACTION_TTL_SECONDS"], path="/eid/", httponly=True, samesite="Lax",
@@ -107,7 +94,7 @@ def _take_pending(state: str) -> dict[str, Any] | None:
     """Read and delete the pending upstream request atomically: each state is used once."""
     if not state or len(state) > 200:
         return None
-    return eid_pending.take(_hash(state))
+    return eid_pending.take(sha256_hex(state))
 
 
 @bp.get("/callback")
@@ -115,7 +102,7 @@ def callback() -> Any:
     """Check the upstream's answer, find the person's account at the school, sign them in."""
     pending = _take_pending(request.args.get("state", ""))
     binding = request.cookies.get(BINDING_COOKIE, "")
-    if pending is None or not secrets.compare_digest(_hash(binding), pending["binding"]):
+    if pending is None or not secrets.compare_digest(sha256_hex(binding), pending["binding"]):
         return _expired()
     if "attempt" in pending:
         return _finish_link_proof(pending)
@@ -141,11 +128,11 @@ def callback() -> Any:
     school_id = _school_id(data)
     try:
         if school_id is None:
-            raise ProofingError("no_account")
+            raise NoAnchoredAccount()
         account = find_account(db, school_id, identity, _controlling_person())
     except ProofingError as exc:
-        LOGINS.labels("eid", exc.code).inc()
-        return _not_bound(exc.code, ix)
+        LOGINS.labels("eid", exc.error).inc()
+        return _not_bound(exc, ix)
     LOGINS.labels("eid", "ok").inc()
     apply_verified_data(db, account.person_id, identity, actor=f"eid:{account.sub}")
     pipe = batch()
@@ -154,7 +141,7 @@ def callback() -> Any:
                             identity.acr, pipe)
     except SessionRefused:  # the account was disabled or moved just now
         db.rollback()
-        return _page("eid_no_account.html", ix, 200)
+        return _not_bound(NoAnchoredAccount(), ix)
     resp.delete_cookie(BINDING_COOKIE, path="/eid/")
     return resp
 
@@ -166,11 +153,11 @@ def _controlling_person() -> int | None:
     return live.person_id if live is not None else None
 
 
-def _not_bound(code: str, ix: str) -> Response:
+def _not_bound(exc: ProofingError, ix: str) -> Response:
     """No account for this eID at the school: the ways forward, or who corrects the records."""
-    if code == "no_account":
-        return _page("eid_no_account.html", ix, 200)
-    return _page("eid_records_differ.html", ix, 409, reason=code)
+    if isinstance(exc, NoAnchoredAccount):
+        return _page("no_account.html", ix, exc.status, eid=True)
+    return _page("eid_records_differ.html", ix, exc.status, reason=exc.error)
 
 
 def _finish_link_proof(pending: dict[str, Any]) -> Response:
@@ -208,7 +195,6 @@ def _finish_code_confirmation(pending: dict[str, Any]) -> Response:
     if not confirm_code(db, live.person_id, identity):
         db.rollback()
         return _confirm_refused(mismatch=True)
-    db.commit()
     resp = current_app.make_response(render_template(
         "link_done.html", heading=_("Isikukood on kinnitatud"), message=_(
             "Nüüdsest saad oma koolidesse sisse logida ka ID-kaardi, Mobiil-ID või "

@@ -51,7 +51,6 @@ def change() -> Any:
     # (the same work, the same page) and using the link refuses it.
     db = get_db()
     request_change(db, person, new)
-    db.commit()
     return render_template("account_email.html", person=person, sent=new, error=None,
                            hours=current_app.config["LINK_SECONDS"]["email"] // 3600)
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from idp.oidc.authorize import PageError
+from shared.db import COMMIT_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ def init_app(app: Flask) -> None:
             "nuppu."), 503)
         resp.headers["Retry-After"] = "30"
         return resp
+
+    # The request's commit after the view (shared/db.py) fails the same way.
+    app.extensions[COMMIT_FAILED] = _store_unavailable
 
     @app.errorhandler(PageError)
     def _authorization_error(exc: PageError) -> Response:

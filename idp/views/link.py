@@ -38,61 +38,60 @@ def refusal_page(exc: LinkRefused) -> Any:
     """Say why the link did not happen and what to do next; nothing was merged."""
     again = _("Nende kontode sidumiseks alusta uuesti oma kooli Stuudiumi profiililehelt "
               "(„Seo oma konto teise kooliga“).")
-    pages = {
-        "unknown": (_("Sidumist ei leitud"), _("Seda sidumist ei ole olemas.") + " " + again),
-        "expired": (_("Sidumise aeg sai läbi"), _(
+    pages: dict[type[LinkRefused], tuple[str, str]] = {
+        linking.UnknownAttempt: (_("Sidumist ei leitud"),
+                                 _("Seda sidumist ei ole olemas.") + " " + again),
+        linking.AttemptExpired: (_("Sidumise aeg sai läbi"), _(
             "Sidumine tuleb lõpetada 10 minuti jooksul ja see aeg sai läbi. Midagi ei "
             "seotud.") + " " + again),
-        "used": (_("Sidumine on juba kasutatud"), _(
+        linking.AttemptUsed: (_("Sidumine on juba kasutatud"), _(
             "Seda sidumist on juba kasutatud ja seda ei saa korrata.") + " " + again),
-        "other_session": (_("Sidumine alustati teises seansis"), _(
+        linking.OtherSession: (_("Sidumine alustati teises seansis"), _(
             "Sidumise saab lõpetada ainult samas brauseris ja samas sisselogimises, kus see "
             "alustati. Midagi ei seotud.") + " " + again),
-        "wrong_school": (_("Sisselogimine teise kooli"), _(
+        linking.WrongSchool: (_("Sisselogimine teise kooli"), _(
             "Sidumine alustati teise kooliga. Siduda saab ainult selle kooli kontoga, mille "
             "sidumise alguses valisid. Midagi ei seotud.") + " " + again),
-        "not_proven": (_("Logi enne teise kontoga sisse"), _(
+        linking.NotProven: (_("Logi enne teise kontoga sisse"), _(
             "Konto sidumiseks pead kõigepealt sisse logima selle kontoga, mida soovid siduda. "
             "Midagi ei seotud.") + " " + again),
-        "already_linked": (_("Kontod on juba seotud"), _(
+        linking.AlreadyLinked: (_("Kontod on juba seotud"), _(
             "See konto on juba sinu kontoga seotud. Sinu koolid on näha sinu Stuudium ID "
             "lehel.")),
-        "target_gone": (_("Kontot ei saa siduda"), _(
+        linking.TargetGone: (_("Kontot ei saa siduda"), _(
             "Seda kontot ei saa praegu siduda, sest see on suletud. Pöördu kooli "
             "administraatori poole.")),
-        "changed": (_("Kontod muutusid sidumise ajal"), _(
+        linking.AccountsChanged: (_("Kontod muutusid sidumise ajal"), _(
             "Samal ajal seoti üks neist kontodest teise kontoga, nii et midagi ei seotud. Ava "
             "oma Stuudium ID leht, et näha oma praeguseid koole.")),
-        "mismatch": (_("Andmed ei klapi"), _(
+        linking.DataMismatch: (_("Andmed ei klapi"), _(
             "Kontode isikuandmed ei ole samad, nii et kontosid ei seotud.")),
-        "two_accounts": (_("Kontosid ei saa siduda"), _(
+        linking.TwoAccounts: (_("Kontosid ei saa siduda"), _(
             "Pärast sidumist oleks sul ühes koolis kaks kontot (%(schools)s). Üks inimene saab "
             "igas koolis olla ainult ühe kontoga – pöördu selle kooli administraatori poole.",
             schools=", ".join(exc.schools))),
-        "email_taken": (_("E-posti aadress on juba kasutusel"), _(
+        linking.EmailTaken: (_("E-posti aadress on juba kasutusel"), _(
             "Valitud e-posti aadressiga logib koolis %(schools)s sisse keegi teine. Vali teine "
             "aadress või pöördu kooli administraatori poole.", schools=", ".join(exc.schools))),
-        "eid_no_account": (_("Selles koolis ei ole sinu isikukoodiga kontot"), _(
+        linking.EidNoAccount: (_("Selles koolis ei ole sinu isikukoodiga kontot"), _(
             "eID järgi ei leidnud me valitud koolist kontot, mille isikukood on sinu oma. "
             "Logi sisse selle konto e-posti ja parooliga või pöördu kooli administraatori "
             "poole. Midagi ei seotud.") + " " + again),
-        "eid_ambiguous": (_("Kooli andmed ei klapi"), _(
+        linking.EidAmbiguous: (_("Kooli andmed ei klapi"), _(
             "Koolis %(schools)s on sinu isikukoodiga rohkem kui üks konto, seega me ei tea, "
             "millist siduda. Pöördu kooli administraatori poole. Midagi ei seotud.",
             schools=", ".join(exc.schools))),
-        "eid_names": (_("Kooli andmed ei klapi"), _(
+        linking.EidNames: (_("Kooli andmed ei klapi"), _(
             "Koolis %(schools)s on sinu isikukoodi juures teise inimese nimi, seega kontosid "
             "ei seotud. Andmeid saab parandada klassijuhataja või kooli administraator.",
             schools=", ".join(exc.schools))),
-        "not_linked": (_("Seost ei leitud"), _(
+        linking.NotLinked: (_("Seost ei leitud"), _(
             "Sul ei ole selles koolis seotud kontot. Ava oma Stuudium ID leht uuesti.")),
-        "only_account": (_("Pole midagi eemaldada"), _(
+        linking.OnlyAccount: (_("Pole midagi eemaldada"), _(
             "Sul on ainult üks kool, nii et eemaldada pole midagi.")),
     }
-    title, message = pages[exc.code]
-    status = 409 if exc.code in ("two_accounts", "email_taken", "already_linked",
-                                 "changed", "eid_ambiguous", "eid_names") else 400
-    return error_page(title, message, status)
+    title, message = pages[type(exc)]
+    return error_page(title, message, exc.status)
 
 
 def _school_by_slug(slug: str) -> School | None:
@@ -131,7 +130,6 @@ def start() -> Any:
     source = _school_by_slug(request.form.get("source", ""))
     raw = linking.start(db, g.live_session.sid, g.person.id,
                         source.id if source is not None else None, target.id)
-    db.commit()
     return render_template("link_login.html", attempt=raw, school=target, email="",
                            error=None)
 
@@ -149,7 +147,7 @@ def login() -> Any:
         return refusal_page(exc)
     school = db.get(School, attempt.target_school_id)
     if school is None or request.form.get("school", "") != school.slug:
-        return refusal_page(LinkRefused("wrong_school"))
+        return refusal_page(linking.WrongSchool())
     pipe = batch(transaction=False)
     email, account = password_login(db, attempt.target_school_id, pipe)
     if account is None:
@@ -163,9 +161,8 @@ def _proven(db: Any, attempt: Any, raw: str, person_id: int, account_id: int,
             school: School) -> Any:
     """The other account is proven (password or eID): compare the data, then ask to confirm."""
     if person_id == g.person.id:
-        return refusal_page(LinkRefused("already_linked"))
-    linking.prove(db, attempt, account_id)
-    db.commit()
+        return refusal_page(linking.AlreadyLinked())
+    linking.prove(db, attempt, account_id)  # committed by the request, or with the mismatch
     theirs = db.get(Person, person_id)
     assert theirs is not None
     diff = linking.differences(g.person, theirs)
@@ -206,9 +203,9 @@ def eid_proof(raw: str, identity: EidIdentity) -> Any:
     try:
         account = find_account(db, attempt.target_school_id, identity)
     except ProofingError as exc:
-        return refusal_page(LinkRefused(f"eid_{exc.code}", [school.name] if school else []))
+        return refusal_page(linking.EID_REFUSALS[type(exc)]([school.name] if school else []))
     if school is None:
-        return refusal_page(LinkRefused("eid_no_account"))
+        return refusal_page(linking.EidNoAccount())
     return _proven(db, attempt, raw, account.person_id, account.id, school)
 
 

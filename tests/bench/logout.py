@@ -437,6 +437,7 @@ def session_memory(w: World, n: int) -> dict[str, Any]:
     from idp.sso import sessions
     from idp.store import keys as store_keys
     from shared.db import get_db
+    from shared.security import sha256_hex
 
     made = []
     with w.app.test_request_context():
@@ -444,7 +445,7 @@ def session_memory(w: World, n: int) -> dict[str, Any]:
         for _ in range(n):
             cookie, live = sessions.create(db, w.person_id, w.account_id, ["pwd"], "low",
                                            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36")
-            made.append((sessions.cookie_hash(cookie), live.sid))
+            made.append((sha256_hex(cookie), live.sid))
     r = redis.Redis.from_url(w.redis_url)
     pipe = r.pipeline(transaction=False)
     for hashed, sid in made:

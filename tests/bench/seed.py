@@ -19,12 +19,13 @@ from flask import Flask
 from sqlalchemy import insert
 
 from idp.models import Person, RefreshToken
-from idp.oidc.grants import hash_refresh, s256
+from idp.oidc.grants import s256
 from idp.people.accounts import create_account, hash_password
 from idp.sso import sessions
 from idp.store import codes, interactions
 from idp.tenants.schools import add_school
 from shared.db import get_db
+from shared.security import sha256_hex
 from tests.support import CSRF_RE
 
 PASSWORD = "mets-kask-" + secrets.token_hex(6)
@@ -134,7 +135,7 @@ def refresh_pool(app: Flask, fx: Fixture, n: int) -> list[str]:
     for i in range(n):
         person = fx.people[i % len(fx.people)]
         token = secrets.token_urlsafe(32)
-        rows.append({"token_hash": hash_refresh(token), "grant_id": secrets.token_urlsafe(16),
+        rows.append({"token_hash": sha256_hex(token), "grant_id": secrets.token_urlsafe(16),
                      "client_id": fx.client_pk, "session_id": person.sid,
                      "account_id": person.account_id, "scope": REFRESH_SCOPE, "claims": None,
                      "created_at": now, "expires_at": person.session_expires})

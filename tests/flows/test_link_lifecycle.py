@@ -52,13 +52,13 @@ def _works(idp: str, school: Tenant, message: dict[str, Any]) -> None:
 def _unused(idp_app: Flask, message: dict[str, Any]) -> bool:
     """Whether the link in a message is still unused in SQL (not voided, not consumed)."""
     from idp.models import OneTimeLink
-    from idp.people.one_time_links import token_hash
     from shared.db import get_db
+    from shared.security import sha256_hex
 
     _, token = link_of(message)
     with idp_app.app_context():
         used = get_db().scalar(select(OneTimeLink.used_at).where(
-            OneTimeLink.token_hash == token_hash(token)))
+            OneTimeLink.token_hash == sha256_hex(token)))
     return used is None
 
 

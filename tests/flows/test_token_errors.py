@@ -22,8 +22,8 @@ from flask import Flask
 from sqlalchemy import func, select, update
 
 from idp.models import Account, RefreshToken, SessionClient, SsoSession, utcnow
-from idp.sso.sessions import cookie_hash
 from shared.db import get_db
+from shared.security import sha256_hex
 from tests.support import (
     Browser,
     PersonLogin,
@@ -202,7 +202,7 @@ def _sid(idp_app: Flask, browser: Browser) -> str:
     assert cookie
     with idp_app.app_context():
         sid = get_db().scalar(select(SsoSession.id).where(
-            SsoSession.cookie_hash == cookie_hash(cookie)))
+            SsoSession.cookie_hash == sha256_hex(cookie)))
     assert sid
     return str(sid)
 

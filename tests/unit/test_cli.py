@@ -11,7 +11,8 @@ import pytest
 import requests
 from click.testing import Result
 
-from idp.tenants.schools import RegistrationError, add_client, add_school, check_uri, hash_secret
+from idp.tenants.schools import RegistrationError, add_client, add_school, check_uri
+from shared.security import sha256_hex
 from tests.support import Browser, SchoolClient, authorize_url, pkce_pair, token_request
 
 
@@ -64,7 +65,7 @@ def test_schools_add_json_prints_client_id_and_a_long_secret(idp, idp_app, cli):
     assert data["backchannel_logout_uri"] == f"{url}/auth/backchannel-logout"
     # Stored as a SHA-256, never in clear.
     row = client_row(idp_app, data["client_id"])
-    assert row.secret_hash == hash_secret(secret) and row.secret_hash != secret
+    assert row.secret_hash == sha256_hex(secret) and row.secret_hash != secret
     # The printed secret authenticates the school at the IdP; a wrong one does not.
     resp = requests.post(f"{idp}/introspect", data={"token": "x"},
                          auth=(data["client_id"], secret), timeout=5)

@@ -45,3 +45,13 @@ def test_the_school_instance_never_imports_the_idp() -> None:
              for n, line in enumerate(path.read_text().splitlines(), 1)
              if re.match(r"\s*(from idp\b|import idp\b)", line)]
     assert found == []
+
+
+def test_views_never_commit() -> None:
+    # shared/db.py: a unit of work per request; a service commits only at a commit point.
+    views = [*(ROOT / "idp" / "views").glob("*.py"), *(ROOT / "idp" / "admin").glob("*.py"),
+             ROOT / "school_instance" / "views.py", *(ROOT / "school_instance" / "diary").glob(
+                 "*.py")]
+    found = [f"{path.relative_to(ROOT)}:{n}" for path in views
+             for n, line in enumerate(path.read_text().splitlines(), 1) if ".commit()" in line]
+    assert found == []
