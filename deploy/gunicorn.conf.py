@@ -34,8 +34,9 @@ forwarded_allow_ips = ""
 # Metrics of every worker in one answer: prometheus-client's multiprocess mode needs a
 # directory shared by the workers and emptied when the master starts.
 _OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
-                      str(Path(tempfile.gettempdir()) / f"stuudium-metrics-{os.getpid()}"))
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / f"stuudium-metrics-{os.getpid()}")
+)
 os.environ.setdefault("STUUDIUM_LOG_FORMAT", "json")
 
 

@@ -12,9 +12,18 @@ from typing import Any
 import yaml
 
 Doc = dict[str, Any]
-CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding",
-                            "CustomResourceDefinition", "PersistentVolume", "StorageClass",
-                            "IngressClass", "PriorityClass"})
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PersistentVolume",
+        "StorageClass",
+        "IngressClass",
+        "PriorityClass",
+    }
+)
 
 
 def load_documents(path: Path) -> list[Doc]:
@@ -30,8 +39,11 @@ def merge(base: Any, patch: Any) -> Any:
         for key, value in patch.items():
             out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
         return out
-    if isinstance(base, list) and isinstance(patch, list) and all(
-            isinstance(x, dict) and "name" in x for x in base + patch):
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and all(isinstance(x, dict) and "name" in x for x in base + patch)
+    ):
         merged = [dict(x) for x in base]
         index = {x["name"]: i for i, x in enumerate(merged)}
         for item in patch:
@@ -66,16 +78,20 @@ def render(directory: Path) -> list[Doc]:
         docs += render(target) if target.is_dir() else load_documents(target)
     for patch_entry in spec.get("patches", []):
         for patch in load_documents(directory / patch_entry["path"]):
-            matches = [i for i, d in enumerate(docs) if d["kind"] == patch["kind"]
-                       and d["metadata"]["name"] == patch["metadata"]["name"]]
+            matches = [
+                i
+                for i, d in enumerate(docs)
+                if d["kind"] == patch["kind"] and d["metadata"]["name"] == patch["metadata"]["name"]
+            ]
             if len(matches) != 1:
                 raise ValueError(f"patch {patch_entry['path']} matches {len(matches)} resources")
             docs[matches[0]] = merge(docs[matches[0]], patch)
     for group in spec.get("labels", []):
         for doc in docs:
             doc["metadata"].setdefault("labels", {}).update(group["pairs"])
-    images = {i["name"]: f"{i.get('newName', i['name'])}:{i['newTag']}"
-              for i in spec.get("images", [])}
+    images = {
+        i["name"]: f"{i.get('newName', i['name'])}:{i['newTag']}" for i in spec.get("images", [])
+    }
     if images:
         _images(docs, images)
     if "namespace" in spec:

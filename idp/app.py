@@ -36,8 +36,9 @@ from shared.app import build_app
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the IdP application: defaults, then the environment, then test overrides."""
     app = build_app("idp", load_config(), test_config, locale.select_locale)
-    app.extensions["keys"] = KeyStore(key_encryption(app.config["KEY_ENCRYPTION_KEYS"]),
-                                      app.config["KEY_CACHE_SECONDS"])
+    app.extensions["keys"] = KeyStore(
+        key_encryption(app.config["KEY_ENCRYPTION_KEYS"]), app.config["KEY_CACHE_SECONDS"]
+    )
 
     @app.before_request
     def _limit_query() -> None:
@@ -48,9 +49,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     deliveries.init_app(app)
     errors.init_app(app)
     endpoints.init_app(app)
-    for blueprint in (login.bp, logout_page.bp, schools.bp, admin_api.bp, admin_applications.bp,
-                      account.bp, password.bp, link.bp, access.bp, apply.bp, email.bp,
-                      locale.bp):
+    for blueprint in (
+        login.bp,
+        logout_page.bp,
+        schools.bp,
+        admin_api.bp,
+        admin_applications.bp,
+        account.bp,
+        password.bp,
+        link.bp,
+        access.bp,
+        apply.bp,
+        email.bp,
+        locale.bp,
+    ):
         app.register_blueprint(blueprint)
     eid.init_app(app)
     return app

@@ -82,15 +82,21 @@ def _logo(path: str | None) -> str | None:
 
 def _client_data(client: Client, secret: str | None) -> dict[str, Any]:
 
-    return {"issuer": current_app.config["ISSUER"],
-            "school": client.school.slug, "school_name": client.school.name,
-            "school_url": client.school.base_url, "client_id": client.client_id,
-            "client_secret": secret, "redirect_uris": client.redirect_uris,
-            "post_logout_redirect_uris": client.post_logout_redirect_uris,
-            "backchannel_logout_uri": client.backchannel_logout_uri,
-            "frontchannel_logout_uri": client.frontchannel_logout_uri,
-            "events_uri": client.events_uri, "initiate_login_uri": client.initiate_login_uri,
-            "id_token_signed_response_alg": client.id_token_signed_response_alg}
+    return {
+        "issuer": current_app.config["ISSUER"],
+        "school": client.school.slug,
+        "school_name": client.school.name,
+        "school_url": client.school.base_url,
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "frontchannel_logout_uri": client.frontchannel_logout_uri,
+        "events_uri": client.events_uri,
+        "initiate_login_uri": client.initiate_login_uri,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+    }
 
 
 @schools.command("add")
@@ -105,20 +111,32 @@ def schools_add(slug: str, name: str, url: str, logo: str | None, as_json: bool)
     with app.app_context():
         session = get_db()
         try:
-            issued = add_school(session, slug, name, url, development=_development(app),
-                                logo=_logo(logo))
+            issued = add_school(
+                session, slug, name, url, development=_development(app), logo=_logo(logo)
+            )
         except RegistrationError as exc:
             raise click.ClickException(str(exc)) from exc
         data = _client_data(issued.client, issued.secret)
         session.commit()
-    _emit(as_json, data, lambda: f"school {slug} registered\nclient_id: {data['client_id']}\n"
-          f"client_secret: {data['client_secret']}")
+    _emit(
+        as_json,
+        data,
+        lambda: (
+            f"school {slug} registered\nclient_id: {data['client_id']}\n"
+            f"client_secret: {data['client_secret']}"
+        ),
+    )
 
 
 def _school_data(school: Any) -> dict[str, Any]:
-    return {"slug": school.slug, "name": school.name, "url": school.base_url,
-            "status": school.status, "logo": bool(school.logo),
-            "created_at": school.created_at}
+    return {
+        "slug": school.slug,
+        "name": school.name,
+        "url": school.base_url,
+        "status": school.status,
+        "logo": bool(school.logo),
+        "created_at": school.created_at,
+    }
 
 
 @schools.command("list")
@@ -129,9 +147,14 @@ def schools_list(as_json: bool) -> None:
     app = _app()
     with app.app_context():
         data = [_school_data(s) for s in get_db().scalars(select(School).order_by(School.slug))]
-    _emit(as_json, data, lambda: "\n".join(
-        f"{d['slug']:24} {d['status']:9} {d['url']:40} {d['name']}" for d in data)
-        or "no schools")
+    _emit(
+        as_json,
+        data,
+        lambda: (
+            "\n".join(f"{d['slug']:24} {d['status']:9} {d['url']:40} {d['name']}" for d in data)
+            or "no schools"
+        ),
+    )
 
 
 @schools.command("update")
@@ -140,8 +163,9 @@ def schools_list(as_json: bool) -> None:
 @click.option("--logo", help="An image file; an empty value removes the logo.")
 @click.option("--url", help="The school instance's new base URL (its clients' URIs move).")
 @_json_option
-def schools_update(slug: str, name: str | None, logo: str | None, url: str | None,
-                   as_json: bool) -> None:
+def schools_update(
+    slug: str, name: str | None, logo: str | None, url: str | None, as_json: bool
+) -> None:
     """Change a school's branding (name, logo) or address."""
 
     if logo and not Path(logo).is_file():
@@ -151,26 +175,34 @@ def schools_update(slug: str, name: str | None, logo: str | None, url: str | Non
         session = get_db()
         try:
             school = school_by_slug(session, slug)
-            changed = update_school(session, school, name=name, url=url,
-                                    logo="" if logo == "" else _logo(logo),
-                                    development=_development(app))
+            changed = update_school(
+                session,
+                school,
+                name=name,
+                url=url,
+                logo="" if logo == "" else _logo(logo),
+                development=_development(app),
+            )
         except RegistrationError as exc:
             raise click.ClickException(str(exc)) from exc
         data = {**_school_data(school), "changed": changed}
         session.commit()
-    _emit(as_json, data, lambda: f"school {slug}: " + (", ".join(changed) or "nothing")
-          + " changed")
+    _emit(
+        as_json, data, lambda: f"school {slug}: " + (", ".join(changed) or "nothing") + " changed"
+    )
 
 
 @schools.command("disable")
 @click.argument("slug")
-@click.option("--no-wait", is_flag=True,
-              help="Skip the second sweep after the IdP processes' client caches expire.")
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Skip the second sweep after the IdP processes' client caches expire.",
+)
 @_json_option
 def schools_disable(slug: str, no_wait: bool, as_json: bool) -> None:
     """Disable a school: its clients stop authenticating and its part of every session ends
     (the schools are told through single logout)."""
-
 
     app = _app()
     with app.app_context():
@@ -187,10 +219,12 @@ def schools_disable(slug: str, no_wait: bool, as_json: bool) -> None:
             time.sleep(app.config["CLIENT_CACHE_SECONDS"] + 1)
             more, more_queued = end_school_sessions(session, school)
             ended, queued = ended + more, queued + more_queued
-    data = {"school": slug, "status": "disabled", "sessions_ended": ended,
-            "logouts_queued": queued}
-    _emit(as_json, data, lambda: f"school {slug} disabled: {ended} sessions ended, "
-          f"{queued} logout messages queued")
+    data = {"school": slug, "status": "disabled", "sessions_ended": ended, "logouts_queued": queued}
+    _emit(
+        as_json,
+        data,
+        lambda: f"school {slug} disabled: {ended} sessions ended, {queued} logout messages queued",
+    )
 
 
 @main.group()
@@ -208,27 +242,47 @@ def clients() -> None:
 @click.option("--public", is_flag=True, help="A public client (no secret; PKCE only).")
 @click.option("--id-token-alg", type=click.Choice(["RS256", "ES256"]), default="RS256")
 @_json_option
-def clients_add(slug: str, name: str, redirect_uris: tuple[str, ...], post_logout: tuple[str, ...],
-                backchannel_logout_uri: str | None, frontchannel_logout_uri: str | None,
-                public: bool, id_token_alg: str, as_json: bool) -> None:
+def clients_add(
+    slug: str,
+    name: str,
+    redirect_uris: tuple[str, ...],
+    post_logout: tuple[str, ...],
+    backchannel_logout_uri: str | None,
+    frontchannel_logout_uri: str | None,
+    public: bool,
+    id_token_alg: str,
+    as_json: bool,
+) -> None:
     """Register another relying party a school trusts."""
     app = _app()
     with app.app_context():
         session = get_db()
         try:
             school = school_by_slug(session, slug)
-            issued = add_client(session, school, name, list(redirect_uris),
-                                development=_development(app),
-                                post_logout_redirect_uris=list(post_logout),
-                                backchannel_logout_uri=backchannel_logout_uri,
-                                frontchannel_logout_uri=frontchannel_logout_uri, public=public,
-                                id_token_alg=id_token_alg)
+            issued = add_client(
+                session,
+                school,
+                name,
+                list(redirect_uris),
+                development=_development(app),
+                post_logout_redirect_uris=list(post_logout),
+                backchannel_logout_uri=backchannel_logout_uri,
+                frontchannel_logout_uri=frontchannel_logout_uri,
+                public=public,
+                id_token_alg=id_token_alg,
+            )
         except RegistrationError as exc:
             raise click.ClickException(str(exc)) from exc
         data = _client_data(issued.client, issued.secret)
         session.commit()
-    _emit(as_json, data, lambda: f"client registered\nclient_id: {data['client_id']}\n"
-          f"client_secret: {data['client_secret'] or '(public client)'}")
+    _emit(
+        as_json,
+        data,
+        lambda: (
+            f"client registered\nclient_id: {data['client_id']}\n"
+            f"client_secret: {data['client_secret'] or '(public client)'}"
+        ),
+    )
 
 
 @main.group()
@@ -245,9 +299,16 @@ def accounts() -> None:
 @click.option("--role", "roles", multiple=True, default=("parent",), show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @_json_option
-def accounts_add(slug: str, email: str, given_name: str, family_name: str,
-                 isikukood: str | None, roles: tuple[str, ...], password_stdin: bool,
-                 as_json: bool) -> None:
+def accounts_add(
+    slug: str,
+    email: str,
+    given_name: str,
+    family_name: str,
+    isikukood: str | None,
+    roles: tuple[str, ...],
+    password_stdin: bool,
+    as_json: bool,
+) -> None:
     """Create a person with an account at a school."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     app = _app()
@@ -255,9 +316,16 @@ def accounts_add(slug: str, email: str, given_name: str, family_name: str,
         session = get_db()
         try:
             school = school_by_slug(session, slug)
-            account = create_account(session, school.id, email=email, given_name=given_name,
-                                     family_name=family_name, roles=list(roles),
-                                     isikukood=isikukood, password=password)
+            account = create_account(
+                session,
+                school.id,
+                email=email,
+                given_name=given_name,
+                family_name=family_name,
+                roles=list(roles),
+                isikukood=isikukood,
+                password=password,
+            )
         except (RegistrationError, AccountError) as exc:
             raise click.ClickException(str(exc)) from exc
         data = {"school": slug, "sub": account.sub, "email": email, "roles": account.roles}
@@ -272,8 +340,17 @@ def keys() -> None:
 
 def _key_rows() -> list[dict[str, Any]]:
     rows = get_db().scalars(select(SigningKey).order_by(SigningKey.id)).all()
-    return [{"kid": r.kid, "alg": r.alg, "state": r.state, "created_at": r.created_at,
-             "activated_at": r.activated_at, "retiring_at": r.retiring_at} for r in rows]
+    return [
+        {
+            "kid": r.kid,
+            "alg": r.alg,
+            "state": r.state,
+            "created_at": r.created_at,
+            "activated_at": r.activated_at,
+            "retiring_at": r.retiring_at,
+        }
+        for r in rows
+    ]
 
 
 @keys.command("rotate")
@@ -283,12 +360,14 @@ def keys_rotate(as_json: bool) -> None:
     app = _app()
     with app.app_context():
         session = get_db()
-        promoted = rotate(session, key_encryption(app.config["KEY_ENCRYPTION_KEYS"]),
-                          app.config["KEY_RETIRE_AFTER_SECONDS"])
+        promoted = rotate(
+            session,
+            key_encryption(app.config["KEY_ENCRYPTION_KEYS"]),
+            app.config["KEY_RETIRE_AFTER_SECONDS"],
+        )
         session.commit()
         data = [{"kid": r.kid, "alg": r.alg} for r in promoted]
-    _emit(as_json, data, lambda: "\n".join(f"{d['alg']} now signs with {d['kid']}"
-                                           for d in data))
+    _emit(as_json, data, lambda: "\n".join(f"{d['alg']} now signs with {d['kid']}" for d in data))
 
 
 @keys.command("list")
@@ -298,30 +377,36 @@ def keys_list(as_json: bool) -> None:
     app = _app()
     with app.app_context():
         data = _key_rows()
-    _emit(as_json, data, lambda: "\n".join(f"{d['kid']:32} {d['alg']:6} {d['state']}"
-                                           for d in data))
+    _emit(
+        as_json, data, lambda: "\n".join(f"{d['kid']:32} {d['alg']:6} {d['state']}" for d in data)
+    )
 
 
 @main.command()
 @click.option("--once", is_flag=True, help="One round, then exit.")
-@click.option("--metrics-port", type=int, envvar="IDP_WORKER_METRICS_PORT",
-              help="Serve this worker's Prometheus metrics (delivery latency) on this port.")
-@click.option("--metrics-address", default="127.0.0.1", envvar="IDP_WORKER_METRICS_ADDRESS",
-              show_default=True)
+@click.option(
+    "--metrics-port",
+    type=int,
+    envvar="IDP_WORKER_METRICS_PORT",
+    help="Serve this worker's Prometheus metrics (delivery latency) on this port.",
+)
+@click.option(
+    "--metrics-address", default="127.0.0.1", envvar="IDP_WORKER_METRICS_ADDRESS", show_default=True
+)
 def worker(once: bool, metrics_port: int | None, metrics_address: str) -> None:
     """End timed-out sessions and deliver logout messages and data-sync events to schools,
     with retries."""
 
     if metrics_port:
-
         start_http_server(metrics_port, metrics_address)
 
     def report(done: loop.Round) -> None:
         for sid in done.ended_sessions:
             click.echo(f"session ended: timeout ({sid[:6]}…)")
         for o in done.outcomes:
-            click.echo(f"delivery {o.delivery_id}: "
-                       f"{'delivered' if o.delivered else o.status or o.error}")
+            click.echo(
+                f"delivery {o.delivery_id}: {'delivered' if o.delivered else o.status or o.error}"
+            )
 
     loop.run(_app(), once=once, report=report)
 
@@ -342,14 +427,33 @@ def deliveries_list(failed: bool, as_json: bool) -> None:
         query = select(Delivery).order_by(Delivery.id.desc()).limit(200)
         if failed:
             query = query.where(Delivery.state.in_(("failed", "dead")))
-        data = [{"id": d.id, "kind": d.kind, "school": d.client.school.slug,
-                 "client_id": d.client.client_id, "state": d.state, "attempts": d.attempts,
-                 "last_status": d.last_status, "last_error": d.last_error,
-                 "created_at": d.created_at, "next_attempt_at": d.next_attempt_at}
-                for d in get_db().scalars(query)]
-    _emit(as_json, data, lambda: "\n".join(
-        f"{d['id']:>6} {d['kind']:7} {d['school']:24} {d['state']:9} attempts={d['attempts']}"
-        f" last={d['last_status'] or d['last_error'] or '-'}" for d in data) or "no deliveries")
+        data = [
+            {
+                "id": d.id,
+                "kind": d.kind,
+                "school": d.client.school.slug,
+                "client_id": d.client.client_id,
+                "state": d.state,
+                "attempts": d.attempts,
+                "last_status": d.last_status,
+                "last_error": d.last_error,
+                "created_at": d.created_at,
+                "next_attempt_at": d.next_attempt_at,
+            }
+            for d in get_db().scalars(query)
+        ]
+    _emit(
+        as_json,
+        data,
+        lambda: (
+            "\n".join(
+                f"{d['id']:>6} {d['kind']:7} {d['school']:24} {d['state']:9} "
+                f"attempts={d['attempts']} last={d['last_status'] or d['last_error'] or '-'}"
+                for d in data
+            )
+            or "no deliveries"
+        ),
+    )
 
 
 @deliveries.command("stats")
@@ -368,10 +472,14 @@ def deliveries_stats(slug: str | None, as_json: bool) -> None:
         data = delivery_stats(session, school)
 
     def text() -> str:
-        lines = [f"{kind:7} " + " ".join(f"{state}={n}" for state, n in sorted(states.items()))
-                 for kind, states in sorted(data["by_state"].items())] or ["no deliveries"]
-        lines += [f"oldest pending {kind}: {age:.0f} s"
-                  for kind, age in sorted(data["oldest_pending_seconds"].items())]
+        lines = [
+            f"{kind:7} " + " ".join(f"{state}={n}" for state, n in sorted(states.items()))
+            for kind, states in sorted(data["by_state"].items())
+        ] or ["no deliveries"]
+        lines += [
+            f"oldest pending {kind}: {age:.0f} s"
+            for kind, age in sorted(data["oldest_pending_seconds"].items())
+        ]
         lines += [f"waiting: {w['school']} {w['undelivered']}" for w in data["schools_waiting"]]
         return "\n".join(lines)
 
@@ -396,15 +504,24 @@ def audit() -> None:
 
 
 @audit.command("export")
-@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="First day (UTC), YYYY-MM-DD.")
-@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="Last day (UTC), YYYY-MM-DD, included.")
+@click.option(
+    "--from",
+    "start",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="First day (UTC), YYYY-MM-DD.",
+)
+@click.option(
+    "--to",
+    "end",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Last day (UTC), YYYY-MM-DD, included.",
+)
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (the default is JSON lines).")
 @_json_option
 def audit_export(start: Any, end: Any, as_csv: bool, as_json: bool) -> None:
     """Export the audit events of a date range: JSON (--json), CSV (--csv) or JSON lines."""
-
 
     if end < start:
         raise click.ClickException("--to is before --from")
@@ -412,8 +529,9 @@ def audit_export(start: Any, end: Any, as_csv: bool, as_json: bool) -> None:
     with app.app_context():
         rows = audit_rows(get_db(), start.date(), end.date())
     if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=["id", "at", "action", "actor", "school",
-                                                        "person_id", "details"])
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=["id", "at", "action", "actor", "school", "person_id", "details"]
+        )
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "details": json.dumps(row["details"], ensure_ascii=False)})

@@ -61,11 +61,13 @@ def load_config() -> dict[str, Any]:
         "SSO_COOKIE_NAME": "stuudium_idp_sso",
         "JSON_SORT_KEYS": False,
         # The upstream eID provider (TARA's profile); development defaults: the stand-in.
-        "EID_ISSUER": (env_str("EID_ISSUER", None if production else "http://localhost:5009")
-                       or "").rstrip("/"),
+        "EID_ISSUER": (
+            env_str("EID_ISSUER", None if production else "http://localhost:5009") or ""
+        ).rstrip("/"),
         "EID_CLIENT_ID": env_str("EID_CLIENT_ID", None if production else DEV_EID_CLIENT_ID),
-        "EID_CLIENT_SECRET": env_str("EID_CLIENT_SECRET",
-                                     None if production else DEV_EID_CLIENT_SECRET),
+        "EID_CLIENT_SECRET": env_str(
+            "EID_CLIENT_SECRET", None if production else DEV_EID_CLIENT_SECRET
+        ),
         "EID_REDIRECT_URI": env_str("EID_REDIRECT_URI"),
         "EID_TIMEOUT_SECONDS": float(env_str("EID_TIMEOUT", "5") or 5),
         "EID_CLOCK_SKEW_SECONDS": env_int("EID_CLOCK_SKEW_SECONDS", 10),
@@ -73,13 +75,22 @@ def load_config() -> dict[str, Any]:
         "MIN_ACR": json.loads(env_str("IDP_MIN_ACR", "{}") or "{}"),
     }
     if production:
-        missing = [k for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "KEY_ENCRYPTION_KEYS")
-                   if not config[k]]
+        missing = [
+            k
+            for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "KEY_ENCRYPTION_KEYS")
+            if not config[k]
+        ]
         if missing:
             raise ConfigError(
-                "production refuses to start without: " + ", ".join(
-                    {"SECRET_KEY": "IDP_SECRET_KEY",
-                     "KEY_ENCRYPTION_KEYS": "IDP_KEY_ENCRYPTION_KEYS"}.get(k, k) for k in missing))
+                "production refuses to start without: "
+                + ", ".join(
+                    {
+                        "SECRET_KEY": "IDP_SECRET_KEY",
+                        "KEY_ENCRYPTION_KEYS": "IDP_KEY_ENCRYPTION_KEYS",
+                    }.get(k, k)
+                    for k in missing
+                )
+            )
         if not config["ISSUER"].startswith("https://"):
             raise ConfigError("production needs an https IDP_ISSUER")
         if len(config["SECRET_KEY"]) < 32:
@@ -88,12 +99,19 @@ def load_config() -> dict[str, Any]:
     else:
         secrets = dev_secrets()
         config["SECRET_KEY"] = config["SECRET_KEY"] or secrets["SECRET_KEY"]
-        config["KEY_ENCRYPTION_KEYS"] = (config["KEY_ENCRYPTION_KEYS"]
-                                         or secrets["KEY_ENCRYPTION_KEYS"])
+        config["KEY_ENCRYPTION_KEYS"] = (
+            config["KEY_ENCRYPTION_KEYS"] or secrets["KEY_ENCRYPTION_KEYS"]
+        )
         config["DATABASE_URL"] = config["DATABASE_URL"] or f"sqlite:///{var_dir() / 'idp.db'}"
-    if production and config["EID_ISSUER"] and not (
-            config["EID_ISSUER"].startswith("https://") and config["EID_CLIENT_ID"]
-            and config["EID_CLIENT_SECRET"]):
+    if (
+        production
+        and config["EID_ISSUER"]
+        and not (
+            config["EID_ISSUER"].startswith("https://")
+            and config["EID_CLIENT_ID"]
+            and config["EID_CLIENT_SECRET"]
+        )
+    ):
         raise ConfigError("eID needs an https EID_ISSUER, EID_CLIENT_ID and EID_CLIENT_SECRET")
     if config["ISSUER"].startswith("https://"):
         config["SSO_COOKIE_NAME"] = "__Host-stuudium_idp_sso"

@@ -96,9 +96,14 @@ class Account(Base):
     __table_args__ = (
         UniqueConstraint("person_id", "school_id", name="uq_account_person_school"),
         Index("ix_account_school_email", "school_id", "login_email"),
-        Index("uq_account_school_email_active", "school_id", "login_email", unique=True,
-              postgresql_where=text("status = 'active'"),
-              sqlite_where=text("status = 'active'")),
+        Index(
+            "uq_account_school_email_active",
+            "school_id",
+            "login_email",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)

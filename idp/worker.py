@@ -56,11 +56,20 @@ class Expiry:
         quiet = max(idle, START_GRACE)
         rows = db.execute(
             select(SsoSession.id, SsoSession.expires_at)
-            .where(SsoSession.ended_at.is_(None), SsoSession.id > self.after,
-                   or_(SsoSession.expires_at <= now,
-                       and_(SsoSession.last_seen <= now - quiet,
-                            SsoSession.created_at <= now - START_GRACE)))
-            .order_by(SsoSession.id).limit(EXPIRE_BATCH)).all()
+            .where(
+                SsoSession.ended_at.is_(None),
+                SsoSession.id > self.after,
+                or_(
+                    SsoSession.expires_at <= now,
+                    and_(
+                        SsoSession.last_seen <= now - quiet,
+                        SsoSession.created_at <= now - START_GRACE,
+                    ),
+                ),
+            )
+            .order_by(SsoSession.id)
+            .limit(EXPIRE_BATCH)
+        ).all()
         self.after = rows[-1].id if len(rows) == EXPIRE_BATCH else ""
         capped = [r.id for r in rows if r.expires_at <= now]
         return capped, [r.id for r in rows if r.expires_at > now]
@@ -72,8 +81,11 @@ class Expiry:
         db.rollback()  # end_sessions opens its own transaction (and locks) below
         idle: list[str] = []
         if maybe_idle:
-            idle = [sid for sid, live in zip(maybe_idle, store_sessions.alive(maybe_idle),
-                                             strict=True) if not live]
+            idle = [
+                sid
+                for sid, live in zip(maybe_idle, store_sessions.alive(maybe_idle), strict=True)
+                if not live
+            ]
         if not capped and not idle:
             return []
         ended = end_sessions(db, Scope(session_ids=tuple(capped + idle)), "timeout")
@@ -105,8 +117,11 @@ class Waker:
         self.stop = stop
         self.poll = float(app.config["WORKER_POLL_SECONDS"])
         url = make_url(app.config["DATABASE_URL"])
-        self.url = (url.set(drivername="postgresql").render_as_string(hide_password=False)
-                    if url.get_backend_name() == "postgresql" else None)
+        self.url = (
+            url.set(drivername="postgresql").render_as_string(hide_password=False)
+            if url.get_backend_name() == "postgresql"
+            else None
+        )
         self.conn: Any = None
 
     def _listen(self, url: str) -> Any:
@@ -143,8 +158,7 @@ class Waker:
             self.conn = None
 
 
-def run(app: Flask, once: bool = False,
-        report: Callable[[Round], None] | None = None) -> None:
+def run(app: Flask, once: bool = False, report: Callable[[Round], None] | None = None) -> None:
     """Run rounds until SIGTERM/SIGINT (or one round with once); a failed round is retried."""
     stop = threading.Event()
     previous: dict[signal.Signals, Any] = {}

@@ -20,11 +20,14 @@ def select_locale() -> str:
     the session), this browser's choice (the switch's cookie), the school's default, the
     browser's Accept-Language, Estonian."""
     user, tenant = g.get("user"), g.get("tenant")
-    return i18n.first((
-        user.get("locale") if user else None,
-        i18n.visitor_choice(),
-        str(tenant.default_locale) if tenant is not None else None,
-        i18n.browser_language()))
+    return i18n.first(
+        (
+            user.get("locale") if user else None,
+            i18n.visitor_choice(),
+            str(tenant.default_locale) if tenant is not None else None,
+            i18n.browser_language(),
+        )
+    )
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -37,8 +40,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         tenant = g.get("tenant")
         if tenant is not None:
             issuer = urlsplit(tenant.issuer)
-            response.headers.setdefault("Content-Security-Policy", security.content_security_policy(
-                f"{issuer.scheme}://{issuer.netloc}"))
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                security.content_security_policy(f"{issuer.scheme}://{issuer.netloc}"),
+            )
         return response
 
     from school_instance import sso, sync, tenancy, views  # noqa: F401 (sync: its route)

@@ -27,8 +27,18 @@ def upgrade_database(app: Flask) -> None:
     upgrade_schema(app, Path(__file__).parent / "migrations")
 
 
-def add_tenant(app: Flask, *, slug: str, name: str, url: str, issuer: str, client_id: str,
-               client_secret: str, hosts: list[str], locale: str = "et") -> Tenant:
+def add_tenant(
+    app: Flask,
+    *,
+    slug: str,
+    name: str,
+    url: str,
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    hosts: list[str],
+    locale: str = "et",
+) -> Tenant:
     """Register (or update) a school served by this deployment; a host serves one school, so
     hosts given here are taken from any other school that had them."""
     hosts = [h.lower() for h in (hosts or [urlsplit(url).netloc])]
@@ -62,8 +72,12 @@ def schools() -> None:
 
 
 @schools.command("add")
-@click.option("--from-json", "from_json", type=click.File("r"),
-              help="The output of `idp schools add --json` (use - for standard input).")
+@click.option(
+    "--from-json",
+    "from_json",
+    type=click.File("r"),
+    help="The output of `idp schools add --json` (use - for standard input).",
+)
 @click.option("--slug")
 @click.option("--name")
 @click.option("--url", help="The school's base URL.")
@@ -71,15 +85,27 @@ def schools() -> None:
 @click.option("--client-id")
 @click.option("--client-secret-stdin", is_flag=True)
 @click.option("--host", "hosts", multiple=True, help="Host (host:port) the school is served at.")
-def schools_add(from_json: click.File | None, slug: str | None, name: str | None,
-                url: str | None, issuer: str | None, client_id: str | None,
-                client_secret_stdin: bool, hosts: tuple[str, ...]) -> None:
+def schools_add(
+    from_json: click.File | None,
+    slug: str | None,
+    name: str | None,
+    url: str | None,
+    issuer: str | None,
+    client_id: str | None,
+    client_secret_stdin: bool,
+    hosts: tuple[str, ...],
+) -> None:
     """Register a school with its client credentials and the IdP issuer."""
     data = json.load(from_json) if from_json else {}  # type: ignore[arg-type]
     secret = sys.stdin.readline().strip() if client_secret_stdin else data.get("client_secret")
-    values = {"slug": slug or data.get("school"), "name": name or data.get("school_name"),
-              "url": url or data.get("school_url"), "issuer": issuer or data.get("issuer"),
-              "client_id": client_id or data.get("client_id"), "client_secret": secret}
+    values = {
+        "slug": slug or data.get("school"),
+        "name": name or data.get("school_name"),
+        "url": url or data.get("school_url"),
+        "issuer": issuer or data.get("issuer"),
+        "client_id": client_id or data.get("client_id"),
+        "client_secret": secret,
+    }
     missing = [k for k, v in values.items() if not v]
     if missing:
         raise click.ClickException("missing: " + ", ".join(missing))

@@ -25,9 +25,15 @@ def load_config() -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
     }
     if is_production():
-        missing = [name for key, name in (("DATABASE_URL", "SCHOOL_DATABASE_URL"),
-                                          ("REDIS_URL", "REDIS_URL"),
-                                          ("SECRET_KEY", "SCHOOL_SECRET_KEY")) if not config[key]]
+        missing = [
+            name
+            for key, name in (
+                ("DATABASE_URL", "SCHOOL_DATABASE_URL"),
+                ("REDIS_URL", "REDIS_URL"),
+                ("SECRET_KEY", "SCHOOL_SECRET_KEY"),
+            )
+            if not config[key]
+        ]
         if missing:
             raise ConfigError("production refuses to start without: " + ", ".join(missing))
         config["SESSION_COOKIE_SECURE"] = True

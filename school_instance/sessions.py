@@ -104,8 +104,11 @@ def unlock(tenant: TenantInfo, handle: str) -> None:
 
 def put_state(tenant: TenantInfo, state: str, data: dict[str, Any]) -> None:
     """Keep an authorization request's state, nonce and verifier server-side."""
-    _r().set(f"si:oauth:{tenant.id}:{state}", json.dumps(data),
-             ex=current_app.config["OAUTH_STATE_TTL_SECONDS"])
+    _r().set(
+        f"si:oauth:{tenant.id}:{state}",
+        json.dumps(data),
+        ex=current_app.config["OAUTH_STATE_TTL_SECONDS"],
+    )
 
 
 def take_state(tenant: TenantInfo, state: str | None) -> dict[str, Any] | None:

@@ -46,10 +46,13 @@ from shared.security import check_csrf, exempt, sha256_hex
 bp = Blueprint("sso", __name__, url_prefix="/auth")
 
 SCOPE = f"openid profile email offline_access {STUUDIUM_SCOPE}"
-ID_TOKEN_CLAIMS = json.dumps({"id_token": {"given_name": None, "family_name": None,
-                                           "email": None}})
-SILENT_RETRY_ERRORS = {"login_required", "interaction_required", "consent_required",
-                       "account_selection_required"}
+ID_TOKEN_CLAIMS = json.dumps({"id_token": {"given_name": None, "family_name": None, "email": None}})
+SILENT_RETRY_ERRORS = {
+    "login_required",
+    "interaction_required",
+    "consent_required",
+    "account_selection_required",
+}
 
 
 def _provider() -> Provider:
@@ -63,10 +66,16 @@ def _redeem_code(prov: Provider, tenant: TenantInfo, code: str, verifier: str) -
     """Exchange the code at the token endpoint (RFC 6749 §4.1.3 with the PKCE verifier)."""
     if not code:
         raise ValueError("no code")
-    body = prepare_token_request("authorization_code", code=code,
-                                 redirect_uri=tenant.redirect_uri, code_verifier=verifier)
-    resp = post_token(prov.endpoint("token_endpoint"), body, tenant.client_id,
-                      tenant.client_secret, current_app.config["IDP_TIMEOUT_SECONDS"])
+    body = prepare_token_request(
+        "authorization_code", code=code, redirect_uri=tenant.redirect_uri, code_verifier=verifier
+    )
+    resp = post_token(
+        prov.endpoint("token_endpoint"),
+        body,
+        tenant.client_id,
+        tenant.client_secret,
+        current_app.config["IDP_TIMEOUT_SECONDS"],
+    )
     if resp.status != 200:
         raise ValueError(f"the token endpoint answered {resp.status}")
     token = resp.body
@@ -77,8 +86,9 @@ def _redeem_code(prov: Provider, tenant: TenantInfo, code: str, verifier: str) -
 
 def page(title: str, message: str, status: int, action: tuple[str, str] | None = None) -> Response:
     """An error page for a person, with what to do next."""
-    return make_response(render_template("message.html", title=title, message=message,
-                                         action=action), status)
+    return make_response(
+        render_template("message.html", title=title, message=message, action=action), status
+    )
 
 
 def _safe_target(target: str | None) -> str:
@@ -113,22 +123,48 @@ def start_login(target: str, silent: bool) -> Response:
     binding = request.cookies.get(_binding_cookie(tenant)) or ""
     if len(binding) != 43:
         binding = secrets.token_urlsafe(32)
-    sessions.put_state(tenant, state, {"nonce": nonce, "verifier": verifier, "target": target,
-                                       "silent": silent, "binding": sha256_hex(binding)})
-    extra = {"nonce": nonce, "code_challenge": create_s256_code_challenge(verifier),
-             "code_challenge_method": "S256", "claims": ID_TOKEN_CLAIMS,
-             "ui_locales": i18n.current()}
+    sessions.put_state(
+        tenant,
+        state,
+        {
+            "nonce": nonce,
+            "verifier": verifier,
+            "target": target,
+            "silent": silent,
+            "binding": sha256_hex(binding),
+        },
+    )
+    extra = {
+        "nonce": nonce,
+        "code_challenge": create_s256_code_challenge(verifier),
+        "code_challenge_method": "S256",
+        "claims": ID_TOKEN_CLAIMS,
+        "ui_locales": i18n.current(),
+    }
     if silent:
         extra["prompt"] = "none"
     endpoint = _provider().endpoint("authorization_endpoint")
-    query = urlencode({"response_type": "code", "client_id": tenant.client_id,
-                       "redirect_uri": tenant.redirect_uri, "scope": SCOPE, "state": state,
-                       **extra})
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": tenant.client_id,
+            "redirect_uri": tenant.redirect_uri,
+            "scope": SCOPE,
+            "state": state,
+            **extra,
+        }
+    )
     # RFC 6749 §3.1: an endpoint's own query component is kept.
     resp = redirect(f"{endpoint}{'&' if '?' in endpoint else '?'}{query}", 303)
-    resp.set_cookie(_binding_cookie(tenant), binding, httponly=True, samesite="Lax",
-                    path="/auth/", secure=tenant.base_url.startswith("https://"),
-                    max_age=current_app.config["OAUTH_STATE_TTL_SECONDS"])
+    resp.set_cookie(
+        _binding_cookie(tenant),
+        binding,
+        httponly=True,
+        samesite="Lax",
+        path="/auth/",
+        secure=tenant.base_url.startswith("https://"),
+        max_age=current_app.config["OAUTH_STATE_TTL_SECONDS"],
+    )
     return resp
 
 
@@ -137,9 +173,15 @@ def login() -> Response:
     """Start signing in; with `iss` (a jump from another school) try silently first."""
     iss = request.args.get("iss")
     if iss is not None and iss.rstrip("/") != current().issuer:
-        return page(_("Tundmatu sisselogimise teenus"), _(
-            "Sisselogimist alustati teenusest, mida see kool ei usalda. Logi sisse kooli "
-            "avalehelt."), 400, (_("Avalehele"), "/"))
+        return page(
+            _("Tundmatu sisselogimise teenus"),
+            _(
+                "Sisselogimist alustati teenusest, mida see kool ei usalda. Logi sisse kooli "
+                "avalehelt."
+            ),
+            400,
+            (_("Avalehele"), "/"),
+        )
     target = _safe_target(request.args.get("target_link_uri"))
     return start_login(target, silent=iss is not None)
 
@@ -150,35 +192,54 @@ def callback() -> Response:
     tenant = current()
     stored = sessions.take_state(tenant, request.args.get("state"))
     binding = request.cookies.get(_binding_cookie(tenant)) or ""
-    if stored is None or not hmac.compare_digest(stored.get("binding", ""),
-                                                 sha256_hex(binding)):
-        return page(_("Sisselogimine aegus"), _(
-            "See sisselogimise link on aegunud või juba kasutatud. Alusta sisselogimist "
-            "uuesti."), 400, (_("Logi sisse"), url_for("sso.login")))
+    if stored is None or not hmac.compare_digest(stored.get("binding", ""), sha256_hex(binding)):
+        return page(
+            _("Sisselogimine aegus"),
+            _("See sisselogimise link on aegunud või juba kasutatud. Alusta sisselogimist uuesti."),
+            400,
+            (_("Logi sisse"), url_for("sso.login")),
+        )
     iss = request.args.get("iss")
     if iss is not None and iss != tenant.issuer:
-        return page(_("Sisselogimine ei õnnestunud"), _(
-            "Vastus tuli teenuselt, mida see kool ei usalda. Alusta sisselogimist uuesti."),
-            400, (_("Logi sisse"), url_for("sso.login")))
+        return page(
+            _("Sisselogimine ei õnnestunud"),
+            _("Vastus tuli teenuselt, mida see kool ei usalda. Alusta sisselogimist uuesti."),
+            400,
+            (_("Logi sisse"), url_for("sso.login")),
+        )
     error = request.args.get("error")
     if error:
         if stored["silent"] and error in SILENT_RETRY_ERRORS:
             return start_login(stored["target"], silent=False)
-        return page(_("Automaatne sisselogimine ei õnnestunud") if stored["silent"]
-                    else _("Sisselogimine ei õnnestunud"), _(
-            "Stuudium ID ei saanud sind selles koolis sisse logida. Proovi uuesti; kui see ei "
-            "aita, logi sisse kooli avalehelt."), 400, (_("Logi sisse"), url_for("sso.login")))
+        return page(
+            _("Automaatne sisselogimine ei õnnestunud")
+            if stored["silent"]
+            else _("Sisselogimine ei õnnestunud"),
+            _(
+                "Stuudium ID ei saanud sind selles koolis sisse logida. Proovi uuesti; kui see ei "
+                "aita, logi sisse kooli avalehelt."
+            ),
+            400,
+            (_("Logi sisse"), url_for("sso.login")),
+        )
     prov = _provider()
     try:
         token = _redeem_code(prov, tenant, request.args.get("code", ""), stored["verifier"])
-        claims = validate_id_token(prov, token.get("id_token", ""), client_id=tenant.client_id,
-                                   nonce=stored["nonce"],
-                                   leeway=current_app.config["ID_TOKEN_LEEWAY_SECONDS"],
-                                   timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
+        claims = validate_id_token(
+            prov,
+            token.get("id_token", ""),
+            client_id=tenant.client_id,
+            nonce=stored["nonce"],
+            leeway=current_app.config["ID_TOKEN_LEEWAY_SECONDS"],
+            timeout=current_app.config["IDP_TIMEOUT_SECONDS"],
+        )
     except (IdTokenInvalid, ValueError, OSError):  # the IdP refused the code
-        return page(_("Sisselogimine ei õnnestunud"), _(
-            "Sisselogimist ei õnnestunud kinnitada. Alusta sisselogimist uuesti."), 400,
-            (_("Logi sisse"), url_for("sso.login")))
+        return page(
+            _("Sisselogimine ei õnnestunud"),
+            _("Sisselogimist ei õnnestunud kinnitada. Alusta sisselogimist uuesti."),
+            400,
+            (_("Logi sisse"), url_for("sso.login")),
+        )
     member_id = remember_member(tenant, claims)
     data = _session_data(claims, token, member_id)
     # A language chosen here before signing in becomes the person's (the cookie is spent).
@@ -190,27 +251,39 @@ def callback() -> Response:
     resp = redirect(stored["target"], 303)
     if chosen is not None:
         resp.delete_cookie(i18n.COOKIE)
-    resp.set_cookie(tenant.cookie_name, cookie, httponly=True, samesite="Lax", path="/",
-                    secure=tenant.base_url.startswith("https://"),
-                    max_age=current_app.config["SESSION_MAX_SECONDS"])
+    resp.set_cookie(
+        tenant.cookie_name,
+        cookie,
+        httponly=True,
+        samesite="Lax",
+        path="/",
+        secure=tenant.base_url.startswith("https://"),
+        max_age=current_app.config["SESSION_MAX_SECONDS"],
+    )
     return resp
 
 
 def _session_data(claims: dict[str, Any], token: dict[str, Any], member_id: int) -> dict[str, Any]:
-    return {"sid": claims["sid"], "sub": claims["sub"], "member_id": member_id,
-            "roles": claims.get("roles", []), "schools": claims.get("schools", []),
-            "name": f"{claims.get('given_name', '')} {claims.get('family_name', '')}".strip(),
-            "locale": claims.get("locale"), "id_token": token["id_token"],
-            "access_token": token["access_token"],
-            "access_exp": int(time.time()) + int(token.get("expires_in", 300)),
-            "refresh_token": token.get("refresh_token")}
+    return {
+        "sid": claims["sid"],
+        "sub": claims["sub"],
+        "member_id": member_id,
+        "roles": claims.get("roles", []),
+        "schools": claims.get("schools", []),
+        "name": f"{claims.get('given_name', '')} {claims.get('family_name', '')}".strip(),
+        "locale": claims.get("locale"),
+        "id_token": token["id_token"],
+        "access_token": token["access_token"],
+        "access_exp": int(time.time()) + int(token.get("expires_in", 300)),
+        "refresh_token": token.get("refresh_token"),
+    }
 
 
 # Built once: every login runs them (plain statements, no ORM unit of work on the hot path).
 _MEMBER = cast(Table, Member.__table__)
-_FIND_MEMBER = select(_MEMBER.c.id, _MEMBER.c.given_name, _MEMBER.c.family_name,
-                      _MEMBER.c.email, _MEMBER.c.roles).where(
-    _MEMBER.c.tenant_id == bindparam("tenant_id"), _MEMBER.c.sub == bindparam("sub"))
+_FIND_MEMBER = select(
+    _MEMBER.c.id, _MEMBER.c.given_name, _MEMBER.c.family_name, _MEMBER.c.email, _MEMBER.c.roles
+).where(_MEMBER.c.tenant_id == bindparam("tenant_id"), _MEMBER.c.sub == bindparam("sub"))
 _UPDATE_MEMBER = update(_MEMBER).where(_MEMBER.c.id == bindparam("member_id"))
 _INSERT_MEMBER = insert(_MEMBER).returning(_MEMBER.c.id)
 
@@ -224,13 +297,18 @@ def remember_member(tenant: TenantInfo, claims: dict[str, Any]) -> int:
     db = get_reader()
     row = db.execute(_FIND_MEMBER, {"tenant_id": tenant.id, "sub": claims["sub"]}).first()
     old: dict[str, Any] = row._asdict() if row is not None else {}
-    new = {"given_name": claims.get("given_name") or old.get("given_name") or "",
-           "family_name": claims.get("family_name") or old.get("family_name") or "",
-           "email": claims.get("email") or old.get("email"),
-           "roles": list(claims.get("roles") or old.get("roles") or [])}
+    new = {
+        "given_name": claims.get("given_name") or old.get("given_name") or "",
+        "family_name": claims.get("family_name") or old.get("family_name") or "",
+        "email": claims.get("email") or old.get("email"),
+        "roles": list(claims.get("roles") or old.get("roles") or []),
+    }
     if row is None:
-        member_id = int(db.execute(_INSERT_MEMBER, {"tenant_id": tenant.id, "sub": claims["sub"],
-                                                    "version": 0, **new}).scalar_one())
+        member_id = int(
+            db.execute(
+                _INSERT_MEMBER, {"tenant_id": tenant.id, "sub": claims["sub"], "version": 0, **new}
+            ).scalar_one()
+        )
     else:
         member_id = int(row.id)
         changed = {k: v for k, v in new.items() if old[k] != v}
@@ -250,24 +328,38 @@ def refresh(tenant: TenantInfo, handle: str, data: dict[str, Any]) -> dict[str, 
         return data if data["access_exp"] > time.time() else None
     try:
         prov = _provider()
-        resp = post_token(prov.endpoint("token_endpoint"), urlencode({
-            "grant_type": "refresh_token", "refresh_token": data.get("refresh_token") or ""}),
-            tenant.client_id, tenant.client_secret, current_app.config["IDP_TIMEOUT_SECONDS"])
+        resp = post_token(
+            prov.endpoint("token_endpoint"),
+            urlencode(
+                {"grant_type": "refresh_token", "refresh_token": data.get("refresh_token") or ""}
+            ),
+            tenant.client_id,
+            tenant.client_secret,
+            current_app.config["IDP_TIMEOUT_SECONDS"],
+        )
         if resp.status != 200:
             sessions.delete(tenant, handle)
             return None
         token = resp.body
         if not isinstance(token, dict) or not isinstance(token.get("access_token"), str):
             raise ValueError("no access token")
-        claims = validate_id_token(prov, token.get("id_token", ""), client_id=tenant.client_id,
-                                   nonce=None,
-                                   leeway=current_app.config["ID_TOKEN_LEEWAY_SECONDS"],
-                                   timeout=current_app.config["IDP_TIMEOUT_SECONDS"])
+        claims = validate_id_token(
+            prov,
+            token.get("id_token", ""),
+            client_id=tenant.client_id,
+            nonce=None,
+            leeway=current_app.config["ID_TOKEN_LEEWAY_SECONDS"],
+            timeout=current_app.config["IDP_TIMEOUT_SECONDS"],
+        )
         if claims["sub"] != data["sub"]:
             sessions.delete(tenant, handle)
             return None
-        data = {**data, **_session_data(claims, token, data["member_id"]),
-                "name": data["name"], "schools": claims.get("schools", data["schools"])}
+        data = {
+            **data,
+            **_session_data(claims, token, data["member_id"]),
+            "name": data["name"],
+            "schools": claims.get("schools", data["schools"]),
+        }
         sessions.save(tenant, handle, data)
         return data
     except (OSError, ValueError, IdTokenInvalid):
@@ -298,8 +390,9 @@ def login_required(view: Any) -> Any:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if g.get("user") is None:
-            return redirect(url_for("sso.login", target_link_uri=request.full_path.rstrip("?")),
-                            303)
+            return redirect(
+                url_for("sso.login", target_link_uri=request.full_path.rstrip("?")), 303
+            )
         return view(*args, **kwargs)
 
     return wrapped
@@ -313,9 +406,12 @@ def role_required(*roles: str) -> Any:
         @login_required
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not set(roles) & set(g.user["roles"]):
-                return page(_("Sul ei ole sellele lehele ligipääsu"), _(
-                    "See leht on mõeldud teise rolliga kasutajatele."), 403,
-                    (_("Avalehele"), "/"))
+                return page(
+                    _("Sul ei ole sellele lehele ligipääsu"),
+                    _("See leht on mõeldud teise rolliga kasutajatele."),
+                    403,
+                    (_("Avalehele"), "/"),
+                )
             return view(*args, **kwargs)
 
         return wrapped
@@ -331,8 +427,11 @@ def logout() -> Response:
     hint = g.user["id_token"] if g.get("user") else None
     if g.get("session_handle"):
         sessions.delete(tenant, g.session_handle)
-    params = {"post_logout_redirect_uri": f"{tenant.base_url}/auth/logged-out",
-              "client_id": tenant.client_id, "state": secrets.token_urlsafe(12)}
+    params = {
+        "post_logout_redirect_uri": f"{tenant.base_url}/auth/logged-out",
+        "client_id": tenant.client_id,
+        "state": secrets.token_urlsafe(12),
+    }
     if hint:
         params["id_token_hint"] = hint
     resp = redirect(f"{_provider().endpoint('end_session_endpoint')}?{urlencode(params)}", 303)
@@ -343,9 +442,12 @@ def logout() -> Response:
 @bp.get("/logged-out")
 def logged_out() -> Response:
     """Back from the IdP after logging out."""
-    return page(_("Oled välja logitud"), _(
-        "Oled kõigist koolidest välja logitud. Kui kasutad ühist arvutit, sulge ka brauser."),
-        200, (_("Logi uuesti sisse"), url_for("sso.login")))
+    return page(
+        _("Oled välja logitud"),
+        _("Oled kõigist koolidest välja logitud. Kui kasutad ühist arvutit, sulge ka brauser."),
+        200,
+        (_("Logi uuesti sisse"), url_for("sso.login")),
+    )
 
 
 LOGOUT_EVENT = BACKCHANNEL_EVENT
@@ -360,8 +462,7 @@ def backchannel_logout() -> Response:
     try:
         claims = _logout_claims(tenant, token)
     except (IdTokenInvalid, ValueError, KeyError, TypeError):
-        return _no_store(Response('{"error":"invalid_request"}', 400,
-                                  mimetype="application/json"))
+        return _no_store(Response('{"error":"invalid_request"}', 400, mimetype="application/json"))
     except Exception:  # an internal failure answers 503 so that the IdP retries
         current_app.logger.exception("back-channel logout failed")
         return _no_store(Response("", 503))
@@ -389,10 +490,13 @@ def idp_token_claims(tenant: TenantInfo, token: str, typ: str) -> dict[str, Any]
     claims = dict(decoded.claims)
     aud = claims.get("aud")
     if claims.get("iss") != tenant.issuer or tenant.client_id not in (
-            aud if isinstance(aud, list) else [aud]):
+        aud if isinstance(aud, list) else [aud]
+    ):
         raise IdTokenInvalid("iss/aud")
-    if not isinstance(claims.get("iat"), int) or claims["iat"] - current_app.config[
-            "ID_TOKEN_LEEWAY_SECONDS"] > time.time():
+    if (
+        not isinstance(claims.get("iat"), int)
+        or claims["iat"] - current_app.config["ID_TOKEN_LEEWAY_SECONDS"] > time.time()
+    ):
         raise IdTokenInvalid("iat")
     return claims
 
@@ -441,6 +545,5 @@ def frontchannel_logout() -> Response:
         sessions.delete_by_sid(tenant, sid)
         resp = Response("<!doctype html><title>logout</title>", 200, mimetype="text/html")
     resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Content-Security-Policy"] = security.content_security_policy(
-        ancestors=ancestors)
+    resp.headers["Content-Security-Policy"] = security.content_security_policy(ancestors=ancestors)
     return resp

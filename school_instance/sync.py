@@ -31,8 +31,10 @@ _ERR = {"signature": "invalid_key", "iss/aud": "invalid_audience"}
 _MEMBER = cast(Table, Member.__table__)
 # Only a newer version replaces the copy: a duplicate or an older event matches nothing.
 _APPLY = update(_MEMBER).where(
-    _MEMBER.c.tenant_id == bindparam("t_id"), _MEMBER.c.sub == bindparam("t_sub"),
-    _MEMBER.c.version < bindparam("newer"))
+    _MEMBER.c.tenant_id == bindparam("t_id"),
+    _MEMBER.c.sub == bindparam("t_sub"),
+    _MEMBER.c.version < bindparam("newer"),
+)
 
 
 def _birth_date(value: Any) -> dt.date | None:
@@ -49,9 +51,13 @@ def _copy(data: dict[str, Any]) -> dict[str, Any]:
     email, phone = data.get("email"), data.get("phone_number")
     if not isinstance(email, str | None) or not isinstance(phone, str | None):
         raise ValueError("email/phone")
-    return {"given_name": given[:200], "family_name": family[:200],
-            "email": email[:320] if email else None, "phone": phone[:40] if phone else None,
-            "birth_date": _birth_date(data.get("birthdate"))}
+    return {
+        "given_name": given[:200],
+        "family_name": family[:200],
+        "email": email[:320] if email else None,
+        "phone": phone[:40] if phone else None,
+        "birth_date": _birth_date(data.get("birthdate")),
+    }
 
 
 def apply(tenant_id: int, sub: str, version: int, data: dict[str, Any]) -> bool:
@@ -60,8 +66,10 @@ def apply(tenant_id: int, sub: str, version: int, data: dict[str, Any]) -> bool:
     changed (an unknown sub changes nothing: the school does not know them)."""
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError("version")
-    done = get_db().execute(_APPLY, {"t_id": tenant_id, "t_sub": sub, "newer": version,
-                                     "version": version, **_copy(data)})
+    done = get_db().execute(
+        _APPLY,
+        {"t_id": tenant_id, "t_sub": sub, "newer": version, "version": version, **_copy(data)},
+    )
     get_db().commit()
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
@@ -83,8 +91,9 @@ def _person_changed(tenant: TenantInfo, token: str) -> tuple[str, int, dict[str,
 
 
 def _set_error(err: str, description: str) -> Response:
-    return Response(json.dumps({"err": err, "description": description}), 400,
-                    mimetype="application/json")
+    return Response(
+        json.dumps({"err": err, "description": description}), 400, mimetype="application/json"
+    )
 
 
 @bp.post("/events")

@@ -66,8 +66,16 @@ class TenantCache:
 
 
 def _info(t: Tenant) -> TenantInfo:
-    return TenantInfo(t.id, t.slug, t.name, t.base_url.rstrip("/"), t.issuer.rstrip("/"),
-                      t.client_id, t.client_secret, t.default_locale)
+    return TenantInfo(
+        t.id,
+        t.slug,
+        t.name,
+        t.base_url.rstrip("/"),
+        t.issuer.rstrip("/"),
+        t.client_id,
+        t.client_secret,
+        t.default_locale,
+    )
 
 
 def current() -> TenantInfo:
@@ -83,8 +91,7 @@ def scoped(model: type[T]) -> Select[Any]:
 
 def get_scoped(model: type[T], ident: int) -> T:
     """Return one row of the request's school, or 404 (another school's row is not found)."""
-    row: T | None = get_db().scalar(
-        scoped(model).where(model.id == ident))  # type: ignore[attr-defined]
+    row: T | None = get_db().scalar(scoped(model).where(model.id == ident))  # type: ignore[attr-defined]
     if row is None:
         abort(404)
     return row

@@ -44,8 +44,11 @@ def profile() -> Any:
     your Stuudium ID sessions and password."""
     tenant = current()
     link = urlencode({"school": tenant.slug})
-    return render_template("profile.html", account_url=f"{tenant.issuer}/account",
-                           link_url=f"{tenant.issuer}/link/start?{link}")
+    return render_template(
+        "profile.html",
+        account_url=f"{tenant.issuer}/account",
+        link_url=f"{tenant.issuer}/link/start?{link}",
+    )
 
 
 @bp.post("/locale")
@@ -80,13 +83,22 @@ def init_app(app: Flask) -> None:
     def _error(exc: HTTPException) -> Response:
         status = exc.code or 500
         if status == 404:
-            return page(_("Lehte ei leitud"), _(
-                "Sellist lehte selles koolis ei ole. Alusta kooli avalehelt."), 404,
-                (_("Avalehele"), "/") if g.get("tenant") else None)
+            return page(
+                _("Lehte ei leitud"),
+                _("Sellist lehte selles koolis ei ole. Alusta kooli avalehelt."),
+                404,
+                (_("Avalehele"), "/") if g.get("tenant") else None,
+            )
         if status == 400 and exc.description == "csrf":
-            return page(_("Vorm aegus"), _(
-                "Lehe turvakontroll ei läinud läbi. Laadi leht uuesti ja proovi veel kord."),
-                400, (_("Avalehele"), "/"))
-        return page(_("Midagi läks valesti"), _(
-            "Päringut ei õnnestunud täita. Proovi mõne aja pärast uuesti."), status,
-            (_("Avalehele"), "/") if g.get("tenant") else None)
+            return page(
+                _("Vorm aegus"),
+                _("Lehe turvakontroll ei läinud läbi. Laadi leht uuesti ja proovi veel kord."),
+                400,
+                (_("Avalehele"), "/"),
+            )
+        return page(
+            _("Midagi läks valesti"),
+            _("Päringut ei õnnestunud täita. Proovi mõne aja pärast uuesti."),
+            status,
+            (_("Avalehele"), "/") if g.get("tenant") else None,
+        )

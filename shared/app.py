@@ -18,13 +18,19 @@ from shared.redis import connect, embedded_url
 
 def ops_config() -> dict[str, Any]:
     """Settings both apps read the same way: proxies trusted, log format, metrics scrapers."""
-    return {"PROXY_COUNT": env_int("STUUDIUM_PROXY_COUNT", 0),
-            "LOG_FORMAT": env_str("STUUDIUM_LOG_FORMAT", "json" if is_production() else None),
-            "METRICS_ALLOW": env_str("METRICS_ALLOW")}
+    return {
+        "PROXY_COUNT": env_int("STUUDIUM_PROXY_COUNT", 0),
+        "LOG_FORMAT": env_str("STUUDIUM_LOG_FORMAT", "json" if is_production() else None),
+        "METRICS_ALLOW": env_str("METRICS_ALLOW"),
+    }
 
 
-def build_app(name: str, config: dict[str, Any], test_config: dict[str, Any] | None,
-              select_locale: Callable[[], str]) -> Flask:
+def build_app(
+    name: str,
+    config: dict[str, Any],
+    test_config: dict[str, Any] | None,
+    select_locale: Callable[[], str],
+) -> Flask:
     """Create a Flask app: defaults, then the environment, then test overrides; then services."""
     app = Flask(name)
     app.session_interface = LeanSessionInterface()

@@ -51,8 +51,11 @@ class TZDateTime(TypeDecorator[dt.datetime]):
     def process_bind_param(self, value: Any, dialect: Any) -> dt.datetime | None:
         """Store UTC."""
         if isinstance(value, dt.datetime) and value.tzinfo is not None:
-            return value.astimezone(dt.UTC) if dialect.name != "sqlite" else value.astimezone(
-                dt.UTC).replace(tzinfo=None)
+            return (
+                value.astimezone(dt.UTC)
+                if dialect.name != "sqlite"
+                else value.astimezone(dt.UTC).replace(tzinfo=None)
+            )
         return value
 
 

@@ -26,8 +26,11 @@ def _database(version_table: str, heads: frozenset[str]) -> tuple[str, str]:
     engine = current_app.extensions["db_engine"]
     try:
         with engine.connect() as conn:
-            found = frozenset(conn.execute(select(column("version_num")).select_from(
-                table(version_table))).scalars())
+            found = frozenset(
+                conn.execute(
+                    select(column("version_num")).select_from(table(version_table))
+                ).scalars()
+            )
     except SQLAlchemyError as exc:
         # A missing version table is a reachable database that was never migrated.
         reachable = "no such table" in str(exc) or "does not exist" in str(exc)

@@ -46,8 +46,14 @@ def browser_language() -> str | None:
 
 def remember_choice(resp: Response, locale: str) -> Response:
     """Keep a visitor's choice in this browser (not secret: readable, long-lived, Lax)."""
-    resp.set_cookie(COOKIE, locale, max_age=COOKIE_SECONDS, samesite="Lax", httponly=True,
-                    secure=request.is_secure)
+    resp.set_cookie(
+        COOKIE,
+        locale,
+        max_age=COOKIE_SECONDS,
+        samesite="Lax",
+        httponly=True,
+        secure=request.is_secure,
+    )
     return resp
 
 

@@ -35,8 +35,10 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "logger": record.name,
-            "msg": record.getMessage()}
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         rid = getattr(record, "request_id", None) or request_id()
         if rid:
             entry["request_id"] = rid
@@ -47,8 +49,10 @@ class JsonFormatter(logging.Formatter):
             # The exception's type and where it was raised, never its message: a database
             # error's message quotes the statement's parameters (a personal code, a token).
             entry["error"] = record.exc_info[0].__name__
-            entry["stack"] = [f"{f.filename}:{f.lineno} {f.name}"
-                              for f in traceback.extract_tb(record.exc_info[2])]
+            entry["stack"] = [
+                f"{f.filename}:{f.lineno} {f.name}"
+                for f in traceback.extract_tb(record.exc_info[2])
+            ]
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -58,8 +62,11 @@ def configure(fmt: str) -> None:
     if any(getattr(h, "_stuudium", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
     handler._stuudium = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     if root.level == logging.WARNING or root.level == logging.NOTSET:
@@ -85,8 +92,17 @@ def init_app(app: Flask) -> None:
         response.headers[REQUEST_ID] = rid
         rule = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
         REQUESTS.labels(app.name, rule, str(response.status_code)).inc()
-        access_log.info("%s %s %s", request.method, rule, response.status_code, extra={
-            "app": app.name, "method": request.method, "route": rule,
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - g.request_started) * 1000, 1)})
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            rule,
+            response.status_code,
+            extra={
+                "app": app.name,
+                "method": request.method,
+                "route": rule,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - g.request_started) * 1000, 1),
+            },
+        )
         return response

@@ -47,8 +47,9 @@ def send(url: str, msg: EmailMessage) -> None:
     try:
         server: smtplib.SMTP
         if parts.scheme == "smtps":
-            server = smtplib.SMTP_SSL(parts.hostname, port, timeout=TIMEOUT_SECONDS,
-                                      context=ssl.create_default_context())
+            server = smtplib.SMTP_SSL(
+                parts.hostname, port, timeout=TIMEOUT_SECONDS, context=ssl.create_default_context()
+            )
         else:
             server = smtplib.SMTP(parts.hostname, port, timeout=TIMEOUT_SECONDS)
         with server:

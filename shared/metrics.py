@@ -28,8 +28,11 @@ DEFAULT_ALLOW = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc0
 
 # By the route's pattern (a bounded set), so a school's logins (/auth/callback), events
 # (/auth/events) and back-channel logouts show by status without counters of their own.
-REQUESTS = Counter("stuudium_http_requests_total", "HTTP requests by app, route and status.",
-                   ["app", "route", "status"])
+REQUESTS = Counter(
+    "stuudium_http_requests_total",
+    "HTTP requests by app, route and status.",
+    ["app", "route", "status"],
+)
 
 Gauges = Callable[[Flask], Iterable[Metric]]
 
@@ -55,8 +58,9 @@ def allowed_networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6N
 
 def init_app(app: Flask, gauges: Gauges | None = None) -> None:
     """Register /metrics, answered only to the configured networks."""
-    networks = allowed_networks(app.config.get("METRICS_ALLOW")
-                                or os.environ.get("METRICS_ALLOW") or DEFAULT_ALLOW)
+    networks = allowed_networks(
+        app.config.get("METRICS_ALLOW") or os.environ.get("METRICS_ALLOW") or DEFAULT_ALLOW
+    )
     scrape = CollectorRegistry()
     if gauges is not None:
         scrape.register(_ScrapeTime(app, gauges))  # type: ignore[arg-type]
@@ -75,6 +79,8 @@ def init_app(app: Flask, gauges: Gauges | None = None) -> None:
         if not any(address in net for net in networks):
             abort(404)
         body = generate_latest(counted) + generate_latest(scrape)
-        return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-                        headers={"Content-Type": CONTENT_TYPE_LATEST,
-                                 "Cache-Control": "no-store"})
+        return Response(
+            body,
+            mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+            headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
+        )

@@ -31,14 +31,24 @@ class _PooledSession(requests.Session):
         super().__init__()
         self._environment: dict[tuple[Any, ...], Any] = {}
 
-    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
-                                   cert: Any) -> Any:
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
         """requests' own merge, remembered per origin and settings."""
         if proxies or not self.trust_env:
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc.lower(), stream, verify, cert, self.stream,
-               self.verify, self.cert, tuple(sorted(self.proxies.items())))
+        key = (
+            parts.scheme,
+            parts.netloc.lower(),
+            stream,
+            verify,
+            cert,
+            self.stream,
+            self.verify,
+            self.cert,
+            tuple(sorted(self.proxies.items())),
+        )
         found = self._environment.get(key)
         if found is None:
             found = super().merge_environment_settings(url, {}, stream, verify, cert)
@@ -55,10 +65,10 @@ HTTP.headers["User-Agent"] = "Stuudium"
 
 # Token requests (every sign-in, silent jump and refresh) go out on urllib3 directly: requests'
 # layers (hooks, cookie jar, environment merge, adapters) cost more CPU than the call itself.
-TOKEN_POOL = urllib3.PoolManager(num_pools=8, maxsize=32, retries=False,
-                                 headers={"User-Agent": "Stuudium"})
-_TOKEN_HEADERS = {"Accept": "application/json",
-                  "Content-Type": "application/x-www-form-urlencoded"}
+TOKEN_POOL = urllib3.PoolManager(
+    num_pools=8, maxsize=32, retries=False, headers={"User-Agent": "Stuudium"}
+)
+_TOKEN_HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
 
 
 @dataclass(frozen=True)
@@ -69,17 +79,25 @@ class TokenResponse:
     body: Any
 
 
-def post_token(url: str, body: str, client_id: str, secret: str,
-               timeout: float) -> TokenResponse:
+def post_token(url: str, body: str, client_id: str, secret: str, timeout: float) -> TokenResponse:
     """POST a token request with client_secret_basic (RFC 6749 §2.3.1: both parts
     form-urlencoded before Basic), never following a redirect; transport failures raise
     ConnectionError (an OSError, like requests' own)."""
     credentials = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
-    headers = {**_TOKEN_HEADERS,
-               "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
+    headers = {
+        **_TOKEN_HEADERS,
+        "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii"),
+    }
     try:
-        resp = TOKEN_POOL.request("POST", url, body=body.encode(), headers=headers,
-                                  timeout=timeout, redirect=False, retries=False)
+        resp = TOKEN_POOL.request(
+            "POST",
+            url,
+            body=body.encode(),
+            headers=headers,
+            timeout=timeout,
+            redirect=False,
+            retries=False,
+        )
     except urllib3.exceptions.HTTPError as exc:
         raise ConnectionError(f"token endpoint unreachable: {exc}") from exc
     try:
@@ -117,7 +135,8 @@ class Provider:
             if time.monotonic() - self.keys_fetched < JWKS_MIN_REFETCH_SECONDS:
                 return
             self.keys = KeySet.import_key_set(
-                HTTP.get(self.endpoint("jwks_uri"), timeout=timeout).json())
+                HTTP.get(self.endpoint("jwks_uri"), timeout=timeout).json()
+            )
             self.keys_fetched = time.monotonic()
 
 
@@ -142,8 +161,9 @@ def provider(issuer: str, timeout: float) -> Provider:
     return found
 
 
-def validate_id_token(prov: Provider, token: str, *, client_id: str, nonce: str | None,
-                      leeway: int, timeout: float) -> dict[str, Any]:
+def validate_id_token(
+    prov: Provider, token: str, *, client_id: str, nonce: str | None, leeway: int, timeout: float
+) -> dict[str, Any]:
     """OIDC Core §3.1.3.7: signature, typ, iss, aud/azp, exp, iat, nonce and a sub."""
     if not isinstance(token, str) or not token or len(token) > 16384:
         raise IdTokenInvalid("missing")

@@ -13,8 +13,9 @@ from shared import health, logs, metrics
 OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-def init_app(app: Flask, migrations: Path, version_table: str,
-             gauges: metrics.Gauges | None = None) -> None:
+def init_app(
+    app: Flask, migrations: Path, version_table: str, gauges: metrics.Gauges | None = None
+) -> None:
     """Register the ops endpoints and hooks; trust X-Forwarded-* only from PROXY_COUNT proxies."""
     health.init_app(app, migrations, version_table)
     metrics.init_app(app, gauges)
@@ -23,5 +24,6 @@ def init_app(app: Flask, migrations: Path, version_table: str,
     if proxies:
         # Each trusted proxy appends one address: the client is the one before ours, and a
         # client's own X-Forwarded-* beyond that count is ignored.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies,  # type: ignore[method-assign]
-                                x_host=proxies, x_port=proxies)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )

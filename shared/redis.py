@@ -34,8 +34,12 @@ def _stop(server: redis.Redis) -> None:
 _EMBEDDED: list[object] = []
 
 
-_OPTIONS: dict[str, Any] = {"decode_responses": True, "socket_timeout": 2.0,
-                            "socket_connect_timeout": 2.0, "health_check_interval": 30}
+_OPTIONS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_timeout": 2.0,
+    "socket_connect_timeout": 2.0,
+    "health_check_interval": 30,
+}
 
 
 def connect(url: str) -> redis.Redis:

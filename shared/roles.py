@@ -7,8 +7,13 @@ from flask_babel import gettext as _
 
 def role_names() -> dict[str, str]:
     """The roles as the school says them."""
-    return {"parent": _("lapsevanem"), "teacher": _("õpetaja"), "student": _("õpilane"),
-            "admin": _("administraator"), "staff": _("töötaja")}
+    return {
+        "parent": _("lapsevanem"),
+        "teacher": _("õpetaja"),
+        "student": _("õpilane"),
+        "admin": _("administraator"),
+        "staff": _("töötaja"),
+    }
 
 
 def role_name(role: str) -> str:

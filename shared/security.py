@@ -71,11 +71,14 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def content_security_policy(*image_sources: str, frames: tuple[str, ...] = (),
-                            ancestors: str = "'none'") -> str:
+def content_security_policy(
+    *image_sources: str, frames: tuple[str, ...] = (), ancestors: str = "'none'"
+) -> str:
     """The pages' policy; image_sources adds origins images may come from (the IdP's logos),
     frames the origins a page may embed (front-channel logout), ancestors who may embed it."""
     images = " ".join(("'self'", "data:", *image_sources))
     frame_src = f"frame-src {' '.join(frames)}; " if frames else ""
-    return (f"default-src 'self'; img-src {images}; style-src 'self' 'unsafe-inline'; "
-            f"{frame_src}frame-ancestors {ancestors}; form-action 'self' http: https:")
+    return (
+        f"default-src 'self'; img-src {images}; style-src 'self' 'unsafe-inline'; "
+        f"{frame_src}frame-ancestors {ancestors}; form-action 'self' http: https:"
+    )

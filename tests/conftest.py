@@ -37,8 +37,12 @@ def idp_app(state_dir: Path, idp_port: int) -> Flask:
 
     # Every test logs in from 127.0.0.1: the per-address failure cap is lifted so that tests of
     # wrong passwords cannot lock out other tests; the per-account cap stays as configured.
-    config = {"ISSUER": f"http://127.0.0.1:{idp_port}", "KEY_CACHE_SECONDS": 0,
-              "TESTING": True, "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000}
+    config = {
+        "ISSUER": f"http://127.0.0.1:{idp_port}",
+        "KEY_CACHE_SECONDS": 0,
+        "TESTING": True,
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000,
+    }
     if not os.environ.get("DATABASE_URL"):
         config["DATABASE_URL"] = f"sqlite:///{state_dir / 'idp.db'}"
     app = create_app(config)
@@ -60,23 +64,36 @@ def make_school(idp_app: Flask) -> Callable[..., SchoolClient]:
     from idp.tenants.schools import add_client, add_school
     from shared.db import get_db
 
-    def make(public: bool = False, id_token_alg: str | None = None,
-             backchannel: str | None = None) -> SchoolClient:
+    def make(
+        public: bool = False, id_token_alg: str | None = None, backchannel: str | None = None
+    ) -> SchoolClient:
         slug = "s-" + secrets.token_hex(5)
         base = f"http://127.0.0.1:9/{slug}"
         with idp_app.app_context():
             db = get_db()
             issued = add_school(db, slug, f"Kool {slug}", base, development=True)
             if public or id_token_alg is not None or backchannel:
-                issued = add_client(db, issued.client.school, "extra", [f"{base}/cb"],
-                                    development=True, public=public,
-                                    id_token_alg=id_token_alg or "RS256",
-                                    post_logout_redirect_uris=[f"{base}/bye"],
-                                    backchannel_logout_uri=backchannel)
+                issued = add_client(
+                    db,
+                    issued.client.school,
+                    "extra",
+                    [f"{base}/cb"],
+                    development=True,
+                    public=public,
+                    id_token_alg=id_token_alg or "RS256",
+                    post_logout_redirect_uris=[f"{base}/bye"],
+                    backchannel_logout_uri=backchannel,
+                )
             db.commit()
             client = issued.client
-            return SchoolClient(slug, client.school.name, client.client_id, issued.secret,
-                                client.redirect_uris[0], client.post_logout_redirect_uris[0])
+            return SchoolClient(
+                slug,
+                client.school.name,
+                client.client_id,
+                issued.secret,
+                client.redirect_uris[0],
+                client.post_logout_redirect_uris[0],
+            )
 
     return make
 
@@ -88,17 +105,28 @@ def make_person(idp_app: Flask) -> Callable[..., PersonLogin]:
     from idp.tenants.schools import school_by_slug
     from shared.db import get_db
 
-    def make(school: SchoolClient, given_name: str = "Mari", family_name: str = "Maasikas",
-             roles: tuple[str, ...] = ("parent",), isikukood: str | None = None,
-             email: str | None = None) -> PersonLogin:
+    def make(
+        school: SchoolClient,
+        given_name: str = "Mari",
+        family_name: str = "Maasikas",
+        roles: tuple[str, ...] = ("parent",),
+        isikukood: str | None = None,
+        email: str | None = None,
+    ) -> PersonLogin:
         email = email or f"{secrets.token_hex(4)}@example.ee"
         password = "mets-kask-" + secrets.token_hex(6)
         with idp_app.app_context():
             db = get_db()
-            account = create_account(db, school_by_slug(db, school.slug).id, email=email,
-                                     given_name=given_name, family_name=family_name,
-                                     roles=list(roles), password=password,
-                                     isikukood=isikukood)
+            account = create_account(
+                db,
+                school_by_slug(db, school.slug).id,
+                email=email,
+                given_name=given_name,
+                family_name=family_name,
+                roles=list(roles),
+                password=password,
+                isikukood=isikukood,
+            )
             db.commit()
             return PersonLogin(email, password, account.sub, given_name, family_name)
 
@@ -143,12 +171,24 @@ def make_tenant(idp: str, idp_app: Flask, school_app: Flask) -> Iterator[Callabl
             db = get_db()
             issued = add_school(db, slug, name or f"Kool {slug}", url, development=True)
             db.commit()
-            client = SchoolClient(slug, issued.client.school.name, issued.client.client_id,
-                                  issued.secret, issued.client.redirect_uris[0],
-                                  issued.client.post_logout_redirect_uris[0])
-        add_tenant(school_app, slug=slug, name=client.name, url=url, issuer=idp,
-                   client_id=client.client_id, client_secret=issued.secret or "",
-                   hosts=[f"127.0.0.1:{port}"])
+            client = SchoolClient(
+                slug,
+                issued.client.school.name,
+                issued.client.client_id,
+                issued.secret,
+                issued.client.redirect_uris[0],
+                issued.client.post_logout_redirect_uris[0],
+            )
+        add_tenant(
+            school_app,
+            slug=slug,
+            name=client.name,
+            url=url,
+            issuer=idp,
+            client_id=client.client_id,
+            client_secret=issued.secret or "",
+            hosts=[f"127.0.0.1:{port}"],
+        )
         server = LiveServer(school_app, port).start()
         servers.append(server)
         return Tenant(url=url, client=client, server=server)
@@ -173,8 +213,15 @@ def link_account(idp_app: Flask) -> Callable[[PersonLogin, SchoolClient, list[st
             first = db.scalar(select(Account).where(Account.sub == person.sub))
             assert first is not None
             sub = secrets.token_urlsafe(24)
-            db.add(Account(person_id=first.person_id, school_id=school_by_slug(
-                db, school.slug).id, sub=sub, roles=roles, login_email=first.login_email))
+            db.add(
+                Account(
+                    person_id=first.person_id,
+                    school_id=school_by_slug(db, school.slug).id,
+                    sub=sub,
+                    roles=roles,
+                    login_email=first.login_email,
+                )
+            )
             db.commit()
             return sub
 
@@ -225,7 +272,6 @@ def inbox(idp_app: Flask, mail_catcher: Any) -> Callable[[str], list[dict[str, A
             while mailer.run_once(idp_app):
                 pass
         messages = requests.get(f"{mail_catcher.url}/api/messages", timeout=10).json()
-        return [m for m in messages["messages"]
-                if address.lower() in (t.lower() for t in m["to"])]
+        return [m for m in messages["messages"] if address.lower() in (t.lower() for t in m["to"])]
 
     return read

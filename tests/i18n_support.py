@@ -61,9 +61,13 @@ def visible_text(html: str) -> str:
     return unescape(re.sub(r"<[^>]+>", " ", html) + " " + attrs)
 
 
-def leaks(text: str, lang: str, data_words: frozenset[str] | set[str] = frozenset()
-          ) -> dict[str, set[str]]:
+def leaks(
+    text: str, lang: str, data_words: frozenset[str] | set[str] = frozenset()
+) -> dict[str, set[str]]:
     """Words of the other languages' texts found in a rendering meant to be in lang."""
     found = words(text) - {w.casefold() for w in data_words}
-    return {other: set(found & only_in(other)) for other in LANGS
-            if other != lang and found & only_in(other)}
+    return {
+        other: set(found & only_in(other))
+        for other in LANGS
+        if other != lang and found & only_in(other)
+    }

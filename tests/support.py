@@ -101,10 +101,16 @@ IX_RE = re.compile(r'name="ix" value="([^"]+)"')
 
 def authorize_url(issuer: str, client: SchoolClient, challenge: str, **extra: str) -> str:
     """Build an authorization request URL with PKCE S256."""
-    params = {"response_type": "code", "client_id": client.client_id,
-              "redirect_uri": client.redirect_uri, "scope": "openid profile email",
-              "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-              "code_challenge": challenge, "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri,
+        "scope": "openid profile email",
+        "state": secrets.token_urlsafe(8),
+        "nonce": secrets.token_urlsafe(8),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     params.update(extra)
     return f"{issuer}/authorize?{urlencode(params)}"
 
@@ -129,19 +135,29 @@ class Browser:
             resp = self.http.get(location, allow_redirects=False, timeout=10)
         raise AssertionError("too many redirects")
 
-    def post_login(self, page: requests.Response, email: str, password: str,
-                   timeout: float = 10) -> requests.Response:
+    def post_login(
+        self, page: requests.Response, email: str, password: str, timeout: float = 10
+    ) -> requests.Response:
         """Fill in and post the login form shown on page; the answer itself (303 on, or the
         form again)."""
         csrf = CSRF_RE.search(page.text)
         ix = IX_RE.search(page.text)
         assert csrf and ix, "login form expected"
-        return self.http.post(f"{self.issuer}/login", data={
-            "csrf_token": csrf.group(1), "ix": ix.group(1), "email": email,
-            "password": password}, allow_redirects=False, timeout=timeout)
+        return self.http.post(
+            f"{self.issuer}/login",
+            data={
+                "csrf_token": csrf.group(1),
+                "ix": ix.group(1),
+                "email": email,
+                "password": password,
+            },
+            allow_redirects=False,
+            timeout=timeout,
+        )
 
-    def submit_login(self, page: requests.Response, email: str, password: str,
-                     stop_prefix: str) -> requests.Response:
+    def submit_login(
+        self, page: requests.Response, email: str, password: str, stop_prefix: str
+    ) -> requests.Response:
         """Fill in and post the login form shown on page, then follow on."""
         resp = self.post_login(page, email, password)
         location = resp.headers.get("Location")
@@ -164,8 +180,9 @@ def callback_params(resp: requests.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def token_request(issuer: str, client: SchoolClient, data: dict[str, Any],
-                  basic: bool = True) -> requests.Response:
+def token_request(
+    issuer: str, client: SchoolClient, data: dict[str, Any], basic: bool = True
+) -> requests.Response:
     """POST to the token endpoint with the client's credentials."""
     auth = (client.client_id, client.client_secret) if basic and client.client_secret else None
     if not basic or client.client_secret is None:
@@ -209,8 +226,7 @@ class Receiver:
                     time.sleep(receiver.delay)
                 receiver.bodies.append(body)
                 receiver.content_types.append(self.headers.get("Content-Type", ""))
-                self.send_response(receiver.script.pop(0) if receiver.script
-                                   else receiver.status)
+                self.send_response(receiver.script.pop(0) if receiver.script else receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -227,8 +243,9 @@ class Receiver:
         self.server.server_close()
 
 
-def obtain_code(browser: Browser, issuer: str, client: SchoolClient, person: PersonLogin,
-                **extra: str) -> tuple[str, str]:
+def obtain_code(
+    browser: Browser, issuer: str, client: SchoolClient, person: PersonLogin, **extra: str
+) -> tuple[str, str]:
     """Run an authorization request (logging in if needed); return (code, PKCE verifier)."""
     verifier, challenge = pkce_pair()
     params = browser.login(authorize_url(issuer, client, challenge, **extra), person, client)
@@ -236,24 +253,32 @@ def obtain_code(browser: Browser, issuer: str, client: SchoolClient, person: Per
     return params["code"], verifier
 
 
-def redeem(issuer: str, client: SchoolClient, code: str, verifier: str,
-           **overrides: str) -> requests.Response:
+def redeem(
+    issuer: str, client: SchoolClient, code: str, verifier: str, **overrides: str
+) -> requests.Response:
     """Exchange a code at the token endpoint (overrides replace or add form fields)."""
-    data = {"grant_type": "authorization_code", "code": code,
-            "redirect_uri": client.redirect_uri, "code_verifier": verifier, **overrides}
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": client.redirect_uri,
+        "code_verifier": verifier,
+        **overrides,
+    }
     return token_request(issuer, client, data)
 
 
 def refresh(issuer: str, client: SchoolClient, refresh_token: str) -> requests.Response:
     """Use a refresh token at the token endpoint."""
-    return token_request(issuer, client, {"grant_type": "refresh_token",
-                                          "refresh_token": refresh_token})
+    return token_request(
+        issuer, client, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    )
 
 
 def userinfo(issuer: str, access_token: str) -> requests.Response:
     """Call the userinfo endpoint with a bearer token."""
-    return requests.get(f"{issuer}/userinfo",
-                        headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
+    return requests.get(
+        f"{issuer}/userinfo", headers={"Authorization": f"Bearer {access_token}"}, timeout=10
+    )
 
 
 @dataclass
@@ -265,8 +290,13 @@ class Tenant:
     server: LiveServer | None = None
 
 
-def sign_in(issuer: str, browser: Browser, client: SchoolClient, person: PersonLogin,
-            scope: str = "openid profile offline_access") -> dict[str, Any]:
+def sign_in(
+    issuer: str,
+    browser: Browser,
+    client: SchoolClient,
+    person: PersonLogin,
+    scope: str = "openid profile offline_access",
+) -> dict[str, Any]:
     """Log in through the browser and return the token response (with a refresh token)."""
     code, verifier = obtain_code(browser, issuer, client, person, scope=scope)
     resp = redeem(issuer, client, code, verifier)

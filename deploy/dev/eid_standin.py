@@ -72,15 +72,25 @@ class StandIn:
         person: EidPerson = grant["person"]
         amr, acr = METHODS[grant["method"]]
         claims: dict[str, Any] = {
-            "jti": secrets.token_urlsafe(16), "iss": self.issuer, "aud": [grant["client_id"]],
-            "exp": now + ID_TOKEN_SECONDS, "iat": now, "nbf": now,
+            "jti": secrets.token_urlsafe(16),
+            "iss": self.issuer,
+            "aud": [grant["client_id"]],
+            "exp": now + ID_TOKEN_SECONDS,
+            "iat": now,
+            "nbf": now,
             "sub": "EE" + person.isikukood,
             "profile_attributes": {
                 "date_of_birth": ik.birth_date(person.isikukood).isoformat(),
                 "family_name": person.family_name.upper(),
-                "given_name": person.given_name.upper()},
-            "amr": [amr], "state": grant["state"], "nonce": grant["nonce"], "acr": acr,
-            "at_hash": tara_at_hash(access_token), "auth_time": now}
+                "given_name": person.given_name.upper(),
+            },
+            "amr": [amr],
+            "state": grant["state"],
+            "nonce": grant["nonce"],
+            "acr": acr,
+            "at_hash": tara_at_hash(access_token),
+            "auth_time": now,
+        }
         header: dict[str, Any] = {"alg": "RS256", "kid": self.kid, "typ": "JWT"}
         key = self.tamper(claims, header) if self.tamper else None
         return jwt.encode(header, claims, key or self.key)
@@ -133,12 +143,18 @@ toimu. Vali testisik.</p>
 
 def _refuse_production() -> None:
     if is_production():
-        raise ConfigError("the eID stand-in is for development only; it refuses to start when "
-                          "STUUDIUM_ENV=production (use the real TARA: EID_ISSUER)")
+        raise ConfigError(
+            "the eID stand-in is for development only; it refuses to start when "
+            "STUUDIUM_ENV=production (use the real TARA: EID_ISSUER)"
+        )
 
 
-def create_standin(issuer: str, clients: dict[str, tuple[str, list[str]]],
-                   people: list[EidPerson], tamper: Tamper | None = None) -> Flask:
+def create_standin(
+    issuer: str,
+    clients: dict[str, tuple[str, list[str]]],
+    people: list[EidPerson],
+    tamper: Tamper | None = None,
+) -> Flask:
     """Build the stand-in app; refuses a production environment."""
     _refuse_production()
     app = Flask(__name__)
@@ -153,22 +169,30 @@ def create_standin(issuer: str, clients: dict[str, tuple[str, list[str]]],
 
     @app.get("/")
     def home() -> str:
-        return render_template_string(_PAGE, banner=BANNER, error=(
-            "Siin pole midagi vaadata: sisselogimine algab Stuudium ID lehelt."))
+        return render_template_string(
+            _PAGE,
+            banner=BANNER,
+            error=("Siin pole midagi vaadata: sisselogimine algab Stuudium ID lehelt."),
+        )
 
     @app.get("/.well-known/openid-configuration")
     def discovery() -> Response:
-        return jsonify({
-            "issuer": state.issuer, "authorization_endpoint": state.issuer + "/oidc/authorize",
-            "token_endpoint": state.issuer + "/oidc/token",
-            "jwks_uri": state.issuer + "/oidc/jwks",
-            "scopes_supported": ["openid", "idcard", "mid", "smartid"],
-            "response_types_supported": ["code"], "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-            "code_challenge_methods_supported": ["S256"],
-            "claims_supported": ["sub", "profile_attributes", "amr", "acr", "nonce", "state"],
-            "x_environment": BANNER})
+        return jsonify(
+            {
+                "issuer": state.issuer,
+                "authorization_endpoint": state.issuer + "/oidc/authorize",
+                "token_endpoint": state.issuer + "/oidc/token",
+                "jwks_uri": state.issuer + "/oidc/jwks",
+                "scopes_supported": ["openid", "idcard", "mid", "smartid"],
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                "code_challenge_methods_supported": ["S256"],
+                "claims_supported": ["sub", "profile_attributes", "amr", "acr", "nonce", "state"],
+                "x_environment": BANNER,
+            }
+        )
 
     @app.get("/oidc/jwks")
     def jwks() -> Response:
@@ -180,8 +204,9 @@ def create_standin(issuer: str, clients: dict[str, tuple[str, list[str]]],
         args = request.args
         registered = state.clients.get(args.get("client_id", ""))
         if registered is None or args.get("redirect_uri") not in registered[1]:
-            return render_template_string(_PAGE, banner=BANNER, error=(
-                "Tundmatu klient või tagasisuunamise aadress.")), 400
+            return render_template_string(
+                _PAGE, banner=BANNER, error=("Tundmatu klient või tagasisuunamise aadress.")
+            ), 400
         scopes = (args.get("scope") or "").split()
         method = next((m for m in METHODS if m in scopes), None)
         if args.get("response_type") != "code" or "openid" not in scopes:
@@ -189,13 +214,25 @@ def create_standin(issuer: str, clients: dict[str, tuple[str, list[str]]],
         request_id = secrets.token_urlsafe(16)
         with state.lock:
             state.requests[request_id] = {
-                "client_id": args["client_id"], "redirect_uri": args["redirect_uri"],
-                "state": args.get("state"), "nonce": args.get("nonce"), "method": method,
-                "challenge": args.get("code_challenge"), "at": time.time()}
+                "client_id": args["client_id"],
+                "redirect_uri": args["redirect_uri"],
+                "state": args.get("state"),
+                "nonce": args.get("nonce"),
+                "method": method,
+                "challenge": args.get("code_challenge"),
+                "at": time.time(),
+            }
         return render_template_string(
-            _PAGE, banner=BANNER, error=None, request_id=request_id, method=method,
-            method_name=METHOD_NAMES.get(method or ""), methods=METHOD_NAMES.items(),
-            people=state.people, action=state.issuer + "/oidc/authorize/confirm")
+            _PAGE,
+            banner=BANNER,
+            error=None,
+            request_id=request_id,
+            method=method,
+            method_name=METHOD_NAMES.get(method or ""),
+            methods=METHOD_NAMES.items(),
+            people=state.people,
+            action=state.issuer + "/oidc/authorize/confirm",
+        )
 
     @app.post("/oidc/authorize/confirm")
     def confirm() -> Any:
@@ -208,36 +245,49 @@ def create_standin(issuer: str, clients: dict[str, tuple[str, list[str]]],
         code_ = (request.form.get("isikukood") or "").strip()
         method = pending["method"] or request.form.get("method")
         if not ik.is_valid(code_) or method not in METHODS:
-            return render_template_string(_PAGE, banner=BANNER, error=(
-                "See ei ole kehtiv isikukood.")), 400
+            return render_template_string(
+                _PAGE, banner=BANNER, error=("See ei ole kehtiv isikukood.")
+            ), 400
         person = next((p for p in state.people if p.isikukood == code_), None) or EidPerson(
-            code_, request.form.get("given_name") or "Test",
-            request.form.get("family_name") or "Isik")
+            code_,
+            request.form.get("given_name") or "Test",
+            request.form.get("family_name") or "Isik",
+        )
         code = secrets.token_urlsafe(24)
         with state.lock:
-            state.codes[code] = {**pending, "method": method, "person": person,
-                                 "at": time.time()}
+            state.codes[code] = {**pending, "method": method, "person": person, "at": time.time()}
         return _back(pending["redirect_uri"], pending["state"], code=code)
 
     @app.post("/oidc/token")
     def token() -> Any:
         auth = request.authorization
         registered = state.clients.get(auth.username or "") if auth else None
-        if auth is None or registered is None or not secrets.compare_digest(
-                auth.password or "", registered[0]):
+        if (
+            auth is None
+            or registered is None
+            or not secrets.compare_digest(auth.password or "", registered[0])
+        ):
             return jsonify({"error": "invalid_client"}), 401
         with state.lock:
             grant = state.codes.pop(request.form.get("code", ""), None)
-        if (grant is None or grant["client_id"] != auth.username
-                or time.time() - grant["at"] > CODE_SECONDS
-                or request.form.get("grant_type") != "authorization_code"
-                or request.form.get("redirect_uri") != grant["redirect_uri"]
-                or not _pkce_ok(grant.get("challenge"), request.form.get("code_verifier"))):
+        if (
+            grant is None
+            or grant["client_id"] != auth.username
+            or time.time() - grant["at"] > CODE_SECONDS
+            or request.form.get("grant_type") != "authorization_code"
+            or request.form.get("redirect_uri") != grant["redirect_uri"]
+            or not _pkce_ok(grant.get("challenge"), request.form.get("code_verifier"))
+        ):
             return jsonify({"error": "invalid_grant"}), 400
         access = secrets.token_urlsafe(32)
-        return jsonify({"access_token": access, "token_type": "bearer",
-                        "expires_in": ID_TOKEN_SECONDS,
-                        "id_token": state.id_token(grant, access)})
+        return jsonify(
+            {
+                "access_token": access,
+                "token_type": "bearer",
+                "expires_in": ID_TOKEN_SECONDS,
+                "id_token": state.id_token(grant, access),
+            }
+        )
 
     return app
 
@@ -256,8 +306,7 @@ def _back(redirect_uri: str, state: str | None, **params: str) -> Response:
         params["state"] = state
     if not redirect_uri:
         abort(400)
-    return redirect(redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(params),
-                    303)
+    return redirect(redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(params), 303)
 
 
 def demo_people() -> list[EidPerson]:
@@ -274,8 +323,9 @@ def dev_app() -> Flask:
 
     issuer = env_str("EID_STANDIN_ISSUER", f"http://localhost:{PORT}") or ""
     redirect = env_str("EID_REDIRECT_URI", "http://localhost:5000/eid/callback") or ""
-    return create_standin(issuer, {DEV_EID_CLIENT_ID: (DEV_EID_CLIENT_SECRET, [redirect])},
-                          demo_people())
+    return create_standin(
+        issuer, {DEV_EID_CLIENT_ID: (DEV_EID_CLIENT_SECRET, [redirect])}, demo_people()
+    )
 
 
 def main() -> None:

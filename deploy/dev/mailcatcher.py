@@ -34,12 +34,17 @@ class _Handler:
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         body = msg.get_body(preferencelist=("plain",))
         text = body.get_content() if body is not None else ""
-        self.catcher.add({
-            "from": str(msg.get("From", "")), "to": list(envelope.rcpt_tos),
-            "subject": str(msg.get("Subject", "")), "body": text,
-            "language": str(msg.get("Content-Language", "")),
-            "links": URL_RE.findall(text),
-            "received_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+        self.catcher.add(
+            {
+                "from": str(msg.get("From", "")),
+                "to": list(envelope.rcpt_tos),
+                "subject": str(msg.get("Subject", "")),
+                "body": text,
+                "language": str(msg.get("Content-Language", "")),
+                "links": URL_RE.findall(text),
+                "received_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            }
+        )
         return "250 Message accepted"
 
 
@@ -63,16 +68,25 @@ class MailCatcher:
     def _page(self) -> str:
         with self.lock:
             items = list(reversed(self.messages))
-        rows = "".join(
-            f"<article><h2>{html.escape(m['subject'])}</h2><p class=meta>"
-            f"{html.escape(', '.join(m['to']))} · {html.escape(m['received_at'])}</p><pre>"
-            + URL_RE.sub(lambda u: f'<a href="{u.group(0)}">{u.group(0)}</a>',
-                         html.escape(m["body"], quote=False))
-            + "</pre></article>" for m in items) or "<p>Kirju veel ei ole.</p>"
-        return ("<!doctype html><meta charset=utf-8><title>Stuudium ID – e-kirjad</title>"
-                "<style>body{font-family:sans-serif;max-width:50rem;margin:2rem auto}"
-                "pre{white-space:pre-wrap}.meta{color:#666}</style>"
-                f"<h1>Saadetud e-kirjad (arenduses)</h1>{rows}")
+        rows = (
+            "".join(
+                f"<article><h2>{html.escape(m['subject'])}</h2><p class=meta>"
+                f"{html.escape(', '.join(m['to']))} · {html.escape(m['received_at'])}</p><pre>"
+                + URL_RE.sub(
+                    lambda u: f'<a href="{u.group(0)}">{u.group(0)}</a>',
+                    html.escape(m["body"], quote=False),
+                )
+                + "</pre></article>"
+                for m in items
+            )
+            or "<p>Kirju veel ei ole.</p>"
+        )
+        return (
+            "<!doctype html><meta charset=utf-8><title>Stuudium ID – e-kirjad</title>"
+            "<style>body{font-family:sans-serif;max-width:50rem;margin:2rem auto}"
+            "pre{white-space:pre-wrap}.meta{color:#666}</style>"
+            f"<h1>Saadetud e-kirjad (arenduses)</h1>{rows}"
+        )
 
     def _http_handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         catcher = self

@@ -68,15 +68,24 @@ def main() -> None:
     seed_diary(school_app, demo_accounts(app))
 
     ports = [str(port) for _slug, _name, port in DEMO_SCHOOLS]
-    procs = [subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "idp", str(IDP_PORT)],
-                              env=env),
-             subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "school", *ports],
-                              env=env),
-             subprocess.Popen([sys.executable, "-m", "idp.cli", "worker"], env=env),
-             subprocess.Popen([sys.executable, "-m", "deploy.dev.eid_standin", str(EID_PORT)],
-                              env=env),
-             subprocess.Popen([sys.executable, "-m", "deploy.dev.mailcatcher", "--smtp-port",
-                               str(MAIL_SMTP_PORT), "--http-port", str(MAIL_WEB_PORT)], env=env)]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "idp", str(IDP_PORT)], env=env),
+        subprocess.Popen([sys.executable, "-m", "deploy.dev.serve", "school", *ports], env=env),
+        subprocess.Popen([sys.executable, "-m", "idp.cli", "worker"], env=env),
+        subprocess.Popen([sys.executable, "-m", "deploy.dev.eid_standin", str(EID_PORT)], env=env),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "deploy.dev.mailcatcher",
+                "--smtp-port",
+                str(MAIL_SMTP_PORT),
+                "--http-port",
+                str(MAIL_WEB_PORT),
+            ],
+            env=env,
+        ),
+    ]
 
     def stop(*_args: object) -> None:
         for proc in procs:
@@ -104,8 +113,10 @@ def main() -> None:
         if email == MISTYPED:
             note = " — e-mail mistyped: log in with eID, fix it in the profile"
         print(f"  {email:26} {given} {family}: {where}{note}")
-    print(f"  eID stand-in:         http://localhost:{EID_PORT} (ID-kaart, Mobiil-ID, Smart-ID "
-          "on the login page; pick a demo person by isikukood)")
+    print(
+        f"  eID stand-in:         http://localhost:{EID_PORT} (ID-kaart, Mobiil-ID, Smart-ID "
+        "on the login page; pick a demo person by isikukood)"
+    )
     print("  Delivery worker: running (logout messages to schools, with retries; mail)")
     print(f"  Mail catcher:   http://localhost:{MAIL_WEB_PORT} (JSON: /api/messages)")
     print(f"\nState lives in {Path(state)}; `make clean` resets it. Ctrl-C stops everything.")

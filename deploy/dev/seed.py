@@ -39,8 +39,11 @@ DEMO_SCHOOLS = [
     ("laagri-huvialakool", "Laagri Huvialakool", 5002),
     ("laagri-lasteaed", "Laagri Lasteaed", 5003),
 ]
-LOGO_COLOURS = {"laagri-kool": (11, 107, 203), "laagri-huvialakool": (214, 120, 20),
-                "laagri-lasteaed": (46, 139, 87)}
+LOGO_COLOURS = {
+    "laagri-kool": (11, 107, 203),
+    "laagri-huvialakool": (214, 120, 20),
+    "laagri-lasteaed": (46, 139, 87),
+}
 
 
 def logo_png(rgb: tuple[int, int, int], size: int = 64) -> str:
@@ -59,26 +62,56 @@ def logo_png(rgb: tuple[int, int, int], size: int = 64) -> str:
         rows += row
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
     return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 DEMO_PASSWORD = "Kevadine-Laagri-2026"
 
 # (e-mail, given, family, isikukood, [(school, roles)], linked)
 DEMO_PEOPLE: list[tuple[str, str, str, str, list[tuple[str, list[str]]], bool]] = [
-    ("opetaja@laagri.demo", "Tiina", "Õunapuu", "48504120238",
-     [("laagri-kool", ["teacher"]), ("laagri-lasteaed", ["parent"])], True),
-    ("lapsevanem@laagri.demo", "Jüri", "Mägi", "38001085718",
-     [("laagri-kool", ["parent"]), ("laagri-huvialakool", ["parent"])], False),
-    ("admin@laagri.demo", "Kaja", "Kask", "47303030226", [("laagri-kool", ["admin", "staff"]),
-                                                          ("laagri-huvialakool", ["admin"]),
-                                                          ("laagri-lasteaed", ["admin"])], True),
+    (
+        "opetaja@laagri.demo",
+        "Tiina",
+        "Õunapuu",
+        "48504120238",
+        [("laagri-kool", ["teacher"]), ("laagri-lasteaed", ["parent"])],
+        True,
+    ),
+    (
+        "lapsevanem@laagri.demo",
+        "Jüri",
+        "Mägi",
+        "38001085718",
+        [("laagri-kool", ["parent"]), ("laagri-huvialakool", ["parent"])],
+        False,
+    ),
+    (
+        "admin@laagri.demo",
+        "Kaja",
+        "Kask",
+        "47303030226",
+        [
+            ("laagri-kool", ["admin", "staff"]),
+            ("laagri-huvialakool", ["admin"]),
+            ("laagri-lasteaed", ["admin"]),
+        ],
+        True,
+    ),
     # The school typed her e-mail wrong ("gmial"): she gets in with eID and corrects it.
-    (MISTYPED, "Mari", "Maasikas", "48207152749",
-     [("laagri-kool", ["parent"])], False),
+    (MISTYPED, "Mari", "Maasikas", "48207152749", [("laagri-kool", ["parent"])], False),
 ]
 
 
@@ -89,29 +122,53 @@ def seed(app: Flask, state_file: Path) -> dict[str, Any]:
         db = get_db()
         for slug, name, port in DEMO_SCHOOLS:
             if db.scalar(select(School).where(School.slug == slug)) is None:
-                issued = add_school(db, slug, name, f"http://localhost:{port}", development=True,
-                                    logo=logo_png(LOGO_COLOURS[slug]))
-                known[slug] = {"name": name, "url": f"http://localhost:{port}",
-                               "client_id": issued.client.client_id,
-                               "client_secret": issued.secret}
+                issued = add_school(
+                    db,
+                    slug,
+                    name,
+                    f"http://localhost:{port}",
+                    development=True,
+                    logo=logo_png(LOGO_COLOURS[slug]),
+                )
+                known[slug] = {
+                    "name": name,
+                    "url": f"http://localhost:{port}",
+                    "client_id": issued.client.client_id,
+                    "client_secret": issued.secret,
+                }
         db.flush()
         schools = {s.slug: s for s in db.scalars(select(School))}
         for email, given, family, code, memberships, linked in DEMO_PEOPLE:
             # By isikukood too: a demo person may have changed the e-mail since.
-            if db.scalar(select(Account).where(Account.login_email == email)) is not None or \
-                    db.scalar(select(Person.id).where(Person.isikukood == code).limit(1)):
+            if db.scalar(
+                select(Account).where(Account.login_email == email)
+            ) is not None or db.scalar(select(Person.id).where(Person.isikukood == code).limit(1)):
                 continue
             person: Person | None = None
             for slug, roles in memberships:
                 school = schools[slug]
                 if person is None or not linked:
-                    account = create_account(db, school.id, email=email, given_name=given,
-                                             family_name=family, roles=roles, isikukood=code,
-                                             password=DEMO_PASSWORD)
+                    account = create_account(
+                        db,
+                        school.id,
+                        email=email,
+                        given_name=given,
+                        family_name=family,
+                        roles=roles,
+                        isikukood=code,
+                        password=DEMO_PASSWORD,
+                    )
                     person = account.person
                 else:
-                    db.add(Account(person_id=person.id, school_id=school.id,
-                                   sub=_sub(), roles=roles, login_email=email))
+                    db.add(
+                        Account(
+                            person_id=person.id,
+                            school_id=school.id,
+                            sub=_sub(),
+                            roles=roles,
+                            login_email=email,
+                        )
+                    )
             if person is not None:
                 person.password_hash = person.password_hash or hash_password(DEMO_PASSWORD)
                 person.email_verified = True
@@ -132,9 +189,16 @@ def seed_schools(school_app: Flask, clients: dict[str, Any], issuer: str) -> Non
 
     for slug, name, port in DEMO_SCHOOLS:
         creds = clients[slug]
-        add_tenant(school_app, slug=slug, name=name, url=f"http://localhost:{port}",
-                   issuer=issuer, client_id=creds["client_id"],
-                   client_secret=creds["client_secret"], hosts=[f"localhost:{port}"])
+        add_tenant(
+            school_app,
+            slug=slug,
+            name=name,
+            url=f"http://localhost:{port}",
+            issuer=issuer,
+            client_id=creds["client_id"],
+            client_secret=creds["client_secret"],
+            hosts=[f"localhost:{port}"],
+        )
 
 
 @dataclass(frozen=True)
@@ -152,11 +216,21 @@ def demo_accounts(app: Flask) -> dict[tuple[str, str], DemoAccount]:
     """The demo logins' accounts in the IdP: (school slug, e-mail) → account."""
     emails = [person[0] for person in DEMO_PEOPLE]
     with app.app_context():
-        rows = get_db().execute(select(Account, School.slug).join(
-            School, School.id == Account.school_id).where(Account.login_email.in_(emails)))
-        return {(slug, acc.login_email or ""): DemoAccount(
-            acc.sub, acc.person.given_name, acc.person.family_name, acc.login_email or "",
-            tuple(acc.roles)) for acc, slug in rows}
+        rows = get_db().execute(
+            select(Account, School.slug)
+            .join(School, School.id == Account.school_id)
+            .where(Account.login_email.in_(emails))
+        )
+        return {
+            (slug, acc.login_email or ""): DemoAccount(
+                acc.sub,
+                acc.person.given_name,
+                acc.person.family_name,
+                acc.login_email or "",
+                tuple(acc.roles),
+            )
+            for acc, slug in rows
+        }
 
 
 def seed_diary(school_app: Flask, accounts: dict[tuple[str, str], DemoAccount]) -> None:
@@ -167,8 +241,9 @@ def seed_diary(school_app: Flask, accounts: dict[tuple[str, str], DemoAccount]) 
             tenant = db.scalar(select(Tenant).where(Tenant.slug == slug))
             if tenant is None:
                 continue
-            members = _demo_members(db, tenant.id, {
-                email: acc for (s, email), acc in accounts.items() if s == slug})
+            members = _demo_members(
+                db, tenant.id, {email: acc for (s, email), acc in accounts.items() if s == slug}
+            )
             codes = DEMO_STUDENT_CODES.get(slug, {})
             if db.scalar(select(SchoolClass).where(SchoolClass.tenant_id == tenant.id)):
                 _demo_codes(db, tenant.id, codes)  # a roster seeded before the codes came
@@ -180,12 +255,14 @@ def seed_diary(school_app: Flask, accounts: dict[tuple[str, str], DemoAccount]) 
         db.commit()
 
 
-def _demo_members(db: Session, tenant_id: int,
-                  accounts: dict[str, DemoAccount]) -> dict[str, Member]:
+def _demo_members(
+    db: Session, tenant_id: int, accounts: dict[str, DemoAccount]
+) -> dict[str, Member]:
     members: dict[str, Member] = {}
     for email, acc in accounts.items():
-        member = db.scalar(select(Member).where(Member.tenant_id == tenant_id,
-                                                Member.sub == acc.sub))
+        member = db.scalar(
+            select(Member).where(Member.tenant_id == tenant_id, Member.sub == acc.sub)
+        )
         if member is None:
             member = Member(tenant_id=tenant_id, sub=acc.sub)
             db.add(member)
@@ -205,18 +282,21 @@ def _school_day(days_ago: int) -> dt.date:
 
 def _demo_codes(db: Session, tenant_id: int, codes: dict[str, str]) -> None:
     """Give the demo children without a code theirs."""
-    for student in db.scalars(select(Student).where(Student.tenant_id == tenant_id,
-                                                    Student.isikukood.is_(None))):
+    for student in db.scalars(
+        select(Student).where(Student.tenant_id == tenant_id, Student.isikukood.is_(None))
+    ):
         student.isikukood = codes.get(student.given_name)
 
 
-def _demo_class(db: Session, tenant_id: int, demo: DemoClass, members: dict[str, Member],
-                codes: dict[str, str]) -> None:
+def _demo_class(
+    db: Session, tenant_id: int, demo: DemoClass, members: dict[str, Member], codes: dict[str, str]
+) -> None:
     teacher = members.get(demo.teacher)
     if teacher is None:  # a teacher without a demo login: known only to this school
         given, family = demo.teacher.split(" ", 1)
-        teacher = Member(tenant_id=tenant_id, sub=None, given_name=given, family_name=family,
-                         roles=["teacher"])
+        teacher = Member(
+            tenant_id=tenant_id, sub=None, given_name=given, family_name=family, roles=["teacher"]
+        )
         db.add(teacher)
         db.flush()
     cls = SchoolClass(tenant_id=tenant_id, name=demo.name, teacher_id=teacher.id)
@@ -224,31 +304,56 @@ def _demo_class(db: Session, tenant_id: int, demo: DemoClass, members: dict[str,
     db.flush()
     students: dict[str, Student] = {}
     for given, family, guardian in demo.students:
-        student = Student(tenant_id=tenant_id, class_id=cls.id, given_name=given,
-                          family_name=family, isikukood=codes.get(given))
+        student = Student(
+            tenant_id=tenant_id,
+            class_id=cls.id,
+            given_name=given,
+            family_name=family,
+            isikukood=codes.get(given),
+        )
         db.add(student)
         db.flush()
         students[given] = student
         if guardian in members:
-            db.add(Guardian(tenant_id=tenant_id, student_id=student.id,
-                            member_id=members[guardian].id))
+            db.add(
+                Guardian(tenant_id=tenant_id, student_id=student.id, member_id=members[guardian].id)
+            )
     for item in demo.lessons:
-        lesson = Lesson(tenant_id=tenant_id, class_id=cls.id, teacher_id=teacher.id,
-                        subject=item.subject, held_on=_school_day(item.days_ago),
-                        topic=item.topic)
+        lesson = Lesson(
+            tenant_id=tenant_id,
+            class_id=cls.id,
+            teacher_id=teacher.id,
+            subject=item.subject,
+            held_on=_school_day(item.days_ago),
+            topic=item.topic,
+        )
         db.add(lesson)
         db.flush()
         if item.marks is not None:
-            db.add_all([Attendance(tenant_id=tenant_id, lesson_id=lesson.id, student_id=s.id,
-                                   status=item.marks.get(given, "present"))
-                        for given, s in students.items()])
+            db.add_all(
+                [
+                    Attendance(
+                        tenant_id=tenant_id,
+                        lesson_id=lesson.id,
+                        student_id=s.id,
+                        status=item.marks.get(given, "present"),
+                    )
+                    for given, s in students.items()
+                ]
+            )
 
 
 def _demo_news(db: Session, tenant_id: int, item: DemoNews, members: dict[str, Member]) -> None:
     author = members.get(item.author)
     event_on = dt.date.today() + dt.timedelta(days=item.event_in) if item.event_in else None
-    db.add(Announcement(
-        tenant_id=tenant_id, author_id=author.id if author else None,
-        kind="event" if event_on else "news", title=item.title, body=item.body,
-        event_on=event_on,
-        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=item.days_ago)))
+    db.add(
+        Announcement(
+            tenant_id=tenant_id,
+            author_id=author.id if author else None,
+            kind="event" if event_on else "news",
+            title=item.title,
+            body=item.body,
+            event_on=event_on,
+            created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=item.days_ago),
+        )
+    )

@@ -61,8 +61,9 @@ def _acting_account() -> Account | Response:
     claims = check_access_token(token)
     if claims is not None:
         if named is not None and named != claims["sub"]:
-            return bearer_error("invalid_request", 400,
-                                f"{ACTING_SUB} differs from the token's subject.")
+            return bearer_error(
+                "invalid_request", 400, f"{ACTING_SUB} differs from the token's subject."
+            )
         actor = get_db().scalar(select(Account).where(Account.sub == claims["sub"]))
         return actor if actor is not None else bearer_error("invalid_token", 401)
     school_id = check_client_token(token)
@@ -70,11 +71,13 @@ def _acting_account() -> Account | Response:
         return bearer_error("invalid_token", 401)
     if not named or len(named) > 64:
         return bearer_error("invalid_request", 400, f"A client's call names {ACTING_SUB}.")
-    actor = get_db().scalar(select(Account).where(Account.sub == named,
-                                                  Account.school_id == school_id))
+    actor = get_db().scalar(
+        select(Account).where(Account.sub == named, Account.school_id == school_id)
+    )
     if actor is None:
-        return bearer_error("insufficient_scope", 403,
-                            "The acting account is not an account of this school.")
+        return bearer_error(
+            "insufficient_scope", 403, "The acting account is not an account of this school."
+        )
     return actor
 
 
@@ -89,9 +92,11 @@ def admin_call(*roles: str) -> Callable[[Callable[..., Response]], Callable[...,
             if isinstance(actor, Response):
                 return actor
             if actor.status != "active" or not set(roles) & set(actor.roles):
-                return bearer_error("insufficient_scope", 403,
-                                    f"The acting account is not an active {' or '.join(roles)} "
-                                    "of its school.")
+                return bearer_error(
+                    "insufficient_scope",
+                    403,
+                    f"The acting account is not an active {' or '.join(roles)} of its school.",
+                )
             g.actor = actor
             return view(*args, **kwargs)
 
@@ -102,8 +107,9 @@ def admin_call(*roles: str) -> Callable[[Callable[..., Response]], Callable[...,
 
 def target_account(sub: str) -> Account:
     """An account of the acting account's own school; any other school's is not found."""
-    account: Account | None = get_db().scalar(select(Account).where(
-        Account.sub == sub, Account.school_id == g.actor.school_id))
+    account: Account | None = get_db().scalar(
+        select(Account).where(Account.sub == sub, Account.school_id == g.actor.school_id)
+    )
     if account is None:
         raise AccountNotFound()
     return account
@@ -111,25 +117,43 @@ def target_account(sub: str) -> Account:
 
 def _account(account: Account, person: Person) -> dict[str, Any]:
     """What an admin sees of an account: never the personal code."""
-    return {"sub": account.sub, "given_name": person.given_name,
-            "family_name": person.family_name, "email": person.email,
-            "roles": list(account.roles), "status": account.status}
+    return {
+        "sub": account.sub,
+        "given_name": person.given_name,
+        "family_name": person.family_name,
+        "email": person.email,
+        "roles": list(account.roles),
+        "status": account.status,
+    }
 
 
 def audit(action: str, account: Account, details: dict[str, Any]) -> None:
     """Record a change to an account with the acting account's sub and the school."""
-    get_db().add(AuditEvent(action=action, actor=g.actor.sub, school_id=account.school_id,
-                            person_id=account.person_id, details={"sub": account.sub, **details}))
+    get_db().add(
+        AuditEvent(
+            action=action,
+            actor=g.actor.sub,
+            school_id=account.school_id,
+            person_id=account.person_id,
+            details={"sub": account.sub, **details},
+        )
+    )
 
 
 @bp.get("/accounts")
 @admin_call("admin")
 def accounts() -> Response:
     """The school's accounts."""
-    rows = get_db().execute(
-        select(Account, Person).join(Person, Person.id == Account.person_id)
-        .where(Account.school_id == g.actor.school_id)
-        .order_by(Person.family_name, Person.given_name, Account.id)).all()
+    rows = (
+        get_db()
+        .execute(
+            select(Account, Person)
+            .join(Person, Person.id == Account.person_id)
+            .where(Account.school_id == g.actor.school_id)
+            .order_by(Person.family_name, Person.given_name, Account.id)
+        )
+        .all()
+    )
     return json_answer({"accounts": [_account(a, p) for a, p in rows]})
 
 
@@ -152,13 +176,20 @@ def disable(sub: str) -> Response:
         # (enabling it again does not bring them back).
         links.void_for_person(get_db(), target.person_id)
         # One transaction: the status, the audit row, the ended sessions and the outbox.
-        ended = end_sessions(get_db(), Scope(person_id=target.person_id,
-                                             school_id=target.school_id), "account_disabled")
-    return json_answer({"account": _account(target, target.person),
-                        "changed": ended is not None,
-                  "sessions_ended": len(ended.session_ids) if ended else 0,
-                  "sessions_left_school": len(ended.left_session_ids) if ended else 0,
-                  "logouts_queued": len(ended.delivery_ids) if ended else 0})
+        ended = end_sessions(
+            get_db(),
+            Scope(person_id=target.person_id, school_id=target.school_id),
+            "account_disabled",
+        )
+    return json_answer(
+        {
+            "account": _account(target, target.person),
+            "changed": ended is not None,
+            "sessions_ended": len(ended.session_ids) if ended else 0,
+            "sessions_left_school": len(ended.left_session_ids) if ended else 0,
+            "logouts_queued": len(ended.delivery_ids) if ended else 0,
+        }
+    )
 
 
 @bp.post("/accounts/<sub>/enable")

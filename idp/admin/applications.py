@@ -39,13 +39,19 @@ MAX_REASON = 2000
 def _view(application: Application, email_in_use: bool | None = None) -> dict[str, Any]:
     """What the school's admin sees: the parent's own code only as present or not."""
     data = application.data or {}
-    view = {"id": application.id, "status": application.status, "email": application.email,
-            "child_isikukood": application.child_isikukood,
-            "given_name": data.get("given_name"), "family_name": data.get("family_name"),
-            "phone": data.get("phone"), "relation": data.get("relation"),
-            "locale": application.locale, "has_isikukood": bool(data.get("isikukood")),
-            "submitted_at": application.submitted_at.isoformat()
-            if application.submitted_at else None}
+    view = {
+        "id": application.id,
+        "status": application.status,
+        "email": application.email,
+        "child_isikukood": application.child_isikukood,
+        "given_name": data.get("given_name"),
+        "family_name": data.get("family_name"),
+        "phone": data.get("phone"),
+        "relation": data.get("relation"),
+        "locale": application.locale,
+        "has_isikukood": bool(data.get("isikukood")),
+        "submitted_at": application.submitted_at.isoformat() if application.submitted_at else None,
+    }
     if email_in_use is not None:
         view["email_in_use"] = email_in_use
     return view
@@ -53,21 +59,38 @@ def _view(application: Application, email_in_use: bool | None = None) -> dict[st
 
 def _pending(application_id: int) -> Application:
     """A pending application of the acting admin's own school; any other is not found."""
-    found: Application | None = get_db().scalar(select(Application).where(
-        Application.id == application_id, Application.school_id == g.actor.school_id,
-        Application.status == "pending"))
+    found: Application | None = get_db().scalar(
+        select(Application).where(
+            Application.id == application_id,
+            Application.school_id == g.actor.school_id,
+            Application.status == "pending",
+        )
+    )
     if found is None:
         raise ApplicationNotFound()
     return found
 
 
-def _decide(application: Application, status: str, reason: str | None,
-            account_id: int | None = None) -> bool:
+def _decide(
+    application: Application, status: str, reason: str | None, account_id: int | None = None
+) -> bool:
     """Record the decision once: False when another admin decided a moment ago."""
-    decided = get_db().execute(update(Application).where(
-        Application.id == application.id, Application.status == "pending").values(
-        status=status, decided_at=utcnow(), decided_by=g.actor.sub, reason=reason,
-        account_id=account_id).returning(Application.id)).first()
+    decided = (
+        get_db()
+        .execute(
+            update(Application)
+            .where(Application.id == application.id, Application.status == "pending")
+            .values(
+                status=status,
+                decided_at=utcnow(),
+                decided_by=g.actor.sub,
+                reason=reason,
+                account_id=account_id,
+            )
+            .returning(Application.id)
+        )
+        .first()
+    )
     return decided is not None
 
 
@@ -77,11 +100,18 @@ def pending() -> Response:
     """The school's pending applications, oldest first, each flagged when its e-mail is
     already an active login at the school."""
     db = get_db()
-    rows = db.scalars(select(Application).where(
-        Application.school_id == g.actor.school_id, Application.status == "pending")
-        .order_by(Application.submitted_at, Application.id)).all()
-    return json_answer({"applications": [
-        _view(a, find_login_account(db, a.school_id, a.email) is not None) for a in rows]})
+    rows = db.scalars(
+        select(Application)
+        .where(Application.school_id == g.actor.school_id, Application.status == "pending")
+        .order_by(Application.submitted_at, Application.id)
+    ).all()
+    return json_answer(
+        {
+            "applications": [
+                _view(a, find_login_account(db, a.school_id, a.email) is not None) for a in rows
+            ]
+        }
+    )
 
 
 @bp.post("/<int:application_id>/approve")
@@ -93,11 +123,16 @@ def approve(application_id: int) -> Response:
     data = application.data or {}
     try:
         # The applicant typed their own code: kept, never an anchor for eID (people.proofing).
-        account = create_account(db, application.school_id, email=application.email,
-                                 given_name=data.get("given_name", ""),
-                                 family_name=data.get("family_name", ""), roles=["parent"],
-                                 isikukood=data.get("isikukood"),
-                                 isikukood_source=proofing.APPLICANT)
+        account = create_account(
+            db,
+            application.school_id,
+            email=application.email,
+            given_name=data.get("given_name", ""),
+            family_name=data.get("family_name", ""),
+            roles=["parent"],
+            isikukood=data.get("isikukood"),
+            isikukood_source=proofing.APPLICANT,
+        )
     except IsikukoodTaken as exc:
         db.rollback()
         raise IsikukoodInUse(str(exc)) from exc
@@ -105,21 +140,46 @@ def approve(application_id: int) -> Response:
         db.rollback()
         raise (EmailInUse if "exists" in str(exc) else InvalidApplication)(str(exc)) from exc
     person = account.person
-    person.phone, person.locale, person.email_verified = (data.get("phone"),
-                                                          application.locale, True)
+    person.phone, person.locale, person.email_verified = (
+        data.get("phone"),
+        application.locale,
+        True,
+    )
     if not _decide(application, "approved", None, account.id):
         db.rollback()
         raise AlreadyDecided()
-    queue_mail(db, application.email, "welcome", school_id=application.school_id,
-                 locale=application.locale, given_name=person.given_name,
-                 one_time_link={"purpose": "welcome", "subject": f"account:{account.id}"})
-    db.add(AuditEvent(action="application.approve", actor=g.actor.sub,
-                      school_id=application.school_id, person_id=person.id,
-                      details={"application": application.id, "sub": account.sub}))
+    queue_mail(
+        db,
+        application.email,
+        "welcome",
+        school_id=application.school_id,
+        locale=application.locale,
+        given_name=person.given_name,
+        one_time_link={"purpose": "welcome", "subject": f"account:{account.id}"},
+    )
+    db.add(
+        AuditEvent(
+            action="application.approve",
+            actor=g.actor.sub,
+            school_id=application.school_id,
+            person_id=person.id,
+            details={"application": application.id, "sub": account.sub},
+        )
+    )
     db.refresh(application)  # the decision as _decide's statement wrote it
-    return json_answer({"application": _view(application), "account": {
-        "sub": account.sub, "given_name": person.given_name, "family_name": person.family_name,
-        "email": person.email, "roles": list(account.roles), "status": account.status}})
+    return json_answer(
+        {
+            "application": _view(application),
+            "account": {
+                "sub": account.sub,
+                "given_name": person.given_name,
+                "family_name": person.family_name,
+                "email": person.email,
+                "roles": list(account.roles),
+                "status": account.status,
+            },
+        }
+    )
 
 
 @bp.post("/<int:application_id>/reject")
@@ -135,10 +195,22 @@ def reject(application_id: int) -> Response:
     if not _decide(application, "rejected", reason):
         db.rollback()
         raise AlreadyDecided()
-    queue_mail(db, application.email, "rejected", school_id=application.school_id,
-                 locale=application.locale, reason=reason,
-                 given_name=(application.data or {}).get("given_name", ""))
-    db.add(AuditEvent(action="application.reject", actor=g.actor.sub,
-                      school_id=application.school_id, details={"application": application.id}))
+    queue_mail(
+        db,
+        application.email,
+        "rejected",
+        school_id=application.school_id,
+        locale=application.locale,
+        reason=reason,
+        given_name=(application.data or {}).get("given_name", ""),
+    )
+    db.add(
+        AuditEvent(
+            action="application.reject",
+            actor=g.actor.sub,
+            school_id=application.school_id,
+            details={"application": application.id},
+        )
+    )
     db.refresh(application)  # the decision as _decide's statement wrote it
     return json_answer({"application": _view(application)})

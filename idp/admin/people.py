@@ -36,16 +36,24 @@ from shared.db import get_db
 from shared.phones import is_phone
 
 # Claim name in the API → the person's column.
-CORRECTABLE = {"given_name": "given_name", "family_name": "family_name",
-               "phone_number": "phone", "birthdate": "birth_date", "email": "email"}
+CORRECTABLE = {
+    "given_name": "given_name",
+    "family_name": "family_name",
+    "phone_number": "phone",
+    "birthdate": "birth_date",
+    "email": "email",
+}
 # The roles whose login factors a teacher may change: nobody who works at the school.
 TEACHER_MANAGES = frozenset({"parent", "student"})
 
 
 def _only_here(account: Account) -> bool:
     """Whether all the person's accounts are at this account's school (not linked elsewhere)."""
-    others = get_db().scalar(select(func.count()).select_from(Account).where(
-        Account.person_id == account.person_id, Account.school_id != account.school_id))
+    others = get_db().scalar(
+        select(func.count())
+        .select_from(Account)
+        .where(Account.person_id == account.person_id, Account.school_id != account.school_id)
+    )
     return not others
 
 
@@ -63,9 +71,14 @@ def account_data(account: Account) -> dict[str, Any]:
     whether the acting account may change its login e-mail here."""
     person = account.person
     editable = _only_here(account) and may_change_factors(g.actor, account)
-    return {"sub": account.sub, "roles": list(account.roles), "status": account.status,
-            "version": person.version, "login_factors_editable": editable,
-            **person_changed_claims(person, account)}
+    return {
+        "sub": account.sub,
+        "roles": list(account.roles),
+        "status": account.status,
+        "version": person.version,
+        "login_factors_editable": editable,
+        **person_changed_claims(person, account),
+    }
 
 
 def _with_etag(body: dict[str, Any], status: int = 200) -> Response:
@@ -134,9 +147,11 @@ def _check_factor_change(target: Account, email: str) -> None:
     """Refuse when this school's acting account may not make email the target's login e-mail:
     not an account it may manage (403), a person linked elsewhere, an address in use."""
     if not may_change_factors(g.actor, target):
-        raise Forbidden("The acting account may not change this account's login e-mail: a "
-                        "teacher only a parent's or a student's, an admin anyone's but their "
-                        "own (a person changes their own).")
+        raise Forbidden(
+            "The acting account may not change this account's login e-mail: a "
+            "teacher only a parent's or a student's, an admin anyone's but their "
+            "own (a person changes their own)."
+        )
     if not _only_here(target):
         raise LoginFactor()
     taken = find_login_account(get_db(), target.school_id, email)
@@ -150,15 +165,24 @@ def _change_login_email(target: Account, old: str | None, new: str) -> None:
     it. The caller commits."""
     db = get_db()
     person = target.person
-    db.execute(update(Account).where(Account.person_id == person.id).values(
-        login_email=new.lower()))
+    db.execute(
+        update(Account).where(Account.person_id == person.id).values(login_email=new.lower())
+    )
     db.execute(update(Person).where(Person.id == person.id).values(email_verified=False))
     links.void_for_person(db, person.id)
     if old and old.strip().lower() != new.strip().lower():
         school = db.get(School, target.school_id)
-        queue_mail(db, old, "email_changed", school_id=target.school_id, locale=person.locale,
-                     given_name=person.given_name, old_email=old, new_email=new,
-                     changed_by=school.name if school else None)
+        queue_mail(
+            db,
+            old,
+            "email_changed",
+            school_id=target.school_id,
+            locale=person.locale,
+            given_name=person.given_name,
+            old_email=old,
+            new_email=new,
+            changed_by=school.name if school else None,
+        )
 
 
 @bp.patch("/accounts/<sub>/person")
@@ -185,8 +209,9 @@ def correct(sub: str) -> Response:
     # The version check and the write in one statement: a concurrent correction that committed
     # first makes this one match nothing (PostgreSQL re-checks the row after the lock).
     values = {"updated_at": utcnow(), **changes} if changes else {"version": Person.version}
-    done = db.execute(update(Person).where(Person.id == person.id, Person.version == version)
-                      .values(**values))
+    done = db.execute(
+        update(Person).where(Person.id == person.id, Person.version == version).values(**values)
+    )
     db.refresh(person)
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise VersionMismatch(current=account_data(target))
@@ -198,8 +223,9 @@ def correct(sub: str) -> Response:
         db.refresh(person)
         if email_changed:  # a login factor changed: the person's sessions end (and commit)
             end_sessions(db, Scope(person_id=person.id), "login_factor_changed")
-    return _with_etag({"account": account_data(target), "changed": bool(changes),
-                       "version": person.version})
+    return _with_etag(
+        {"account": account_data(target), "changed": bool(changes), "version": person.version}
+    )
 
 
 @bp.post("/accounts")
@@ -217,10 +243,14 @@ def create() -> Response:
             raise AccountError("roles must be a list of role names")
         if find_login_account(db, g.actor.school_id, email) is not None:
             raise EmailInUse("An active account at this school has this login e-mail.")
-        created = create_account(db, g.actor.school_id, email=email,
-                                 given_name=_text(body, "given_name", 200, True) or "",
-                                 family_name=_text(body, "family_name", 200, True) or "",
-                                 roles=roles)
+        created = create_account(
+            db,
+            g.actor.school_id,
+            email=email,
+            given_name=_text(body, "given_name", 200, True) or "",
+            family_name=_text(body, "family_name", 200, True) or "",
+            roles=roles,
+        )
         extra = _changes({k: body[k] for k in ("phone_number", "birthdate") if k in body})
     except AccountError as exc:
         raise InvalidRequest(str(exc)) from exc

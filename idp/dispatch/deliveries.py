@@ -79,11 +79,17 @@ _DELIVERED = {"logout": (200, 204), "event": (200, 202, 204)}
 _SET_HEADERS = {"Content-Type": "application/secevent+jwt", "Accept": "application/json"}
 
 
-def _post(http: requests.Session, url: str, body: dict[str, str] | str, timeout: float,
-          headers: dict[str, str] | None = None) -> tuple[int | None, str | None]:
+def _post(
+    http: requests.Session,
+    url: str,
+    body: dict[str, str] | str,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> tuple[int | None, str | None]:
     try:
-        resp = http.post(url, data=body, timeout=timeout, headers=headers,
-                         allow_redirects=False, stream=True)
+        resp = http.post(
+            url, data=body, timeout=timeout, headers=headers, allow_redirects=False, stream=True
+        )
         resp.raw.read(MAX_BODY)  # never more than a small body from a school
         resp.close()
         return resp.status_code, None
@@ -99,13 +105,17 @@ def _current_state(db: Session, subs: set[str]) -> dict[str, tuple[int, dict[str
     if not subs:
         return {}
 
-    rows = db.execute(select(Account, Person).join(Person, Person.id == Account.person_id)
-                      .where(Account.sub.in_(subs))).all()
+    rows = db.execute(
+        select(Account, Person)
+        .join(Person, Person.id == Account.person_id)
+        .where(Account.sub.in_(subs))
+    ).all()
     return {a.sub: (p.version, person_changed_claims(p, a)) for a, p in rows}
 
 
-def send(app: Flask, delivery_ids: list[int], timeout: float,
-         budget: float | None = None) -> list[Outcome]:
+def send(
+    app: Flask, delivery_ids: list[int], timeout: float, budget: float | None = None
+) -> list[Outcome]:
     """Mint a fresh token per row (a logout token, or a security event from the person's current
     data) and POST them in parallel, each within timeout; what is not done within budget seconds
     in all (default: timeout) counts as timed out and is not sent later."""
@@ -113,37 +123,58 @@ def send(app: Flask, delivery_ids: list[int], timeout: float,
         return []
     issuer = app.config["ISSUER"]
     with separate_transaction() as db:
-        rows = db.execute(select(Delivery.id, Delivery.kind, Delivery.payload, Client.client_id,
-                                 Client.backchannel_logout_uri, Client.events_uri,
-                                 Delivery.created_at)
-                          .join(Client, Client.id == Delivery.client_id)
-                          .where(Delivery.id.in_(delivery_ids))).all()
+        rows = db.execute(
+            select(
+                Delivery.id,
+                Delivery.kind,
+                Delivery.payload,
+                Client.client_id,
+                Client.backchannel_logout_uri,
+                Client.events_uri,
+                Delivery.created_at,
+            )
+            .join(Client, Client.id == Delivery.client_id)
+            .where(Delivery.id.in_(delivery_ids))
+        ).all()
         ring = app.extensions["keys"].ring(db)
         state = _current_state(db, {r.payload.get("sub") for r in rows if r.kind == "event"})
     started = time.monotonic()
     http = _client_for(app)
 
-    def attempt(kind: str, uri: str, client_id: str,
-                payload: dict[str, Any]) -> tuple[int | None, str | None]:
+    def attempt(
+        kind: str, uri: str, client_id: str, payload: dict[str, Any]
+    ) -> tuple[int | None, str | None]:
         # Minted in the sending thread, so iat is the moment of this attempt.
         sub = payload.get("sub")
         if kind == "logout":
-            token = tokens.logout_token(ring, issuer, client_id=client_id, sub=sub,
-                                        sid=payload.get("sid"))
+            token = tokens.logout_token(
+                ring, issuer, client_id=client_id, sub=sub, sid=payload.get("sid")
+            )
             return _post(http, uri, {"logout_token": token}, timeout)
         if sub not in state:
             return None, "NoSuchAccount"
         version, claims = state[sub]
-        token = tokens.security_event_token(ring, issuer, client_id=client_id, sub=sub, events={
-            tokens.PERSON_CHANGED_EVENT: {"version": version, "changed": payload.get("changed"),
-                                          "claims": claims}})
+        token = tokens.security_event_token(
+            ring,
+            issuer,
+            client_id=client_id,
+            sub=sub,
+            events={
+                tokens.PERSON_CHANGED_EVENT: {
+                    "version": version,
+                    "changed": payload.get("changed"),
+                    "claims": claims,
+                }
+            },
+        )
         return _post(http, uri, token, timeout, _SET_HEADERS)
 
     queued = {r.id: r.created_at for r in rows}
     jobs: list[tuple[int, str, Future[tuple[int | None, str | None]]]] = [
         (r.id, r.kind, _POOL.submit(attempt, r.kind, uri, r.client_id, r.payload))
         for r in rows
-        if (uri := r.events_uri if r.kind == "event" else r.backchannel_logout_uri)]
+        if (uri := r.events_uri if r.kind == "event" else r.backchannel_logout_uri)
+    ]
     limit = timeout + 0.05 if budget is None else budget
     wait([f for _, _, f in jobs], timeout=max(0.0, started + limit - time.monotonic()))
     outcomes = []
@@ -157,7 +188,8 @@ def send(app: Flask, delivery_ids: list[int], timeout: float,
         outcomes.append(Outcome(delivery_id, status in _DELIVERED[kind], status, error))
         if status in _DELIVERED[kind]:
             DELIVERY_LATENCY.labels(KINDS[kind]).observe(
-                (now - queued[delivery_id]).total_seconds())
+                (now - queued[delivery_id]).total_seconds()
+            )
     return outcomes
 
 
@@ -198,29 +230,47 @@ def record(app: Flask, outcomes: list[Outcome]) -> None:
     for o in outcomes:
         if o.delivered or o.status == 400:
             done[("delivered" if o.delivered else "failed", o.status, o.error)].append(
-                o.delivery_id)
+                o.delivery_id
+            )
         else:
             retry[(o.status, o.error)].append(o.delivery_id)
     pending = Delivery.state == "pending"
     with separate_transaction() as db:
         for (state, status, error), ids in done.items():
-            db.execute(update(Delivery).where(Delivery.id.in_(ids), pending).values(
-                state=state, attempts=Delivery.attempts + 1, last_status=status,
-                last_error=error, lease_until=None,
-                delivered_at=now if state == "delivered" else None))
+            db.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), pending)
+                .values(
+                    state=state,
+                    attempts=Delivery.attempts + 1,
+                    last_status=status,
+                    last_error=error,
+                    lease_until=None,
+                    delivered_at=now if state == "delivered" else None,
+                )
+            )
         for (status, error), ids in retry.items():
             failed = dict(last_status=status, last_error=error, lease_until=None)
-            db.execute(update(Delivery).where(Delivery.id.in_(ids), pending,
-                                              Delivery.created_at <= give_up_before)
-                       .values(state="dead", attempts=Delivery.attempts + 1, **failed))
+            db.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), pending, Delivery.created_at <= give_up_before)
+                .values(state="dead", attempts=Delivery.attempts + 1, **failed)
+            )
             by_attempts: dict[int, list[int]] = defaultdict(list)
-            for row_id, attempts in db.execute(select(Delivery.id, Delivery.attempts).where(
-                    Delivery.id.in_(ids), pending)):
+            for row_id, attempts in db.execute(
+                select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids), pending)
+            ):
                 by_attempts[attempts + 1].append(row_id)
             for attempts, group in by_attempts.items():
-                db.execute(update(Delivery).where(Delivery.id.in_(group), pending).values(
-                    attempts=attempts, next_attempt_at=now + dt.timedelta(
-                        seconds=backoff_seconds(app, attempts)), **failed))
+                db.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(group), pending)
+                    .values(
+                        attempts=attempts,
+                        next_attempt_at=now + dt.timedelta(seconds=backoff_seconds(app, attempts)),
+                        **failed,
+                    )
+                )
 
 
 def claim_due(app: Flask, limit: int = BATCH) -> list[int]:
@@ -233,8 +283,6 @@ def claim(app: Flask, delivery_ids: list[int]) -> list[int]:
     if not delivery_ids:
         return []
     return lease(app, Delivery, [Delivery.id.in_(delivery_ids)], len(delivery_ids))
-
-
 
 
 def run_once(app: Flask) -> list[Outcome]:

@@ -32,8 +32,12 @@ log = logging.getLogger(__name__)
 
 BATCH = 50
 # Where each purpose's link opens; the token travels in the fragment, never sent to a server.
-LINK_PATHS = {"access": "/s/{slug}/signin", "welcome": "/s/{slug}/signin",
-              "confirm": "/s/{slug}/apply/confirm", "email": "/account/email/confirm"}
+LINK_PATHS = {
+    "access": "/s/{slug}/signin",
+    "welcome": "/s/{slug}/signin",
+    "confirm": "/s/{slug}/apply/confirm",
+    "email": "/account/email/confirm",
+}
 
 
 def claim_due(app: Flask, limit: int = BATCH) -> list[int]:
@@ -41,13 +45,19 @@ def claim_due(app: Flask, limit: int = BATCH) -> list[int]:
     return lease(app, MailOutbox, [MailOutbox.next_attempt_at <= utcnow()], limit)
 
 
-def _render(app: Flask, row: MailOutbox, school: School | None,
-            link: str | None) -> tuple[str, str]:
+def _render(
+    app: Flask, row: MailOutbox, school: School | None, link: str | None
+) -> tuple[str, str]:
     """The subject (the template's first line) and the body, in the recipient's language."""
     with app.test_request_context(), force_locale(row.locale):
         context = {k: v for k, v in row.context.items() if k != "one_time_link"}
-        text = render_template(f"mail/{row.template}.txt", school=school, link=link,
-                               issuer=app.config["ISSUER"], **context)
+        text = render_template(
+            f"mail/{row.template}.txt",
+            school=school,
+            link=link,
+            issuer=app.config["ISSUER"],
+            **context,
+        )
     subject, _, body = text.strip().partition("\n")
     return subject.strip(), body.strip() + "\n"
 
@@ -57,16 +67,25 @@ def _prepare(app: Flask, db: Session, row: MailOutbox) -> tuple[str, str] | None
     school = db.get(School, row.school_id) if row.school_id is not None else None
     spec = row.context.get("one_time_link")
     if row.kind == "access":
-        account = (find_login_account(db, row.school_id, row.recipient)
-                   if row.school_id is not None else None)
+        account = (
+            find_login_account(db, row.school_id, row.recipient)
+            if row.school_id is not None
+            else None
+        )
         if account is None or school is None:
             return None
         spec = {"purpose": "access", "subject": f"account:{account.id}"}
         row.locale = account.person.locale or row.locale
     url = None
     if spec:
-        raw = links.mint(db, spec["purpose"], spec["subject"], row.school_id, spec.get("data"),
-                         sent_to=row.recipient)
+        raw = links.mint(
+            db,
+            spec["purpose"],
+            spec["subject"],
+            row.school_id,
+            spec.get("data"),
+            sent_to=row.recipient,
+        )
         path = LINK_PATHS[spec["purpose"]].format(slug=school.slug if school else "")
         # The page the link opens speaks the mail's language (until the person chose one).
         url = f"{app.config['ISSUER']}{path}?ui_locales={row.locale}#{raw}"
@@ -95,12 +114,11 @@ def send_one(app: Flask, row_id: int) -> str:
             row.attempts += 1
             row.last_error, row.lease_until = str(exc)[:200], None
             given_up = row.created_at <= now - dt.timedelta(
-                seconds=app.config["DELIVERY_GIVE_UP_SECONDS"])
+                seconds=app.config["DELIVERY_GIVE_UP_SECONDS"]
+            )
             row.state = "dead" if given_up else "pending"
-            row.next_attempt_at = now + dt.timedelta(
-                seconds=backoff_seconds(app, row.attempts))
-            log.warning("mail %s not sent (%s), attempt %d", row.id, row.last_error,
-                        row.attempts)
+            row.next_attempt_at = now + dt.timedelta(seconds=backoff_seconds(app, row.attempts))
+            log.warning("mail %s not sent (%s), attempt %d", row.id, row.last_error, row.attempts)
             return row.state
         row.state, row.sent_at, row.lease_until, row.attempts = "sent", now, None, row.attempts + 1
         row.context = {}  # what the mail said is the recipient's now, not ours to keep
@@ -118,6 +136,9 @@ def run_once(app: Flask) -> int:
         except Exception:  # a row that cannot be rendered must not stop the others
             log.exception("mail %s cannot be sent; set aside as dead", row_id)
             with separate_transaction() as db:
-                db.execute(update(MailOutbox).where(MailOutbox.id == row_id).values(
-                    state="dead", lease_until=None, last_error="cannot be rendered"))
+                db.execute(
+                    update(MailOutbox)
+                    .where(MailOutbox.id == row_id)
+                    .values(state="dead", lease_until=None, last_error="cannot be rendered")
+                )
     return len(ids)

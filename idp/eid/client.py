@@ -26,8 +26,7 @@ from shared import oidc_rp
 from shared.oidc_rp import HTTP, IdTokenInvalid, Provider, provider
 
 # Method (button) → the scope that selects it, and the amr TARA reports for it.
-METHODS = {"idcard": ("idcard", "idcard"), "mid": ("mid", "mID"),
-           "smartid": ("smartid", "smartid")}
+METHODS = {"idcard": ("idcard", "idcard"), "mid": ("mid", "mID"), "smartid": ("smartid", "smartid")}
 
 
 class EidError(Exception):
@@ -59,8 +58,7 @@ class Pending:
 def enabled() -> bool:
     """Tell whether an upstream eID provider is configured."""
     cfg = current_app.config
-    return bool(cfg.get("EID_ISSUER") and cfg.get("EID_CLIENT_ID")
-                and cfg.get("EID_CLIENT_SECRET"))
+    return bool(cfg.get("EID_ISSUER") and cfg.get("EID_CLIENT_ID") and cfg.get("EID_CLIENT_SECRET"))
 
 
 def redirect_uri() -> str:
@@ -72,15 +70,15 @@ def redirect_uri() -> str:
 def _upstream() -> Provider:
     """The upstream's metadata and keys (cached per process; an unknown kid refetches keys)."""
     try:
-        return provider(current_app.config["EID_ISSUER"],
-                        current_app.config["EID_TIMEOUT_SECONDS"])
+        return provider(current_app.config["EID_ISSUER"], current_app.config["EID_TIMEOUT_SECONDS"])
     except (requests.RequestException, ValueError, KeyError, RuntimeError) as exc:
         raise EidError(f"upstream unavailable: {type(exc).__name__}") from exc
 
 
 def _s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(
-        b"=").decode()
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
 
 
 def begin(method: str, locale: str) -> tuple[Pending, str]:
@@ -88,14 +86,26 @@ def begin(method: str, locale: str) -> tuple[Pending, str]:
     if method not in METHODS:
         raise EidError("unknown method")
     cfg = current_app.config
-    pending = Pending(state=secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24),
-                      verifier=secrets.token_urlsafe(48), method=method)
+    pending = Pending(
+        state=secrets.token_urlsafe(24),
+        nonce=secrets.token_urlsafe(24),
+        verifier=secrets.token_urlsafe(48),
+        method=method,
+    )
     endpoint = _upstream().endpoint("authorization_endpoint")
-    query = urlencode({
-        "response_type": "code", "client_id": cfg["EID_CLIENT_ID"],
-        "redirect_uri": redirect_uri(), "scope": "openid " + METHODS[method][0],
-        "state": pending.state, "nonce": pending.nonce, "ui_locales": locale,
-        "code_challenge": _s256(pending.verifier), "code_challenge_method": "S256"})
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": cfg["EID_CLIENT_ID"],
+            "redirect_uri": redirect_uri(),
+            "scope": "openid " + METHODS[method][0],
+            "state": pending.state,
+            "nonce": pending.nonce,
+            "ui_locales": locale,
+            "code_challenge": _s256(pending.verifier),
+            "code_challenge_method": "S256",
+        }
+    )
     return pending, endpoint + ("&" if "?" in endpoint else "?") + query
 
 
@@ -104,11 +114,18 @@ def exchange(pending: Pending, code: str) -> EidIdentity:
     cfg = current_app.config
     endpoint = _upstream().endpoint("token_endpoint")
     try:
-        resp = HTTP.post(endpoint, data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri(),
-            "code_verifier": pending.verifier},
+        resp = HTTP.post(
+            endpoint,
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri(),
+                "code_verifier": pending.verifier,
+            },
             auth=(cfg["EID_CLIENT_ID"], cfg["EID_CLIENT_SECRET"]),
-            timeout=cfg["EID_TIMEOUT_SECONDS"], allow_redirects=False)
+            timeout=cfg["EID_TIMEOUT_SECONDS"],
+            allow_redirects=False,
+        )
         body = resp.json() if resp.status_code == 200 else None
     except (requests.RequestException, ValueError) as exc:
         raise EidError(f"token endpoint unavailable: {type(exc).__name__}") from exc
@@ -122,8 +139,13 @@ def validate_id_token(token: str, pending: Pending) -> EidIdentity:
     cfg = current_app.config
     try:
         claims = oidc_rp.validate_id_token(
-            _upstream(), token, client_id=cfg["EID_CLIENT_ID"], nonce=pending.nonce,
-            leeway=cfg["EID_CLOCK_SKEW_SECONDS"], timeout=cfg["EID_TIMEOUT_SECONDS"])
+            _upstream(),
+            token,
+            client_id=cfg["EID_CLIENT_ID"],
+            nonce=pending.nonce,
+            leeway=cfg["EID_CLOCK_SKEW_SECONDS"],
+            timeout=cfg["EID_TIMEOUT_SECONDS"],
+        )
     except (IdTokenInvalid, requests.RequestException, ValueError) as exc:
         raise EidError(f"ID token refused: {exc}") from exc
     expected_amr = METHODS[pending.method][1]
@@ -153,5 +175,6 @@ def _identity(claims: dict[str, Any], amr: list[str], acr: str) -> EidIdentity:
             birth = dt.date.fromisoformat(raw_birth)
         except ValueError as exc:
             raise EidError("date_of_birth malformed") from exc
-    return EidIdentity(isikukood=sub[2:], given_name=given, family_name=family,
-                       birth_date=birth, amr=amr, acr=acr)
+    return EidIdentity(
+        isikukood=sub[2:], given_name=given, family_name=family, birth_date=birth, amr=amr, acr=acr
+    )

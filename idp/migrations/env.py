@@ -16,10 +16,14 @@ target_metadata = Base.metadata
 def run() -> None:
     """Run migrations online against the configured engine."""
     engine = config.attributes.get("engine") or make_engine(
-        os.environ.get("DATABASE_URL", "sqlite:///var/idp.db"))
+        os.environ.get("DATABASE_URL", "sqlite:///var/idp.db")
+    )
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=connection.dialect.name == "sqlite")
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

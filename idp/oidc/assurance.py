@@ -40,9 +40,15 @@ def school_minimum(school_id: int, account_id: int) -> str | None:
     rules: dict[str, Any] = current_app.config.get("MIN_ACR") or {}
     if not rules:
         return None
-    row = get_db().execute(select(School.slug, Account.roles, Account.sub).join(
-        Account, Account.school_id == School.id).where(School.id == school_id,
-                                                       Account.id == account_id)).first()
+    row = (
+        get_db()
+        .execute(
+            select(School.slug, Account.roles, Account.sub)
+            .join(Account, Account.school_id == School.id)
+            .where(School.id == school_id, Account.id == account_id)
+        )
+        .first()
+    )
     if row is None or row.slug not in rules:
         return None
     rule = rules[row.slug]
@@ -54,7 +60,12 @@ def school_minimum(school_id: int, account_id: int) -> str | None:
 
 def required(params: dict[str, Any], school_id: int, account_id: int | None) -> str | None:
     """The level this request needs: the higher of acr_values and the school's rule."""
-    levels = [lvl for lvl in (requested(params),
-                              school_minimum(school_id, account_id) if account_id else None)
-              if lvl is not None]
+    levels = [
+        lvl
+        for lvl in (
+            requested(params),
+            school_minimum(school_id, account_id) if account_id else None,
+        )
+        if lvl is not None
+    ]
     return max(levels, key=acr_rank) if levels else None

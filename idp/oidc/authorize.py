@@ -173,18 +173,20 @@ def validate() -> AuthorizationRequest:
         check_lengths(values)
         check_response_type(values)
         check_request_objects(values)
-        auth_request.params.update({
-            "scope": check_scope(values),
-            "code_challenge": check_pkce(values),
-            "prompt": sorted(check_prompt(values)),
-            "max_age": check_max_age(values),
-            "claims": check_claims(values),
-            "nonce": values.get("nonce"),
-            "login_hint": values.get("login_hint"),
-            "id_token_hint": values.get("id_token_hint"),
-            "ui_locales": values.get("ui_locales"),
-            "acr_values": values.get("acr_values"),
-        })
+        auth_request.params.update(
+            {
+                "scope": check_scope(values),
+                "code_challenge": check_pkce(values),
+                "prompt": sorted(check_prompt(values)),
+                "max_age": check_max_age(values),
+                "claims": check_claims(values),
+                "nonce": values.get("nonce"),
+                "login_hint": values.get("login_hint"),
+                "id_token_hint": values.get("id_token_hint"),
+                "ui_locales": values.get("ui_locales"),
+                "acr_values": values.get("acr_values"),
+            }
+        )
     except RedirectError as exc:
         raise _Redirect(auth_request, exc) from exc
     return auth_request
@@ -216,11 +218,19 @@ def error_response(auth_request: AuthorizationRequest, error: str, description: 
 # the account; the token endpoint loads it with its person), so no ORM entity is built.
 # The session's SQL record decides whether it is live: a Redis copy revived by a restart or
 # failover of Redis must not bring an ended session back.
-_ACTIVE_ACCOUNT = (select(SsoSession.ended_at, Account.id, Account.sub).select_from(SsoSession)
-                   .outerjoin(Account, and_(Account.person_id == SsoSession.person_id,
-                                            Account.school_id == bindparam("school_id"),
-                                            Account.status == "active"))
-                   .where(SsoSession.id == bindparam("sid")))
+_ACTIVE_ACCOUNT = (
+    select(SsoSession.ended_at, Account.id, Account.sub)
+    .select_from(SsoSession)
+    .outerjoin(
+        Account,
+        and_(
+            Account.person_id == SsoSession.person_id,
+            Account.school_id == bindparam("school_id"),
+            Account.status == "active",
+        ),
+    )
+    .where(SsoSession.id == bindparam("sid"))
+)
 
 
 class AccountRef(NamedTuple):
@@ -238,8 +248,12 @@ def active_account(session: LiveSession, school_id: int) -> AccountRef | None:
     """Return the id and sub of the person's active account at a school (one query that also
     checks the session has not ended)."""
     # A read only: autocommit, one round trip (the code lives in Redis).
-    row = get_reader().connection().execute(_ACTIVE_ACCOUNT, {
-        "sid": session.sid, "school_id": school_id}).first()
+    row = (
+        get_reader()
+        .connection()
+        .execute(_ACTIVE_ACCOUNT, {"sid": session.sid, "school_id": school_id})
+        .first()
+    )
     if row is None or row.ended_at is not None:
         raise SessionEnded(session.sid)
     return None if row.id is None else AccountRef(row.id, row.sub)
@@ -263,18 +277,25 @@ def needs_login(session: LiveSession | None, params: dict[str, Any], fresh: bool
     return max_age is not None and time.time() - session.auth_time > max_age
 
 
-def issue_code(auth_request: AuthorizationRequest, session: LiveSession,
-               account: AccountRef) -> Response:
+def issue_code(
+    auth_request: AuthorizationRequest, session: LiveSession, account: AccountRef
+) -> Response:
     """Issue a code bound to client, redirect_uri, PKCE challenge, session and grant."""
     p = auth_request.params
     grant_id = secrets.token_urlsafe(16)
     payload = {
-        "redirect_uri": auth_request.redirect_uri, "scope": p["scope"],
-        "code_challenge": p["code_challenge"], "nonce": p.get("nonce"), "claims": p.get("claims"),
-        "sid": session.sid, "account_id": account.id, "grant_id": grant_id,
+        "redirect_uri": auth_request.redirect_uri,
+        "scope": p["scope"],
+        "code_challenge": p["code_challenge"],
+        "nonce": p.get("nonce"),
+        "claims": p.get("claims"),
+        "sid": session.sid,
+        "account_id": account.id,
+        "grant_id": grant_id,
     }
-    code = codes.issue(auth_request.client.client_id, grant_id, payload,
-                       current_app.config["CODE_TTL_SECONDS"])
+    code = codes.issue(
+        auth_request.client.client_id, grant_id, payload, current_app.config["CODE_TTL_SECONDS"]
+    )
     return redirect_to_client(auth_request, {"code": code})
 
 
@@ -291,19 +312,25 @@ def decide(auth_request: AuthorizationRequest, fresh: bool = False) -> Response:
             session, login = None, True
         if account is None:
             if "none" in p["prompt"]:
-                return error_response(auth_request, "login_required",
-                                      "No account at this school for the signed-in person.")
-            return redirect(url_for("login.no_account",
-                                    ix=interactions.start(_stored(auth_request))), 303)
-        if p.get("id_token_hint") and not hint_matches(p["id_token_hint"], auth_request.client,
-                                                       account):
+                return error_response(
+                    auth_request,
+                    "login_required",
+                    "No account at this school for the signed-in person.",
+                )
+            return redirect(
+                url_for("login.no_account", ix=interactions.start(_stored(auth_request))), 303
+            )
+        if p.get("id_token_hint") and not hint_matches(
+            p["id_token_hint"], auth_request.client, account
+        ):
             login = True
     school_id = auth_request.client.row.school_id
     min_acr = assurance.required(p, school_id, account.id if account else None)
     if not login and session is not None and not assurance.satisfies(session.acr, min_acr):
         if "none" in p["prompt"]:
-            return error_response(auth_request, "login_required",
-                                  "A higher level of assurance (eID) is required.")
+            return error_response(
+                auth_request, "login_required", "A higher level of assurance (eID) is required."
+            )
         login = True  # step up: the login page offers only the methods that reach min_acr
     if login:
         if "none" in p["prompt"]:
@@ -319,10 +346,13 @@ def decide(auth_request: AuthorizationRequest, fresh: bool = False) -> Response:
 def _stored(auth_request: AuthorizationRequest, min_acr: str | None = None) -> dict[str, Any]:
     # school_id: the login POST counts failures and finds the account without a query.
     # min_acr: the level the login must reach (a step-up offers eID only).
-    stored = {"client_id": auth_request.client.client_id,
-              "school_id": auth_request.client.row.school_id,
-              "redirect_uri": auth_request.redirect_uri, "params": auth_request.params,
-              "started": int(time.time())}
+    stored = {
+        "client_id": auth_request.client.client_id,
+        "school_id": auth_request.client.row.school_id,
+        "redirect_uri": auth_request.redirect_uri,
+        "params": auth_request.params,
+        "started": int(time.time()),
+    }
     if assurance.acr_rank(min_acr) > 0:
         stored["min_acr"] = min_acr
     return stored

@@ -16,8 +16,15 @@ from sqlalchemy.orm import Session
 from idp.models import Account, Client, Person, School
 from shared.messages import STUUDIUM_CLAIMS, STUUDIUM_SCOPE
 
-SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "address", "offline_access",
-                    STUUDIUM_SCOPE]
+SCOPES_SUPPORTED = [
+    "openid",
+    "profile",
+    "email",
+    "phone",
+    "address",
+    "offline_access",
+    STUUDIUM_SCOPE,
+]
 
 SCOPE_CLAIMS: dict[str, list[str]] = {
     "profile": ["name", "given_name", "family_name", "birthdate", "locale", "updated_at"],
@@ -27,9 +34,20 @@ SCOPE_CLAIMS: dict[str, list[str]] = {
     STUUDIUM_SCOPE: list(STUUDIUM_CLAIMS),
 }
 
-CLAIMS_SUPPORTED = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
-                    "sid", "at_hash",
-                    *dict.fromkeys(c for cs in SCOPE_CLAIMS.values() for c in cs)]
+CLAIMS_SUPPORTED = [
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "sid",
+    "at_hash",
+    *dict.fromkeys(c for cs in SCOPE_CLAIMS.values() for c in cs),
+]
 
 
 def normalise_scope(scope: str | None) -> str:
@@ -44,7 +62,8 @@ def parse_claims_request(raw: str | None) -> dict[str, Any] | None:
         return None
     value = json.loads(raw)
     if not isinstance(value, dict) or any(
-            k in value and not isinstance(value[k], dict | None) for k in ("id_token", "userinfo")):
+        k in value and not isinstance(value[k], dict | None) for k in ("id_token", "userinfo")
+    ):
         raise ValueError("claims must be a JSON object of objects")
     return value
 
@@ -98,12 +117,27 @@ def person_claims(person: Person | PersonRow, account: Account | AccountRow) -> 
 def person_changed_claims(person: Person, account: Account) -> dict[str, Any]:
     """The person's current data as a school keeps it (what a person-changed event carries)."""
     everything = person_claims(person, account)
-    return {k: everything[k] for k in ("given_name", "family_name", "name", "birthdate",
-                                       "email", "email_verified", "phone_number", "locale")}
+    return {
+        k: everything[k]
+        for k in (
+            "given_name",
+            "family_name",
+            "name",
+            "birthdate",
+            "email",
+            "email_verified",
+            "phone_number",
+            "locale",
+        )
+    }
 
 
-def released(person: Person | PersonRow, account: Account | AccountRow, scope: str,
-             requested: dict[str, Any] | None) -> dict[str, Any]:
+def released(
+    person: Person | PersonRow,
+    account: Account | AccountRow,
+    scope: str,
+    requested: dict[str, Any] | None,
+) -> dict[str, Any]:
     """Return the claims a scope plus an explicit request release, omitting empty ones."""
     everything = person_claims(person, account)
     names = {"sub"}
@@ -124,13 +158,25 @@ _ORDER = (_SCHOOL.c.name, _CLIENT.c.id)
 def _other_schools(person: ColumnElement[Any], school: ColumnElement[Any]) -> Select[Any]:
     """The other schools (with a jump target) of the person, beside the school given."""
     return (
-        select(_SCHOOL.c.slug, _SCHOOL.c.name, _SCHOOL.c.base_url, _SCHOOL.c.logo.is_not(None),
-               _CLIENT.c.initiate_login_uri)
+        select(
+            _SCHOOL.c.slug,
+            _SCHOOL.c.name,
+            _SCHOOL.c.base_url,
+            _SCHOOL.c.logo.is_not(None),
+            _CLIENT.c.initiate_login_uri,
+        )
         .join(_ACCOUNT, _ACCOUNT.c.school_id == _SCHOOL.c.id)
-        .join(_CLIENT, (_CLIENT.c.school_id == _SCHOOL.c.id)
-              & _CLIENT.c.initiate_login_uri.is_not(None))
-        .where(_ACCOUNT.c.person_id == person, _ACCOUNT.c.status == "active",
-               _ACCOUNT.c.school_id != school, _SCHOOL.c.status == "active"))
+        .join(
+            _CLIENT,
+            (_CLIENT.c.school_id == _SCHOOL.c.id) & _CLIENT.c.initiate_login_uri.is_not(None),
+        )
+        .where(
+            _ACCOUNT.c.person_id == person,
+            _ACCOUNT.c.status == "active",
+            _ACCOUNT.c.school_id != school,
+            _SCHOOL.c.status == "active",
+        )
+    )
 
 
 _OTHER_SCHOOLS = _other_schools(bindparam("person_id"), bindparam("school_id")).order_by(*_ORDER)
@@ -141,23 +187,43 @@ def other_schools_json_sql(person: str, school: str) -> str:
     person and the school, for a statement that reads them along with other things (the code
     exchange's)."""
     rows = _other_schools(literal_column(person), literal_column(school))
-    array = func.coalesce(func.json_agg(aggregate_order_by(
-        func.json_build_array(*rows.selected_columns), *_ORDER)), literal_column("'[]'"))
-    return str(rows.with_only_columns(array).compile(
-        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    array = func.coalesce(
+        func.json_agg(aggregate_order_by(func.json_build_array(*rows.selected_columns), *_ORDER)),
+        literal_column("'[]'"),
+    )
+    return str(
+        rows.with_only_columns(array).compile(
+            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        )
+    )
 
 
-def stuudium_claims(db: Session, account: Account | AccountRow, issuer: str,
-                    rows: Iterable[Sequence[Any]] | None = None) -> dict[str, Any]:
+def stuudium_claims(
+    db: Session,
+    account: Account | AccountRow,
+    issuer: str,
+    rows: Iterable[Sequence[Any]] | None = None,
+) -> dict[str, Any]:
     """Our own scope: this account's roles, the person's other schools (display data only);
     rows: the schools when already read (other_schools_json_sql), else they are read here."""
     if rows is None:
-        rows = db.connection().execute(_OTHER_SCHOOLS, {"person_id": account.person_id,
-                                                        "school_id": account.school_id})
+        rows = db.connection().execute(
+            _OTHER_SCHOOLS, {"person_id": account.person_id, "school_id": account.school_id}
+        )
     schools: dict[str, dict[str, Any]] = {}
     for slug, name, url, has_logo, login_url in rows:
-        schools.setdefault(slug, {"name": name, "url": url, "login_url": login_url,
-                                  "logo": f"{issuer}/schools/{slug}/logo" if has_logo else None})
+        schools.setdefault(
+            slug,
+            {
+                "name": name,
+                "url": url,
+                "login_url": login_url,
+                "logo": f"{issuer}/schools/{slug}/logo" if has_logo else None,
+            },
+        )
     assert account.person is not None
-    return {"roles": list(account.roles), "schools": list(schools.values()),
-            "locale": account.person.locale}
+    return {
+        "roles": list(account.roles),
+        "schools": list(schools.values()),
+        "locale": account.person.locale,
+    }

@@ -43,7 +43,20 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         cfg = current_app.config
         ttl = cfg["ACCESS_TOKEN_TTL_SECONDS"]
         access, _ = tokens.client_access_token(
-            current_app.extensions["keys"].ring(get_db()), cfg["ISSUER"], ttl,
-            client_id=client.client_id, audience=admin_audience(), scope=ADMIN_SCOPE)
-        return 200, {"access_token": access, "token_type": "Bearer", "expires_in": ttl,
-                     "scope": ADMIN_SCOPE}, self.TOKEN_RESPONSE_HEADER
+            current_app.extensions["keys"].ring(get_db()),
+            cfg["ISSUER"],
+            ttl,
+            client_id=client.client_id,
+            audience=admin_audience(),
+            scope=ADMIN_SCOPE,
+        )
+        return (
+            200,
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": ttl,
+                "scope": ADMIN_SCOPE,
+            },
+            self.TOKEN_RESPONSE_HEADER,
+        )

@@ -78,11 +78,21 @@ class RelyingParty(ClientMixin):
 _CLIENT = cast(Table, Client.__table__)
 _SCHOOL = cast(Table, School.__table__)
 _ACTIVE_CLIENT = (
-    select(_CLIENT.c.id, _CLIENT.c.client_id, _CLIENT.c.school_id, _CLIENT.c.secret_hash,
-           _CLIENT.c.redirect_uris, _CLIENT.c.id_token_signed_response_alg)
+    select(
+        _CLIENT.c.id,
+        _CLIENT.c.client_id,
+        _CLIENT.c.school_id,
+        _CLIENT.c.secret_hash,
+        _CLIENT.c.redirect_uris,
+        _CLIENT.c.id_token_signed_response_alg,
+    )
     .join(_SCHOOL, _SCHOOL.c.id == _CLIENT.c.school_id)
-    .where(_CLIENT.c.client_id == bindparam("client_id"), _CLIENT.c.status == "active",
-           _SCHOOL.c.status == "active"))
+    .where(
+        _CLIENT.c.client_id == bindparam("client_id"),
+        _CLIENT.c.status == "active",
+        _SCHOOL.c.status == "active",
+    )
+)
 
 
 # Active clients by client_id, with the monotonic time each entry goes stale. Every token and
@@ -98,7 +108,8 @@ def find_client(client_id: str | None) -> RelyingParty | None:
         return None
     now = time.monotonic()
     cache: dict[str, tuple[float, ClientRow]] = current_app.extensions.setdefault(
-        "client_cache", {})
+        "client_cache", {}
+    )
     cached = cache.get(client_id)
     if cached is not None and cached[0] > now:
         return RelyingParty(cached[1])

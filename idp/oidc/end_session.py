@@ -40,6 +40,7 @@ def parse(values: Mapping[str, str]) -> LogoutRequest:
     continue_to = None
     if target is not None and hint is not None:
         state = values.get("state")
-        continue_to = target + (("&" if "?" in target else "?") + urlencode({"state": state})
-                                if state else "")
+        continue_to = target + (
+            ("&" if "?" in target else "?") + urlencode({"state": state}) if state else ""
+        )
     return LogoutRequest(hint.get("sid") if hint is not None else None, continue_to)

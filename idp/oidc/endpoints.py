@@ -68,8 +68,12 @@ def resume() -> Any:
         raise authz.PageError("sign_in_expired")
     auth_request = authz.restore(data["request"])
     session = load_session(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
-    if auth_request is None or session is None or session.sid != data["result"]["sid"] or (
-            not interactions.resumed(ix, data)):
+    if (
+        auth_request is None
+        or session is None
+        or session.sid != data["result"]["sid"]
+        or (not interactions.resumed(ix, data))
+    ):
         raise authz.PageError("sign_in_expired")
     return authz.decide(auth_request, fresh=True)
 
@@ -128,8 +132,11 @@ def userinfo() -> Response:
     if claims is None:
         return bearer_error("invalid_token", 401)
     db = get_db()
-    row = db.execute(select(Account, Person).join(Person, Person.id == Account.person_id)
-                     .where(Account.sub == claims["sub"])).first()
+    row = db.execute(
+        select(Account, Person)
+        .join(Person, Person.id == Account.person_id)
+        .where(Account.sub == claims["sub"])
+    ).first()
     if row is None or row[0].status != "active":
         return bearer_error("invalid_token", 401)
     account, person = row

@@ -60,6 +60,7 @@ from shared.security import sha256_hex
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
+
 def s256(verifier: str) -> str:
     """Return the S256 code challenge of a verifier."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
@@ -79,25 +80,51 @@ def _single(form: Any, name: str, required: bool = True) -> str | None:
 _SSO = cast(Table, SsoSession.__table__)
 _ACCOUNT = cast(Table, Account.__table__)
 _PERSON = cast(Table, Person.__table__)
-_SESSION_COLS = (_SSO.c.id, _SSO.c.person_id, _SSO.c.auth_time, _SSO.c.acr, _SSO.c.amr,
-                 _SSO.c.expires_at, _SSO.c.ended_at)
-_ACCOUNT_COLS = (_ACCOUNT.c.id, _ACCOUNT.c.person_id, _ACCOUNT.c.school_id, _ACCOUNT.c.sub,
-                 _ACCOUNT.c.roles, _ACCOUNT.c.status)
-_PERSON_COLS = (_PERSON.c.given_name, _PERSON.c.family_name, _PERSON.c.birth_date,
-                _PERSON.c.locale, _PERSON.c.updated_at, _PERSON.c.email,
-                _PERSON.c.email_verified, _PERSON.c.phone, _PERSON.c.address)
+_SESSION_COLS = (
+    _SSO.c.id,
+    _SSO.c.person_id,
+    _SSO.c.auth_time,
+    _SSO.c.acr,
+    _SSO.c.amr,
+    _SSO.c.expires_at,
+    _SSO.c.ended_at,
+)
+_ACCOUNT_COLS = (
+    _ACCOUNT.c.id,
+    _ACCOUNT.c.person_id,
+    _ACCOUNT.c.school_id,
+    _ACCOUNT.c.sub,
+    _ACCOUNT.c.roles,
+    _ACCOUNT.c.status,
+)
+_PERSON_COLS = (
+    _PERSON.c.given_name,
+    _PERSON.c.family_name,
+    _PERSON.c.birth_date,
+    _PERSON.c.locale,
+    _PERSON.c.updated_at,
+    _PERSON.c.email,
+    _PERSON.c.email_verified,
+    _PERSON.c.phone,
+    _PERSON.c.address,
+)
 _N_SESSION, _N_ACCOUNT = len(_SESSION_COLS), len(_ACCOUNT_COLS)
 
 # The session and the account (with its person's claim columns only when a claim needs them),
 # in one round trip; plain Core selects built once, run on the session's connection.
-_SESSION_AND_ACCOUNT = (select(*_SESSION_COLS, *_ACCOUNT_COLS).select_from(_SSO)
-                        .outerjoin(_ACCOUNT, _ACCOUNT.c.id == bindparam("account_id"))
-                        .where(_SSO.c.id == bindparam("sid")))
-_SESSION_ACCOUNT_PERSON = (select(*_SESSION_COLS, *_ACCOUNT_COLS, *_PERSON_COLS)
-                           .select_from(_SSO)
-                           .outerjoin(_ACCOUNT, _ACCOUNT.c.id == bindparam("account_id"))
-                           .outerjoin(_PERSON, _PERSON.c.id == _ACCOUNT.c.person_id)
-                           .where(_SSO.c.id == bindparam("sid")))
+_SESSION_AND_ACCOUNT = (
+    select(*_SESSION_COLS, *_ACCOUNT_COLS)
+    .select_from(_SSO)
+    .outerjoin(_ACCOUNT, _ACCOUNT.c.id == bindparam("account_id"))
+    .where(_SSO.c.id == bindparam("sid"))
+)
+_SESSION_ACCOUNT_PERSON = (
+    select(*_SESSION_COLS, *_ACCOUNT_COLS, *_PERSON_COLS)
+    .select_from(_SSO)
+    .outerjoin(_ACCOUNT, _ACCOUNT.c.id == bindparam("account_id"))
+    .outerjoin(_PERSON, _PERSON.c.id == _ACCOUNT.c.person_id)
+    .where(_SSO.c.id == bindparam("sid"))
+)
 
 
 def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
@@ -158,8 +185,9 @@ _MINTED = """, minted AS (
 )"""
 # The stuudium scope's other schools (claims.other_schools_json_sql) ride along as one JSON
 # column.
-_WITH_SCHOOLS = (f", ({other_schools_json_sql('live.account_person_id', 'live.school_id')})"
-                 " AS other_schools")
+_WITH_SCHOOLS = (
+    f", ({other_schools_json_sql('live.account_person_id', 'live.school_id')}) AS other_schools"
+)
 
 
 def _live_statement(with_schools: bool, minting: bool) -> TextualSelect:
@@ -170,18 +198,22 @@ def _live_statement(with_schools: bool, minting: bool) -> TextualSelect:
     if with_schools:
         columns.append(column("other_schools", JSON()))
     columns.append(column("synchronous_commit", String()))
-    sql = _LIVE_AND_RECORD_SQL.format(schools=_WITH_SCHOOLS if with_schools else "",
-                                      minted=_MINTED if minting else "",
-                                      stored=" OR EXISTS (SELECT 1 FROM minted)" if minting
-                                      else "")
+    sql = _LIVE_AND_RECORD_SQL.format(
+        schools=_WITH_SCHOOLS if with_schools else "",
+        minted=_MINTED if minting else "",
+        stored=" OR EXISTS (SELECT 1 FROM minted)" if minting else "",
+    )
     params = [bindparam("now", type_=TZDateTime())]
     if minting:
         params.append(bindparam("claims", type_=cast(Table, RefreshToken.__table__).c.claims.type))
     return text(sql).bindparams(*params).columns(*columns)
 
 
-_LIVE_AND_RECORD_PG = {(schools, minting): _live_statement(schools, minting)
-                       for schools in (False, True) for minting in (False, True)}
+_LIVE_AND_RECORD_PG = {
+    (schools, minting): _live_statement(schools, minting)
+    for schools in (False, True)
+    for minting in (False, True)
+}
 
 
 @dataclass(frozen=True)
@@ -194,9 +226,15 @@ class Mint:
     claims: dict[str, Any] | None
 
 
-def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
-                  client_pk: int, with_schools: bool = False, mint: Mint | None = None,
-                  ) -> tuple[SessionRow, AccountRow | None, list[Any] | None, str | None]:
+def _live_session(
+    db: Session,
+    sid: str,
+    account_id: int,
+    with_person: bool,
+    client_pk: int,
+    with_schools: bool = False,
+    mint: Mint | None = None,
+) -> tuple[SessionRow, AccountRow | None, list[Any] | None, str | None]:
     """Load the session, which must be live, and the account (with its person when asked), and
     record the client in the session, in one round trip on PostgreSQL; the caller checks the
     account with _active() (so the checks keep their order). Also returned: the person's
@@ -209,10 +247,16 @@ def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
     row: Any
     if postgres:
         if mint is not None:
-            params.update(refresh_hash=sha256_hex(mint.token), grant_id=mint.grant_id,
-                          scope=mint.scope, claims=mint.claims)
-        row = conn.execute(_LIVE_AND_RECORD_PG[with_schools, mint is not None],
-                           {**params, "client_pk": client_pk, "now": utcnow()}).first()
+            params.update(
+                refresh_hash=sha256_hex(mint.token),
+                grant_id=mint.grant_id,
+                scope=mint.scope,
+                claims=mint.claims,
+            )
+        row = conn.execute(
+            _LIVE_AND_RECORD_PG[with_schools, mint is not None],
+            {**params, "client_pk": client_pk, "now": utcnow()},
+        ).first()
         row = row[:-1] if row is not None else None  # set_config's answer
         if row is not None and with_schools:
             schools = list(row[-1] or [])
@@ -233,8 +277,12 @@ def _live_session(db: Session, sid: str, account_id: int, with_person: bool,
     if not postgres:
         _record_client(db, sid, client_pk, sub)
     person = PersonRow(*row[end:]) if with_person else None
-    return (session, AccountRow(account_pk, person_id, school_id, sub, roles, status, person),
-            schools, minted)
+    return (
+        session,
+        AccountRow(account_pk, person_id, school_id, sub, roles, status, person),
+        schools,
+        minted,
+    )
 
 
 # The hot path's writes are plain table statements built once: the ORM's unit of work and
@@ -248,15 +296,25 @@ _RECORD_CLIENT = sqlite.insert(cast(Table, SessionClient.__table__)).on_conflict
 def _record_client(db: Session, sid: str, client_pk: int, sub: str) -> None:
     """Remember that this client holds tokens under the session (SQLite; PostgreSQL records it
     in _live_session's statement)."""
-    db.connection().execute(_RECORD_CLIENT, {"session_id": sid, "client_id": client_pk,
-                                             "sub": sub, "first_at": utcnow()})
+    db.connection().execute(
+        _RECORD_CLIENT,
+        {"session_id": sid, "client_id": client_pk, "sub": sub, "first_at": utcnow()},
+    )
 
 
-def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session: SessionRow, *,
-                 scope: str, grant_id: str, nonce: str | None,
-                 claims_request: dict[str, Any] | None,
-                 refresh: str | None = None,
-                 other_schools: list[Any] | None = None) -> dict[str, Any]:
+def issue_tokens(
+    db: Session,
+    client: RelyingParty,
+    account: AccountRow,
+    session: SessionRow,
+    *,
+    scope: str,
+    grant_id: str,
+    nonce: str | None,
+    claims_request: dict[str, Any] | None,
+    refresh: str | None = None,
+    other_schools: list[Any] | None = None,
+) -> dict[str, Any]:
     """Mint the access token, the ID token and (for offline_access) a refresh token; refresh,
     when given, is a token already stored (a rotation's successor, or the code exchange's on
     PostgreSQL); other_schools, the stuudium scope's schools when already read."""
@@ -264,9 +322,18 @@ def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session
     ring = current_app.extensions["keys"].ring(db)
     auth_time = int(session.auth_time.timestamp())
     access, _ = tokens.access_token(
-        ring, cfg["ISSUER"], cfg["ACCESS_TOKEN_TTL_SECONDS"], sub=account.sub,
-        client_id=client.client_id, scope=scope, sid=session.id, grant_id=grant_id,
-        auth_time=auth_time, acr=session.acr, amr=list(session.amr))
+        ring,
+        cfg["ISSUER"],
+        cfg["ACCESS_TOKEN_TTL_SECONDS"],
+        sub=account.sub,
+        client_id=client.client_id,
+        scope=scope,
+        sid=session.id,
+        grant_id=grant_id,
+        auth_time=auth_time,
+        acr=session.acr,
+        amr=list(session.amr),
+    )
     extra: dict[str, Any] = {}
     if account.person is not None:  # loaded whenever _needs_person() says a claim needs it
         extra = released(account.person, account, "", (claims_request or {}).get("id_token"))
@@ -275,19 +342,43 @@ def issue_tokens(db: Session, client: RelyingParty, account: AccountRow, session
         extra.update(stuudium_claims(db, account, cfg["ISSUER"], other_schools))
     alg = client.row.id_token_signed_response_alg
     id_token = tokens.id_token(
-        ring, cfg["ISSUER"], cfg["ID_TOKEN_TTL_SECONDS"], alg, sub=account.sub,
-        client_id=client.client_id, sid=session.id, auth_time=auth_time, acr=session.acr,
-        amr=list(session.amr), nonce=nonce, access=access, extra=extra)
+        ring,
+        cfg["ISSUER"],
+        cfg["ID_TOKEN_TTL_SECONDS"],
+        alg,
+        sub=account.sub,
+        client_id=client.client_id,
+        sid=session.id,
+        auth_time=auth_time,
+        acr=session.acr,
+        amr=list(session.amr),
+        nonce=nonce,
+        access=access,
+        extra=extra,
+    )
     response: dict[str, Any] = {
-        "access_token": access, "token_type": "Bearer",
-        "expires_in": cfg["ACCESS_TOKEN_TTL_SECONDS"], "id_token": id_token, "scope": scope,
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": cfg["ACCESS_TOKEN_TTL_SECONDS"],
+        "id_token": id_token,
+        "scope": scope,
     }
     if refresh is None and "offline_access" in scope.split():
         refresh = secrets.token_urlsafe(32)
-        db.connection().execute(_INSERT_REFRESH, {
-            "token_hash": sha256_hex(refresh), "grant_id": grant_id, "client_id": client.row.id,
-            "session_id": session.id, "account_id": account.id, "scope": scope,
-            "claims": claims_request, "created_at": utcnow(), "expires_at": session.expires_at})
+        db.connection().execute(
+            _INSERT_REFRESH,
+            {
+                "token_hash": sha256_hex(refresh),
+                "grant_id": grant_id,
+                "client_id": client.row.id,
+                "session_id": session.id,
+                "account_id": account.id,
+                "scope": scope,
+                "claims": claims_request,
+                "created_at": utcnow(),
+                "expires_at": session.expires_at,
+            },
+        )
     if refresh is not None:
         response["refresh_token"] = refresh
     return response
@@ -332,7 +423,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if redirect_uri != payload["redirect_uri"]:
             raise InvalidGrantError("'redirect_uri' differs from the authorization request.")
         if not VERIFIER_RE.match(verifier) or not hmac.compare_digest(
-                s256(verifier), payload["code_challenge"]):
+            s256(verifier), payload["code_challenge"]
+        ):
             raise InvalidGrantError("'code_verifier' does not match the code challenge.")
         self.request.client = client
         self.request.authorization_code = payload
@@ -345,19 +437,33 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         scope = payload["scope"]
         mint = None
         if "offline_access" in scope.split():
-            mint = Mint(secrets.token_urlsafe(32), payload["grant_id"], scope,
-                        payload.get("claims"))
+            mint = Mint(
+                secrets.token_urlsafe(32), payload["grant_id"], scope, payload.get("claims")
+            )
         session, loaded, schools, minted = _live_session(
-            db, payload["sid"], payload["account_id"],
-            _needs_person(scope, payload.get("claims")), client.row.id,
-            with_schools=STUUDIUM_SCOPE in scope.split(), mint=mint)
+            db,
+            payload["sid"],
+            payload["account_id"],
+            _needs_person(scope, payload.get("claims")),
+            client.row.id,
+            with_schools=STUUDIUM_SCOPE in scope.split(),
+            mint=mint,
+        )
         account = _active(loaded)
         if account.person_id != session.person_id:
             raise InvalidGrantError("The session belongs to another person.")
-        token = issue_tokens(db, client, account, session, scope=payload["scope"],
-                             grant_id=payload["grant_id"], nonce=payload.get("nonce"),
-                             claims_request=payload.get("claims"), refresh=minted,
-                             other_schools=schools)
+        token = issue_tokens(
+            db,
+            client,
+            account,
+            session,
+            scope=payload["scope"],
+            grant_id=payload["grant_id"],
+            nonce=payload.get("nonce"),
+            claims_request=payload.get("claims"),
+            refresh=minted,
+            other_schools=schools,
+        )
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
@@ -385,8 +491,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 # which commits, commits only itself.
                 db.rollback()
                 revoke_grant(row.grant_id)
-                raise InvalidGrantError("The refresh token was already used; its family is "
-                                        "revoked.")
+                raise InvalidGrantError(
+                    "The refresh token was already used; its family is revoked."
+                )
             raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
         claimed = rotated.claimed
         granted = claimed.scope.split()
@@ -412,8 +519,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         session = rotated.session
         if session is None:
             raise InvalidGrantError("The session has ended.")
-        alive = store_sessions.touch_for_refresh(session.id, rotated.claimed.grant_id,
-                                                 current_app.config["SESSION_IDLE_SECONDS"])
+        alive = store_sessions.touch_for_refresh(
+            session.id, rotated.claimed.grant_id, current_app.config["SESSION_IDLE_SECONDS"]
+        )
         if alive == -1:
             revoke_grant(rotated.claimed.grant_id)
             raise InvalidGrantError("The grant was revoked.")
@@ -425,8 +533,15 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         scope = self.request.scope
         if not _needs_person(scope, rotated.claimed.claims):
             account = replace(account, person=None)
-        token = issue_tokens(get_db(), client, account, session, scope=scope,
-                             grant_id=rotated.claimed.grant_id, nonce=None,
-                             claims_request=rotated.claimed.claims,
-                             refresh=self.request.successor)
+        token = issue_tokens(
+            get_db(),
+            client,
+            account,
+            session,
+            scope=scope,
+            grant_id=rotated.claimed.grant_id,
+            nonce=None,
+            claims_request=rotated.claimed.claims,
+            refresh=self.request.successor,
+        )
         return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -38,7 +38,9 @@ def create_key(db: Session, cipher: MultiFernet, alg: str, state: str) -> Signin
     public = key.as_dict(private=False)
     public.update({"kid": kid, "alg": alg, "use": "sig"})
     row = SigningKey(
-        kid=kid, alg=alg, state=state,
+        kid=kid,
+        alg=alg,
+        state=state,
         private_encrypted=cipher.encrypt(key.as_pem(private=True)),
         public_jwk=public,
         activated_at=utcnow() if state == "active" else None,
@@ -67,8 +69,11 @@ def rotate(db: Session, cipher: MultiFernet, retire_after_seconds: int) -> list[
     for alg in ALGORITHMS:
         rows = db.scalars(select(SigningKey).where(SigningKey.alg == alg)).all()
         for row in rows:
-            if row.state == "retiring" and row.retiring_at and (
-                    (now - row.retiring_at).total_seconds() > retire_after_seconds):
+            if (
+                row.state == "retiring"
+                and row.retiring_at
+                and ((now - row.retiring_at).total_seconds() > retire_after_seconds)
+            ):
                 row.state = "retired"
             elif row.state == "active":
                 row.state = "retiring"
@@ -121,8 +126,11 @@ class KeyStore:
         self._ring = None
 
     def _load(self, db: Session) -> KeyRing:
-        rows = db.scalars(select(SigningKey).where(
-            SigningKey.state.in_(("next", "active", "retiring"))).order_by(SigningKey.id)).all()
+        rows = db.scalars(
+            select(SigningKey)
+            .where(SigningKey.state.in_(("next", "active", "retiring")))
+            .order_by(SigningKey.id)
+        ).all()
         signing: dict[str, RSAKey | ECKey] = {}
         for row in rows:
             if row.state == "active":
@@ -134,5 +142,9 @@ class KeyStore:
                     self._imported[row.kid] = key
                 signing[row.alg] = key
         publics = [dict(r.public_jwk) for r in rows]
-        return KeyRing(signing=signing, public=KeySet.import_key_set({"keys": publics}),
-                       jwks={"keys": publics}, loaded_at=time.monotonic())
+        return KeyRing(
+            signing=signing,
+            public=KeySet.import_key_set({"keys": publics}),
+            jwks={"keys": publics},
+            loaded_at=time.monotonic(),
+        )

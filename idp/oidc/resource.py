@@ -44,8 +44,13 @@ def _signed_access_token(token: str, audience: str) -> dict[str, Any] | None:
     cfg = current_app.config
     ring = current_app.extensions["keys"].ring(get_db())
     try:
-        claims = tokens.verify(ring.public, token, typ=tokens.ACCESS_TOKEN_TYP,
-                               issuer=cfg["ISSUER"], algorithms=["ES256"])
+        claims = tokens.verify(
+            ring.public,
+            token,
+            typ=tokens.ACCESS_TOKEN_TYP,
+            issuer=cfg["ISSUER"],
+            algorithms=["ES256"],
+        )
     except tokens.TokenInvalid:
         return None
     return claims if claims.get("aud") == audience else None
@@ -57,13 +62,17 @@ def check_access_token(token: str) -> dict[str, Any] | None:
     if claims is None:
         return None
     denied_jti, denied_grant, alive = access_token_state(
-        str(claims.get("jti")), str(claims.get("grant_id")), str(claims.get("sid")))
+        str(claims.get("jti")), str(claims.get("grant_id")), str(claims.get("sid"))
+    )
     if denied_jti or denied_grant or not alive:
         return None
     # SQL has the last word: a Redis copy revived by a restart or failover of Redis must not
     # bring an ended session back.
-    session = get_db().execute(select(SsoSession.ended_at)
-                               .where(SsoSession.id == str(claims.get("sid")))).first()
+    session = (
+        get_db()
+        .execute(select(SsoSession.ended_at).where(SsoSession.id == str(claims.get("sid"))))
+        .first()
+    )
     if session is None or session.ended_at is not None:
         return None
     return claims
@@ -80,8 +89,7 @@ def client_token_claims(token: str) -> tuple[dict[str, Any], int] | None:
     API: ours, unexpired, not revoked, scope admin, its client still active."""
 
     claims = _signed_access_token(token, admin_audience())
-    if claims is None or ADMIN_SCOPE not in str(claims.get("scope", "")).split() \
-            or "sid" in claims:
+    if claims is None or ADMIN_SCOPE not in str(claims.get("scope", "")).split() or "sid" in claims:
         return None
     client = find_client(claims.get("client_id"))
     if client is None or client.client_id != claims.get("sub"):
@@ -98,9 +106,14 @@ def check_id_token_hint(hint: str | None) -> dict[str, Any] | None:
         return None
     ring = current_app.extensions["keys"].ring(get_db())
     try:
-        claims = tokens.verify(ring.public, hint, typ=tokens.ID_TOKEN_TYP,
-                               issuer=current_app.config["ISSUER"],
-                               algorithms=["RS256", "ES256"], check_exp=False)
+        claims = tokens.verify(
+            ring.public,
+            hint,
+            typ=tokens.ID_TOKEN_TYP,
+            issuer=current_app.config["ISSUER"],
+            algorithms=["RS256", "ES256"],
+            check_exp=False,
+        )
     except tokens.TokenInvalid:
         return None
     return claims if isinstance(claims.get("aud"), str) else None

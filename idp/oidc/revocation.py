@@ -18,9 +18,11 @@ def revoke_grant(grant_id: str) -> None:
     would let a burst of replays exhaust the pool and deadlock.
     """
     db = get_db()
-    db.execute(update(RefreshToken).where(
-        RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None)
-    ).values(revoked_at=utcnow()))
+    db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
     db.commit()
     # A token of the grant still being committed by a racing request escapes the UPDATE above;
     # the refresh grant checks this mark too.

@@ -65,13 +65,23 @@ class Rotation:
     account: AccountRow | None
 
 
-_PERSON_NAMES = ("given_name", "family_name", "birth_date", "locale", "updated_at", "email",
-                 "email_verified", "phone", "address")
+_PERSON_NAMES = (
+    "given_name",
+    "family_name",
+    "birth_date",
+    "locale",
+    "updated_at",
+    "email",
+    "email_verified",
+    "phone",
+    "address",
+)
 _N_CLAIM, _N_SESSION, _N_ACCOUNT = 5, 6, 6
 _N_PERSON = len(_PERSON_NAMES)
 
 # One statement: claim, live session (last_seen slid), next token, account and person.
-_ROTATE_PG = text("""
+_ROTATE_PG = (
+    text("""
 WITH claimed AS (
   UPDATE refresh_token SET used_at = :now
   WHERE token_hash = :hashed AND client_id = :client_pk AND used_at IS NULL
@@ -97,36 +107,77 @@ SELECT claimed.*, live.*, a.id, a.person_id, a.school_id, a.sub, a.roles, a.stat
 FROM claimed LEFT JOIN live ON true
 LEFT JOIN account a ON a.id = claimed.account_id
 LEFT JOIN person p ON p.id = a.person_id
-""").bindparams(bindparam("now", type_=TZDateTime())).columns(
-    # Typed, positional: the row processors are built once and cached (see grants.py).
-    _REFRESH.c.grant_id, _REFRESH.c.session_id, _REFRESH.c.account_id, _REFRESH.c.scope,
-    _REFRESH.c.claims, _SSO.c.id, _SSO.c.person_id, _SSO.c.auth_time, _SSO.c.acr, _SSO.c.amr,
-    _SSO.c.expires_at, _ACCOUNT.c.id, _ACCOUNT.c.person_id, _ACCOUNT.c.school_id,
-    _ACCOUNT.c.sub, _ACCOUNT.c.roles, _ACCOUNT.c.status,
-    *(_PERSON.c[c] for c in _PERSON_NAMES), column("synchronous_commit", String()))
+""")
+    .bindparams(bindparam("now", type_=TZDateTime()))
+    .columns(
+        # Typed, positional: the row processors are built once and cached (see grants.py).
+        _REFRESH.c.grant_id,
+        _REFRESH.c.session_id,
+        _REFRESH.c.account_id,
+        _REFRESH.c.scope,
+        _REFRESH.c.claims,
+        _SSO.c.id,
+        _SSO.c.person_id,
+        _SSO.c.auth_time,
+        _SSO.c.acr,
+        _SSO.c.amr,
+        _SSO.c.expires_at,
+        _ACCOUNT.c.id,
+        _ACCOUNT.c.person_id,
+        _ACCOUNT.c.school_id,
+        _ACCOUNT.c.sub,
+        _ACCOUNT.c.roles,
+        _ACCOUNT.c.status,
+        *(_PERSON.c[c] for c in _PERSON_NAMES),
+        column("synchronous_commit", String()),
+    )
+)
 
 # SQLite has no data-modifying CTEs: the same steps, one statement each, one transaction.
 _CLAIM = (
     update(_REFRESH)
-    .where(_REFRESH.c.token_hash == bindparam("hashed"),
-           _REFRESH.c.client_id == bindparam("client_pk"),
-           _REFRESH.c.used_at.is_(None), _REFRESH.c.revoked_at.is_(None),
-           _REFRESH.c.expires_at > bindparam("now", type_=TZDateTime()))
+    .where(
+        _REFRESH.c.token_hash == bindparam("hashed"),
+        _REFRESH.c.client_id == bindparam("client_pk"),
+        _REFRESH.c.used_at.is_(None),
+        _REFRESH.c.revoked_at.is_(None),
+        _REFRESH.c.expires_at > bindparam("now", type_=TZDateTime()),
+    )
     .values(used_at=bindparam("now", type_=TZDateTime()))
-    .returning(_REFRESH.c.grant_id, _REFRESH.c.session_id, _REFRESH.c.account_id,
-               _REFRESH.c.scope, _REFRESH.c.claims))
+    .returning(
+        _REFRESH.c.grant_id,
+        _REFRESH.c.session_id,
+        _REFRESH.c.account_id,
+        _REFRESH.c.scope,
+        _REFRESH.c.claims,
+    )
+)
 _SLIDE = (
     update(_SSO)
-    .where(_SSO.c.id == bindparam("sid"), _SSO.c.ended_at.is_(None),
-           _SSO.c.expires_at > bindparam("now", type_=TZDateTime()))
+    .where(
+        _SSO.c.id == bindparam("sid"),
+        _SSO.c.ended_at.is_(None),
+        _SSO.c.expires_at > bindparam("now", type_=TZDateTime()),
+    )
     .values(last_seen=bindparam("now", type_=TZDateTime()))
-    .returning(_SSO.c.id, _SSO.c.person_id, _SSO.c.auth_time, _SSO.c.acr, _SSO.c.amr,
-               _SSO.c.expires_at))
+    .returning(
+        _SSO.c.id, _SSO.c.person_id, _SSO.c.auth_time, _SSO.c.acr, _SSO.c.amr, _SSO.c.expires_at
+    )
+)
 _ACCOUNT_PERSON = (
-    select(_ACCOUNT.c.id, _ACCOUNT.c.person_id, _ACCOUNT.c.school_id, _ACCOUNT.c.sub,
-           _ACCOUNT.c.roles, _ACCOUNT.c.status, *(_PERSON.c[c] for c in _PERSON_NAMES))
-    .select_from(_ACCOUNT).outerjoin(_PERSON, _PERSON.c.id == _ACCOUNT.c.person_id)
-    .where(_ACCOUNT.c.id == bindparam("account_id")))
+    select(
+        _ACCOUNT.c.id,
+        _ACCOUNT.c.person_id,
+        _ACCOUNT.c.school_id,
+        _ACCOUNT.c.sub,
+        _ACCOUNT.c.roles,
+        _ACCOUNT.c.status,
+        *(_PERSON.c[c] for c in _PERSON_NAMES),
+    )
+    .select_from(_ACCOUNT)
+    .outerjoin(_PERSON, _PERSON.c.id == _ACCOUNT.c.person_id)
+    .where(_ACCOUNT.c.id == bindparam("account_id"))
+)
 _INSERT = insert(_REFRESH)
 
 
@@ -148,8 +199,9 @@ def _rows(claimed: Any, session: Any, account: Any) -> Rotation:
     return Rotation(claim, live, acct)
 
 
-def rotate(db: Session, client_pk: int, hashed: str, new_hash: str,
-           now: dt.datetime) -> Rotation | None:
+def rotate(
+    db: Session, client_pk: int, hashed: str, new_hash: str, now: dt.datetime
+) -> Rotation | None:
     """Claim the token with this hash for this client and store its successor; None when the
     token is unknown, used, revoked, expired or another client's."""
     conn = db.connection()
@@ -159,22 +211,32 @@ def rotate(db: Session, client_pk: int, hashed: str, new_hash: str,
         if row is None:
             return None
         end = _N_CLAIM + _N_SESSION
-        return _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end:end + _N_ACCOUNT + _N_PERSON])
+        return _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end : end + _N_ACCOUNT + _N_PERSON])
     claimed = conn.execute(_CLAIM, params).first()
     if claimed is None:
         return None
     session = conn.execute(_SLIDE, {"sid": claimed.session_id, "now": now}).first()
     account = conn.execute(_ACCOUNT_PERSON, {"account_id": claimed.account_id}).first()
     if session is not None:
-        conn.execute(_INSERT, {
-            "token_hash": new_hash, "grant_id": claimed.grant_id, "client_id": client_pk,
-            "session_id": claimed.session_id, "account_id": claimed.account_id,
-            "scope": claimed.scope, "claims": claimed.claims, "created_at": now,
-            "expires_at": _utc(session.expires_at)})
+        conn.execute(
+            _INSERT,
+            {
+                "token_hash": new_hash,
+                "grant_id": claimed.grant_id,
+                "client_id": client_pk,
+                "session_id": claimed.session_id,
+                "account_id": claimed.account_id,
+                "scope": claimed.scope,
+                "claims": claimed.claims,
+                "created_at": now,
+                "expires_at": _utc(session.expires_at),
+            },
+        )
     return _rows(claimed, session, account)
 
 
 def narrow(db: Session, new_hash: str, scope: str) -> None:
     """Store a narrowed scope on the successor token (a refresh asked for less)."""
-    db.connection().execute(update(_REFRESH).where(_REFRESH.c.token_hash == new_hash)
-                            .values(scope=scope))
+    db.connection().execute(
+        update(_REFRESH).where(_REFRESH.c.token_hash == new_hash).values(scope=scope)
+    )

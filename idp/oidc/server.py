@@ -46,20 +46,35 @@ def identify_token(token: str) -> PresentedToken | None:
             claims = found[0] if found else None
         return PresentedToken("access_token", claims["client_id"], claims) if claims else None
     db = get_db()
-    row = db.execute(select(RefreshToken, Client.client_id, SsoSession.ended_at, Account.sub)
-                     .join(Client, Client.id == RefreshToken.client_id)
-                     .join(Account, Account.id == RefreshToken.account_id)
-                     .join(SsoSession, SsoSession.id == RefreshToken.session_id)
-                     .where(RefreshToken.token_hash == sha256_hex(token))).first()
+    row = db.execute(
+        select(RefreshToken, Client.client_id, SsoSession.ended_at, Account.sub)
+        .join(Client, Client.id == RefreshToken.client_id)
+        .join(Account, Account.id == RefreshToken.account_id)
+        .join(SsoSession, SsoSession.id == RefreshToken.session_id)
+        .where(RefreshToken.token_hash == sha256_hex(token))
+    ).first()
     if row is None:
         return None
     refresh, client_id, ended_at, sub = row
-    active = (refresh.used_at is None and refresh.revoked_at is None and ended_at is None
-              and refresh.expires_at > utcnow())
-    return PresentedToken("refresh_token", client_id, {
-        "active": active, "grant_id": refresh.grant_id, "scope": refresh.scope,
-        "exp": int(refresh.expires_at.timestamp()), "iat": int(refresh.created_at.timestamp()),
-        "sid": refresh.session_id, "sub": sub})
+    active = (
+        refresh.used_at is None
+        and refresh.revoked_at is None
+        and ended_at is None
+        and refresh.expires_at > utcnow()
+    )
+    return PresentedToken(
+        "refresh_token",
+        client_id,
+        {
+            "active": active,
+            "grant_id": refresh.grant_id,
+            "scope": refresh.scope,
+            "exp": int(refresh.expires_at.timestamp()),
+            "iat": int(refresh.created_at.timestamp()),
+            "sid": refresh.session_id,
+            "sub": sub,
+        },
+    )
 
 
 class Revocation(RevocationEndpoint):
@@ -96,17 +111,33 @@ class Introspection(IntrospectionEndpoint):
         """Describe an active token."""
         c = token.claims
         if token.kind == "access_token":
-            answer = {"active": True, "token_type": "Bearer", "scope": c["scope"],
-                      "client_id": token.client_id, "sub": c["sub"], "exp": c["exp"],
-                      "iat": c["iat"], "iss": c["iss"], "aud": c["aud"], "jti": c["jti"]}
+            answer = {
+                "active": True,
+                "token_type": "Bearer",
+                "scope": c["scope"],
+                "client_id": token.client_id,
+                "sub": c["sub"],
+                "exp": c["exp"],
+                "iat": c["iat"],
+                "iss": c["iss"],
+                "aud": c["aud"],
+                "jti": c["jti"],
+            }
             if "sid" in c:  # a client credentials token belongs to no session
                 answer["sid"] = c["sid"]
             return answer
         if not c["active"]:
             return {"active": False}
-        return {"active": True, "token_type": "refresh_token", "scope": c["scope"],
-                "client_id": token.client_id, "sub": c["sub"], "exp": c["exp"],
-                "iat": c["iat"], "sid": c["sid"]}
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": c["scope"],
+            "client_id": token.client_id,
+            "sub": c["sub"],
+            "exp": c["exp"],
+            "iat": c["iat"],
+            "sid": c["sid"],
+        }
 
     def create_introspection_payload(self, token: PresentedToken | None) -> dict[str, Any]:
         """Inactive unless the token is live and the caller's."""

@@ -25,10 +25,16 @@ def lease(app: Flask, model: Any, where: list[Any], limit: int) -> list[int]:
     now = utcnow()
     until = now + dt.timedelta(seconds=app.config["DELIVERY_LEASE_SECONDS"])
     with separate_transaction() as db:
-        query = (select(model.id).where(
-            model.state == "pending", *where,
-            or_(model.lease_until.is_(None), model.lease_until < now))
-            .order_by(model.next_attempt_at).limit(limit))
+        query = (
+            select(model.id)
+            .where(
+                model.state == "pending",
+                *where,
+                or_(model.lease_until.is_(None), model.lease_until < now),
+            )
+            .order_by(model.next_attempt_at)
+            .limit(limit)
+        )
         if row_locks(db):
             query = query.with_for_update(skip_locked=True)
         ids = list(db.scalars(query))

@@ -29,18 +29,23 @@ _HOST_CHARS = re.compile(r"[a-z0-9._:%-]+")  # names, IPv4 and IPv6 (with zone) 
 
 # Cloud metadata services: AWS/GCP/Azure IMDS, AWS over IPv6, Azure's wire server, Alibaba,
 # Oracle. Most lie in a blocked range anyway; named so the refusal says what they are.
-_METADATA = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "fd00:ec2::254", "168.63.129.16", "100.100.100.200", "192.0.0.192"))
+_METADATA = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "fd00:ec2::254", "168.63.129.16", "100.100.100.200", "192.0.0.192")
+)
 # Ranges that ipaddress counts as global, or that Python before 3.12.4 misses.
-_RANGES = tuple((name, ipaddress.ip_network(net)) for name, net in (
-    ("shared address space (CGNAT)", "100.64.0.0/10"),
-    ("reserved (IETF protocol assignments)", "192.0.0.0/24"),
-    ("reserved (6to4 relay)", "192.88.99.0/24"),
-    ("reserved (6to4, embeds an IPv4 address)", "2002::/16"),
-    ("reserved (NAT64, embeds an IPv4 address)", "64:ff9b::/96"),
-    ("reserved (NAT64, embeds an IPv4 address)", "64:ff9b:1::/48"),
-    ("site-local", "fec0::/10"),
-))
+_RANGES = tuple(
+    (name, ipaddress.ip_network(net))
+    for name, net in (
+        ("shared address space (CGNAT)", "100.64.0.0/10"),
+        ("reserved (IETF protocol assignments)", "192.0.0.0/24"),
+        ("reserved (6to4 relay)", "192.88.99.0/24"),
+        ("reserved (6to4, embeds an IPv4 address)", "2002::/16"),
+        ("reserved (NAT64, embeds an IPv4 address)", "64:ff9b::/96"),
+        ("reserved (NAT64, embeds an IPv4 address)", "64:ff9b:1::/48"),
+        ("site-local", "fec0::/10"),
+    )
+)
 _KINDS: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
     ("unspecified", lambda ip: ip.is_unspecified),
     ("loopback", lambda ip: ip.is_loopback),
@@ -97,8 +102,11 @@ def host_refusal(host: str) -> str | None:
 def resolve(host: str, port: int) -> list[IPAddress]:
     """Return every address the system resolver gives for host, in its order (one lookup)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos
-            if info[0] in (socket.AF_INET, socket.AF_INET6)]
+    return [
+        ipaddress.ip_address(str(info[4][0]).partition("%")[0])
+        for info in infos
+        if info[0] in (socket.AF_INET, socket.AF_INET6)
+    ]
 
 
 class BlockedAddress(requests.RequestException):
@@ -115,8 +123,9 @@ class PinnedAdapter(HTTPAdapter):
     Never through a proxy: a proxy would resolve the name again.
     """
 
-    def __init__(self, resolve: Resolver = resolve, check: Policy = blocked_reason,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, resolve: Resolver = resolve, check: Policy = blocked_reason, **kwargs: Any
+    ) -> None:
         self._resolve, self._check = resolve, check
         super().__init__(**kwargs)
 
@@ -130,19 +139,21 @@ class PinnedAdapter(HTTPAdapter):
             raise requests.ConnectionError(f"no address for {host}")
         for address in addresses:
             if reason := self._check(address):
-                log.warning("delivery to %s refused: it resolves to %s (%s)", host, address,
-                            reason)
+                log.warning("delivery to %s refused: it resolves to %s (%s)", host, address, reason)
                 raise BlockedAddress(f"{host} resolves to {address}: {reason}")
         return addresses[0]
 
-    def get_connection_with_tls_context(self, request: requests.PreparedRequest,
-                                        verify: bool | str | None,
-                                        proxies: Mapping[str, str] | None = None,
-                                        cert: tuple[str, str] | str | None = None
-                                        ) -> ConnectionPool:
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: tuple[str, str] | str | None = None,
+    ) -> ConnectionPool:
         """The keep-alive pool of the checked address (one per address and host name)."""
         host_params, tls = self.build_connection_pool_key_attributes(
-            request, True if verify is None else verify, cert)
+            request, True if verify is None else verify, cert
+        )
         pool_kwargs: dict[str, Any] = dict(tls)
         host, scheme = host_params["host"], host_params["scheme"]
         port = host_params["port"] or (443 if scheme == "https" else 80)
@@ -150,7 +161,8 @@ class PinnedAdapter(HTTPAdapter):
         if scheme == "https":  # also a key of the pool: a pool per address and host name
             pool_kwargs["server_hostname"] = pool_kwargs["assert_hostname"] = host
         return self.poolmanager.connection_from_host(
-            scheme=scheme, host=str(address), port=host_params["port"], pool_kwargs=pool_kwargs)
+            scheme=scheme, host=str(address), port=host_params["port"], pool_kwargs=pool_kwargs
+        )
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
         """Name the school's host in Host (the pool's host is the pinned address)."""

@@ -35,12 +35,28 @@ def notify_worker(db: Session) -> None:
         db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 
-def queue_mail(db: Session, recipient: str, template: str, *, school_id: int | None = None,
-               locale: str = "et", kind: str = "mail", **context: Any) -> None:
+def queue_mail(
+    db: Session,
+    recipient: str,
+    template: str,
+    *,
+    school_id: int | None = None,
+    locale: str = "et",
+    kind: str = "mail",
+    **context: Any,
+) -> None:
     """Queue a mail in the caller's transaction (the worker is woken when it commits).
     context["one_time_link"] = {"purpose", "subject", "data"} asks for a one-time link in it."""
-    db.add(MailOutbox(kind=kind, school_id=school_id, recipient=recipient.strip()[:320],
-                      locale=locale, template=template, context=context))
+    db.add(
+        MailOutbox(
+            kind=kind,
+            school_id=school_id,
+            recipient=recipient.strip()[:320],
+            locale=locale,
+            template=template,
+            context=context,
+        )
+    )
     notify_worker(db)
 
 

@@ -25,6 +25,7 @@ MAX_PASSWORD_LENGTH = 1024
 _DUMMY_HASH = HASHER.hash("a password nobody has, for equal timing")
 _ARGON2_SLOTS: threading.BoundedSemaphore | None = None
 
+
 def hash_password(password: str) -> str:
     """Return the argon2id hash of a password."""
     return HASHER.hash(password)
@@ -45,9 +46,16 @@ def verify_password(stored: str | None, password: str) -> bool:
 def find_login_account(db: Session, school_id: int, email: str) -> Account | None:
     """Return the active account whose login e-mail at this school is email."""
     # contains_eager: the joined person (its password hash) comes in the same round trip.
-    return db.scalar(select(Account).join(Person).options(contains_eager(Account.person)).where(
-        Account.school_id == school_id, Account.login_email == email.strip().lower(),
-        Account.status == "active"))
+    return db.scalar(
+        select(Account)
+        .join(Person)
+        .options(contains_eager(Account.person))
+        .where(
+            Account.school_id == school_id,
+            Account.login_email == email.strip().lower(),
+            Account.status == "active",
+        )
+    )
 
 
 # The login's one query, built once: the account's ids and its person's password hash.
@@ -56,25 +64,41 @@ def find_login_account(db: Session, school_id: int, email: str) -> Account | Non
 # (sessions.create), so the login holds no row through its argon2 time.
 _ACCOUNT = cast(Table, Account.__table__)
 _PERSON = cast(Table, Person.__table__)
-_LOGIN_ROW = select(_ACCOUNT.c.id, _ACCOUNT.c.person_id, _PERSON.c.password_hash).select_from(
-    _ACCOUNT).join(_PERSON, _PERSON.c.id == _ACCOUNT.c.person_id).where(
-    _ACCOUNT.c.school_id == bindparam("school_id"), _ACCOUNT.c.login_email == bindparam("email"),
-    _ACCOUNT.c.status == "active")
+_LOGIN_ROW = (
+    select(_ACCOUNT.c.id, _ACCOUNT.c.person_id, _PERSON.c.password_hash)
+    .select_from(_ACCOUNT)
+    .join(_PERSON, _PERSON.c.id == _ACCOUNT.c.person_id)
+    .where(
+        _ACCOUNT.c.school_id == bindparam("school_id"),
+        _ACCOUNT.c.login_email == bindparam("email"),
+        _ACCOUNT.c.status == "active",
+    )
+)
 
 
-def authenticate(db: Session, school_id: int, email: str, password: str, address: str,
-                 refund: Batch | None = None) -> Row[int, int, str | None] | None:
+def authenticate(
+    db: Session,
+    school_id: int,
+    email: str,
+    password: str,
+    address: str,
+    refund: Batch | None = None,
+) -> Row[int, int, str | None] | None:
     """Return the account (id, person_id) if the password is right; wrong, unknown and locked
     look alike. The refund of the counted failure is queued on refund when given (the caller
     executes it), else sent at once."""
     email_key = email.strip().lower()[:320]
     counted = counters.login(school_id, email_key, address)
     cfg = current_app.config
-    locked = counters.over_limit(counted, [cfg["LOGIN_MAX_FAILURES"],
-                                           cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
-                                 cfg["LOGIN_FAILURE_WINDOW_SECONDS"], "login")
-    account = db.connection().execute(_LOGIN_ROW,
-                                      {"school_id": school_id, "email": email_key}).first()
+    locked = counters.over_limit(
+        counted,
+        [cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
+        cfg["LOGIN_FAILURE_WINDOW_SECONDS"],
+        "login",
+    )
+    account = (
+        db.connection().execute(_LOGIN_ROW, {"school_id": school_id, "email": email_key}).first()
+    )
     if len(password) > MAX_PASSWORD_LENGTH:
         return None  # longer than any password we accept: wrong, and not worth hashing
     if locked:
@@ -93,10 +117,14 @@ def upgrade_hash(account: Row[int, int, str | None], password: str) -> None:
     commit: its session is stored only while the hash is the one it verified."""
     if account.password_hash and HASHER.check_needs_rehash(account.password_hash):
         with separate_transaction() as db:
-            db.execute(update(_PERSON).where(
-                _PERSON.c.id == account.person_id,
-                _PERSON.c.password_hash == account.password_hash).values(
-                password_hash=hash_password(password)))
+            db.execute(
+                update(_PERSON)
+                .where(
+                    _PERSON.c.id == account.person_id,
+                    _PERSON.c.password_hash == account.password_hash,
+                )
+                .values(password_hash=hash_password(password))
+            )
 
 
 class AccountError(ValueError):
@@ -115,10 +143,18 @@ def next_version(db: Session) -> int:
     return int(db.execute(insert(VersionCounter).returning(VersionCounter.id)).scalar_one())
 
 
-def create_account(db: Session, school_id: int, *, email: str, given_name: str,
-                   family_name: str, roles: list[str], isikukood: str | None = None,
-                   isikukood_source: str = proofing.SCHOOL,
-                   password: str | None = None) -> Account:
+def create_account(
+    db: Session,
+    school_id: int,
+    *,
+    email: str,
+    given_name: str,
+    family_name: str,
+    roles: list[str],
+    isikukood: str | None = None,
+    isikukood_source: str = proofing.SCHOOL,
+    password: str | None = None,
+) -> Account:
     """Create a new person with one account at a school (never merged with anyone by e-mail);
     a code keeps its provenance and must be unique among the school's active accounts."""
     email_norm = email.strip().lower()
@@ -138,15 +174,25 @@ def create_account(db: Session, school_id: int, *, email: str, given_name: str,
         birth = ik.birth_date(isikukood)
     if password is not None and len(password) < current_app.config["PASSWORD_MIN_LENGTH"]:
         raise AccountError("password too short")
-    person = Person(given_name=given_name.strip(), family_name=family_name.strip(),
-                    isikukood=isikukood or None,
-                    isikukood_source=isikukood_source if isikukood else None,
-                    birth_date=birth, email=email.strip(), version=next_version(db),
-                    password_hash=hash_password(password) if password else None)
+    person = Person(
+        given_name=given_name.strip(),
+        family_name=family_name.strip(),
+        isikukood=isikukood or None,
+        isikukood_source=isikukood_source if isikukood else None,
+        birth_date=birth,
+        email=email.strip(),
+        version=next_version(db),
+        password_hash=hash_password(password) if password else None,
+    )
     db.add(person)
     db.flush()
-    account = Account(person_id=person.id, school_id=school_id, sub=secrets.token_urlsafe(24),
-                      roles=sorted(set(roles)), login_email=email_norm)
+    account = Account(
+        person_id=person.id,
+        school_id=school_id,
+        sub=secrets.token_urlsafe(24),
+        roles=sorted(set(roles)),
+        login_email=email_norm,
+    )
     db.add(account)
     db.flush()
     return account

@@ -112,30 +112,46 @@ class EidNames(LinkRefused):
 
 # Why an eID proof of the other account binds to none (people.proofing), as a refusal.
 EID_REFUSALS: dict[type[proofing.ProofingError], type[LinkRefused]] = {
-    proofing.NoAnchoredAccount: EidNoAccount, proofing.AmbiguousCode: EidAmbiguous,
-    proofing.NamesDiffer: EidNames}
+    proofing.NoAnchoredAccount: EidNoAccount,
+    proofing.AmbiguousCode: EidAmbiguous,
+    proofing.NamesDiffer: EidNames,
+}
 
 
 def linkable_schools(db: Session, person_id: int) -> list[School]:
     """Active schools where the person has no account yet."""
     own = select(Account.school_id).where(Account.person_id == person_id)
-    return list(db.scalars(select(School).where(School.status == "active",
-                                                School.id.not_in(own)).order_by(School.name)))
+    return list(
+        db.scalars(
+            select(School)
+            .where(School.status == "active", School.id.not_in(own))
+            .order_by(School.name)
+        )
+    )
 
 
-def start(db: Session, sid: str, person_id: int, source_school_id: int | None,
-          target_school_id: int) -> str:
+def start(
+    db: Session, sid: str, person_id: int, source_school_id: int | None, target_school_id: int
+) -> str:
     """Create an attempt bound to the session and person; return its id (only its hash is
     stored). The caller commits."""
     raw = secrets.token_urlsafe(32)
     now = utcnow()
     # The person's finished attempts are of no further use: they go when a new one starts.
-    db.execute(delete(LinkAttempt).where(LinkAttempt.person_id == person_id,
-                                         LinkAttempt.expires_at <= now))
-    db.add(LinkAttempt(id_hash=sha256_hex(raw), session_id=sid, person_id=person_id,
-                       source_school_id=source_school_id, target_school_id=target_school_id,
-                       created_at=now, expires_at=now + dt.timedelta(
-                           seconds=current_app.config["LINK_ATTEMPT_SECONDS"])))
+    db.execute(
+        delete(LinkAttempt).where(LinkAttempt.person_id == person_id, LinkAttempt.expires_at <= now)
+    )
+    db.add(
+        LinkAttempt(
+            id_hash=sha256_hex(raw),
+            session_id=sid,
+            person_id=person_id,
+            source_school_id=source_school_id,
+            target_school_id=target_school_id,
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=current_app.config["LINK_ATTEMPT_SECONDS"]),
+        )
+    )
     return raw
 
 
@@ -205,16 +221,26 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
         raise NotProven()
     now = utcnow()
     # Claimed atomically: of two confirmations of one attempt only one gets the row.
-    claimed = db.execute(update(LinkAttempt).where(
-        LinkAttempt.id_hash == attempt.id_hash, LinkAttempt.used_at.is_(None),
-        LinkAttempt.session_id == sid, LinkAttempt.expires_at > now,
-        LinkAttempt.target_account_id.is_not(None)).values(used_at=now))
+    claimed = db.execute(
+        update(LinkAttempt)
+        .where(
+            LinkAttempt.id_hash == attempt.id_hash,
+            LinkAttempt.used_at.is_(None),
+            LinkAttempt.session_id == sid,
+            LinkAttempt.expires_at > now,
+            LinkAttempt.target_account_id.is_not(None),
+        )
+        .values(used_at=now)
+    )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         db.rollback()
         raise AttemptUsed()
     target = db.get(Account, attempt.target_account_id)
-    if target is None or target.status != "active" or (
-            target.school_id != attempt.target_school_id):
+    if (
+        target is None
+        or target.status != "active"
+        or (target.school_id != attempt.target_school_id)
+    ):
         raise _refuse(db, TargetGone())
     # Both persons locked, then read again: a link of either that committed meanwhile may have
     # absorbed one of them or moved the proven account (that link is not repeated here).
@@ -222,8 +248,11 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
     db.refresh(target)
     if target.person_id == mine.id:
         raise _refuse(db, AlreadyLinked())
-    if mine.merged_into_id is not None or theirs.merged_into_id is not None or (
-            target.person_id != theirs.id):
+    if (
+        mine.merged_into_id is not None
+        or theirs.merged_into_id is not None
+        or (target.person_id != theirs.id)
+    ):
         raise _refuse(db, AccountsChanged())
     if differences(mine, theirs):
         raise _refuse(db, DataMismatch())
@@ -246,10 +275,19 @@ def confirm(db: Session, raw: str, sid: str, take_theirs: set[str]) -> Merged:
     links.void_for_person(db, theirs.id)
     actor = f"person:{mine.id}"
     record_person_change(db, mine.id, FULL_STATE, "link", actor, attempt.source_school_id)
-    db.add(AuditEvent(action="person.link", actor=actor, school_id=attempt.target_school_id,
-                      person_id=mine.id, details={
-                          "absorbed_person": theirs.id, "accounts": [a.id for a in their_accounts],
-                          "contacts_taken": sorted(take_theirs & set(CONTACTS))}))
+    db.add(
+        AuditEvent(
+            action="person.link",
+            actor=actor,
+            school_id=attempt.target_school_id,
+            person_id=mine.id,
+            details={
+                "absorbed_person": theirs.id,
+                "accounts": [a.id for a in their_accounts],
+                "contacts_taken": sorted(take_theirs & set(CONTACTS)),
+            },
+        )
+    )
     # Commits the merge with the absorbed person's ended sessions (their schools are told).
     ended = end_sessions(db, Scope(person_id=theirs.id), "link")
     db.commit()  # end_sessions commits only when it found sessions
@@ -273,8 +311,12 @@ def _locked_persons(db: Session, *person_ids: int) -> list[Person]:
     """Read persons for update (on PostgreSQL), in the order of their ids, so that two links or
     unlinks of one person serialise and two of the same persons never wait on each other; the
     rows are read afresh (a person already in the session is refreshed)."""
-    query = (select(Person).where(Person.id.in_(person_ids)).order_by(Person.id)
-             .execution_options(populate_existing=True))
+    query = (
+        select(Person)
+        .where(Person.id.in_(person_ids))
+        .order_by(Person.id)
+        .execution_options(populate_existing=True)
+    )
     if row_locks(db):
         query = query.with_for_update()
     found = {p.id: p for p in db.scalars(query)}
@@ -310,9 +352,14 @@ def _sync_login_email(db: Session, person: Person, accounts: list[Account]) -> N
     for account in accounts:
         if account.login_email == email:
             continue
-        taken = db.scalar(select(Account.id).where(
-            Account.school_id == account.school_id, Account.login_email == email,
-            Account.status == "active", Account.id.not_in(ids)))
+        taken = db.scalar(
+            select(Account.id).where(
+                Account.school_id == account.school_id,
+                Account.login_email == email,
+                Account.status == "active",
+                Account.id.not_in(ids),
+            )
+        )
         if taken is not None:
             raise _refuse(db, EmailTaken([account.school.name]))
         account.login_email = email
@@ -328,8 +375,14 @@ class Unlinked:
 
 def linked_accounts(db: Session, person_id: int) -> list[Account]:
     """The person's active accounts, with their schools, by school name."""
-    return list(db.scalars(select(Account).join(School).where(
-        Account.person_id == person_id, Account.status == "active").order_by(School.name)))
+    return list(
+        db.scalars(
+            select(Account)
+            .join(School)
+            .where(Account.person_id == person_id, Account.status == "active")
+            .order_by(School.name)
+        )
+    )
 
 
 def unlink(db: Session, person: Person, school_id: int) -> Unlinked:
@@ -345,14 +398,29 @@ def unlink(db: Session, person: Person, school_id: int) -> Unlinked:
         raise NotLinked()
     if len(accounts) < 2:
         raise OnlyAccount()
-    logged_in_with = tuple(db.scalars(select(SsoSession.id).where(
-        SsoSession.person_id == person.id, SsoSession.account_id == account.id,
-        SsoSession.ended_at.is_(None))))
-    copy = Person(given_name=person.given_name, family_name=person.family_name,
-                  isikukood=person.isikukood, isikukood_source=person.isikukood_source,
-                  birth_date=person.birth_date, email=person.email,
-                  email_verified=person.email_verified, phone=person.phone,
-                  address=person.address, locale=person.locale, version=0, password_hash=None)
+    logged_in_with = tuple(
+        db.scalars(
+            select(SsoSession.id).where(
+                SsoSession.person_id == person.id,
+                SsoSession.account_id == account.id,
+                SsoSession.ended_at.is_(None),
+            )
+        )
+    )
+    copy = Person(
+        given_name=person.given_name,
+        family_name=person.family_name,
+        isikukood=person.isikukood,
+        isikukood_source=person.isikukood_source,
+        birth_date=person.birth_date,
+        email=person.email,
+        email_verified=person.email_verified,
+        phone=person.phone,
+        address=person.address,
+        locale=person.locale,
+        version=0,
+        password_hash=None,
+    )
     db.add(copy)
     db.flush()
     account.person_id = copy.id
@@ -361,9 +429,15 @@ def unlink(db: Session, person: Person, school_id: int) -> Unlinked:
     actor = f"person:{person.id}"
     record_person_change(db, person.id, FULL_STATE, "unlink", actor)
     record_person_change(db, copy.id, FULL_STATE, "unlink", actor, school_id)
-    db.add(AuditEvent(action="person.unlink", actor=actor, school_id=school_id,
-                      person_id=person.id, details={"account": account.id,
-                                                    "new_person": copy.id}))
+    db.add(
+        AuditEvent(
+            action="person.unlink",
+            actor=actor,
+            school_id=school_id,
+            person_id=person.id,
+            details={"account": account.id, "new_person": copy.id},
+        )
+    )
     # The account already belongs to the copy, so every session of the person loses that
     # school (its tokens revoked, a logout sent) in the same commit as the split.
     ended = [end_sessions(db, Scope(person_id=person.id, school_id=school_id), "unlink")]

@@ -32,14 +32,19 @@ def current_password_ok(person: Person, given: str) -> bool:
 def end_other_sessions(db: Session, person_id: int, keep_sid: str, reason: str) -> Ended:
     """End every session of the person but keep_sid, in the caller's transaction (which
     end_sessions commits when it found some); their schools are sent logout tokens."""
-    others = db.scalars(select(SsoSession.id).where(
-        SsoSession.person_id == person_id, SsoSession.ended_at.is_(None),
-        SsoSession.id != keep_sid)).all()
+    others = db.scalars(
+        select(SsoSession.id).where(
+            SsoSession.person_id == person_id,
+            SsoSession.ended_at.is_(None),
+            SsoSession.id != keep_sid,
+        )
+    ).all()
     return end_sessions(db, Scope(session_ids=tuple(others)), reason)
 
 
-def change_password(db: Session, person: Person, new_password: str,
-                    live: sessions.LiveSession) -> tuple[Ended, str | None]:
+def change_password(
+    db: Session, person: Person, new_password: str, live: sessions.LiveSession
+) -> tuple[Ended, str | None]:
     """Store the new password, void the person's unused links and end the person's other
     sessions in the same commit (every school they were signed in to there is sent a logout
     token); this browser's session goes on under a new cookie secret, returned (None if the
@@ -48,8 +53,14 @@ def change_password(db: Session, person: Person, new_password: str,
     person.updated_at = utcnow()
     db.flush()  # the person's row first (lock order), then their links, then their sessions
     links.void_for_person(db, person.id)
-    db.add(AuditEvent(action="password_change", actor=f"person:{person.id}",
-                      person_id=person.id, details={"via": "idp_account_page"}))
+    db.add(
+        AuditEvent(
+            action="password_change",
+            actor=f"person:{person.id}",
+            person_id=person.id,
+            details={"via": "idp_account_page"},
+        )
+    )
     ended = end_other_sessions(db, person.id, live.sid, "password_change")
     db.commit()  # end_sessions commits only when it found sessions
     try:

@@ -30,11 +30,19 @@ def fold(text: str) -> str:
 
 def _load_popular() -> frozenset[str]:
     """The Estonian and Russian favourites, folded; also given to zxcvbn as a dictionary."""
-    lines = [line.strip() for line in _LIST.read_text(encoding="utf-8").splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in _LIST.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     # zxcvbn compares lower-cased text: it gets each word as written and folded.
-    add_frequency_lists({"popular_et_ru": list(dict.fromkeys(
-        form for line in lines for form in (line.casefold(), fold(line))))})
+    add_frequency_lists(
+        {
+            "popular_et_ru": list(
+                dict.fromkeys(form for line in lines for form in (line.casefold(), fold(line)))
+            )
+        }
+    )
     return frozenset(fold(line) for line in lines)
 
 
@@ -57,12 +65,29 @@ class Owner:
 # Russian Cyrillic in Latin letters, as Estonian passports (Šmidt, Žanna) and as English (Shmidt,
 # Zhanna) write it; the rest of the letters are the same in both.
 _CYRILLIC = dict(zip("абвгдезиклмнопрстуфэ", "abvgdeziklmnoprstufe", strict=True)) | {
-    "ё": "jo", "й": "i", "ц": "ts", "ъ": "", "ы": "õ", "ь": "", "ю": "ju", "я": "ja"}
+    "ё": "jo",
+    "й": "i",
+    "ц": "ts",
+    "ъ": "",
+    "ы": "õ",
+    "ь": "",
+    "ю": "ju",
+    "я": "ja",
+}
 _ESTONIAN = _CYRILLIC | {"ж": "ž", "х": "h", "ч": "tš", "ш": "š", "щ": "štš"}
-_ENGLISH = _CYRILLIC | {"ё": "yo", "й": "y", "ж": "zh", "х": "kh", "ч": "ch", "ш": "sh",
-                        "щ": "shch", "ы": "y", "ю": "yu", "я": "ya"}
-_SCHEMES = [str.maketrans(_ESTONIAN), str.maketrans(_ENGLISH),
-            str.maketrans(_ENGLISH | {"х": "h"})]
+_ENGLISH = _CYRILLIC | {
+    "ё": "yo",
+    "й": "y",
+    "ж": "zh",
+    "х": "kh",
+    "ч": "ch",
+    "ш": "sh",
+    "щ": "shch",
+    "ы": "y",
+    "ю": "yu",
+    "я": "ya",
+}
+_SCHEMES = [str.maketrans(_ESTONIAN), str.maketrans(_ENGLISH), str.maketrans(_ENGLISH | {"х": "h"})]
 
 
 def spellings(text: str) -> set[str]:
@@ -76,8 +101,12 @@ def spellings(text: str) -> set[str]:
 
 def _own_words(owner: Owner) -> set[str]:
     # Parts shorter than three letters would refuse half the dictionary ("Li", "Ly").
-    return {w for form in spellings(f"{owner.given_name} {owner.family_name}")
-            for w in _WORDS.findall(form) if len(w) >= 3}
+    return {
+        w
+        for form in spellings(f"{owner.given_name} {owner.family_name}")
+        for w in _WORDS.findall(form)
+        if len(w) >= 3
+    }
 
 
 def refusal(password: str, owner: Owner, min_length: int) -> str | None:
@@ -102,8 +131,9 @@ def refusal(password: str, owner: Owner, min_length: int) -> str | None:
     estimate = zxcvbn(password[:_ESTIMATED_LENGTH])
     if estimate["score"] >= MIN_SCORE:
         return None
-    listed = any(m.get("dictionary_name") in ("passwords", "popular_et_ru")
-                 for m in estimate["sequence"])
+    listed = any(
+        m.get("dictionary_name") in ("passwords", "popular_et_ru") for m in estimate["sequence"]
+    )
     return "popular" if listed else "weak"
 
 
@@ -115,9 +145,13 @@ def reason(code: str, min_length: int) -> str:
         "name": _("Parool ei tohi sisaldada sinu ees- ega perekonnanime."),
         "email": _("Parool ei tohi sisaldada sinu e-posti aadressi."),
         "isikukood": _("Parool ei tohi sisaldada sinu isikukoodi."),
-        "popular": _("See on levinud parool, mida arvatakse kergesti ära. Vali parool, mida "
-                     "teised ei kasuta."),
-        "weak": _("Seda parooli on liiga lihtne ära arvata. Hea parool on näiteks mitmest "
-                  "sõnast koosnev lause, mida on lihtne meelde jätta."),
+        "popular": _(
+            "See on levinud parool, mida arvatakse kergesti ära. Vali parool, mida "
+            "teised ei kasuta."
+        ),
+        "weak": _(
+            "Seda parooli on liiga lihtne ära arvata. Hea parool on näiteks mitmest "
+            "sõnast koosnev lause, mida on lihtne meelde jätta."
+        ),
     }
     return reasons[code]

@@ -74,19 +74,27 @@ def stronger(a: str | None, b: str | None) -> str | None:
     return max((a, b), key=lambda s: _STRENGTH.get(s or "", -1))
 
 
-def accounts_with_code(db: Session, school_id: int, isikukood: str,
-                       except_person_id: int | None = None) -> list[Account]:
+def accounts_with_code(
+    db: Session, school_id: int, isikukood: str, except_person_id: int | None = None
+) -> list[Account]:
     """The active accounts at a school whose person has this code (any provenance)."""
-    query = select(Account).join(Person, Person.id == Account.person_id).where(
-        Account.school_id == school_id, Account.status == "active",
-        Person.isikukood == isikukood)
+    query = (
+        select(Account)
+        .join(Person, Person.id == Account.person_id)
+        .where(
+            Account.school_id == school_id,
+            Account.status == "active",
+            Person.isikukood == isikukood,
+        )
+    )
     if except_person_id is not None:
         query = query.where(Person.id != except_person_id)
     return list(db.scalars(query.limit(2)))
 
 
-def code_taken(db: Session, school_id: int, isikukood: str,
-               except_person_id: int | None = None) -> bool:
+def code_taken(
+    db: Session, school_id: int, isikukood: str, except_person_id: int | None = None
+) -> bool:
     """Whether another active account at the school already has this code."""
     return bool(accounts_with_code(db, school_id, isikukood, except_person_id))
 
@@ -104,12 +112,17 @@ def find_by_code(db: Session, school_id: int, isikukood: str) -> Match | None:
 
 def names_match(person: Person, given_name: str, family_name: str) -> bool:
     """Whether eID names are the person's (normalised, case folded; õ is not o)."""
-    return same_name(person.given_name, given_name) and same_name(person.family_name,
-                                                                  family_name)
+    return same_name(person.given_name, given_name) and same_name(person.family_name, family_name)
 
 
-def bind_eid(db: Session, school_id: int, isikukood: str, given_name: str, family_name: str,
-             controlling_person_id: int | None = None) -> Account:
+def bind_eid(
+    db: Session,
+    school_id: int,
+    isikukood: str,
+    given_name: str,
+    family_name: str,
+    controlling_person_id: int | None = None,
+) -> Account:
     """The account an eID identity signs in to at a school, or ProofingError: NoAnchoredAccount
     (no anchored code; an applicant's code counts only when this browser's session already
     controls that account, and is then confirmed), AmbiguousCode, or NamesDiffer (the school's

@@ -65,16 +65,22 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
         return Ended([], [])
     whole, part = list(sessions), []
     if scope.school_id is not None and scope.person_id is not None:
-        logged_in_there = set(db.scalars(select(Account.id).where(
-            Account.person_id == scope.person_id, Account.school_id == scope.school_id)))
+        logged_in_there = set(
+            db.scalars(
+                select(Account.id).where(
+                    Account.person_id == scope.person_id, Account.school_id == scope.school_id
+                )
+            )
+        )
         whole = [s for s in sessions if s.account_id in logged_in_there]
         part = [s for s in sessions if s.account_id not in logged_in_there]
     now = utcnow()
     outbox = _end_whole(db, whole, reason, now, deliver)
     denied: list[str] = []
     if part and scope.school_id is not None:
-        left, denied = _leave_school(db, [s.id for s in part], scope.school_id, reason, now,
-                                     deliver)
+        left, denied = _leave_school(
+            db, [s.id for s in part], scope.school_id, reason, now, deliver
+        )
         outbox += left
     pairs = [(s.id, s.cookie_hash) for s in whole]
     if outbox:
@@ -107,13 +113,17 @@ def lock_sessions(db: Session, person_id: int) -> None:
     account second, so a merge or an unlink must take them in the same order, or the two
     deadlock."""
     if row_locks(db):
-        db.execute(select(SsoSession.id).where(
-            SsoSession.person_id == person_id, SsoSession.ended_at.is_(None))
-            .order_by(SsoSession.id).with_for_update())
+        db.execute(
+            select(SsoSession.id)
+            .where(SsoSession.person_id == person_id, SsoSession.ended_at.is_(None))
+            .order_by(SsoSession.id)
+            .with_for_update()
+        )
 
 
-def _end_whole(db: Session, sessions: list[SsoSession], reason: str, now: dt.datetime,
-               deliver: bool) -> list[Delivery]:
+def _end_whole(
+    db: Session, sessions: list[SsoSession], reason: str, now: dt.datetime, deliver: bool
+) -> list[Delivery]:
     """Mark sessions ended, revoke their refresh tokens, queue a logout for each of their
     schools."""
     if not sessions:
@@ -123,8 +133,13 @@ def _end_whole(db: Session, sessions: list[SsoSession], reason: str, now: dt.dat
         s.ended_at = now
         s.end_reason = reason
     _revoke(db, now, RefreshToken.session_id.in_(ids))
-    return _queue(db, db.scalars(select(SessionClient).where(SessionClient.session_id.in_(ids))),
-                  reason, now, deliver)
+    return _queue(
+        db,
+        db.scalars(select(SessionClient).where(SessionClient.session_id.in_(ids))),
+        reason,
+        now,
+        deliver,
+    )
 
 
 def _revoke(db: Session, now: dt.datetime, *where: ColumnElement[bool]) -> None:
@@ -137,37 +152,60 @@ def _revoke(db: Session, now: dt.datetime, *where: ColumnElement[bool]) -> None:
     live = select(RefreshToken.id).where(*where, RefreshToken.revoked_at.is_(None))
     if row_locks(db):
         live = live.with_for_update(skip_locked=True)
-    db.execute(update(RefreshToken).where(RefreshToken.id.in_(live.scalar_subquery()))
-               .values(revoked_at=now))
+    db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id.in_(live.scalar_subquery()))
+        .values(revoked_at=now)
+    )
 
 
-def _leave_school(db: Session, session_ids: list[str], school_id: int, reason: str,
-                  now: dt.datetime, deliver: bool) -> tuple[list[Delivery], list[str]]:
+def _leave_school(
+    db: Session,
+    session_ids: list[str],
+    school_id: int,
+    reason: str,
+    now: dt.datetime,
+    deliver: bool,
+) -> tuple[list[Delivery], list[str]]:
     """Take one school out of live sessions: revoke its clients' refresh tokens there, forget
     that it holds tokens, queue its logouts; return the rows and the grants revoked."""
     clients = select(Client.id).where(Client.school_id == school_id).scalar_subquery()
     under = (RefreshToken.session_id.in_(session_ids), RefreshToken.client_id.in_(clients))
     grants = list(db.scalars(select(RefreshToken.grant_id).where(*under).distinct()))
     _revoke(db, now, *under)
-    held = list(db.scalars(select(SessionClient).where(
-        SessionClient.session_id.in_(session_ids), SessionClient.client_id.in_(clients))))
+    held = list(
+        db.scalars(
+            select(SessionClient).where(
+                SessionClient.session_id.in_(session_ids), SessionClient.client_id.in_(clients)
+            )
+        )
+    )
     outbox = _queue(db, held, reason, now, deliver)
     for sc in held:
         db.delete(sc)
     return outbox, grants
 
 
-def _queue(db: Session, held: Iterable[SessionClient], reason: str, now: dt.datetime,
-           deliver: bool) -> list[Delivery]:
+def _queue(
+    db: Session, held: Iterable[SessionClient], reason: str, now: dt.datetime, deliver: bool
+) -> list[Delivery]:
     """One outbox row per school client that held tokens: an immutable snapshot."""
     outbox = []
     lease = now + dt.timedelta(seconds=current_app.config["BACKCHANNEL_TIMEOUT_SECONDS"] + 10)
     for sc in held:
         # Leased for the direct attempt, so a worker does not send it at the same time;
         # without one, the worker woken by the NOTIFY sends it at once.
-        row = Delivery(kind="logout", client_id=sc.client_id, payload={
-            "sid": sc.session_id, "sub": sc.sub, "reason": reason,
-            "client_id": sc.client.client_id}, lease_until=lease if deliver else None)
+        row = Delivery(
+            kind="logout",
+            client_id=sc.client_id,
+            payload={
+                "sid": sc.session_id,
+                "sub": sc.sub,
+                "reason": reason,
+                "client_id": sc.client.client_id,
+            },
+            lease_until=lease if deliver else None,
+        )
         db.add(row)
         outbox.append(row)
     return outbox
@@ -178,20 +216,23 @@ def delivery_states(db: Session, delivery_ids: list[int]) -> list[tuple[str, str
     if not delivery_ids:
         return []
 
-    rows = db.execute(select(School.name, Delivery.state)
-                      .join(Client, Client.id == Delivery.client_id)
-                      .join(School, School.id == Client.school_id)
-                      .where(Delivery.id.in_(delivery_ids)).order_by(School.name)).all()
+    rows = db.execute(
+        select(School.name, Delivery.state)
+        .join(Client, Client.id == Delivery.client_id)
+        .join(School, School.id == Client.school_id)
+        .where(Delivery.id.in_(delivery_ids))
+        .order_by(School.name)
+    ).all()
     return [(name, state) for name, state in rows]
 
 
 def frontchannel_frames(db: Session, sid: str, issuer: str) -> list[str]:
     """Front-Channel Logout 1.0 §3: the URIs to frame, with iss and sid, for one session."""
 
-
-    uris = db.scalars(select(Client.frontchannel_logout_uri)
-                      .join(SessionClient, SessionClient.client_id == Client.id)
-                      .where(SessionClient.session_id == sid,
-                             Client.frontchannel_logout_uri.is_not(None))).all()
+    uris = db.scalars(
+        select(Client.frontchannel_logout_uri)
+        .join(SessionClient, SessionClient.client_id == Client.id)
+        .where(SessionClient.session_id == sid, Client.frontchannel_logout_uri.is_not(None))
+    ).all()
     query = urlencode({"iss": issuer, "sid": sid})
     return [f"{u}{'&' if '?' in u else '?'}{query}" for u in uris if u]

@@ -44,24 +44,39 @@ def last_used(row: SsoSession, ttl: int, now: dt.datetime) -> dt.datetime:
 def live_sessions(db: Session, person_id: int, current_sid: str) -> list[SessionInfo]:
     """The person's sessions that are neither ended nor expired, the current one first."""
     now = utcnow()
-    rows = db.scalars(select(SsoSession).where(
-        SsoSession.person_id == person_id, SsoSession.ended_at.is_(None),
-        SsoSession.expires_at > now).order_by(SsoSession.created_at.desc())).all()
+    rows = db.scalars(
+        select(SsoSession)
+        .where(
+            SsoSession.person_id == person_id,
+            SsoSession.ended_at.is_(None),
+            SsoSession.expires_at > now,
+        )
+        .order_by(SsoSession.created_at.desc())
+    ).all()
     if not rows:
         return []
     ttls = store_sessions.remaining([row.id for row in rows])
     schools: dict[str, list[str]] = defaultdict(list)
     for sid, name in db.execute(
-            select(SessionClient.session_id, School.name)
-            .join(Client, Client.id == SessionClient.client_id)
-            .join(School, School.id == Client.school_id)
-            .where(SessionClient.session_id.in_([row.id for row in rows]))
-            .order_by(School.name)):
+        select(SessionClient.session_id, School.name)
+        .join(Client, Client.id == SessionClient.client_id)
+        .join(School, School.id == Client.school_id)
+        .where(SessionClient.session_id.in_([row.id for row in rows]))
+        .order_by(School.name)
+    ):
         if name not in schools[sid]:
             schools[sid].append(name)
-    found = [SessionInfo(sid=row.id, device=device_label(row.user_agent), started=row.created_at,
-                         last_used=last_used(row, ttl, now), schools=schools[row.id],
-                         current=row.id == current_sid)
-             # A missing Redis key (TTL -2) is a session past its idle time: the worker ends it.
-             for row, ttl in zip(rows, ttls, strict=True) if ttl > 0]
+    found = [
+        SessionInfo(
+            sid=row.id,
+            device=device_label(row.user_agent),
+            started=row.created_at,
+            last_used=last_used(row, ttl, now),
+            schools=schools[row.id],
+            current=row.id == current_sid,
+        )
+        # A missing Redis key (TTL -2) is a session past its idle time: the worker ends it.
+        for row, ttl in zip(rows, ttls, strict=True)
+        if ttl > 0
+    ]
     return sorted(found, key=lambda s: not s.current)

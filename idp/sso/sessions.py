@@ -35,8 +35,19 @@ from shared.security import sha256_hex
 _SESSIONS = cast(Table, SsoSession.__table__)
 _PERSONS = cast(Table, Person.__table__)
 _ACCOUNTS = cast(Table, Account.__table__)
-_FIELDS = ("id", "cookie_hash", "person_id", "account_id", "auth_time", "amr", "acr",
-           "user_agent", "created_at", "last_seen", "expires_at")
+_FIELDS = (
+    "id",
+    "cookie_hash",
+    "person_id",
+    "account_id",
+    "auth_time",
+    "amr",
+    "acr",
+    "user_agent",
+    "created_at",
+    "last_seen",
+    "expires_at",
+)
 
 
 @functools.cache
@@ -51,8 +62,12 @@ def _insert_session(with_account: bool, with_hash: bool, relaxed: bool) -> Inser
         source = _PERSONS.join(_ACCOUNTS, _ACCOUNTS.c.person_id == _PERSONS.c.id)
         where += [_ACCOUNTS.c.id == bindparam("account_id"), _ACCOUNTS.c.status == "active"]
         locked.append(_ACCOUNTS)
-    values = select(*[bindparam(f, type_=_SESSIONS.c[f].type) for f in _FIELDS]).select_from(
-        source).where(*where).with_for_update(read=True, of=locked)
+    values = (
+        select(*[bindparam(f, type_=_SESSIONS.c[f].type) for f in _FIELDS])
+        .select_from(source)
+        .where(*where)
+        .with_for_update(read=True, of=locked)
+    )
     answer: list[Any] = [_SESSIONS.c.id]
     if relaxed:
         answer.append(func.set_config("synchronous_commit", "off", True))
@@ -78,8 +93,14 @@ class LiveSession:
     def from_json(cls, raw: str) -> LiveSession:
         """Parse the Redis copy."""
         d = json.loads(raw)
-        return cls(sid=d["sid"], person_id=d["person_id"], auth_time=d["auth_time"],
-                   amr=d["amr"], acr=d["acr"], exp=d["exp"])
+        return cls(
+            sid=d["sid"],
+            person_id=d["person_id"],
+            auth_time=d["auth_time"],
+            amr=d["amr"],
+            acr=d["acr"],
+            exp=d["exp"],
+        )
 
 
 def load(cookie: str | None) -> LiveSession | None:
@@ -91,9 +112,17 @@ def load(cookie: str | None) -> LiveSession | None:
     return LiveSession.from_json(raw) if raw else None
 
 
-def create(db: Session, person_id: int, account_id: int | None, amr: list[str], acr: str,
-           user_agent: str | None, pipe: Batch | None = None,
-           relaxed: bool = False, password_hash: str | None = None) -> tuple[str, LiveSession]:
+def create(
+    db: Session,
+    person_id: int,
+    account_id: int | None,
+    amr: list[str],
+    acr: str,
+    user_agent: str | None,
+    pipe: Batch | None = None,
+    relaxed: bool = False,
+    password_hash: str | None = None,
+) -> tuple[str, LiveSession]:
     """Start a session: commit its SQL record, then publish it in Redis; return the cookie.
     When pipe is given the Redis writes are queued on it and the caller executes it. relaxed:
     the transaction holds nothing else that must survive a crash (a password login, see
@@ -109,17 +138,30 @@ def create(db: Session, person_id: int, account_id: int | None, amr: list[str], 
     conn = db.connection()
     relax = relaxed and conn.dialect.name == "postgresql"
     statement = _insert_session(account_id is not None, password_hash is not None, relax)
-    inserted = conn.execute(statement, {
-        "id": sid, "cookie_hash": hashed, "person_id": person_id, "account_id": account_id,
-        "auth_time": now, "amr": amr, "acr": acr, "user_agent": (user_agent or "")[:300],
-        "created_at": now, "last_seen": now, "expires_at": now + dt.timedelta(seconds=max_age),
-        "password_hash": password_hash})
+    inserted = conn.execute(
+        statement,
+        {
+            "id": sid,
+            "cookie_hash": hashed,
+            "person_id": person_id,
+            "account_id": account_id,
+            "auth_time": now,
+            "amr": amr,
+            "acr": acr,
+            "user_agent": (user_agent or "")[:300],
+            "created_at": now,
+            "last_seen": now,
+            "expires_at": now + dt.timedelta(seconds=max_age),
+            "password_hash": password_hash,
+        },
+    )
     if inserted.first() is None:
         raise SessionRefused(person_id)
     db.commit()
     stamp = int(now.timestamp())
-    live = LiveSession(sid=sid, person_id=person_id, auth_time=stamp, amr=amr, acr=acr,
-                       exp=stamp + max_age)
+    live = LiveSession(
+        sid=sid, person_id=person_id, auth_time=stamp, amr=amr, acr=acr, exp=stamp + max_age
+    )
     ttl = min(idle, max_age)
     own = pipe is None
     pipe = batch() if pipe is None else pipe
@@ -134,8 +176,9 @@ def forget(pairs: list[tuple[str, str]]) -> None:
     store_sessions.forget(pairs)
 
 
-def renew(db: Session, live: LiveSession, amr: list[str], acr: str,
-          reauthenticated: bool = True) -> tuple[str, LiveSession]:
+def renew(
+    db: Session, live: LiveSession, amr: list[str], acr: str, reauthenticated: bool = True
+) -> tuple[str, LiveSession]:
     """Re-authenticate the same person: a new cookie secret and auth_time, same sid
     (LookupError when SQL says the session has ended). Without reauthenticated only the cookie
     secret changes (after a password change, say)."""
@@ -152,9 +195,14 @@ def renew(db: Session, live: LiveSession, amr: list[str], acr: str,
     row.acr = acr
     row.last_seen = now
     db.commit()
-    renewed = LiveSession(sid=live.sid, person_id=live.person_id,
-                          auth_time=int(now.timestamp()) if reauthenticated else live.auth_time,
-                          amr=amr, acr=acr, exp=live.exp)
+    renewed = LiveSession(
+        sid=live.sid,
+        person_id=live.person_id,
+        auth_time=int(now.timestamp()) if reauthenticated else live.auth_time,
+        amr=amr,
+        acr=acr,
+        exp=live.exp,
+    )
     ttl = max(1, min(current_app.config["SESSION_IDLE_SECONDS"], live.exp - int(time.time())))
     store_sessions.replace(old_hash, row.cookie_hash, live.sid, json.dumps(renewed.__dict__), ttl)
     return secret, renewed

@@ -18,9 +18,16 @@ from idp.store import Batch
 LINK_AMR = ["otp"]
 
 
-def start_session(db: Session, person_id: int, account_id: int, amr: list[str], acr: str,
-                  pipe: Batch | None = None, relaxed: bool = False,
-                  password_hash: str | None = None) -> tuple[str, sessions.LiveSession]:
+def start_session(
+    db: Session,
+    person_id: int,
+    account_id: int,
+    amr: list[str],
+    acr: str,
+    pipe: Batch | None = None,
+    relaxed: bool = False,
+    password_hash: str | None = None,
+) -> tuple[str, sessions.LiveSession]:
     """Sign the person in on this browser: the same person's session is renewed (a new cookie
     secret), another person's ends first; return the cookie secret and the session. pipe,
     relaxed and password_hash as for sessions.create (SessionRefused likewise)."""
@@ -32,19 +39,34 @@ def start_session(db: Session, person_id: int, account_id: int, amr: list[str], 
             previous = None  # ended in SQL: its Redis copy was revived, so start afresh
     if previous is not None:
         end_sessions(db, Scope(session_ids=(previous.sid,)), "switch_person")
-    return sessions.create(db, person_id, account_id, amr, acr,
-                           request.headers.get("User-Agent"), pipe=pipe, relaxed=relaxed,
-                           password_hash=password_hash)
+    return sessions.create(
+        db,
+        person_id,
+        account_id,
+        amr,
+        acr,
+        request.headers.get("User-Agent"),
+        pipe=pipe,
+        relaxed=relaxed,
+        password_hash=password_hash,
+    )
 
 
 def school_login_uri(db: Session, school: School, path: str = "/") -> str:
     """The school's login initiation URI (OIDC Core §4) with target_link_uri on its own origin:
     the school starts an authorization request, which the new session answers at once."""
-    login_uri = db.scalar(select(Client.initiate_login_uri).where(
-        Client.school_id == school.id, Client.initiate_login_uri.is_not(None),
-        Client.status == "active").order_by(Client.id))
+    login_uri = db.scalar(
+        select(Client.initiate_login_uri)
+        .where(
+            Client.school_id == school.id,
+            Client.initiate_login_uri.is_not(None),
+            Client.status == "active",
+        )
+        .order_by(Client.id)
+    )
     if not login_uri:
         return school.base_url
-    query = urlencode({"iss": current_app.config["ISSUER"],
-                       "target_link_uri": school.base_url.rstrip("/") + path})
+    query = urlencode(
+        {"iss": current_app.config["ISSUER"], "target_link_uri": school.base_url.rstrip("/") + path}
+    )
     return f"{login_uri}{'&' if '?' in login_uri else '?'}{query}"

@@ -17,12 +17,14 @@ def _key(code: str) -> str:
     return keys.code(sha256_hex(code))
 
 
-def issue(client_id: str, grant_id: str, payload: dict[str, Any], ttl: int,
-          pipe: Batch | None = None) -> str:
+def issue(
+    client_id: str, grant_id: str, payload: dict[str, Any], ttl: int, pipe: Batch | None = None
+) -> str:
     """Store a new code for client_id (queued on pipe when given) and return it."""
     code = secrets.token_urlsafe(32)
     (pipe if pipe is not None else client()).set(
-        _key(code), f"{client_id}|{grant_id}|{json.dumps(payload)}", ex=ttl)
+        _key(code), f"{client_id}|{grant_id}|{json.dumps(payload)}", ex=ttl
+    )
     return code
 
 

@@ -38,8 +38,10 @@ def link_uses(counter: str, address: str) -> list[str]:
 
 def mail_requests(kind: str, school: str, email: str, address: str) -> list[str]:
     """The counters of mails asked for: per typed address and per client address."""
-    return [keys.mail_requests(kind, school, email),
-            keys.mail_requests_by_address(kind, school, address)]
+    return [
+        keys.mail_requests(kind, school, email),
+        keys.mail_requests_by_address(kind, school, address),
+    ]
 
 
 def password_change_failures(person_id: int, window: int) -> int:

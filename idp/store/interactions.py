@@ -32,8 +32,9 @@ def load(ix: str | None) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def finish(ix: str, sid: str, data: dict[str, Any] | None = None,
-           pipe: Batch | None = None) -> None:
+def finish(
+    ix: str, sid: str, data: dict[str, Any] | None = None, pipe: Batch | None = None
+) -> None:
     """Record that the person authenticated for this interaction in session sid. data is the
     interaction as already loaded (else it is read again); with pipe, the write is queued
     there and the caller executes it."""
@@ -44,8 +45,9 @@ def finish(ix: str, sid: str, data: dict[str, Any] | None = None,
     data = {**data, "result": {"sid": sid}}
     ttl = current_app.config["INTERACTION_TTL_SECONDS"]
     # XX: an interaction that expired or was used meanwhile is not brought back.
-    (pipe if pipe is not None else client()).set(keys.interaction(ix), json.dumps(data), ex=ttl,
-                                                 xx=True)
+    (pipe if pipe is not None else client()).set(
+        keys.interaction(ix), json.dumps(data), ex=ttl, xx=True
+    )
 
 
 def resumed(ix: str, data: dict[str, Any]) -> bool:
@@ -60,6 +62,10 @@ def resumed(ix: str, data: dict[str, Any]) -> bool:
     now = int(time.time())
     if first is not None:
         return now - int(first) <= RESUME_REPLAY_SECONDS
-    client().set(keys.interaction(ix), json.dumps({**data, "resumed_at": now}),
-                 ex=RESUME_REPLAY_SECONDS, xx=True)
+    client().set(
+        keys.interaction(ix),
+        json.dumps({**data, "resumed_at": now}),
+        ex=RESUME_REPLAY_SECONDS,
+        xx=True,
+    )
     return True

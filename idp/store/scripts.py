@@ -74,8 +74,12 @@ return {1, string.sub(v, sep2 + 1)}
 _LOADED: dict[str, Script] = {}
 
 
-def run(source: str, client: redis.Redis | redis.client.Pipeline, script_keys: list[str],
-        args: list[Any]) -> Any:
+def run(
+    source: str,
+    client: redis.Redis | redis.client.Pipeline,
+    script_keys: list[str],
+    args: list[Any],
+) -> Any:
     """Run a named script on a client or queue it on a batch."""
     script = _LOADED.get(source)
     if script is None:

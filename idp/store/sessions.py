@@ -11,8 +11,9 @@ from idp.store import Batch, batch, client, keys, scripts
 
 def touch(cookie_hash: str, idle: int) -> str | None:
     """Read a session's copy and slide its expiry (one round trip); None when gone."""
-    raw = scripts.run(scripts.TOUCH_SESSION, client(), [keys.session(cookie_hash)],
-                      [idle, int(time.time())])
+    raw = scripts.run(
+        scripts.TOUCH_SESSION, client(), [keys.session(cookie_hash)], [idle, int(time.time())]
+    )
     return str(raw) if raw else None
 
 
@@ -43,9 +44,14 @@ def forget(pairs: list[tuple[str, str]]) -> None:
 def touch_for_refresh(sid: str, grant_id: str, idle: int) -> int:
     """Slide a session's expiry for a refresh: 1; 0 when it idled out; -1 when the grant is
     deny-listed (one round trip)."""
-    return int(scripts.run(scripts.TOUCH_FOR_REFRESH, client(),
-                           [keys.sid(sid), keys.denied_grant(grant_id)],
-                           [idle, int(time.time())]))
+    return int(
+        scripts.run(
+            scripts.TOUCH_FOR_REFRESH,
+            client(),
+            [keys.sid(sid), keys.denied_grant(grant_id)],
+            [idle, int(time.time())],
+        )
+    )
 
 
 def alive(sids: list[str]) -> list[bool]:

@@ -64,12 +64,21 @@ class IssuedClient:
     secret: str | None
 
 
-def add_client(db: Session, school: School, name: str, redirect_uris: list[str], *,
-               development: bool, post_logout_redirect_uris: list[str] | None = None,
-               backchannel_logout_uri: str | None = None,
-               frontchannel_logout_uri: str | None = None, events_uri: str | None = None,
-               initiate_login_uri: str | None = None, public: bool = False,
-               id_token_alg: str = "RS256") -> IssuedClient:
+def add_client(
+    db: Session,
+    school: School,
+    name: str,
+    redirect_uris: list[str],
+    *,
+    development: bool,
+    post_logout_redirect_uris: list[str] | None = None,
+    backchannel_logout_uri: str | None = None,
+    frontchannel_logout_uri: str | None = None,
+    events_uri: str | None = None,
+    initiate_login_uri: str | None = None,
+    public: bool = False,
+    id_token_alg: str = "RS256",
+) -> IssuedClient:
     """Register a relying party of a school; outbound URIs must share a redirect URI's origin."""
     if not redirect_uris:
         raise RegistrationError("at least one redirect URI is needed")
@@ -77,9 +86,12 @@ def add_client(db: Session, school: School, name: str, redirect_uris: list[str],
         raise RegistrationError("id_token_signed_response_alg must be RS256 or ES256")
     redirects = [check_uri(u, development) for u in redirect_uris]
     origins = {origin(u) for u in redirects}
-    outbound = {"backchannel_logout_uri": backchannel_logout_uri,
-                "frontchannel_logout_uri": frontchannel_logout_uri, "events_uri": events_uri,
-                "initiate_login_uri": initiate_login_uri}
+    outbound = {
+        "backchannel_logout_uri": backchannel_logout_uri,
+        "frontchannel_logout_uri": frontchannel_logout_uri,
+        "events_uri": events_uri,
+        "initiate_login_uri": initiate_login_uri,
+    }
     for label, uri in outbound.items():
         if uri is not None:
             check_uri(uri, development)
@@ -87,13 +99,17 @@ def add_client(db: Session, school: School, name: str, redirect_uris: list[str],
                 raise RegistrationError(f"{label} must share its origin with a redirect URI")
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
-        client_id=secrets.token_urlsafe(16), school_id=school.id, name=name,
+        client_id=secrets.token_urlsafe(16),
+        school_id=school.id,
+        name=name,
         secret_hash=sha256_hex(secret) if secret else None,
         token_endpoint_auth_method="none" if public else "client_secret_basic",
         redirect_uris=redirects,
-        post_logout_redirect_uris=[check_uri(u, development)
-                                   for u in (post_logout_redirect_uris or [])],
-        id_token_signed_response_alg=id_token_alg, **outbound,
+        post_logout_redirect_uris=[
+            check_uri(u, development) for u in (post_logout_redirect_uris or [])
+        ],
+        id_token_signed_response_alg=id_token_alg,
+        **outbound,
     )
     db.add(client)
     db.flush()
@@ -105,8 +121,9 @@ def add_client(db: Session, school: School, name: str, redirect_uris: list[str],
 SCHOOL_ID_TOKEN_ALG = "ES256"
 
 
-def add_school(db: Session, slug: str, name: str, url: str, *, development: bool,
-               logo: str | None = None) -> IssuedClient:
+def add_school(
+    db: Session, slug: str, name: str, url: str, *, development: bool, logo: str | None = None
+) -> IssuedClient:
     """Register a school and its e-diary's client, with the instance's standard endpoints."""
     if not SLUG_RE.match(slug):
         raise RegistrationError("slug: lower-case letters, digits and dashes, 2 to 63 characters")
@@ -117,11 +134,16 @@ def add_school(db: Session, slug: str, name: str, url: str, *, development: bool
     db.add(school)
     db.flush()
     return add_client(
-        db, school, name, [f"{base}/auth/callback"], development=development,
+        db,
+        school,
+        name,
+        [f"{base}/auth/callback"],
+        development=development,
         post_logout_redirect_uris=[f"{base}/", f"{base}/auth/logged-out"],
         backchannel_logout_uri=f"{base}/auth/backchannel-logout",
         frontchannel_logout_uri=f"{base}/auth/frontchannel-logout",
-        events_uri=f"{base}/auth/events", initiate_login_uri=f"{base}/auth/login",
+        events_uri=f"{base}/auth/events",
+        initiate_login_uri=f"{base}/auth/login",
         id_token_alg=SCHOOL_ID_TOKEN_ALG,
     )
 

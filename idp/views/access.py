@@ -36,19 +36,29 @@ bp = Blueprint("access", __name__)
 
 def school_or_404(slug: str) -> School:
     """The active school of a public page."""
-    school = get_db().scalar(select(School).where(School.slug == slug[:64],
-                                                  School.status == "active"))
+    school = get_db().scalar(
+        select(School).where(School.slug == slug[:64], School.status == "active")
+    )
     if school is None:
         abort(404)
     return school
 
 
-def link_page(school: School | None, heading: str, message: str, button: str,
-              action: str) -> Response:
+def link_page(
+    school: School | None, heading: str, message: str, button: str, action: str
+) -> Response:
     """The page a mailed link opens: nothing happens until its button is pressed (mail scanners
     open links too)."""
-    resp = make_response(render_template("link_open.html", school=school, heading=heading,
-                                         message=message, button=button, action=action))
+    resp = make_response(
+        render_template(
+            "link_open.html",
+            school=school,
+            heading=heading,
+            message=message,
+            button=button,
+            action=action,
+        )
+    )
     return private(resp)
 
 
@@ -62,20 +72,31 @@ def private(resp: Response) -> Response:
 def invalid_link(school: School | None, again_url: str, again_label: str) -> Response:
     """A used, voided, expired, stale (its account's login e-mail or state changed), foreign or
     unknown link: what happened and the way to a new one."""
-    return private(make_response(render_template(
-        "link_invalid.html", school=school, again_url=again_url, again_label=again_label), 410))
+    return private(
+        make_response(
+            render_template(
+                "link_invalid.html", school=school, again_url=again_url, again_label=again_label
+            ),
+            410,
+        )
+    )
 
 
-def take_link(counter: str, purposes: tuple[str, ...],
-              school_id: int | None = None) -> links.Consumed | None:
+def take_link(
+    counter: str, purposes: tuple[str, ...], school_id: int | None = None
+) -> links.Consumed | None:
     """Use the posted link once. Each use is counted per address (and school slug: counter) before
     the link is looked at, and refunded when it works: past the cap every link looks invalid.
     None when it does not work, including a link no longer valid for its subject (links.consume
     checks that in the same statement); nothing is left changed."""
     cfg = current_app.config
     counted = counters.link_uses(counter, request.remote_addr or "-")
-    if counters.over_limit(counted, [cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
-                           cfg["LOGIN_FAILURE_WINDOW_SECONDS"], "link"):
+    if counters.over_limit(
+        counted,
+        [cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
+        cfg["LOGIN_FAILURE_WINDOW_SECONDS"],
+        "link",
+    ):
         return None
     db = get_db()
     used = links.consume(db, request.form.get("token", ""), purposes, school_id=school_id)
@@ -93,7 +114,9 @@ def too_many_mails(kind: str, school: str, email: str) -> bool:
     return counters.over_limit(
         counters.mail_requests(kind, school, email, request.remote_addr or "-"),
         [cfg["LINK_MAX_REQUESTS"], cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]],
-        cfg["LOGIN_FAILURE_WINDOW_SECONDS"], kind)
+        cfg["LOGIN_FAILURE_WINDOW_SECONDS"],
+        kind,
+    )
 
 
 @bp.route("/s/<slug>/access", methods=["GET", "POST"])
@@ -107,13 +130,16 @@ def request_link(slug: str) -> Any:
     check_csrf()
     email = request.form.get("email", "").strip()[:320]
     if not is_address(email):
-        return render_template("access_request.html", school=school, sent=False, error=_(
-            "Kirjuta oma e-posti aadress, näiteks mari@example.ee.")), 400
+        return render_template(
+            "access_request.html",
+            school=school,
+            sent=False,
+            error=_("Kirjuta oma e-posti aadress, näiteks mari@example.ee."),
+        ), 400
     if not too_many_mails("access", school.slug, email):
         db = get_db()
         # The page's language; an account's own language replaces it at sending time.
-        queue_mail(db, email, "access", school_id=school.id, kind="access",
-                     locale=i18n.current())
+        queue_mail(db, email, "access", school_id=school.id, kind="access", locale=i18n.current())
     return render_template("access_request.html", school=school, sent=True, minutes=minutes)
 
 
@@ -121,9 +147,13 @@ def request_link(slug: str) -> Any:
 def signin_page(slug: str) -> Response:
     """A login link's page: a button that signs in (a GET never uses the link)."""
     school = school_or_404(slug)
-    return link_page(school, _("Sisselogimine kooli %(school)s Stuudiumisse", school=school.name),
-                     _("Vajuta nuppu, et sisse logida. Link töötab ühe korra."), _("Logi sisse"),
-                     request.path)
+    return link_page(
+        school,
+        _("Sisselogimine kooli %(school)s Stuudiumisse", school=school.name),
+        _("Vajuta nuppu, et sisse logida. Link töötab ühe korra."),
+        _("Logi sisse"),
+        request.path,
+    )
 
 
 @bp.post("/s/<slug>/signin")

@@ -33,6 +33,7 @@ from shared.security import check_csrf
 
 bp = Blueprint("account", __name__)
 
+
 @bp.app_template_filter("tallinn_time")
 def tallinn_time(moment: dt.datetime) -> str:
     """A moment in Tallinn's time as the page's language writes it: 29.11.2026 14:05."""
@@ -66,16 +67,20 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Response]:
 @signed_in
 def overview() -> Any:
     """Sinu Stuudium ID: who is signed in, and the ways to their sessions and password."""
-    return render_template("account.html", person=g.person,
-                           linked=linked_accounts(get_db(), g.person.id))
+    return render_template(
+        "account.html", person=g.person, linked=linked_accounts(get_db(), g.person.id)
+    )
 
 
 @bp.get("/account/sessions")
 @signed_in
 def sessions_page() -> Any:
     """Every live session of the person, with its device, times and schools."""
-    return render_template("account_sessions.html", person=g.person, sessions=live_sessions(
-        get_db(), g.person.id, g.live_session.sid))
+    return render_template(
+        "account_sessions.html",
+        person=g.person,
+        sessions=live_sessions(get_db(), g.person.id, g.live_session.sid),
+    )
 
 
 @bp.post("/account/sessions/end")
@@ -85,21 +90,34 @@ def end_one() -> Any:
     check_csrf()
     sid = request.form.get("sid", "")[:64]
     db = get_db()
-    own = db.scalar(select(SsoSession.id).where(
-        SsoSession.id == sid, SsoSession.person_id == g.person.id,
-        SsoSession.ended_at.is_(None)))
+    own = db.scalar(
+        select(SsoSession.id).where(
+            SsoSession.id == sid, SsoSession.person_id == g.person.id, SsoSession.ended_at.is_(None)
+        )
+    )
     if own is None:
         # Someone else's session, or one already ended: the same answer, nothing ended.
-        return error_page(_("Seanssi ei leitud"), _(
-            "Sellist seanssi sinu seansside hulgas ei ole – võib-olla on see juba lõppenud. "
-            "Ava seansside leht uuesti."), 404)
+        return error_page(
+            _("Seanssi ei leitud"),
+            _(
+                "Sellist seanssi sinu seansside hulgas ei ole – võib-olla on see juba lõppenud. "
+                "Ava seansside leht uuesti."
+            ),
+            404,
+        )
     ended = end_sessions(db, Scope(session_ids=(own,)), "logout")
     if own == g.live_session.sid:
         return logged_out_page(ended)
-    return logged_out_page(ended, clear_cookie=False, heading=_("Seanss on lõpetatud"),
-                           message=_("Valitud seadme Stuudium ID seanss on lõppenud ja koolidele, "
-                                     "kuhu sealt sisse logiti, on sellest teada antud."),
-                           back_to=url_for("account.sessions_page"))
+    return logged_out_page(
+        ended,
+        clear_cookie=False,
+        heading=_("Seanss on lõpetatud"),
+        message=_(
+            "Valitud seadme Stuudium ID seanss on lõppenud ja koolidele, "
+            "kuhu sealt sisse logiti, on sellest teada antud."
+        ),
+        back_to=url_for("account.sessions_page"),
+    )
 
 
 @bp.post("/account/sessions/end-all")
@@ -108,6 +126,11 @@ def end_all() -> Any:
     """Logi välja kõikjal: end every session of the person, this one included."""
     check_csrf()
     ended = end_sessions(get_db(), Scope(person_id=g.person.id), "logout_everywhere")
-    return logged_out_page(ended, heading=_("Oled kõikjal välja logitud"), message=_(
-        "Kõik sinu Stuudium ID seansid on lõppenud, kõigis seadmetes ja kõigis koolides. "
-        "Kui kasutad ühist arvutit, sulge ka brauser."))
+    return logged_out_page(
+        ended,
+        heading=_("Oled kõikjal välja logitud"),
+        message=_(
+            "Kõik sinu Stuudium ID seansid on lõppenud, kõigis seadmetes ja kõigis koolides. "
+            "Kui kasutad ühist arvutit, sulge ka brauser."
+        ),
+    )

@@ -51,12 +51,20 @@ def code_problem(code: str, whose: str) -> str | None:
     subject = _("Lapse isikukood") if whose == "child" else _("Isikukood")
     return {
         "characters": _("%(subject)s koosneb ainult numbritest 0–9.", subject=subject),
-        "length": _("%(subject)s on täpselt 11 numbrit pikk; sisestatud on %(n)d.",
-                    subject=subject, n=len(code)),
-        "date": _("%(subject)s ei sobi: selles olevat sünnikuupäeva ei ole olemas. Kontrolli "
-                  "numbreid.", subject=subject),
-        "checksum": _("%(subject)s ei sobi: viimane (kontroll)number ei klapi. Kontrolli, et "
-                      "kõik 11 numbrit on õiged.", subject=subject),
+        "length": _(
+            "%(subject)s on täpselt 11 numbrit pikk; sisestatud on %(n)d.",
+            subject=subject,
+            n=len(code),
+        ),
+        "date": _(
+            "%(subject)s ei sobi: selles olevat sünnikuupäeva ei ole olemas. Kontrolli numbreid.",
+            subject=subject,
+        ),
+        "checksum": _(
+            "%(subject)s ei sobi: viimane (kontroll)number ei klapi. Kontrolli, et "
+            "kõik 11 numbrit on õiged.",
+            subject=subject,
+        ),
     }[found]
 
 
@@ -83,30 +91,46 @@ def start(slug: str) -> Any:
     if problem:
         errors["child_isikukood"] = problem
     if errors:
-        return render_template("apply_start.html", school=school, errors=errors,
-                               form={"email": email, "child_isikukood": code}), 400
+        return render_template(
+            "apply_start.html",
+            school=school,
+            errors=errors,
+            form={"email": email, "child_isikukood": code},
+        ), 400
     if not too_many_mails("apply", school.slug, email):
         db = get_db()
         # The language the parent is applying in, until the form asks them.
-        application = Application(school_id=school.id, email=email, child_isikukood=code,
-                                  locale=i18n.current())
+        application = Application(
+            school_id=school.id, email=email, child_isikukood=code, locale=i18n.current()
+        )
         db.add(application)
         db.flush()
-        queue_mail(db, email, "apply_confirm", school_id=school.id,
-                     locale=application.locale,
-                     one_time_link={"purpose": "confirm",
-                                    "subject": f"application:{application.id}"})
-    return render_template("apply_sent.html", school=school,
-                           hours=current_app.config["LINK_SECONDS"]["confirm"] // 3600)
+        queue_mail(
+            db,
+            email,
+            "apply_confirm",
+            school_id=school.id,
+            locale=application.locale,
+            one_time_link={"purpose": "confirm", "subject": f"application:{application.id}"},
+        )
+    return render_template(
+        "apply_sent.html",
+        school=school,
+        hours=current_app.config["LINK_SECONDS"]["confirm"] // 3600,
+    )
 
 
 @bp.get("/s/<slug>/apply/confirm")
 def confirm_page(slug: str) -> Response:
     """The confirmation link's page: a button (a GET never uses the link)."""
     school = school_or_404(slug)
-    return link_page(school, _("Kinnita e-posti aadress"), _(
-        "Vajuta nuppu, et kinnitada oma e-posti aadress ja jätkata konto taotluse täitmist."),
-        _("Kinnita ja jätka"), request.path)
+    return link_page(
+        school,
+        _("Kinnita e-posti aadress"),
+        _("Vajuta nuppu, et kinnitada oma e-posti aadress ja jätkata konto taotluse täitmist."),
+        _("Kinnita ja jätka"),
+        request.path,
+    )
 
 
 @bp.post("/s/<slug>/apply/confirm")
@@ -120,9 +144,11 @@ def confirm(slug: str) -> Response:
         return invalid_link(school, *again)
     application_id = used.subject_id("application")
     db = get_db()
-    db.execute(update(Application).where(
-        Application.id == application_id, Application.status == "unconfirmed").values(
-        status="confirmed", confirmed_at=utcnow()))
+    db.execute(
+        update(Application)
+        .where(Application.id == application_id, Application.status == "unconfirmed")
+        .values(status="confirmed", confirmed_at=utcnow())
+    )
     session[SESSION_KEY] = application_id
     return private(redirect(url_for("apply.form", slug=school.slug), 303))
 
@@ -130,8 +156,11 @@ def confirm(slug: str) -> Response:
 def _confirmed(school: School) -> Application | None:
     application_id = session.get(SESSION_KEY)
     application = get_db().get(Application, application_id) if application_id else None
-    if application is None or application.school_id != school.id or (
-            application.status != "confirmed"):
+    if (
+        application is None
+        or application.school_id != school.id
+        or (application.status != "confirmed")
+    ):
         return None
     return application
 
@@ -143,16 +172,27 @@ def form(slug: str) -> Any:
     school = school_or_404(slug)
     application = _confirmed(school)
     if application is None:
-        return invalid_link(school, url_for("apply.start", slug=school.slug),
-                            _("Alusta taotlust uuesti"))
+        return invalid_link(
+            school, url_for("apply.start", slug=school.slug), _("Alusta taotlust uuesti")
+        )
     g.page_locale = application.locale  # the form speaks the language they applied in
     if request.method == "GET":
-        return private(make_response(render_template(
-            "apply_form.html", school=school, app=application,
-            form={"language": i18n.current()}, errors={})))
+        return private(
+            make_response(
+                render_template(
+                    "apply_form.html",
+                    school=school,
+                    app=application,
+                    form={"language": i18n.current()},
+                    errors={},
+                )
+            )
+        )
     check_csrf()
-    values = {name: request.form.get(name, "").strip()[:200] for name in (
-        "given_name", "family_name", "phone", "relation", "language", "isikukood")}
+    values = {
+        name: request.form.get(name, "").strip()[:200]
+        for name in ("given_name", "family_name", "phone", "relation", "language", "isikukood")
+    }
     values["isikukood"] = values["isikukood"].replace(" ", "")
     errors = {}
     if not values["given_name"]:
@@ -170,19 +210,27 @@ def form(slug: str) -> Any:
         if problem:
             errors["isikukood"] = problem
     if errors:
-        return private(make_response(render_template(
-            "apply_form.html", school=school, app=application, form=values, errors=errors),
-            400))
+        return private(
+            make_response(
+                render_template(
+                    "apply_form.html", school=school, app=application, form=values, errors=errors
+                ),
+                400,
+            )
+        )
     db = get_db()
     data = {k: v for k, v in values.items() if k != "language" and v}
-    submitted = db.execute(update(Application).where(
-        Application.id == application.id, Application.status == "confirmed").values(
-        status="pending", submitted_at=utcnow(), data=data,
-        locale=values["language"]).returning(Application.id)).first()
+    submitted = db.execute(
+        update(Application)
+        .where(Application.id == application.id, Application.status == "confirmed")
+        .values(status="pending", submitted_at=utcnow(), data=data, locale=values["language"])
+        .returning(Application.id)
+    ).first()
     session.pop(SESSION_KEY, None)
     if submitted is None:  # submitted from another tab a moment ago
-        return invalid_link(school, url_for("apply.start", slug=school.slug),
-                            _("Alusta taotlust uuesti"))
+        return invalid_link(
+            school, url_for("apply.start", slug=school.slug), _("Alusta taotlust uuesti")
+        )
     return private(redirect(url_for("apply.done", slug=school.slug), 303))
 
 

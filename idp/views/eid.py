@@ -68,8 +68,9 @@ def _start_code_confirmation(method: str) -> Response:
     return _to_upstream(method, {"confirm_sid": live.sid}, _confirm_refused)
 
 
-def _to_upstream(method: str, purpose: dict[str, str],
-                 unreachable: Callable[[], Response]) -> Response:
+def _to_upstream(
+    method: str, purpose: dict[str, str], unreachable: Callable[[], Response]
+) -> Response:
     """Begin at the upstream, remember the pending request and send the browser there; when
     the upstream cannot be reached, the page unreachable() makes."""
     try:
@@ -80,13 +81,27 @@ def _to_upstream(method: str, purpose: dict[str, str],
     # The state is bound to this browser (a cookie only it has) and to what it finishes: the
     # pending interaction, or a link attempt.
     binding = secrets.token_urlsafe(32)
-    eid_pending.remember(sha256_hex(pending.state), {
-        **purpose, "nonce": pending.nonce, "verifier": pending.verifier, "method": method,
-        "binding": sha256_hex(binding)}, current_app.config["INTERACTION_TTL_SECONDS"])
+    eid_pending.remember(
+        sha256_hex(pending.state),
+        {
+            **purpose,
+            "nonce": pending.nonce,
+            "verifier": pending.verifier,
+            "method": method,
+            "binding": sha256_hex(binding),
+        },
+        current_app.config["INTERACTION_TTL_SECONDS"],
+    )
     resp = redirect(url, 303)
-    resp.set_cookie(BINDING_COOKIE, binding, max_age=current_app.config[
-        "INTERACTION_TTL_SECONDS"], path="/eid/", httponly=True, samesite="Lax",
-        secure=current_app.config["ISSUER"].startswith("https://"))
+    resp.set_cookie(
+        BINDING_COOKIE,
+        binding,
+        max_age=current_app.config["INTERACTION_TTL_SECONDS"],
+        path="/eid/",
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config["ISSUER"].startswith("https://"),
+    )
     return resp
 
 
@@ -117,9 +132,15 @@ def callback() -> Any:
         LOGINS.labels("eid", "cancelled").inc()
         return _page("eid_error.html", ix, 200, cancelled=True)
     try:
-        identity = client.exchange(client.Pending(
-            state="", nonce=pending["nonce"], verifier=pending["verifier"],
-            method=pending["method"]), request.args["code"])
+        identity = client.exchange(
+            client.Pending(
+                state="",
+                nonce=pending["nonce"],
+                verifier=pending["verifier"],
+                method=pending["method"],
+            ),
+            request.args["code"],
+        )
     except client.EidError as exc:
         log.warning("eID answer refused: %s", exc)  # the reason names no person
         LOGINS.labels("eid", "refused").inc()
@@ -137,8 +158,9 @@ def callback() -> Any:
     apply_verified_data(db, account.person_id, identity, actor=f"eid:{account.sub}")
     pipe = batch()
     try:
-        resp = finish_login(db, ix, data, account.person_id, account.id, identity.amr,
-                            identity.acr, pipe)
+        resp = finish_login(
+            db, ix, data, account.person_id, account.id, identity.amr, identity.acr, pipe
+        )
     except SessionRefused:  # the account was disabled or moved just now
         db.rollback()
         return _not_bound(NoAnchoredAccount(), ix)
@@ -176,9 +198,15 @@ def _upstream_identity(pending: dict[str, Any]) -> client.EidIdentity | None:
     if request.args.get("error") or not request.args.get("code"):
         return None
     try:
-        return client.exchange(client.Pending(
-            state="", nonce=pending["nonce"], verifier=pending["verifier"],
-            method=pending["method"]), request.args["code"])
+        return client.exchange(
+            client.Pending(
+                state="",
+                nonce=pending["nonce"],
+                verifier=pending["verifier"],
+                method=pending["method"],
+            ),
+            request.args["code"],
+        )
     except client.EidError as exc:
         log.warning("eID answer refused: %s", exc)
         return None
@@ -195,31 +223,48 @@ def _finish_code_confirmation(pending: dict[str, Any]) -> Response:
     if not confirm_code(db, live.person_id, identity):
         db.rollback()
         return _confirm_refused(mismatch=True)
-    resp = current_app.make_response(render_template(
-        "link_done.html", heading=_("Isikukood on kinnitatud"), message=_(
-            "Nüüdsest saad oma koolidesse sisse logida ka ID-kaardi, Mobiil-ID või "
-            "Smart-ID-ga."), accounts=[], back=url_for("account.overview"),
-        back_label=_("Tagasi Stuudium ID lehele")))
+    resp = current_app.make_response(
+        render_template(
+            "link_done.html",
+            heading=_("Isikukood on kinnitatud"),
+            message=_(
+                "Nüüdsest saad oma koolidesse sisse logida ka ID-kaardi, Mobiil-ID või Smart-ID-ga."
+            ),
+            accounts=[],
+            back=url_for("account.overview"),
+            back_label=_("Tagasi Stuudium ID lehele"),
+        )
+    )
     resp.delete_cookie(BINDING_COOKIE, path="/eid/")
     return resp
 
 
 def _confirm_refused(mismatch: bool = False) -> Response:
-    message = _(
-        "eID järgi on sinu isikukood või nimi teine kui Stuudium ID-s, seega me seda ei "
-        "kinnitanud. Kui isikukood on valesti kirjas, pöördu kooli administraatori poole."
-    ) if mismatch else _(
-        "Isikukoodi ei saanud kinnitada ja midagi ei muutunud. Ava oma Stuudium ID leht ja "
-        "proovi uuesti.")
+    message = (
+        _(
+            "eID järgi on sinu isikukood või nimi teine kui Stuudium ID-s, seega me seda ei "
+            "kinnitanud. Kui isikukood on valesti kirjas, pöördu kooli administraatori poole."
+        )
+        if mismatch
+        else _(
+            "Isikukoodi ei saanud kinnitada ja midagi ei muutunud. Ava oma Stuudium ID leht ja "
+            "proovi uuesti."
+        )
+    )
     resp = error_page(_("Isikukoodi ei kinnitatud"), message, 400)
     resp.delete_cookie(BINDING_COOKIE, path="/eid/")
     return resp
 
 
 def _link_refused() -> Response:
-    resp = error_page(_("eID-ga kinnitamine ei õnnestunud"), _(
-        "Kontot ei saanud eID-ga kinnitada ja midagi ei seotud. Alusta sidumist uuesti oma "
-        "kooli Stuudiumi profiililehelt („Seo oma konto teise kooliga“)."), 400)
+    resp = error_page(
+        _("eID-ga kinnitamine ei õnnestunud"),
+        _(
+            "Kontot ei saanud eID-ga kinnitada ja midagi ei seotud. Alusta sidumist uuesti oma "
+            "kooli Stuudiumi profiililehelt („Seo oma konto teise kooliga“)."
+        ),
+        400,
+    )
     resp.delete_cookie(BINDING_COOKIE, path="/eid/")
     return resp
 
@@ -227,8 +272,9 @@ def _link_refused() -> Response:
 def _page(template: str, ix: str, status: int, **extra: Any) -> Response:
     data, _failure = _interaction_or_error(ix)
     school = _school(data) if data else None
-    resp = current_app.make_response((render_template(template, ix=ix, school=school,
-                                                      **extra), status))
+    resp = current_app.make_response(
+        (render_template(template, ix=ix, school=school, **extra), status)
+    )
     resp.delete_cookie(BINDING_COOKIE, path="/eid/")
     return resp
 
@@ -242,9 +288,14 @@ def _unavailable(ix: str) -> Response:
 
 
 def _expired() -> Response:
-    return error_page(_("Sisselogimine aegus"), _(
-        "Sisselogimist ei saanud lõpetada: see aegus või alustati teises brauseris. Mine tagasi "
-        "oma kooli Stuudiumi lehele ja logi uuesti sisse."), 400)
+    return error_page(
+        _("Sisselogimine aegus"),
+        _(
+            "Sisselogimist ei saanud lõpetada: see aegus või alustati teises brauseris. Mine "
+            "tagasi oma kooli Stuudiumi lehele ja logi uuesti sisse."
+        ),
+        400,
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -252,4 +303,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals["eid_methods"] = lambda: (
         [("idcard", _("ID-kaart")), ("mid", _("Mobiil-ID")), ("smartid", _("Smart-ID"))]
-        if client.enabled() else [])
+        if client.enabled()
+        else []
+    )

@@ -25,9 +25,11 @@ COUNTER = "account"
 
 
 def _taken(names: list[str]) -> str:
-    return _("Selle e-posti aadressiga on juba teine konto koolis %(schools)s. Ühes koolis "
-             "saab ühe aadressiga sisse logida ainult üks konto; vali teine aadress.",
-             schools=", ".join(names))
+    return _(
+        "Selle e-posti aadressiga on juba teine konto koolis %(schools)s. Ühes koolis "
+        "saab ühe aadressiga sisse logida ainult üks konto; vali teine aadress.",
+        schools=", ".join(names),
+    )
 
 
 @bp.route("/account/email", methods=["GET", "POST"])
@@ -51,16 +53,25 @@ def change() -> Any:
     # (the same work, the same page) and using the link refuses it.
     db = get_db()
     request_change(db, person, new)
-    return render_template("account_email.html", person=person, sent=new, error=None,
-                           hours=current_app.config["LINK_SECONDS"]["email"] // 3600)
+    return render_template(
+        "account_email.html",
+        person=person,
+        sent=new,
+        error=None,
+        hours=current_app.config["LINK_SECONDS"]["email"] // 3600,
+    )
 
 
 @bp.get("/account/email/confirm")
 def confirm_page() -> Response:
     """The confirmation link's page: a button (a GET never uses the link)."""
-    return link_page(None, _("Kinnita uus e-posti aadress"), _(
-        "Vajuta nuppu, et kinnitada see aadress oma Stuudium ID e-posti aadressiks."),
-        _("Kinnita"), request.path)
+    return link_page(
+        None,
+        _("Kinnita uus e-posti aadress"),
+        _("Vajuta nuppu, et kinnitada see aadress oma Stuudium ID e-posti aadressiks."),
+        _("Kinnita"),
+        request.path,
+    )
 
 
 @bp.post("/account/email/confirm")
@@ -80,7 +91,15 @@ def confirm() -> Response:
         return error_page(_("E-posti aadressi ei saa muuta"), _taken(names), 409)
     live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
     apply_change(db, person, new, live.sid if live and live.person_id == person.id else None)
-    return private(error_page(_("E-posti aadress on muudetud"), _(
-        "Sinu Stuudium ID e-posti aadress on nüüd %(email)s. Sellega logid sisse kõigis oma "
-        "koolides; koolidele on muudatusest teada antud ja vanale aadressile saatsime teate.",
-        email=new), 200))
+    return private(
+        error_page(
+            _("E-posti aadress on muudetud"),
+            _(
+                "Sinu Stuudium ID e-posti aadress on nüüd %(email)s. Sellega logid sisse kõigis "
+                "oma koolides; koolidele on muudatusest teada antud ja vanale aadressile saatsime "
+                "teate.",
+                email=new,
+            ),
+            200,
+        )
+    )

@@ -84,8 +84,11 @@ def from_school() -> Response:
     if locale is None:
         return bearer_error("invalid_request", 400, "locale must be one of et, ru, en.")
     db = get_db()
-    person = db.scalar(select(Person).join(Account, Account.person_id == Person.id)
-                       .where(Account.sub == claims["sub"], Account.status == "active"))
+    person = db.scalar(
+        select(Person)
+        .join(Account, Account.person_id == Person.id)
+        .where(Account.sub == claims["sub"], Account.status == "active")
+    )
     if person is None:
         return bearer_error("invalid_token", 401)
     changed = store_choice(db, person, locale)
@@ -100,7 +103,12 @@ def select_locale() -> str:
     request a login page serves), the school's default, the browser's Accept-Language, Estonian.
     Each source is read only when the ones before it gave nothing."""
     sources: tuple[Callable[[], str | None], ...] = (
-        _person_choice, i18n.visitor_choice, _ui_locales, _school_default, i18n.browser_language)
+        _person_choice,
+        i18n.visitor_choice,
+        _ui_locales,
+        _school_default,
+        i18n.browser_language,
+    )
     if g.get("page_locale"):  # a page whose language is known (the one applied in)
         sources = (_person_choice, i18n.visitor_choice, lambda: g.page_locale)
     return i18n.first(_quietly(source) for source in sources)

@@ -27,15 +27,19 @@ bp = Blueprint("login", __name__)
 def _interaction_or_error(ix: str) -> tuple[dict[str, Any] | None, Any]:
     data = interactions.load(ix)
     if data is None:
-        return None, error_page(_("Sisselogimine aegus"), _(
-            "Sisselogimise aeg sai läbi. Mine tagasi oma kooli Stuudiumi lehele ja logi uuesti "
-            "sisse."), 400)
+        return None, error_page(
+            _("Sisselogimine aegus"),
+            _(
+                "Sisselogimise aeg sai läbi. Mine tagasi oma kooli Stuudiumi lehele ja logi uuesti "
+                "sisse."
+            ),
+            400,
+        )
     return data, None
 
 
 def _school(data: dict[str, Any]) -> School | None:
-    client = get_db().scalar(select(Client).where(
-        Client.client_id == data["request"]["client_id"]))
+    client = get_db().scalar(select(Client).where(Client.client_id == data["request"]["client_id"]))
     return client.school if client else None
 
 
@@ -47,29 +51,36 @@ def _school_id(data: dict[str, Any]) -> int | None:
     """The id of the school whose client started the interaction (stored at authorize)."""
     school_id = data["request"].get("school_id")
     if school_id is None:
-        school_id = get_db().scalar(_CLIENT_SCHOOL,
-                                    {"client_id": data["request"]["client_id"]})
+        school_id = get_db().scalar(_CLIENT_SCHOOL, {"client_id": data["request"]["client_id"]})
     return int(school_id) if school_id is not None else None
 
 
 def set_sso_cookie(resp: Response, secret: str) -> None:
     """Give the browser its session cookie: HttpOnly, SameSite=Lax, Secure behind https."""
     cfg = current_app.config
-    resp.set_cookie(cfg["SSO_COOKIE_NAME"], secret, max_age=cfg["SESSION_MAX_SECONDS"],
-                    path="/", httponly=True, samesite="Lax",
-                    secure=cfg["ISSUER"].startswith("https://"))
+    resp.set_cookie(
+        cfg["SSO_COOKIE_NAME"],
+        secret,
+        max_age=cfg["SESSION_MAX_SECONDS"],
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=cfg["ISSUER"].startswith("https://"),
+    )
 
 
-def password_login(db: Session, school_id: int | None,
-                   pipe: Batch) -> tuple[str, Row[int, int, str | None] | None]:
+def password_login(
+    db: Session, school_id: int | None, pipe: Batch
+) -> tuple[str, Row[int, int, str | None] | None]:
     """Check the posted e-mail and password at one school (brute-force counted; the refund is
     queued on pipe); return the e-mail typed and the account, None when wrong."""
     email = request.form.get("email", "")[:320]
     password = request.form.get("password", "")  # never truncated: too long is wrong
     if school_id is None or not email or not password:
         return email, None
-    return email, accounts.authenticate(db, school_id, email, password,
-                                        request.remote_addr or "-", refund=pipe)
+    return email, accounts.authenticate(
+        db, school_id, email, password, request.remote_addr or "-", refund=pipe
+    )
 
 
 def wrong_password() -> str:
@@ -91,8 +102,9 @@ def login() -> Any:
     if request.method == "GET" or eid_only:
         if request.method == "POST":
             check_csrf()
-        return render_template("login.html", ix=ix, school=_school(data), email=hint,
-                               error=None, eid_only=eid_only)
+        return render_template(
+            "login.html", ix=ix, school=_school(data), email=hint, error=None, eid_only=eid_only
+        )
     check_csrf()
     db = get_db()
     school_id = _school_id(data)
@@ -103,8 +115,18 @@ def login() -> Any:
     resp = None
     if account is not None:
         try:
-            resp = finish_login(db, ix, data, account.person_id, account.id, ["pwd"], "low",
-                                pipe, relaxed=True, password_hash=account.password_hash)
+            resp = finish_login(
+                db,
+                ix,
+                data,
+                account.person_id,
+                account.id,
+                ["pwd"],
+                "low",
+                pipe,
+                relaxed=True,
+                password_hash=account.password_hash,
+            )
         except sessions.SessionRefused:
             pass  # disabled, moved or absorbed while the password was checked: as if wrong
         else:
@@ -112,20 +134,31 @@ def login() -> Any:
     LOGINS.labels("password", "ok" if resp is not None else "wrong").inc()
     if resp is None:
         school = db.get(School, school_id) if school_id is not None else None
-        return render_template("login.html", ix=ix, school=school, email=email,
-                               error=wrong_password()), 200
+        return render_template(
+            "login.html", ix=ix, school=school, email=email, error=wrong_password()
+        ), 200
     return resp
 
 
-def finish_login(db: Session, ix: str, data: dict[str, Any], person_id: int, account_id: int,
-                 amr: list[str], acr: str, pipe: Batch,
-                 relaxed: bool = False, password_hash: str | None = None) -> Response:
+def finish_login(
+    db: Session,
+    ix: str,
+    data: dict[str, Any],
+    person_id: int,
+    account_id: int,
+    amr: list[str],
+    acr: str,
+    pipe: Batch,
+    relaxed: bool = False,
+    password_hash: str | None = None,
+) -> Response:
     """Create or renew the browser's SSO session for an authenticated person, finish the
     interaction and resume the authorization request (pipe is executed here). relaxed and
     password_hash as for sessions.create, whose SessionRefused is raised before anything is
     stored or sent."""
-    secret, live = start_session(db, person_id, account_id, amr, acr, pipe=pipe, relaxed=relaxed,
-                                 password_hash=password_hash)
+    secret, live = start_session(
+        db, person_id, account_id, amr, acr, pipe=pipe, relaxed=relaxed, password_hash=password_hash
+    )
     interactions.finish(ix, live.sid, data, pipe=pipe)
     pipe.execute()
     resp = redirect(url_for("oidc.resume", ix=ix), 303)

@@ -21,8 +21,12 @@ bp = Blueprint("password", __name__)
 
 def _form(error: str | None = None) -> Any:
     # Nothing typed is sent back: the form holds only passwords.
-    return render_template("account_password.html", person=g.person, error=error,
-                           min_length=current_app.config["PASSWORD_MIN_LENGTH"])
+    return render_template(
+        "account_password.html",
+        person=g.person,
+        error=error,
+        min_length=current_app.config["PASSWORD_MIN_LENGTH"],
+    )
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -40,21 +44,31 @@ def change() -> Any:
     if len(new) > MAX_LENGTH:  # refused before any hashing or estimating
         return _form(reason("too_long", min_length))
     # Never truncated: a current password longer than any we accept is simply wrong.
-    if person.password_hash is not None and (len(current) > MAX_LENGTH
-                                             or not current_password_ok(person, current)):
+    if person.password_hash is not None and (
+        len(current) > MAX_LENGTH or not current_password_ok(person, current)
+    ):
         return _form(_("Praegune parool on vale."))
     if new != repeated:
         return _form(_("Uus parool ja selle kordus ei ole samad."))
-    code = refusal(new, Owner(person.given_name, person.family_name, person.email,
-                              person.isikukood), min_length)
+    code = refusal(
+        new,
+        Owner(person.given_name, person.family_name, person.email, person.isikukood),
+        min_length,
+    )
     if code is not None:
         return _form(reason(code, min_length))
     ended, secret = change_password(get_db(), person, new, g.live_session)
-    resp = logged_out_page(ended, clear_cookie=secret is None, heading=_("Parool on muudetud"),
-                           message=_(
-        "Sinu uus parool on salvestatud ja selles seadmes jääd sisse logituks. Turvalisuse "
-        "huvides lõpetasime sinu Stuudium ID seansid kõigis teistes seadmetes; seal logi sisse "
-        "uue parooliga."), back_to=url_for("account.sessions_page"))
+    resp = logged_out_page(
+        ended,
+        clear_cookie=secret is None,
+        heading=_("Parool on muudetud"),
+        message=_(
+            "Sinu uus parool on salvestatud ja selles seadmes jääd sisse logituks. Turvalisuse "
+            "huvides lõpetasime sinu Stuudium ID seansid kõigis teistes seadmetes; seal logi sisse "
+            "uue parooliga."
+        ),
+        back_to=url_for("account.sessions_page"),
+    )
     if secret is not None:
         set_sso_cookie(resp, secret)
     return resp

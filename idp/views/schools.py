@@ -19,8 +19,9 @@ ALLOWED = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 @bp.get("/schools/<slug>/logo")
 def logo(slug: str) -> Response:
     """Serve a school's logo (stored as a data URL); SVG is not served, to keep scripts out."""
-    school = get_db().scalar(select(School).where(School.slug == slug[:64],
-                                                  School.status == "active"))
+    school = get_db().scalar(
+        select(School).where(School.slug == slug[:64], School.status == "active")
+    )
     if school is None or not school.logo or not school.logo.startswith("data:"):
         abort(404)
     header, _, data = school.logo.partition(",")

@@ -28,32 +28,71 @@ def failure(exc: admin_api.AdminApiError, back: tuple[str, str] | None = None) -
     """A page that says why the IdP did not do it and what to do next."""
     back = back or (_("Kontode juurde"), url_for("diary.accounts"))
     if exc.status is None or exc.error == "not_json":
-        return page(_("Stuudium ID ei vasta"), _(
-            "Kontosid ei saanud praegu vaadata ega muuta, sest Stuudium ID ei vastanud. Proovi "
-            "mõne minuti pärast uuesti."), 503, back)
+        return page(
+            _("Stuudium ID ei vasta"),
+            _(
+                "Kontosid ei saanud praegu vaadata ega muuta, sest Stuudium ID ei vastanud. Proovi "
+                "mõne minuti pärast uuesti."
+            ),
+            503,
+            back,
+        )
     if exc.status == 401:
-        return page(_("Sinu sisselogimine on aegunud"), _(
-            "Stuudium ID ei tunnistanud sinu sisselogimist enam kehtivaks. Logi uuesti sisse ja "
-            "proovi siis uuesti."), 401, (_("Logi sisse"), url_for("sso.login")))
+        return page(
+            _("Sinu sisselogimine on aegunud"),
+            _(
+                "Stuudium ID ei tunnistanud sinu sisselogimist enam kehtivaks. Logi uuesti sisse "
+                "ja proovi siis uuesti."
+            ),
+            401,
+            (_("Logi sisse"), url_for("sso.login")),
+        )
     if exc.status == 403:
-        return page(_("Sul ei ole õigust kontosid muuta"), _(
-            "Stuudium ID andmetel ei ole sa selle kooli administraator. Kui see on viga, pöördu "
-            "kooli juhtkonna poole."), 403, (_("Avalehele"), "/"))
+        return page(
+            _("Sul ei ole õigust kontosid muuta"),
+            _(
+                "Stuudium ID andmetel ei ole sa selle kooli administraator. Kui see on viga, "
+                "pöördu kooli juhtkonna poole."
+            ),
+            403,
+            (_("Avalehele"), "/"),
+        )
     if exc.status == 404:
-        return page(_("Kontot ei leitud"), _(
-            "Sellist kontot selles koolis ei ole. Vali konto uuesti kontode nimekirjast."),
-            404, back)
+        return page(
+            _("Kontot ei leitud"),
+            _("Sellist kontot selles koolis ei ole. Vali konto uuesti kontode nimekirjast."),
+            404,
+            back,
+        )
     if exc.error == "own_account":
-        return page(_("Oma kontot ei saa keelata"), _(
-            "Administraator ei saa keelata omaenda kontot. Palu seda teha mõnel teisel "
-            "administraatoril."), 409, back)
+        return page(
+            _("Oma kontot ei saa keelata"),
+            _(
+                "Administraator ei saa keelata omaenda kontot. Palu seda teha mõnel teisel "
+                "administraatoril."
+            ),
+            409,
+            back,
+        )
     if exc.error == "email_in_use":
-        return page(_("Kontot ei saa lubada"), _(
-            "Selle konto e-posti aadressiga on koolis juba teine aktiivne konto. Keela enne see "
-            "konto või palu inimesel e-posti aadress muuta."), 409, back)
-    return page(_("Midagi läks valesti"), _(
-        "Stuudium ID ei täitnud päringut. Proovi mõne aja pärast uuesti; kui viga kordub, anna "
-        "sellest teada kooli IT-toele."), 502, back)
+        return page(
+            _("Kontot ei saa lubada"),
+            _(
+                "Selle konto e-posti aadressiga on koolis juba teine aktiivne konto. Keela enne "
+                "see konto või palu inimesel e-posti aadress muuta."
+            ),
+            409,
+            back,
+        )
+    return page(
+        _("Midagi läks valesti"),
+        _(
+            "Stuudium ID ei täitnud päringut. Proovi mõne aja pärast uuesti; kui viga kordub, anna "
+            "sellest teada kooli IT-toele."
+        ),
+        502,
+        back,
+    )
 
 
 def _accounts_or_failure() -> list[dict[str, Any]] | Response:
@@ -106,9 +145,15 @@ def change(sub: str, action: str) -> Any:
     except admin_api.AdminApiError as exc:
         return failure(exc)
     if action == "disable":
-        flash(_("Konto on keelatud; kõik selle konto seansid on lõpetatud.") if result.get(
-            "changed") else _("Konto oli juba keelatud."))
+        flash(
+            _("Konto on keelatud; kõik selle konto seansid on lõpetatud.")
+            if result.get("changed")
+            else _("Konto oli juba keelatud.")
+        )
     else:
-        flash(_("Konto on lubatud; sellega saab jälle sisse logida.") if result.get(
-            "changed") else _("Konto oli juba lubatud."))
+        flash(
+            _("Konto on lubatud; sellega saab jälle sisse logida.")
+            if result.get("changed")
+            else _("Konto oli juba lubatud.")
+        )
     return redirect(url_for("diary.accounts"), 303)

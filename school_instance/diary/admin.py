@@ -28,9 +28,13 @@ def teacher_choice(form: Form) -> int | None:
 def _classes_page(form: Form, status: int = 200) -> Any:
     classes = queries.all_classes()
     return render_template(
-        "diary/classes.html", classes=classes, sizes=queries.class_sizes(),
+        "diary/classes.html",
+        classes=classes,
+        sizes=queries.class_sizes(),
         teachers=queries.members_by_id(c.teacher_id for c in classes),
-        choices=queries.members_with_role("teacher"), form=form), status
+        choices=queries.members_with_role("teacher"),
+        form=form,
+    ), status
 
 
 @bp.route("/admin/classes", methods=["GET", "POST"])
@@ -59,10 +63,15 @@ def class_page(cls: SchoolClass, enrol: Form | None = None, error: str | None = 
     students = queries.students_of(cls.id)
     teacher = get_scoped(Member, cls.teacher_id) if cls.teacher_id else None
     return render_template(
-        "diary/class.html", cls=cls, teacher=teacher, students=students,
+        "diary/class.html",
+        cls=cls,
+        teacher=teacher,
+        students=students,
         guardians={s.id: queries.guardians_of(s.id) for s in students},
-        choices=queries.members_with_role("teacher"), enrol=enrol or Form(),
-        error=error), 400 if error or (enrol and not enrol.ok) else 200
+        choices=queries.members_with_role("teacher"),
+        enrol=enrol or Form(),
+        error=error,
+    ), 400 if error or (enrol and not enrol.ok) else 200
 
 
 @bp.get("/admin/classes/<int:class_id>")

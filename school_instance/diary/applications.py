@@ -72,20 +72,38 @@ def _back() -> tuple[str, str]:
 def _decision_failure(exc: admin_api.AdminApiError) -> Response:
     back = _back()
     if exc.status == 404 or exc.error == "already_decided":
-        return page(_("Taotlust ei leitud"), _(
-            "Seda taotlust ei ole enam ootel – võib-olla otsustas selle just keegi teine. Ava "
-            "taotluste nimekiri uuesti."), 404 if exc.status == 404 else 409, back)
+        return page(
+            _("Taotlust ei leitud"),
+            _(
+                "Seda taotlust ei ole enam ootel – võib-olla otsustas selle just keegi teine. Ava "
+                "taotluste nimekiri uuesti."
+            ),
+            404 if exc.status == 404 else 409,
+            back,
+        )
     if exc.error == "email_in_use":
-        return page(_("Kontot ei saa luua"), _(
-            "Selle e-posti aadressiga on koolis juba aktiivne konto. Kui see on sama inimene, "
-            "lükka taotlus tagasi ja palu tal kasutada „Saada mulle ligipääsuandmed”; muidu "
-            "palu tal taotleda kontot teise aadressiga."), 409, back)
+        return page(
+            _("Kontot ei saa luua"),
+            _(
+                "Selle e-posti aadressiga on koolis juba aktiivne konto. Kui see on sama inimene, "
+                "lükka taotlus tagasi ja palu tal kasutada „Saada mulle ligipääsuandmed”; muidu "
+                "palu tal taotleda kontot teise aadressiga."
+            ),
+            409,
+            back,
+        )
     if exc.error == "isikukood_in_use":
-        return page(_("Kontot ei saa luua"), _(
-            "Taotleja isikukoodiga on koolis juba aktiivne konto, ja üks isikukood saab koolis "
-            "olla ainult ühel kontol. Kui see on sama inimene, lükka taotlus tagasi ja palu tal "
-            "kasutada „Saada mulle ligipääsuandmed”; kui isikukood on valesti kirjas, lükka "
-            "taotlus tagasi ja palu tal taotleda uuesti."), 409, back)
+        return page(
+            _("Kontot ei saa luua"),
+            _(
+                "Taotleja isikukoodiga on koolis juba aktiivne konto, ja üks isikukood saab koolis "
+                "olla ainult ühel kontol. Kui see on sama inimene, lükka taotlus tagasi ja palu "
+                "tal kasutada „Saada mulle ligipääsuandmed”; kui isikukood on valesti kirjas, "
+                "lükka taotlus tagasi ja palu tal taotleda uuesti."
+            ),
+            409,
+            back,
+        )
     return failure(exc)
 
 
@@ -100,8 +118,11 @@ def applications() -> Any:
         found = admin_api.applications(current(), token)
     except admin_api.AdminApiError as exc:
         return failure(exc)
-    return render_template("diary/applications.html", reviews=[review(a) for a in found],
-                           confirm_risk_label=confirm_risk_label())
+    return render_template(
+        "diary/applications.html",
+        reviews=[review(a) for a in found],
+        confirm_risk_label=confirm_risk_label(),
+    )
 
 
 def _pending_review(token: str, application_id: int) -> Review | Response:
@@ -118,27 +139,37 @@ def _pending_review(token: str, application_id: int) -> Review | Response:
 
 def confirm_risk_label() -> str:
     """The second confirmation's words: they name the risk the admin takes."""
-    return _("Kontrollisin taotlejat muul viisil ja loon konto, kuigi tema e-posti aadress ei "
-             "ole kooli andmetes lapse vanema oma.")
+    return _(
+        "Kontrollisin taotlejat muul viisil ja loon konto, kuigi tema e-posti aadress ei "
+        "ole kooli andmetes lapse vanema oma."
+    )
 
 
 def _unconfirmed_risk(checked: Review) -> Response | None:
     """Approving someone who is not a verified guardian needs the form's second confirmation."""
     if checked.applicant_is_guardian or request.form.get("confirm_risk") == "1":
         return None
-    return page(_("Kontot ei loodud"), _(
-        "Taotleja e-posti aadress ei ole kooli andmetes lapse vanema oma, ja nime võib "
-        "sisestada igaüks. Kui oled taotlejat muul viisil kontrollinud (näiteks helistanud "
-        "vanemale kooli andmetes oleval numbril), märgi taotluse juures „%(label)s” ja vajuta "
-        "uuesti „Kinnita ja loo konto”.", label=confirm_risk_label()), 400, _back())
+    return page(
+        _("Kontot ei loodud"),
+        _(
+            "Taotleja e-posti aadress ei ole kooli andmetes lapse vanema oma, ja nime võib "
+            "sisestada igaüks. Kui oled taotlejat muul viisil kontrollinud (näiteks helistanud "
+            "vanemale kooli andmetes oleval numbril), märgi taotluse juures „%(label)s” ja vajuta "
+            "uuesti „Kinnita ja loo konto”.",
+            label=confirm_risk_label(),
+        ),
+        400,
+        _back(),
+    )
 
 
 def _add_member(account: dict[str, Any]) -> Member:
     """Record the new parent in the school (not yet anyone's guardian)."""
     db = get_db()
     tenant_id = current().id
-    member = db.scalar(select(Member).where(Member.tenant_id == tenant_id,
-                                            Member.sub == account["sub"]))
+    member = db.scalar(
+        select(Member).where(Member.tenant_id == tenant_id, Member.sub == account["sub"])
+    )
     if member is None:
         member = Member(tenant_id=tenant_id, sub=account["sub"], roles=["parent"])
         db.add(member)
@@ -151,9 +182,14 @@ def _add_member(account: dict[str, Any]) -> Member:
 def _add_guardian(member: Member, student: Student, application: dict[str, Any]) -> None:
     """Record the member as the child's guardian with the relation the applicant gave."""
     if not queries.is_guardian(member.id, student.id):
-        get_db().add(Guardian(tenant_id=current().id, student_id=student.id,
-                              member_id=member.id,
-                              relation=str(application.get("relation") or "parent")[:32]))
+        get_db().add(
+            Guardian(
+                tenant_id=current().id,
+                student_id=student.id,
+                member_id=member.id,
+                relation=str(application.get("relation") or "parent")[:32],
+            )
+        )
 
 
 def _approved(checked: Review, result: dict[str, Any]) -> str:
@@ -168,8 +204,14 @@ def _approved(checked: Review, result: dict[str, Any]) -> str:
     if checked.applicant_is_guardian or request.form.get("add_guardian") == "1":
         _add_guardian(member, student, result["application"])
         return done + " " + _("Ta on nüüd õpilase %(child)s vanem.", child=student.name)
-    return done + " " + _("Õpilase %(child)s vanemaks teda ei märgitud: ta ei näe lapse tunde "
-                          "ega puudumisi.", child=student.name)
+    return (
+        done
+        + " "
+        + _(
+            "Õpilase %(child)s vanemaks teda ei märgitud: ta ei näe lapse tunde ega puudumisi.",
+            child=student.name,
+        )
+    )
 
 
 @bp.post("/admin/applications/<int:application_id>/<action>")
@@ -182,9 +224,15 @@ def decide(application_id: int, action: str) -> Any:
         return page(_("Lehte ei leitud"), _("Sellist toimingut ei ole."), 404, _back())
     reason = request.form.get("reason", "").strip()
     if action == "reject" and not 0 < len(reason) <= MAX_REASON:
-        return page(_("Kirjuta põhjus"), _(
-            "Taotluse tagasilükkamisel kirjuta põhjus – saadame selle taotlejale, et ta teaks, "
-            "mida edasi teha."), 400, _back())
+        return page(
+            _("Kirjuta põhjus"),
+            _(
+                "Taotluse tagasilükkamisel kirjuta põhjus – saadame selle taotlejale, et ta teaks, "
+                "mida edasi teha."
+            ),
+            400,
+            _back(),
+        )
     token = _token_or_login()
     if isinstance(token, Response):
         return token

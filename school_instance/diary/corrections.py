@@ -32,12 +32,13 @@ def correctable() -> list[Member]:
         return sorted(rows, key=queries.person_key)
     if not has_role("teacher"):
         return []
-    students = [s for c in queries.classes_taught(queries.my_id())
-                for s in queries.students_of(c.id)]
+    students = [
+        s for c in queries.classes_taught(queries.my_id()) for s in queries.students_of(c.id)
+    ]
     ids = {s.member_id for s in students if s.member_id} | queries.guardian_ids(
-        s.id for s in students)
-    return sorted((m for m in queries.members_by_id(ids).values() if m.sub),
-                  key=queries.person_key)
+        s.id for s in students
+    )
+    return sorted((m for m in queries.members_by_id(ids).values() if m.sub), key=queries.person_key)
 
 
 def _may_correct(sub: str) -> bool:
@@ -46,10 +47,15 @@ def _may_correct(sub: str) -> bool:
 
 
 def _not_yours() -> Response:
-    return page(_("Selle inimese andmeid sa parandada ei saa"), _(
-        "Klassijuhataja saab parandada oma klassi laste ja nende vanemate andmeid, kooli "
-        "administraator kõigi andmeid. Pöördu vajadusel kooli administraatori poole."), 403,
-        (_("Isikuandmete juurde"), url_for("diary.people")))
+    return page(
+        _("Selle inimese andmeid sa parandada ei saa"),
+        _(
+            "Klassijuhataja saab parandada oma klassi laste ja nende vanemate andmeid, kooli "
+            "administraator kõigi andmeid. Pöördu vajadusel kooli administraatori poole."
+        ),
+        403,
+        (_("Isikuandmete juurde"), url_for("diary.people")),
+    )
 
 
 def _back() -> tuple[str, str]:
@@ -58,20 +64,28 @@ def _back() -> tuple[str, str]:
 
 def _idp_failure(exc: admin_api.AdminApiError) -> Response:
     if exc.status == 403:
-        return page(_("Sul ei ole õigust andmeid parandada"), _(
-            "Stuudium ID andmetel ei ole sul selles koolis õpetaja ega administraatori rolli. "
-            "Kui see on viga, pöördu kooli juhtkonna poole."), 403, (_("Avalehele"), "/"))
+        return page(
+            _("Sul ei ole õigust andmeid parandada"),
+            _(
+                "Stuudium ID andmetel ei ole sul selles koolis õpetaja ega administraatori rolli. "
+                "Kui see on viga, pöördu kooli juhtkonna poole."
+            ),
+            403,
+            (_("Avalehele"), "/"),
+        )
     return failure(exc, _back())
 
 
 def _values(data: dict[str, Any]) -> dict[str, str]:
     """The form's fields from the IdP's data of a person."""
     birth = data.get("birthdate")
-    return {"given_name": data.get("given_name") or "",
-            "family_name": data.get("family_name") or "",
-            "phone": data.get("phone_number") or "",
-            "birth_date": dt.date.fromisoformat(birth).strftime("%d.%m.%Y") if birth else "",
-            "version": str(data.get("version") or "")}
+    return {
+        "given_name": data.get("given_name") or "",
+        "family_name": data.get("family_name") or "",
+        "phone": data.get("phone_number") or "",
+        "birth_date": dt.date.fromisoformat(birth).strftime("%d.%m.%Y") if birth else "",
+        "version": str(data.get("version") or ""),
+    }
 
 
 def _keep(sub: str, data: dict[str, Any]) -> None:
@@ -80,10 +94,12 @@ def _keep(sub: str, data: dict[str, Any]) -> None:
         sync.apply(current().id, sub, data["version"], data)
 
 
-def _form_page(sub: str, data: dict[str, Any], form: Form, status: int = 200,
-               conflict: bool = False) -> Any:
-    return render_template("diary/correct.html", sub=sub, person=data, form=form,
-                           conflict=conflict), status
+def _form_page(
+    sub: str, data: dict[str, Any], form: Form, status: int = 200, conflict: bool = False
+) -> Any:
+    return render_template(
+        "diary/correct.html", sub=sub, person=data, form=form, conflict=conflict
+    ), status
 
 
 @bp.get("/people")
@@ -117,8 +133,9 @@ def _birth_date(form: Form) -> dt.date | None:
         if dt.date(1900, 1, 1) <= born <= dt.date.today():
             return born
     if value:
-        form.errors["birth_date"] = _("Sünnikuupäev ei ole korrektne. Kirjuta see kujul "
-                                      "pp.kk.aaaa, näiteks 05.03.2015.")
+        form.errors["birth_date"] = _(
+            "Sünnikuupäev ei ole korrektne. Kirjuta see kujul pp.kk.aaaa, näiteks 05.03.2015."
+        )
     return None
 
 
@@ -143,9 +160,18 @@ def correct(sub: str) -> Any:
     if not form.ok:
         return _form_page(sub, {"given_name": given, "family_name": family}, form, 400)
     try:
-        done = admin_api.correct(current(), g.user["sub"], sub, int(version), {
-            "given_name": given, "family_name": family, "phone_number": phone or None,
-            "birthdate": born.isoformat() if born else None})
+        done = admin_api.correct(
+            current(),
+            g.user["sub"],
+            sub,
+            int(version),
+            {
+                "given_name": given,
+                "family_name": family,
+                "phone_number": phone or None,
+                "birthdate": born.isoformat() if born else None,
+            },
+        )
     except admin_api.AdminApiError as exc:
         now = exc.body.get("current")
         if exc.status == 409 and exc.error == "version_mismatch" and isinstance(now, dict):
@@ -154,8 +180,12 @@ def correct(sub: str) -> Any:
         return _idp_failure(exc)
     account = done.get("account") or {}
     _keep(sub, account)
-    flash(_("%(name)s andmed on parandatud; need jõuavad kõigisse koolidesse, kus tal on "
-            "konto.", name=f"{account.get('given_name', given)} "
-                           f"{account.get('family_name', family)}") if done.get("changed")
-          else _("Andmed olid juba sellised; midagi ei muutunud."))
+    flash(
+        _(
+            "%(name)s andmed on parandatud; need jõuavad kõigisse koolidesse, kus tal on konto.",
+            name=f"{account.get('given_name', given)} {account.get('family_name', family)}",
+        )
+        if done.get("changed")
+        else _("Andmed olid juba sellised; midagi ei muutunud.")
+    )
     return redirect(url_for("diary.people"), 303)

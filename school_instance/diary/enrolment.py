@@ -25,8 +25,9 @@ def _isikukood(form: Form) -> str | None:
     if not code:
         return None
     if not (len(code) == 11 and code.isdigit() and is_valid(code)):
-        form.errors["isikukood"] = _("Isikukood ei ole korrektne. Kontrolli, et kõik 11 "
-                                     "numbrit on õiged.")
+        form.errors["isikukood"] = _(
+            "Isikukood ei ole korrektne. Kontrolli, et kõik 11 numbrit on õiged."
+        )
     elif queries.student_with_code(code) is not None:
         form.errors["isikukood"] = _("Selle isikukoodiga õpilane on juba kooli nimekirjas.")
     return code
@@ -44,8 +45,13 @@ def enrol(class_id: int) -> Any:
     code = _isikukood(form)
     if not form.ok:
         return class_page(cls, form)
-    student = Student(tenant_id=current().id, class_id=cls.id, given_name=given,
-                      family_name=family, isikukood=code)
+    student = Student(
+        tenant_id=current().id,
+        class_id=cls.id,
+        given_name=given,
+        family_name=family,
+        isikukood=code,
+    )
     get_db().add(student)
     flash(_("%(name)s on lisatud klassi %(cls)s.", name=student.name, cls=cls.name))
     return redirect(url_for("diary.school_class", class_id=cls.id), 303)
@@ -55,11 +61,14 @@ def _student_page(student: Student, error: str | None = None) -> Any:
     guardians = queries.guardians_of(student.id)
     taken = {m.id for m in guardians}
     return render_template(
-        "diary/student.html", student=student, guardians=guardians,
+        "diary/student.html",
+        student=student,
+        guardians=guardians,
         cls=get_scoped(SchoolClass, student.class_id) if student.class_id else None,
         classes=queries.all_classes(),
         parents=[m for m in queries.members_with_role("parent") if m.id not in taken],
-        error=error), 400 if error else 200
+        error=error,
+    ), 400 if error else 200
 
 
 @bp.get("/admin/students/<int:student_id>")
@@ -76,8 +85,9 @@ def move(student_id: int) -> Any:
     check_csrf()
     student = get_scoped(Student, student_id)
     form = Form(request.form)
-    class_id = form.choice("class_id", {c.id: c for c in queries.all_classes()},
-                           _("Vali klass, kuhu õpilane viia."))
+    class_id = form.choice(
+        "class_id", {c.id: c for c in queries.all_classes()}, _("Vali klass, kuhu õpilane viia.")
+    )
     if class_id is None:
         return _student_page(student, form.errors["class_id"])
     student.class_id = class_id
@@ -99,6 +109,11 @@ def add_guardian(student_id: int) -> Any:
     if member_id is None:
         return _student_page(student, form.errors["member_id"])
     get_db().add(Guardian(tenant_id=current().id, student_id=student.id, member_id=member_id))
-    flash(_("%(parent)s on nüüd õpilase %(name)s vanem.", parent=parents[member_id].name,
-            name=student.name))
+    flash(
+        _(
+            "%(parent)s on nüüd õpilase %(name)s vanem.",
+            parent=parents[member_id].name,
+            name=student.name,
+        )
+    )
     return redirect(url_for("diary.student", student_id=student.id), 303)

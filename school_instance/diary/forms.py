@@ -42,8 +42,9 @@ class Form:
             return None
         parsed = parse_date(value)
         if parsed is None:
-            self.errors[name] = _("Kuupäev ei ole korrektne. Kirjuta see kujul pp.kk.aaaa, "
-                                  "näiteks 05.03.2026.")
+            self.errors[name] = _(
+                "Kuupäev ei ole korrektne. Kirjuta see kujul pp.kk.aaaa, näiteks 05.03.2026."
+            )
         return parsed
 
     def choice(self, name: str, allowed: Mapping[int, object], missing: str) -> int | None:

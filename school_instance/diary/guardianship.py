@@ -48,7 +48,8 @@ def _same_address(member: Member, application: dict[str, Any]) -> bool:
 
 def _same_name(member: Member, application: dict[str, Any]) -> bool:
     return same_name(member.given_name, str(application.get("given_name") or "")) and same_name(
-        member.family_name, str(application.get("family_name") or ""))
+        member.family_name, str(application.get("family_name") or "")
+    )
 
 
 def match_guardian(guardians: list[Member], application: dict[str, Any]) -> GuardianMatch:

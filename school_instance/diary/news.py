@@ -25,8 +25,9 @@ def news() -> Any:
     """Every announcement of the school, the newest first, and the coming events."""
     items = queries.latest_news(50)
     authors = queries.members_by_id(a.author_id for a in items)
-    return render_template("diary/news.html", items=items, authors=authors,
-                           events=queries.upcoming_events(20))
+    return render_template(
+        "diary/news.html", items=items, authors=authors, events=queries.upcoming_events(20)
+    )
 
 
 def _form_page(form: Form, status: int = 200) -> Any:
@@ -46,8 +47,15 @@ def new_announcement() -> Any:
     event_on = form.date("event_on", required=False)
     if not form.ok:
         return _form_page(form, 400)
-    get_db().add(Announcement(tenant_id=current().id, author_id=queries.my_id(),
-                              kind="event" if event_on else "news", title=title, body=body,
-                              event_on=event_on))
+    get_db().add(
+        Announcement(
+            tenant_id=current().id,
+            author_id=queries.my_id(),
+            kind="event" if event_on else "news",
+            title=title,
+            body=body,
+            event_on=event_on,
+        )
+    )
     flash(_("Sündmus on avaldatud.") if event_on else _("Uudis on avaldatud."))
     return redirect(url_for("diary.news"), 303)

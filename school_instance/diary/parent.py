@@ -34,8 +34,7 @@ def child_diary(student: Student, limit: int | None) -> ChildDiary:
     cls = get_scoped(SchoolClass, student.class_id) if student.class_id else None
     lessons = queries.lessons_of([cls.id], limit) if cls else []
     teacher = queries.members_by_id([cls.teacher_id]).get(cls.teacher_id or 0) if cls else None
-    return ChildDiary(student, cls, teacher, lessons,
-                      queries.marks_of_student(student.id, lessons))
+    return ChildDiary(student, cls, teacher, lessons, queries.marks_of_student(student.id, lessons))
 
 
 def my_children(limit: int) -> list[ChildDiary]:

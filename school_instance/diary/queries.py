@@ -100,8 +100,9 @@ def students_by_id(ids: Iterable[int]) -> dict[int, Student]:
 
 def class_sizes() -> dict[int, int]:
     """How many students each class has: class id → count."""
-    query = scoped(Student).with_only_columns(Student.class_id, func.count()).group_by(
-        Student.class_id)
+    query = (
+        scoped(Student).with_only_columns(Student.class_id, func.count()).group_by(Student.class_id)
+    )
     return {row[0]: int(row[1]) for row in get_db().execute(query) if row[0] is not None}
 
 
@@ -111,23 +112,33 @@ def student_with_code(code: str) -> Student | None:
 
 
 # Built once: every start page runs it (both tables kept inside the school).
-_CHILDREN = (select(Student).join(Guardian, Guardian.student_id == Student.id)
-             .where(Student.tenant_id == bindparam("tenant_id"),
-                    Guardian.tenant_id == bindparam("tenant_id"),
-                    Guardian.member_id == bindparam("member_id")))
+_CHILDREN = (
+    select(Student)
+    .join(Guardian, Guardian.student_id == Student.id)
+    .where(
+        Student.tenant_id == bindparam("tenant_id"),
+        Guardian.tenant_id == bindparam("tenant_id"),
+        Guardian.member_id == bindparam("member_id"),
+    )
+)
 
 
 def children_of(member_id: int) -> list[Student]:
     """The students the member is a guardian of, in one query."""
-    rows = get_db().scalars(_CHILDREN, {"tenant_id": current().id,
-                                        "member_id": member_id}).all()
+    rows = get_db().scalars(_CHILDREN, {"tenant_id": current().id, "member_id": member_id}).all()
     return sorted(rows, key=lambda s: s.given_name.lower())
 
 
 def is_guardian(member_id: int, student_id: int) -> bool:
     """Whether the member is a guardian of the student."""
-    return get_db().scalar(scoped(Guardian).where(
-        Guardian.member_id == member_id, Guardian.student_id == student_id)) is not None
+    return (
+        get_db().scalar(
+            scoped(Guardian).where(
+                Guardian.member_id == member_id, Guardian.student_id == student_id
+            )
+        )
+        is not None
+    )
 
 
 def guardians_of(student_id: int) -> list[Member]:
@@ -141,8 +152,13 @@ def guardian_ids(student_ids: Iterable[int]) -> set[int]:
     ids = list(student_ids)
     if not ids:
         return set()
-    return set(get_db().scalars(scoped(Guardian).with_only_columns(Guardian.member_id).where(
-        Guardian.student_id.in_(ids))))
+    return set(
+        get_db().scalars(
+            scoped(Guardian)
+            .with_only_columns(Guardian.member_id)
+            .where(Guardian.student_id.in_(ids))
+        )
+    )
 
 
 def member_by_sub(sub: str) -> Member | None:
@@ -155,8 +171,11 @@ def lessons_of(class_ids: Iterable[int], limit: int | None = None) -> list[Lesso
     ids = list(class_ids)
     if not ids:
         return []
-    query = scoped(Lesson).where(Lesson.class_id.in_(ids)).order_by(
-        Lesson.held_on.desc(), Lesson.id.desc())
+    query = (
+        scoped(Lesson)
+        .where(Lesson.class_id.in_(ids))
+        .order_by(Lesson.held_on.desc(), Lesson.id.desc())
+    )
     if limit is not None:
         query = query.limit(limit)
     return list(get_db().scalars(query))
@@ -166,9 +185,12 @@ def marks_of_student(student_id: int, lessons: list[Lesson]) -> dict[int, str]:
     """A student's attendance marks at these lessons: lesson id → status."""
     if not lessons:
         return {}
-    rows = get_db().scalars(scoped(Attendance).where(
-        Attendance.student_id == student_id,
-        Attendance.lesson_id.in_([lesson.id for lesson in lessons])))
+    rows = get_db().scalars(
+        scoped(Attendance).where(
+            Attendance.student_id == student_id,
+            Attendance.lesson_id.in_([lesson.id for lesson in lessons]),
+        )
+    )
     return {a.lesson_id: a.status for a in rows}
 
 
@@ -183,31 +205,53 @@ def lessons_with_marks(lesson_ids: Iterable[int]) -> set[int]:
     ids = list(lesson_ids)
     if not ids:
         return set()
-    return {a.lesson_id for a in get_db().scalars(
-        scoped(Attendance).where(Attendance.lesson_id.in_(ids)))}
+    return {
+        a.lesson_id
+        for a in get_db().scalars(scoped(Attendance).where(Attendance.lesson_id.in_(ids)))
+    }
 
 
 # The school's news and its coming events: plain statements built once (their cache keys are
 # computed once), for the news page and, both in one round trip, for every start page; rows
 # carry the columns the templates show.
 _ANN = cast(Table, Announcement.__table__)
-_ANN_COLS = (_ANN.c.id, _ANN.c.kind, _ANN.c.title, _ANN.c.body, _ANN.c.event_on,
-             _ANN.c.created_at, _ANN.c.author_id)
-_LATEST = (select(*_ANN_COLS).where(_ANN.c.tenant_id == bindparam("tenant_id"))
-           .order_by(_ANN.c.created_at.desc(), _ANN.c.id.desc()).limit(bindparam("limit")))
-_COMING = (select(*_ANN_COLS).where(_ANN.c.tenant_id == bindparam("tenant_id"),
-                                    _ANN.c.event_on.is_not(None),
-                                    _ANN.c.event_on >= bindparam("today", type_=Date()))
-           .order_by(_ANN.c.event_on, _ANN.c.id).limit(bindparam("limit")))
+_ANN_COLS = (
+    _ANN.c.id,
+    _ANN.c.kind,
+    _ANN.c.title,
+    _ANN.c.body,
+    _ANN.c.event_on,
+    _ANN.c.created_at,
+    _ANN.c.author_id,
+)
+_LATEST = (
+    select(*_ANN_COLS)
+    .where(_ANN.c.tenant_id == bindparam("tenant_id"))
+    .order_by(_ANN.c.created_at.desc(), _ANN.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_COMING = (
+    select(*_ANN_COLS)
+    .where(
+        _ANN.c.tenant_id == bindparam("tenant_id"),
+        _ANN.c.event_on.is_not(None),
+        _ANN.c.event_on >= bindparam("today", type_=Date()),
+    )
+    .order_by(_ANN.c.event_on, _ANN.c.id)
+    .limit(bindparam("limit"))
+)
 _LATEST_PART, _COMING_PART = _LATEST.subquery(), _COMING.subquery()
-_NEWS_AND_EVENTS = union_all(select(_LATEST_PART, literal_column("0").label("part")),
-                             select(_COMING_PART, literal_column("1").label("part")))
+_NEWS_AND_EVENTS = union_all(
+    select(_LATEST_PART, literal_column("0").label("part")),
+    select(_COMING_PART, literal_column("1").label("part")),
+)
 
 
 def _announcements(statement: Any, limit: int) -> list[Row[Any]]:
     """Run one of the announcement statements for this school."""
-    return list(get_db().execute(statement, {"tenant_id": current().id, "limit": limit,
-                                             "today": today()}))
+    return list(
+        get_db().execute(statement, {"tenant_id": current().id, "limit": limit, "today": today()})
+    )
 
 
 def latest_news(limit: int) -> list[Row[Any]]:
@@ -223,7 +267,8 @@ def upcoming_events(limit: int) -> list[Row[Any]]:
 def news_and_events(limit: int) -> tuple[list[Row[Any]], list[Row[Any]]]:
     """latest_news(limit) and upcoming_events(limit) in one round trip (the start page)."""
     rows = _announcements(_NEWS_AND_EVENTS, limit)
-    news = sorted((r for r in rows if r.part == 0), key=lambda a: (a.created_at, a.id),
-                  reverse=True)
+    news = sorted(
+        (r for r in rows if r.part == 0), key=lambda a: (a.created_at, a.id), reverse=True
+    )
     events = sorted((r for r in rows if r.part == 1), key=lambda a: (a.event_on, a.id))
     return news, events

@@ -17,9 +17,20 @@ from school_instance.tenancy import current, get_scoped
 from shared.db import get_db
 from shared.security import check_csrf
 
-SUBJECTS = ("Eesti keel", "Kirjandus", "Matemaatika", "Inglise keel", "Vene keel",
-            "Loodusõpetus", "Inimeseõpetus", "Ajalugu", "Muusika", "Kunst", "Kehaline kasvatus",
-            "Tööõpetus")
+SUBJECTS = (
+    "Eesti keel",
+    "Kirjandus",
+    "Matemaatika",
+    "Inglise keel",
+    "Vene keel",
+    "Loodusõpetus",
+    "Inimeseõpetus",
+    "Ajalugu",
+    "Muusika",
+    "Kunst",
+    "Kehaline kasvatus",
+    "Tööõpetus",
+)
 
 
 def editable_classes() -> list[SchoolClass]:
@@ -46,14 +57,18 @@ def recent_lessons(classes: list[SchoolClass]) -> list[tuple[Lesson, SchoolClass
 
 
 def _forbidden() -> Response:
-    return page(_("Sul ei ole selle tunni muutmiseks õigust"), _(
-        "Tunni teemat ja kohalolekut saab muuta klassi õpetaja või kooli administraator."),
-        403, (_("Avalehele"), "/"))
+    return page(
+        _("Sul ei ole selle tunni muutmiseks õigust"),
+        _("Tunni teemat ja kohalolekut saab muuta klassi õpetaja või kooli administraator."),
+        403,
+        (_("Avalehele"), "/"),
+    )
 
 
 def _new_page(form: Form, classes: list[SchoolClass], status: int = 200) -> Any:
-    return render_template("diary/lesson_new.html", form=form, classes=classes,
-                           subjects=SUBJECTS), status
+    return render_template(
+        "diary/lesson_new.html", form=form, classes=classes, subjects=SUBJECTS
+    ), status
 
 
 @bp.route("/lessons/new", methods=["GET", "POST"])
@@ -62,18 +77,28 @@ def new_lesson() -> Any:
     """Add a lesson (class, subject, date) to a class the teacher teaches."""
     classes = editable_classes()
     if request.method == "GET":
-        return _new_page(Form({"class_id": request.args.get("class", ""),
-                               "held_on": queries.today().isoformat()}), classes)
+        return _new_page(
+            Form(
+                {"class_id": request.args.get("class", ""), "held_on": queries.today().isoformat()}
+            ),
+            classes,
+        )
     check_csrf()
     form = Form(request.form)
-    class_id = form.choice("class_id", {c.id: c for c in classes},
-                           _("Vali klass, kus tund toimus."))
+    class_id = form.choice(
+        "class_id", {c.id: c for c in classes}, _("Vali klass, kus tund toimus.")
+    )
     subject = form.text("subject", _("Kirjuta õppeaine, näiteks „Matemaatika”."), 100)
     held_on = form.date("held_on")
     if not form.ok or class_id is None or held_on is None:
         return _new_page(form, classes, 400)
-    lesson = Lesson(tenant_id=current().id, class_id=class_id, teacher_id=queries.my_id(),
-                    subject=subject, held_on=held_on)
+    lesson = Lesson(
+        tenant_id=current().id,
+        class_id=class_id,
+        teacher_id=queries.my_id(),
+        subject=subject,
+        held_on=held_on,
+    )
     get_db().add(lesson)
     get_db().flush()
     flash(_("Tund on lisatud. Kirjuta tunni teema ja märgi kohalolek."))
@@ -88,10 +113,12 @@ def _roster(lesson: Lesson, marks: dict[int, Attendance]) -> list[Student]:
     return sorted(students.values(), key=queries.person_key)
 
 
-def _lesson_page(lesson: Lesson, cls: SchoolClass, form: Form, students: list[Student],
-                 status: int = 200) -> Any:
-    return render_template("diary/lesson.html", lesson=lesson, cls=cls, form=form,
-                           students=students, marks=MARKS), status
+def _lesson_page(
+    lesson: Lesson, cls: SchoolClass, form: Form, students: list[Student], status: int = 200
+) -> Any:
+    return render_template(
+        "diary/lesson.html", lesson=lesson, cls=cls, form=form, students=students, marks=MARKS
+    ), status
 
 
 @bp.get("/lessons/<int:lesson_id>")
@@ -104,8 +131,9 @@ def lesson(lesson_id: int) -> Any:
         return _forbidden()
     marks = queries.marks_of_lesson(lesson.id)
     values = {f"mark-{sid}": a.status for sid, a in marks.items()}
-    return _lesson_page(lesson, cls, Form({"topic": lesson.topic or "", **values}),
-                        _roster(lesson, marks))
+    return _lesson_page(
+        lesson, cls, Form({"topic": lesson.topic or "", **values}), _roster(lesson, marks)
+    )
 
 
 @bp.post("/lessons/<int:lesson_id>")
@@ -134,8 +162,14 @@ def save_lesson(lesson_id: int) -> Any:
     for student_id, status in chosen.items():
         row = marks.get(student_id)
         if row is None:
-            get_db().add(Attendance(tenant_id=current().id, lesson_id=lesson.id,
-                                    student_id=student_id, status=status))
+            get_db().add(
+                Attendance(
+                    tenant_id=current().id,
+                    lesson_id=lesson.id,
+                    student_id=student_id,
+                    status=status,
+                )
+            )
         else:
             row.status = status
     flash(_("Salvestatud: tunni teema ja %(n)s õpilase kohalolek.", n=len(chosen)))

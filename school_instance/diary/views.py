@@ -21,8 +21,15 @@ from school_instance.diary.blueprint import bp, has_role
 from shared.db import get_reader
 
 __all__ = ["bp", "dashboard"]
-_ROUTES = (accounts, admin, applications, corrections, enrolment, news,
-           teacher)  # imported for their routes
+_ROUTES = (
+    accounts,
+    admin,
+    applications,
+    corrections,
+    enrolment,
+    news,
+    teacher,
+)  # imported for their routes
 
 
 def dashboard() -> Any:
@@ -33,5 +40,11 @@ def dashboard() -> Any:
     taught = queries.classes_taught(me) if has_role("teacher") else []
     news, events = queries.news_and_events(5)
     return render_template(
-        "dashboard.html", children=children, show_parent=has_role("parent") or bool(children),
-        taught=taught, recent=teacher.recent_lessons(taught), news=news, events=events)
+        "dashboard.html",
+        children=children,
+        show_parent=has_role("parent") or bool(children),
+        taught=taught,
+        recent=teacher.recent_lessons(taught),
+        news=news,
+        events=events,
+    )

@@ -15,12 +15,17 @@ config = context.config
 def run() -> None:
     """Run migrations online."""
     engine = config.attributes.get("engine") or make_engine(
-        os.environ.get("SCHOOL_DATABASE_URL") or os.environ.get("DATABASE_URL")
-        or "sqlite:///var/school.db")
+        os.environ.get("SCHOOL_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or "sqlite:///var/school.db"
+    )
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=DiaryBase.metadata,
-                          version_table="diary_alembic_version",
-                          render_as_batch=connection.dialect.name == "sqlite")
+        context.configure(
+            connection=connection,
+            target_metadata=DiaryBase.metadata,
+            version_table="diary_alembic_version",
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

@@ -38,8 +38,17 @@ FLOOR_SCRIPT = "return redis.call('GET', KEYS[1])"
 
 def _claims(sub: str, scope: str) -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": ISSUER, "aud": ISSUER, "sub": sub, "client_id": "baseline", "scope": scope,
-            "iat": now, "nbf": now, "exp": now + 300, "jti": secrets.token_urlsafe(16)}
+    return {
+        "iss": ISSUER,
+        "aud": ISSUER,
+        "sub": sub,
+        "client_id": "baseline",
+        "scope": scope,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": secrets.token_urlsafe(16),
+    }
 
 
 def _no_store(resp: Response) -> Response:
@@ -69,8 +78,9 @@ def create_app() -> Flask:
     def token() -> Response:
         claims = _claims(request.form.get("sub", "bench"), request.form.get("scope", "openid"))
         signed = jwt.encode(header, claims, key)
-        return _no_store(jsonify({"access_token": signed, "token_type": "Bearer",
-                                  "expires_in": 300}))
+        return _no_store(
+            jsonify({"access_token": signed, "token_type": "Bearer", "expires_in": 300})
+        )
 
     @app.post("/floor/token")
     def floor_token() -> Response:
@@ -82,8 +92,16 @@ def create_app() -> Flask:
         claims = _claims("bench", "openid")
         access = jwt.encode(header, claims, key)
         id_token = jwt.encode({**header, "typ": "JWT"}, {**claims, "nonce": "n"}, key)
-        return _no_store(jsonify({"access_token": access, "id_token": id_token,
-                                  "token_type": "Bearer", "expires_in": 300}))
+        return _no_store(
+            jsonify(
+                {
+                    "access_token": access,
+                    "id_token": id_token,
+                    "token_type": "Bearer",
+                    "expires_in": 300,
+                }
+            )
+        )
 
     @app.post("/floor/login")
     def floor_login() -> WerkzeugResponse:

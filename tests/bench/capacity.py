@@ -56,34 +56,69 @@ def grow(app: Flask, schools: int, accounts: int, password_hash: str) -> list[di
         count = len(db.scalars(select(School.id)).all())
         for n in range(count, schools):
             slug = f"kool-{n:04d}-{secrets.token_hex(2)}"
-            issued = add_school(db, slug, f"Kool {n}", f"http://127.0.0.1:9/{slug}",
-                                development=True)
+            issued = add_school(
+                db, slug, f"Kool {n}", f"http://127.0.0.1:9/{slug}", development=True
+            )
             db.flush()
-            people = db.execute(insert(Person).returning(Person.id), [
-                {"given_name": "Mari", "family_name": f"Maasikas{i}", "version": 0,
-                 "email": f"p{i}@{slug}.example", "password_hash": password_hash}
-                for i in range(accounts)]).scalars().all()
-            db.execute(insert(Account), [
-                {"person_id": pid, "school_id": issued.client.school_id,
-                 "sub": secrets.token_urlsafe(24), "roles": ["parent"],
-                 "login_email": f"p{i}@{slug}.example"} for i, pid in enumerate(people)])
+            people = (
+                db.execute(
+                    insert(Person).returning(Person.id),
+                    [
+                        {
+                            "given_name": "Mari",
+                            "family_name": f"Maasikas{i}",
+                            "version": 0,
+                            "email": f"p{i}@{slug}.example",
+                            "password_hash": password_hash,
+                        }
+                        for i in range(accounts)
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            db.execute(
+                insert(Account),
+                [
+                    {
+                        "person_id": pid,
+                        "school_id": issued.client.school_id,
+                        "sub": secrets.token_urlsafe(24),
+                        "roles": ["parent"],
+                        "login_email": f"p{i}@{slug}.example",
+                    }
+                    for i, pid in enumerate(people)
+                ],
+            )
             SECRETS[issued.client.client_id] = issued.secret or ""
             db.commit()
             if (n + 1) % 50 == 0:
                 log(f"{n + 1} schools")
-        rows = db.execute(select(School.slug, School.id, Client.client_id, Client.redirect_uris)
-                          .join(Client, Client.school_id == School.id)
-                          .order_by(School.id)).all()
-        return [{"slug": s, "id": i, "client_id": c, "redirect_uri": r[0],
-                 "secret": SECRETS[c]} for s, i, c, r in rows]
+        rows = db.execute(
+            select(School.slug, School.id, Client.client_id, Client.redirect_uris)
+            .join(Client, Client.school_id == School.id)
+            .order_by(School.id)
+        ).all()
+        return [
+            {"slug": s, "id": i, "client_id": c, "redirect_uri": r[0], "secret": SECRETS[c]}
+            for s, i, c, r in rows
+        ]
 
 
 def _authorize(client: FlaskClient, school: dict[str, Any], **extra: str) -> Any:
-    query = urlencode({"response_type": "code", "client_id": school["client_id"],
-                       "redirect_uri": school["redirect_uri"], "scope": "openid",
-                       "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-                       "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                       "code_challenge_method": "S256", **extra})
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": school["client_id"],
+            "redirect_uri": school["redirect_uri"],
+            "scope": "openid",
+            "state": secrets.token_urlsafe(8),
+            "nonce": secrets.token_urlsafe(8),
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256",
+            **extra,
+        }
+    )
     return client.get(f"/authorize?{query}")
 
 
@@ -96,18 +131,24 @@ def _code(resp: Any) -> str:
 
 
 def _follow(client: FlaskClient, resp: Any) -> Any:
-    while resp.status_code in (302, 303) and resp.headers["Location"].startswith(
-            (ISSUER, "/")):
+    while resp.status_code in (302, 303) and resp.headers["Location"].startswith((ISSUER, "/")):
         target = urlsplit(resp.headers["Location"])
         resp = client.get(f"{target.path}?{target.query}")
     return resp
 
 
 def _token(client: FlaskClient, school: dict[str, Any], code: str) -> dict[str, Any]:
-    resp = client.post("/token", data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": school["redirect_uri"],
-        "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-        "client_id": school["client_id"], "client_secret": school["secret"]})
+    resp = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": school["redirect_uri"],
+            "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            "client_id": school["client_id"],
+            "client_secret": school["secret"],
+        },
+    )
     if resp.status_code != 200:
         raise RuntimeError(f"token: {resp.status_code} {resp.get_data(as_text=True)[:200]}")
     return dict(resp.get_json())
@@ -121,8 +162,18 @@ def login(app: Flask, school: dict[str, Any], email: str) -> tuple[FlaskClient, 
     csrf, ix = CSRF_RE.search(html), IX_RE.search(html)
     if not (csrf and ix):
         raise RuntimeError(f"no login form: {page.status_code}")
-    done = _follow(client, client.post("/login", data={
-        "csrf_token": csrf.group(1), "ix": ix.group(1), "email": email, "password": PASSWORD}))
+    done = _follow(
+        client,
+        client.post(
+            "/login",
+            data={
+                "csrf_token": csrf.group(1),
+                "ix": ix.group(1),
+                "email": email,
+                "password": PASSWORD,
+            },
+        ),
+    )
     return client, _token(client, school, _code(done))["id_token"]
 
 
@@ -148,16 +199,22 @@ def use_link(app: Flask, school: dict[str, Any], account_id: int) -> None:
         db = get_db()
         account = db.get(Account, account_id)
         # The link is mailed to the login e-mail: only while it is that does the link work.
-        raw = links.mint(db, "access", f"account:{account_id}", school["id"],
-                         sent_to=(account.login_email if account else None) or "")
+        raw = links.mint(
+            db,
+            "access",
+            f"account:{account_id}",
+            school["id"],
+            sent_to=(account.login_email if account else None) or "",
+        )
         db.commit()
     client = app.test_client()
     page = client.get(f"/s/{school['slug']}/signin")
     csrf = CSRF_RE.search(page.get_data(as_text=True))
     if csrf is None:
         raise RuntimeError("no link form")
-    resp = client.post(f"/s/{school['slug']}/signin",
-                       data={"csrf_token": csrf.group(1), "token": raw})
+    resp = client.post(
+        f"/s/{school['slug']}/signin", data={"csrf_token": csrf.group(1), "token": raw}
+    )
     if resp.status_code != 303:
         raise RuntimeError(f"link: {resp.status_code}")
 
@@ -180,13 +237,30 @@ def measure(app: Flask, schools: list[dict[str, Any]], ops: int) -> dict[str, fl
         home, other = rng.sample(schools, 2)
         with app.app_context():
             db = get_db()
-            account = db.scalars(select(Account).where(Account.school_id == home["id"])
-                                 .offset(rng.randrange(10)).limit(1)).one()
+            account = db.scalars(
+                select(Account)
+                .where(Account.school_id == home["id"])
+                .offset(rng.randrange(10))
+                .limit(1)
+            ).one()
             email, person_id = account.login_email or "", account.person_id
-            if db.scalar(select(Account.id).where(Account.person_id == person_id,
-                                                  Account.school_id == other["id"])) is None:
-                db.add(Account(person_id=person_id, school_id=other["id"], roles=["parent"],
-                               sub=secrets.token_urlsafe(24), login_email=email))
+            if (
+                db.scalar(
+                    select(Account.id).where(
+                        Account.person_id == person_id, Account.school_id == other["id"]
+                    )
+                )
+                is None
+            ):
+                db.add(
+                    Account(
+                        person_id=person_id,
+                        school_id=other["id"],
+                        roles=["parent"],
+                        sub=secrets.token_urlsafe(24),
+                        login_email=email,
+                    )
+                )
                 db.commit()
             account_id = account.id
         client, id_token = timed("login", lambda: login(app, home, email))
@@ -209,10 +283,16 @@ def main() -> int:
     database_url, name = services.create_database()
     redis_url = services.own_redis()
     try:
-        app = create_app({"ISSUER": ISSUER, "DATABASE_URL": database_url,
-                          "REDIS_URL": redis_url, "TESTING": True,
-                          "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000,
-                          "BACKCHANNEL_TIMEOUT_SECONDS": 0.2})
+        app = create_app(
+            {
+                "ISSUER": ISSUER,
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "TESTING": True,
+                "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000,
+                "BACKCHANNEL_TIMEOUT_SECONDS": 0.2,
+            }
+        )
         upgrade_database(app)
         with app.app_context():
             password_hash = hash_password(PASSWORD)
@@ -220,8 +300,10 @@ def main() -> int:
         for size in (small, large):
             started = time.monotonic()
             schools = grow(app, size, accounts, password_hash)
-            log(f"{size} schools x {accounts} accounts seeded in "
-                f"{time.monotonic() - started:.0f} s; measuring")
+            log(
+                f"{size} schools x {accounts} accounts seeded in "
+                f"{time.monotonic() - started:.0f} s; measuring"
+            )
             measure(app, schools, max(2, ops // 10))  # warm-up
             results[size] = measure(app, schools, ops)
             log(f"{size} schools: {results[size]}")
@@ -229,19 +311,27 @@ def main() -> int:
     finally:
         services.drop_database(name)
     ratios = {k: round(results[large][k] / results[small][k], 3) for k in KINDS}
-    report = {"schools": [small, large], "accounts_per_school": accounts, "ops": ops,
-              "ms_per_operation": {str(s): r for s, r in results.items()},
-              "ratio": ratios, "goal": GOAL,
-              "met": all(r <= GOAL for r in ratios.values())}
+    report = {
+        "schools": [small, large],
+        "accounts_per_school": accounts,
+        "ops": ops,
+        "ms_per_operation": {str(s): r for s, r in results.items()},
+        "ratio": ratios,
+        "goal": GOAL,
+        "met": all(r <= GOAL for r in ratios.values()),
+    }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "capacity.json").write_text(json.dumps(report, indent=2))
-    lines = [f"# Capacity: {small} vs {large} schools x {accounts} accounts", "",
-             f"Median ms per operation ({ops} each, one at a time, WSGI in-process, "
-             "PostgreSQL + Redis).", "",
-             f"| operation | {small} schools | {large} schools | ratio (goal <= {GOAL}) |",
-             "|---|---|---|---|"]
-    lines += [f"| {k} | {results[small][k]} | {results[large][k]} | {ratios[k]} |"
-              for k in KINDS]
+    lines = [
+        f"# Capacity: {small} vs {large} schools x {accounts} accounts",
+        "",
+        f"Median ms per operation ({ops} each, one at a time, WSGI in-process, "
+        "PostgreSQL + Redis).",
+        "",
+        f"| operation | {small} schools | {large} schools | ratio (goal <= {GOAL}) |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {k} | {results[small][k]} | {results[large][k]} | {ratios[k]} |" for k in KINDS]
     (OUT / "capacity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if report["met"] else 1

@@ -21,8 +21,8 @@ def _stat(pid: str) -> tuple[str, int, float] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    comm = raw[raw.index("(") + 1:raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2:].split()
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
     return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
 
 
@@ -79,12 +79,14 @@ def per_request(before: Snapshot, after: Snapshot, requests: int) -> dict[str, f
     """CPU milliseconds per request by component between two snapshots (wrk is the only
     child that finishes in between)."""
     n = max(requests, 1)
-    parts = {"gunicorn_workers": _delta(before.workers, after.workers),
-             "postgres": _delta(before.postgres, after.postgres),
-             "redis": _delta(before.redis, after.redis),
-             "wrk": after.children - before.children,
-             "irq_softirq": after.interrupts - before.interrupts,
-             "steal": after.steal - before.steal}
+    parts = {
+        "gunicorn_workers": _delta(before.workers, after.workers),
+        "postgres": _delta(before.postgres, after.postgres),
+        "redis": _delta(before.redis, after.redis),
+        "wrk": after.children - before.children,
+        "irq_softirq": after.interrupts - before.interrupts,
+        "steal": after.steal - before.steal,
+    }
     total = after.machine - before.machine
     parts["other"] = max(0.0, total - sum(parts.values()))
     parts["machine_total"] = total

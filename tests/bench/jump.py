@@ -70,10 +70,13 @@ HOPS = ("B /auth/login", "IdP /authorize", "B /auth/callback", "B /")
 C4_SECONDS = services.env_float("JUMP_C4_SECONDS", 8)
 WARM_SECONDS = services.env_float("JUMP_WARM_SECONDS", 2)
 PEAK_SECONDS = services.env_float("JUMP_PEAK_SECONDS", 5)
-PEAK_CONCURRENCY = [int(c) for c in (os.environ.get("JUMP_PEAK_CONCURRENCY") or "4,8,16")
-                    .split(",")]
-LAYOUTS = [tuple(int(n) for n in layout.split("+"))
-           for layout in (os.environ.get("JUMP_LAYOUTS") or "2+2,1+1").split(",")]
+PEAK_CONCURRENCY = [
+    int(c) for c in (os.environ.get("JUMP_PEAK_CONCURRENCY") or "4,8,16").split(",")
+]
+LAYOUTS = [
+    tuple(int(n) for n in layout.split("+"))
+    for layout in (os.environ.get("JUMP_LAYOUTS") or "2+2,1+1").split(",")
+]
 PERSONS = int(services.env_float("JUMP_PERSONS", 64))
 REDIS_DB = int(services.env_float("JUMP_REDIS_DB", 14))
 
@@ -84,6 +87,7 @@ def log(msg: str) -> None:
 
 
 # --- services: database, Redis, gunicorn on several addresses ----------------------------------
+
 
 def create_database() -> tuple[str, str]:
     """A fresh database stuudium_jump_<pid> (not the IdP benchmark's name); (URL, name)."""
@@ -108,8 +112,9 @@ class MultiBindGunicorn(services.Gunicorn):
     """A gunicorn master bound to several loopback ports (one school-instance deployment
     serving several schools, each at its own host:port)."""
 
-    def __init__(self, app: str, ports: list[int], env: dict[str, str], workers: int,
-                 log: Path) -> None:
+    def __init__(
+        self, app: str, ports: list[int], env: dict[str, str], workers: int, log: Path
+    ) -> None:
         super().__init__(app, ports[0], env, workers, log)
         self.ports = ports
 
@@ -119,15 +124,36 @@ class MultiBindGunicorn(services.Gunicorn):
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
-                 "--worker-class", "sync", *binds, "--backlog", "2048", "--timeout", "60",
-                 "--log-level", "warning", "--error-logfile", "-", self.app],
-                cwd=services.ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--workers",
+                    str(self.workers),
+                    "--worker-class",
+                    "sync",
+                    *binds,
+                    "--backlog",
+                    "2048",
+                    "--timeout",
+                    "60",
+                    "--log-level",
+                    "warning",
+                    "--error-logfile",
+                    "-",
+                    self.app,
+                ],
+                cwd=services.ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
 
 # --- seeding -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Jumper:
@@ -180,45 +206,82 @@ def seed(setup_env: dict[str, str], ports: tuple[int, int, int], persons: int) -
     school_app = create_school()
     upgrade_school(school_app)
     tag = secrets.token_hex(3)
-    schools = [("a", f"jump-a-{tag}", "Hüppekool A", a_port),
-               ("b", f"jump-b-{tag}", "Hüppekool B", b_port)]
+    schools = [
+        ("a", f"jump-a-{tag}", "Hüppekool A", a_port),
+        ("b", f"jump-b-{tag}", "Hüppekool B", b_port),
+    ]
     people: list[Jumper] = []
     with idp_app.app_context():
         db = get_db()
-        issued = {key: add_school(db, slug, name, f"http://127.0.0.1:{port}", development=True)
-                  for key, slug, name, port in schools}
-        creds = {key: (i.client.client_id, i.secret, i.client.school_id)
-                 for key, i in issued.items()}
+        issued = {
+            key: add_school(db, slug, name, f"http://127.0.0.1:{port}", development=True)
+            for key, slug, name, port in schools
+        }
+        creds = {
+            key: (i.client.client_id, i.secret, i.client.school_id) for key, i in issued.items()
+        }
         db.commit()
         accounts = []
         for i in range(persons):
             email = f"jump{i}-{tag}@example.ee"
-            account = create_account(db, creds["a"][2], email=email, given_name="Mari",
-                                     family_name=f"Hüppaja{i:03d}", roles=["parent"])
-            db.add(Account(person_id=account.person_id, school_id=creds["b"][2],
-                           sub=secrets.token_urlsafe(24), roles=["parent"], login_email=email))
+            account = create_account(
+                db,
+                creds["a"][2],
+                email=email,
+                given_name="Mari",
+                family_name=f"Hüppaja{i:03d}",
+                roles=["parent"],
+            )
+            db.add(
+                Account(
+                    person_id=account.person_id,
+                    school_id=creds["b"][2],
+                    sub=secrets.token_urlsafe(24),
+                    roles=["parent"],
+                    login_email=email,
+                )
+            )
             accounts.append((account.person_id, account.id, f"Mari Hüppaja{i:03d}"))
         db.commit()
     with idp_app.test_request_context():
         db = get_db()
         for person_id, account_id, name in accounts:
-            cookie, _live = sessions.create(db, person_id, account_id, ["pwd"], "low",
-                                            "stuudium-jump-bench")
+            cookie, _live = sessions.create(
+                db, person_id, account_id, ["pwd"], "low", "stuudium-jump-bench"
+            )
             people.append(Jumper(cookie, name))
     for key, slug, name, port in schools:
         client_id, secret, _school_id = creds[key]
         assert secret is not None
-        add_tenant(school_app, slug=slug, name=name, url=f"http://127.0.0.1:{port}",
-                   issuer=issuer, client_id=client_id, client_secret=secret,
-                   hosts=[f"127.0.0.1:{port}"])
+        add_tenant(
+            school_app,
+            slug=slug,
+            name=name,
+            url=f"http://127.0.0.1:{port}",
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=secret,
+            hosts=[f"127.0.0.1:{port}"],
+        )
     for app in (idp_app, school_app):
         app.extensions["db_engine"].dispose()  # no pooled connection is forked into clients
-    return Setup(issuer, idp_port, a_port, b_port, schools[0][2], schools[1][1],
-                 idp_app.config["SSO_COOKIE_NAME"], people, setup_env,
-                 setup_env["DATABASE_URL"], setup_env["REDIS_URL"])
+    return Setup(
+        issuer,
+        idp_port,
+        a_port,
+        b_port,
+        schools[0][2],
+        schools[1][1],
+        idp_app.config["SSO_COOKIE_NAME"],
+        people,
+        setup_env,
+        setup_env["DATABASE_URL"],
+        setup_env["REDIS_URL"],
+    )
 
 
 # --- the client: one jump, as a browser makes it -----------------------------------------------
+
 
 class JumpError(Exception):
     """A jump that did not end signed in at B."""
@@ -229,7 +292,8 @@ def _path_matches(request_path: str, cookie_path: str) -> bool:
     if request_path == cookie_path:
         return True
     return request_path.startswith(cookie_path) and (
-        cookie_path.endswith("/") or request_path[len(cookie_path)] == "/")
+        cookie_path.endswith("/") or request_path[len(cookie_path)] == "/"
+    )
 
 
 def _store_cookies(jar: dict[str, tuple[str, str]], headers: list[str]) -> None:
@@ -283,12 +347,13 @@ def _dechunk(raw: bytes) -> bytes:
         size = int(raw[pos:eol].split(b";")[0], 16)
         if size == 0:
             return bytes(out)
-        out += raw[eol + 2:eol + 2 + size]
+        out += raw[eol + 2 : eol + 2 + size]
         pos = eol + 2 + size + 2
 
 
-def _get(address: tuple[str, int], netloc: str, target: str,
-         jar: dict[str, tuple[str, str]]) -> tuple[int, str, bytes]:
+def _get(
+    address: tuple[str, int], netloc: str, target: str, jar: dict[str, tuple[str, str]]
+) -> tuple[int, str, bytes]:
     """One GET on a new connection (gunicorn's sync workers close every connection anyway)
     with the jar's matching cookies; returns (status, Location, body).
 
@@ -322,14 +387,18 @@ class Client:
     def __init__(self, setup: Setup) -> None:
         self.idp = f"127.0.0.1:{setup.idp_port}"
         self.school = f"127.0.0.1:{setup.b_port}"
-        self.addresses = {self.idp: ("127.0.0.1", setup.idp_port),
-                          self.school: ("127.0.0.1", setup.b_port)}
+        self.addresses = {
+            self.idp: ("127.0.0.1", setup.idp_port),
+            self.school: ("127.0.0.1", setup.b_port),
+        }
         self.cookie_name = setup.cookie_name
-        self.login = "/auth/login?" + urlencode({"iss": setup.issuer,
-                                                 "target_link_uri": setup.b_base + "/"})
+        self.login = "/auth/login?" + urlencode(
+            {"iss": setup.issuer, "target_link_uri": setup.b_base + "/"}
+        )
 
-    def get(self, netloc: str, target: str,
-            jar: dict[str, tuple[str, str]]) -> tuple[int, str, bytes]:
+    def get(
+        self, netloc: str, target: str, jar: dict[str, tuple[str, str]]
+    ) -> tuple[int, str, bytes]:
         """One GET to one of the two servers."""
         return _get(self.addresses[netloc], netloc, target, jar)
 
@@ -345,8 +414,12 @@ class Client:
         status, loc, _ = self.get(self.idp, target, jar)
         t2 = time.monotonic()
         where, target = _next(loc, self.idp)
-        if status != 303 or where != self.school or not target.startswith("/auth/callback?") \
-                or "code=" not in target:
+        if (
+            status != 303
+            or where != self.school
+            or not target.startswith("/auth/callback?")
+            or "code=" not in target
+        ):
             raise JumpError(f"/authorize answered {status} → {loc[:120]}")
         status, loc, _ = self.get(self.school, target, jar)
         t3 = time.monotonic()
@@ -368,12 +441,18 @@ class Client:
             if status != 200:
                 raise JumpError(f"/healthz answered {status}")
             marks.append(time.monotonic())
-        return (marks[1] - marks[0], marks[2] - marks[1], marks[3] - marks[2],
-                marks[4] - marks[3])
+        return (marks[1] - marks[0], marks[2] - marks[1], marks[3] - marks[2], marks[4] - marks[3])
 
 
-def _worker(index: int, stride: int, setup: Setup, mode: str, start_at: float, stop_at: float,
-            out: Connection) -> None:
+def _worker(
+    index: int,
+    stride: int,
+    setup: Setup,
+    mode: str,
+    start_at: float,
+    stop_at: float,
+    out: Connection,
+) -> None:
     """A client process: jumps back to back from start_at until stop_at."""
     client = Client(setup)
     run = client.jump if mode == "jump" else client.baseline
@@ -402,6 +481,7 @@ def _worker(index: int, stride: int, setup: Setup, mode: str, start_at: float, s
 
 # --- CPU accounting ----------------------------------------------------------------------------
 
+
 @dataclass
 class CpuSnapshot:
     """Cumulative CPU seconds by component."""
@@ -427,8 +507,9 @@ def redis_server_pids(redis_url: str) -> set[int]:
     return found
 
 
-def cpu_snapshot(idp_master: int, school_master: int, clients: set[int],
-                 redis_pids: set[int]) -> CpuSnapshot:
+def cpu_snapshot(
+    idp_master: int, school_master: int, clients: set[int], redis_pids: set[int]
+) -> CpuSnapshot:
     """CPU seconds so far of the IdP's and the school's gunicorn (master and workers),
     PostgreSQL (every postgres process), our Redis server, the client processes and the whole
     machine."""
@@ -480,9 +561,11 @@ def busiest_others(before: CpuSnapshot, after: CpuSnapshot, seconds: float) -> l
 
 def machine_busy(seconds: float = 1.0) -> float:
     """Busy cores on the whole machine over a short interval (for the quiet check)."""
+
     def total() -> tuple[float, float]:
         f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         return (sum(f[:8]) - f[3] - f[4]) / TICK, time.monotonic()
+
     c0, t0 = total()
     time.sleep(seconds)
     c1, t1 = total()
@@ -514,6 +597,7 @@ def wait_quiet(limit: float = 0.25, patience: float = 8.0) -> float:
 
 # --- one load run ------------------------------------------------------------------------------
 
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -523,8 +607,14 @@ def _percentile(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (pos - lo)
 
 
-def load(setup: Setup, masters: tuple[int, int], concurrency: int, warm: float,
-         seconds: float, mode: str = "jump") -> dict[str, Any]:
+def load(
+    setup: Setup,
+    masters: tuple[int, int],
+    concurrency: int,
+    warm: float,
+    seconds: float,
+    mode: str = "jump",
+) -> dict[str, Any]:
     """Run `concurrency` client processes: warm-up, then a measured window."""
     busy_before = wait_quiet()
     probe = speed_probe()
@@ -535,8 +625,11 @@ def load(setup: Setup, masters: tuple[int, int], concurrency: int, warm: float,
     procs, pipes = [], []
     for i in range(concurrency):
         receiver, sender = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(i, concurrency, setup, mode, start_at,
-                                                 stop_at, sender), daemon=True)
+        proc = ctx.Process(
+            target=_worker,
+            args=(i, concurrency, setup, mode, start_at, stop_at, sender),
+            daemon=True,
+        )
         proc.start()
         sender.close()
         procs.append(proc)
@@ -569,7 +662,7 @@ def load(setup: Setup, masters: tuple[int, int], concurrency: int, warm: float,
         hops.frombytes(raw_hops)
         samples += sample
         for j in range(len(times) // 3):
-            t0, t1, ok = times[3 * j:3 * j + 3]
+            t0, t1, ok = times[3 * j : 3 * j + 3]
             errors_total += ok == 0.0
             if not measure_at <= t1 <= stop_at:
                 continue
@@ -586,16 +679,24 @@ def load(setup: Setup, masters: tuple[int, int], concurrency: int, warm: float,
         hop.sort()
     ms = lambda v: round(1000 * v, 2)  # noqa: E731
     return {
-        "mode": mode, "concurrency": concurrency, "seconds": seconds, "warm_seconds": warm,
-        "jumps": done, "jumps_per_s": round(done / seconds, 1), "errors": errors,
-        "errors_incl_warmup": errors_total, "error_samples": samples[:5],
-        "p50_ms": ms(_percentile(latencies, 0.5)), "p90_ms": ms(_percentile(latencies, 0.9)),
+        "mode": mode,
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "warm_seconds": warm,
+        "jumps": done,
+        "jumps_per_s": round(done / seconds, 1),
+        "errors": errors,
+        "errors_incl_warmup": errors_total,
+        "error_samples": samples[:5],
+        "p50_ms": ms(_percentile(latencies, 0.5)),
+        "p90_ms": ms(_percentile(latencies, 0.9)),
         "p99_ms": ms(_percentile(latencies, 0.99)),
         "mean_ms": ms(sum(latencies) / len(latencies)) if latencies else float("nan"),
         "max_ms": ms(latencies[-1]) if latencies else float("nan"),
         "hops_p50_ms": {name: ms(_percentile(h, 0.5)) for name, h in zip(HOPS, hop_lists)},
-        "hops_mean_ms": {name: ms(sum(h) / len(h)) if h else float("nan")
-                         for name, h in zip(HOPS, hop_lists)},
+        "hops_mean_ms": {
+            name: ms(sum(h) / len(h)) if h else float("nan") for name, h in zip(HOPS, hop_lists)
+        },
         "cpu_ms_per_jump": cpu_per_jump(before, after, done),
         "other_processes": busiest_others(before, after, seconds),
         "machine_busy_before_cores": busy_before,
@@ -605,15 +706,18 @@ def load(setup: Setup, masters: tuple[int, int], concurrency: int, warm: float,
 
 def _summary(run: dict[str, Any]) -> str:
     cpu = run["cpu_ms_per_jump"]
-    return (f"c={run['concurrency']}: {run['jumps_per_s']:.1f}/s, p50 {run['p50_ms']:.2f} ms, "
-            f"probe {run['speed_probe_ms']} ms, "
-            f"p90 {run['p90_ms']:.2f}, p99 {run['p99_ms']:.2f}, errors {run['errors']}; "
-            f"CPU ms/jump IdP {cpu['idp']} school {cpu['school']} pg {cpu['postgres']} "
-            f"redis {cpu['redis']} client {cpu['client']} other {cpu['other']}"
-            + (f" ({'; '.join(run['other_processes'])})" if run["other_processes"] else ""))
+    return (
+        f"c={run['concurrency']}: {run['jumps_per_s']:.1f}/s, p50 {run['p50_ms']:.2f} ms, "
+        f"probe {run['speed_probe_ms']} ms, "
+        f"p90 {run['p90_ms']:.2f}, p99 {run['p99_ms']:.2f}, errors {run['errors']}; "
+        f"CPU ms/jump IdP {cpu['idp']} school {cpu['school']} pg {cpu['postgres']} "
+        f"redis {cpu['redis']} client {cpu['client']} other {cpu['other']}"
+        + (f" ({'; '.join(run['other_processes'])})" if run["other_processes"] else "")
+    )
 
 
 # --- verification with requests ----------------------------------------------------------------
+
 
 def verify_chain(setup: Setup) -> None:
     """Walk one jump with requests, checking every hop, before anything is measured."""
@@ -622,9 +726,12 @@ def verify_chain(setup: Setup) -> None:
     person = setup.people[0]
     s = requests.Session()
     s.cookies.set(setup.cookie_name, person.cookie, domain="127.0.0.1", path="/")
-    r = s.get(f"{setup.b_base}/auth/login", params={
-        "iss": setup.issuer, "target_link_uri": setup.b_base + "/"}, allow_redirects=False,
-        timeout=30)
+    r = s.get(
+        f"{setup.b_base}/auth/login",
+        params={"iss": setup.issuer, "target_link_uri": setup.b_base + "/"},
+        allow_redirects=False,
+        timeout=30,
+    )
     binding = f"stuudium_{setup.b_slug}_auth"
     assert r.status_code == 303 and r.headers["Location"].startswith(setup.issuer + "/"), r.text
     assert "prompt=none" in r.headers["Location"], r.headers["Location"]
@@ -645,6 +752,7 @@ def verify_chain(setup: Setup) -> None:
 
 
 # --- the report --------------------------------------------------------------------------------
+
 
 def _version(cmd: list[str]) -> str:
     try:
@@ -668,18 +776,31 @@ def machine(database_url: str, redis_url: str) -> dict[str, Any]:
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     versions = {}
-    for name in ("flask", "authlib", "joserfc", "sqlalchemy", "psycopg", "redis", "gunicorn",
-                 "cryptography", "requests"):
+    for name in (
+        "flask",
+        "authlib",
+        "joserfc",
+        "sqlalchemy",
+        "psycopg",
+        "redis",
+        "gunicorn",
+        "cryptography",
+        "requests",
+    ):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "missing"
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu_model": model,
-            "kernel": platform.release(), "python": platform.python_version(),
-            "postgresql": str(row[0]) if row else "unknown",
-            "redis": str(redis.Redis.from_url(redis_url).info("server").get("redis_version")),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-            "packages": versions}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": str(row[0]) if row else "unknown",
+        "redis": str(redis.Redis.from_url(redis_url).info("server").get("redis_version")),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "packages": versions,
+    }
 
 
 def goals(layouts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -687,17 +808,23 @@ def goals(layouts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     main = next((lay for lay in layouts if lay["workers"] == "2+2"), layouts[0])
     p50 = main["c4"]["p50_ms"]
     peak = main["peak"]
-    errors = {lay["workers"]: sum(r["errors_incl_warmup"] for r in lay["runs"])
-              for lay in layouts}
+    errors = {lay["workers"]: sum(r["errors_incl_warmup"] for r in lay["runs"]) for lay in layouts}
     return [
-        {"goal": f"p50 per jump at concurrency 4 <= {GOAL_P50_MS:.0f} ms ({main['workers']})",
-         "measured": f"{p50:.2f} ms", "pass": p50 <= GOAL_P50_MS},
-        {"goal": f"jumps/s at peak >= {GOAL_JUMPS_PER_S:.0f} ({main['workers']})",
-         "measured": f"{peak['jumps_per_s']:.1f} (c={peak['concurrency']})",
-         "pass": peak["jumps_per_s"] >= GOAL_JUMPS_PER_S},
-        {"goal": "no errors in any run (every jump ends signed in at B)",
-         "measured": ", ".join(f"{k}: {v}" for k, v in errors.items()),
-         "pass": not any(errors.values())},
+        {
+            "goal": f"p50 per jump at concurrency 4 <= {GOAL_P50_MS:.0f} ms ({main['workers']})",
+            "measured": f"{p50:.2f} ms",
+            "pass": p50 <= GOAL_P50_MS,
+        },
+        {
+            "goal": f"jumps/s at peak >= {GOAL_JUMPS_PER_S:.0f} ({main['workers']})",
+            "measured": f"{peak['jumps_per_s']:.1f} (c={peak['concurrency']})",
+            "pass": peak["jumps_per_s"] >= GOAL_JUMPS_PER_S,
+        },
+        {
+            "goal": "no errors in any run (every jump ends signed in at B)",
+            "measured": ", ".join(f"{k}: {v}" for k, v in errors.items()),
+            "pass": not any(errors.values()),
+        },
     ]
 
 
@@ -705,51 +832,85 @@ def markdown(result: dict[str, Any]) -> str:
     """The human-readable record."""
     m = result["machine"]
     lines = [
-        "# Silent jump between schools — benchmark", "",
+        "# Silent jump between schools — benchmark",
+        "",
         f"{result['date']} · {m['nproc']} cores ({m['cpu_model']}) · Linux {m['kernel']} · "
         f"Python {m['python']} · PostgreSQL {m['postgresql']} · Redis {m['redis']} · "
         f"gunicorn {m['packages']['gunicorn']} (sync workers) · load average at start "
-        f"{m['load_average_at_start']}", "",
+        f"{m['load_average_at_start']}",
+        "",
         "One jump = B /auth/login → IdP /authorize (prompt=none, live session) → "
         "B /auth/callback (code exchange at the IdP + ID-token validation) → B / (200, the "
         "person's name checked); a fresh cookie jar per jump, so each makes a new school "
         "session. Load: Python client processes (raw-socket HTTP/1.1), one jump at a time each; "
         "their CPU is counted below. Baseline: four /healthz requests over the same hops. "
         "Speed probe: CPU ms of 50 000 SHA-256 just before each run, for reference (this VM's "
-        "speed drifts by tens of per cent within minutes).", "",
-        "## Goals", "", "| goal | measured | |", "|---|---|---|"]
+        "speed drifts by tens of per cent within minutes).",
+        "",
+        "## Goals",
+        "",
+        "| goal | measured | |",
+        "|---|---|---|",
+    ]
     for g in result["goals"]:
         lines.append(f"| {g['goal']} | {g['measured']} | {'PASS' if g['pass'] else 'FAIL'} |")
-    lines += ["", "## Runs", "",
-              "| workers IdP+school | run | c | jumps/s | p50 ms | p90 ms | p99 ms | errors | "
-              "speed probe ms |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "| workers IdP+school | run | c | jumps/s | p50 ms | p90 ms | p99 ms | errors | "
+        "speed probe ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for lay in result["layouts"]:
         for r in lay["runs"]:
-            lines.append(f"| {lay['workers']} | {r['label']} | {r['concurrency']} | "
-                         f"{r['jumps_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
-                         f"{r['p99_ms']:.2f} | {r['errors_incl_warmup']} | "
-                         f"{r['speed_probe_ms']} |")
+            lines.append(
+                f"| {lay['workers']} | {r['label']} | {r['concurrency']} | "
+                f"{r['jumps_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
+                f"{r['p99_ms']:.2f} | {r['errors_incl_warmup']} | "
+                f"{r['speed_probe_ms']} |"
+            )
         pk = lay["peak"]
-        lines.append(f"| {lay['workers']} | **peak** | {pk['concurrency']} | "
-                     f"**{pk['jumps_per_s']:.1f}** | | | | | |")
-    lines += ["", "## CPU ms per jump (measured window)", "",
-              "| workers | run | c | IdP | school | PostgreSQL | Redis | client | other | "
-              "machine total |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {lay['workers']} | **peak** | {pk['concurrency']} | "
+            f"**{pk['jumps_per_s']:.1f}** | | | | | |"
+        )
+    lines += [
+        "",
+        "## CPU ms per jump (measured window)",
+        "",
+        "| workers | run | c | IdP | school | PostgreSQL | Redis | client | other | "
+        "machine total |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for lay in result["layouts"]:
         for r in lay["runs"]:
             c = r["cpu_ms_per_jump"]
-            lines.append(f"| {lay['workers']} | {r['label']} | {r['concurrency']} | {c['idp']} | "
-                         f"{c['school']} | {c['postgres']} | {c['redis']} | {c['client']} | "
-                         f"{c['other']} | {c['machine']} |")
-    lines += ["", "PostgreSQL counts every postgres process of the cluster; 'other' is the rest "
-              "of the machine's CPU in the window (kernel, this runner, anything else running). "
-              "A large 'other' means the run was disturbed:"]
-    disturbed = [f"- {lay['workers']} {r['label']} c={r['concurrency']}: "
-                 + "; ".join(r["other_processes"])
-                 for lay in result["layouts"] for r in lay["runs"] if r["other_processes"]]
+            lines.append(
+                f"| {lay['workers']} | {r['label']} | {r['concurrency']} | {c['idp']} | "
+                f"{c['school']} | {c['postgres']} | {c['redis']} | {c['client']} | "
+                f"{c['other']} | {c['machine']} |"
+            )
+    lines += [
+        "",
+        "PostgreSQL counts every postgres process of the cluster; 'other' is the rest "
+        "of the machine's CPU in the window (kernel, this runner, anything else running). "
+        "A large 'other' means the run was disturbed:",
+    ]
+    disturbed = [
+        f"- {lay['workers']} {r['label']} c={r['concurrency']}: " + "; ".join(r["other_processes"])
+        for lay in result["layouts"]
+        for r in lay["runs"]
+        if r["other_processes"]
+    ]
     lines += disturbed or ["- no other process used more than 2% of a core in any window."]
-    lines += ["", "## Hops at concurrency 4 (p50 / mean ms)", "",
-              "| workers | run | " + " | ".join(HOPS) + " |", "|---|---|" + "---|" * len(HOPS)]
+    lines += [
+        "",
+        "## Hops at concurrency 4 (p50 / mean ms)",
+        "",
+        "| workers | run | " + " | ".join(HOPS) + " |",
+        "|---|---|" + "---|" * len(HOPS),
+    ]
     for lay in result["layouts"]:
         for r in lay["runs"]:
             if r["concurrency"] != 4:
@@ -759,22 +920,35 @@ def markdown(result: dict[str, Any]) -> str:
     samples = [s for lay in result["layouts"] for r in lay["runs"] for s in r["error_samples"]]
     if samples:
         lines += ["", "## Error samples", ""] + [f"- `{s}`" for s in samples[:10]]
-    lines += ["", f"Settings: {json.dumps(result['settings'])}. Total run "
-              f"{result['elapsed_seconds']:.0f} s.", ""]
+    lines += [
+        "",
+        f"Settings: {json.dumps(result['settings'])}. Total run {result['elapsed_seconds']:.0f} s.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 # --- main --------------------------------------------------------------------------------------
 
+
 def measure_layout(setup: Setup, idp_workers: int, school_workers: int) -> dict[str, Any]:
     """Start both gunicorns with this many workers, measure, stop them."""
     label = f"{idp_workers}+{school_workers}"
     log(f"layout {label}: gunicorn sync workers, IdP {idp_workers}, school {school_workers}")
-    idp = services.Gunicorn("tests.bench.jump_wsgi:idp_app", setup.idp_port, setup.env,
-                            idp_workers, OUT / "jump-gunicorn-idp.log")
-    school = MultiBindGunicorn("tests.bench.jump_wsgi:school_app",
-                               [setup.a_port, setup.b_port], setup.env, school_workers,
-                               OUT / "jump-gunicorn-school.log")
+    idp = services.Gunicorn(
+        "tests.bench.jump_wsgi:idp_app",
+        setup.idp_port,
+        setup.env,
+        idp_workers,
+        OUT / "jump-gunicorn-idp.log",
+    )
+    school = MultiBindGunicorn(
+        "tests.bench.jump_wsgi:school_app",
+        [setup.a_port, setup.b_port],
+        setup.env,
+        school_workers,
+        OUT / "jump-gunicorn-school.log",
+    )
     try:
         idp.start()
         school.start()
@@ -803,10 +977,14 @@ def measure_layout(setup: Setup, idp_workers: int, school_workers: int) -> dict[
             runs.append(run)
             candidates.append(run)
         best = max(candidates, key=lambda r: r["jumps_per_s"])
-        return {"workers": label, "idp_workers": idp_workers, "school_workers": school_workers,
-                "runs": runs, "c4": c4,
-                "peak": {"concurrency": best["concurrency"],
-                         "jumps_per_s": best["jumps_per_s"]}}
+        return {
+            "workers": label,
+            "idp_workers": idp_workers,
+            "school_workers": school_workers,
+            "runs": runs,
+            "c4": c4,
+            "peak": {"concurrency": best["concurrency"], "jumps_per_s": best["jumps_per_s"]},
+        }
     finally:
         school.stop()
         idp.stop()
@@ -832,27 +1010,36 @@ def main() -> int:
         log(f"database {db_name} created; Redis db {REDIS_DB} flushed")
         ports = (free_port(), free_port(), free_port())
         env = {
-            "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
             "IDP_ISSUER": f"http://127.0.0.1:{ports[0]}",
-            "STUUDIUM_VAR_DIR": str(work / "var"), "STUUDIUM_ENV": "development",
+            "STUUDIUM_VAR_DIR": str(work / "var"),
+            "STUUDIUM_ENV": "development",
             "IDP_SESSION_IDLE_SECONDS": "7200",
         }
         os.environ.update(env)
         os.environ.pop("SCHOOL_DATABASE_URL", None)
         setup = seed({**os.environ, **env}, ports, PERSONS)
-        log(f"both apps migrated; schools A and B; {PERSONS} persons with accounts at both and "
-            f"a live IdP session")
+        log(
+            f"both apps migrated; schools A and B; {PERSONS} persons with accounts at both and "
+            f"a live IdP session"
+        )
         info = machine(database_url, redis_url)
         layouts = [measure_layout(setup, i, s) for i, s in LAYOUTS]
         result: dict[str, Any] = {
             "benchmark": "silent jump between schools (whole redirect chain over HTTP)",
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": info,
-            "settings": {"c4_seconds": C4_SECONDS, "warm_seconds": WARM_SECONDS,
-                         "peak_seconds": PEAK_SECONDS, "peak_concurrency": PEAK_CONCURRENCY,
-                         "layouts": [f"{i}+{s}" for i, s in LAYOUTS], "persons": PERSONS,
-                         "gunicorn": "sync workers",
-                         "client": "Python processes, raw-socket HTTP/1.1"},
+            "settings": {
+                "c4_seconds": C4_SECONDS,
+                "warm_seconds": WARM_SECONDS,
+                "peak_seconds": PEAK_SECONDS,
+                "peak_concurrency": PEAK_CONCURRENCY,
+                "layouts": [f"{i}+{s}" for i, s in LAYOUTS],
+                "persons": PERSONS,
+                "gunicorn": "sync workers",
+                "client": "Python processes, raw-socket HTTP/1.1",
+            },
             "layouts": layouts,
         }
         result["goals"] = goals(layouts)

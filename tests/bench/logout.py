@@ -105,11 +105,16 @@ class World:
 
 # --- the receivers ---------------------------------------------------------------------------
 
+
 def start_receiver(ports: list[int], log_path: Path) -> subprocess.Popen[bytes]:
     """Start the receiver process on the ports and wait until it listens."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.receiver", *map(str, ports)],
-                            cwd=services.ROOT, stdout=subprocess.PIPE,
-                            stderr=log_path.open("wb"), start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.receiver", *map(str, ports)],
+        cwd=services.ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log_path.open("wb"),
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != b"ready":
         raise RuntimeError(f"the receiver did not start; see {log_path}")
@@ -145,6 +150,7 @@ def stop(proc: subprocess.Popen[bytes]) -> float:
 
 # --- seeding ---------------------------------------------------------------------------------
 
+
 def register(app: Flask, ports: list[int]) -> tuple[list[School], int, int]:
     """Register the schools (back-channel URI on each one's port) and a person with an
     account at every one; return the schools, the person and the first account."""
@@ -156,21 +162,43 @@ def register(app: Flask, ports: list[int]) -> tuple[list[School], int, int]:
     tag = secrets.token_hex(3)
     with app.app_context():
         db = get_db()
-        issued = [add_school(db, f"slo-{tag}-{i:02d}", f"Väljalogimiskool {i + 1:02d}",
-                             f"http://127.0.0.1:{port}", development=True)
-                  for i, port in enumerate(ports)]
+        issued = [
+            add_school(
+                db,
+                f"slo-{tag}-{i:02d}",
+                f"Väljalogimiskool {i + 1:02d}",
+                f"http://127.0.0.1:{port}",
+                development=True,
+            )
+            for i, port in enumerate(ports)
+        ]
         db.flush()
-        first = create_account(db, issued[0].client.school_id, email=f"slo-{tag}@example.ee",
-                               given_name="Kaja", family_name="Kask", roles=["parent"])
+        first = create_account(
+            db,
+            issued[0].client.school_id,
+            email=f"slo-{tag}@example.ee",
+            given_name="Kaja",
+            family_name="Kask",
+            roles=["parent"],
+        )
         subs = [first.sub]
         for item in issued[1:]:
             sub = secrets.token_urlsafe(24)
-            db.add(Account(person_id=first.person_id, school_id=item.client.school_id, sub=sub,
-                           roles=["parent"], login_email=first.login_email))
+            db.add(
+                Account(
+                    person_id=first.person_id,
+                    school_id=item.client.school_id,
+                    sub=sub,
+                    roles=["parent"],
+                    login_email=first.login_email,
+                )
+            )
             subs.append(sub)
         db.commit()
-        schools = [School(i.client.id, i.client.client_id, sub, port)
-                   for i, sub, port in zip(issued, subs, ports, strict=True)]
+        schools = [
+            School(i.client.id, i.client.client_id, sub, port)
+            for i, sub, port in zip(issued, subs, ports, strict=True)
+        ]
         return schools, first.person_id, first.id
 
 
@@ -184,13 +212,19 @@ def signed_in_everywhere(w: World, n: int) -> list[tuple[str, str]]:
     with w.app.test_request_context():
         db = get_db()
         for _ in range(n):
-            cookie, live = sessions.create(db, w.person_id, w.account_id, ["pwd"], "low",
-                                           "Mozilla/5.0 (logout bench)")
+            cookie, live = sessions.create(
+                db, w.person_id, w.account_id, ["pwd"], "low", "Mozilla/5.0 (logout bench)"
+            )
             made.append((cookie, live.sid))
         now = utcnow()
-        db.execute(insert(SessionClient), [
-            {"session_id": sid, "client_id": s.pk, "sub": s.sub, "first_at": now}
-            for _, sid in made for s in w.schools])
+        db.execute(
+            insert(SessionClient),
+            [
+                {"session_id": sid, "client_id": s.pk, "sub": s.sub, "first_at": now}
+                for _, sid in made
+                for s in w.schools
+            ],
+        )
         db.commit()
     return made
 
@@ -203,19 +237,37 @@ def id_token_hint(w: World, sid: str) -> str:
     with w.app.app_context():
         ring = w.app.extensions["keys"].ring(get_db())
     school = w.schools[0]
-    return tokens.id_token(ring, w.issuer, 600, "RS256", sub=school.sub,
-                           client_id=school.client_id, sid=sid, auth_time=int(time.time()),
-                           acr="low", amr=["pwd"], nonce=None, access=None, extra={})
+    return tokens.id_token(
+        ring,
+        w.issuer,
+        600,
+        "RS256",
+        sub=school.sub,
+        client_id=school.client_id,
+        sid=sid,
+        auth_time=int(time.time()),
+        acr="low",
+        amr=["pwd"],
+        nonce=None,
+        access=None,
+        extra={},
+    )
 
 
 def start_workers(w: World, count: int) -> None:
     """Start `idp worker` processes (the CLI as deployed), logging to the work folder."""
     for i in range(count):
         out = (w.work / f"worker-{i}.log").open("wb")
-        w.workers.append(subprocess.Popen(
-            [sys.executable, "-m", "idp.cli", "worker"], cwd=services.ROOT,
-            env={**os.environ, **w.env}, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True))
+        w.workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "idp.cli", "worker"],
+                cwd=services.ROOT,
+                env={**os.environ, **w.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
 
 
 def stop_workers(w: World) -> float:
@@ -232,8 +284,11 @@ def pending(app: Flask, ids: tuple[int, int]) -> int:
 
     with app.app_context():
         db = get_db()
-        n = db.scalar(select(func.count()).select_from(Delivery).where(
-            Delivery.id.between(*ids), Delivery.state == "pending"))
+        n = db.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.id.between(*ids), Delivery.state == "pending")
+        )
         db.rollback()
         return int(n or 0)
 
@@ -245,8 +300,11 @@ def states(app: Flask, ids: tuple[int, int]) -> dict[str, int]:
 
     with app.app_context():
         db = get_db()
-        rows = db.execute(select(Delivery.state, func.count()).where(
-            Delivery.id.between(*ids)).group_by(Delivery.state)).all()
+        rows = db.execute(
+            select(Delivery.state, func.count())
+            .where(Delivery.id.between(*ids))
+            .group_by(Delivery.state)
+        ).all()
         db.rollback()
         return {state: int(n) for state, n in rows}
 
@@ -261,20 +319,25 @@ def wait_drained(app: Flask, ids: tuple[int, int], limit: float) -> bool:
     return False
 
 
-def counts(records: list[tuple[int, str, str, str, float]],
-           expected: set[tuple[str, str]]) -> dict[str, int]:
+def counts(
+    records: list[tuple[int, str, str, str, float]], expected: set[tuple[str, str]]
+) -> dict[str, int]:
     """Delivered, lost, duplicated and unexpected (school, sid) pairs among the receipts."""
     mine = [(aud, sid) for _, aud, sid, _, _ in records if (aud, sid) in expected]
     seen = Counter(mine)
-    return {"expected": len(expected), "received": len(mine), "delivered_pairs": len(seen),
-            "lost": len(expected - set(seen)),
-            "duplicates": sum(n - 1 for n in seen.values()),
-            "unexpected": sum(1 for _, aud, sid, _, _ in records if (aud, sid) not in expected),
-            "distinct_jti": len({jti for _, aud, sid, jti, _ in records
-                                 if (aud, sid) in expected})}
+    return {
+        "expected": len(expected),
+        "received": len(mine),
+        "delivered_pairs": len(seen),
+        "lost": len(expected - set(seen)),
+        "duplicates": sum(n - 1 for n in seen.values()),
+        "unexpected": sum(1 for _, aud, sid, _, _ in records if (aud, sid) not in expected),
+        "distinct_jti": len({jti for _, aud, sid, jti, _ in records if (aud, sid) in expected}),
+    }
 
 
 # --- the measurements ------------------------------------------------------------------------
+
 
 def receiver_baseline(w: World, wrk_bin: str) -> dict[str, Any]:
     """The receivers' raw request rate under wrk, with one real logout token as the body."""
@@ -285,12 +348,22 @@ def receiver_baseline(w: World, wrk_bin: str) -> dict[str, Any]:
 
     with w.app.app_context():
         ring = w.app.extensions["keys"].ring(get_db())
-    token = tokens.logout_token(ring, w.issuer, client_id=w.schools[0].client_id,
-                                sub=None, sid="baseline")
+    token = tokens.logout_token(
+        ring, w.issuer, client_id=w.schools[0].client_id, sub=None, sid="baseline"
+    )
     lines = w.work / "receiver-baseline.txt"
     lines.write_text(urlencode({"logout_token": token}) + "\n")
-    result = wrk.run(wrk_bin, f"http://127.0.0.1:{w.schools[0].port}", "/auth/backchannel-logout",
-                     lines, connections=32, threads=2, seconds=5, expect=200, cycle=True)
+    result = wrk.run(
+        wrk_bin,
+        f"http://127.0.0.1:{w.schools[0].port}",
+        "/auth/backchannel-logout",
+        lines,
+        connections=32,
+        threads=2,
+        seconds=5,
+        expect=200,
+        cycle=True,
+    )
     reset_receipts(w.receiver_port)
     log(f"receivers' raw rate: {result.rps:.0f} req/s (errors {result.errors})")
     return result.as_dict()
@@ -310,9 +383,16 @@ def fanout(w: World, n: int) -> dict[str, Any]:
         http.cookies.clear()
         http.cookies.set(cookie_name, cookie)
         t0 = time.monotonic()
-        resp = http.get(f"{w.idp.url}/logout", params={
-            "id_token_hint": hints[sid], "post_logout_redirect_uri": logged_out,
-            "state": "s"}, allow_redirects=False, timeout=10)
+        resp = http.get(
+            f"{w.idp.url}/logout",
+            params={
+                "id_token_hint": hints[sid],
+                "post_logout_redirect_uri": logged_out,
+                "state": "s",
+            },
+            allow_redirects=False,
+            timeout=10,
+        )
         t1 = time.monotonic()
         if resp.status_code != 200 or 'id="continue"' not in resp.text:
             raise RuntimeError(f"logout answered {resp.status_code}")
@@ -331,29 +411,45 @@ def fanout(w: World, n: int) -> dict[str, Any]:
     for _, aud, sid, _, at in records:
         if (aud, sid) in expected:
             arrivals.setdefault(sid, []).append(at)
-    latency = sorted(1000 * (max(arrivals[sid]) - t0) for sid, (t0, _) in sent.items()
-                     if len(arrivals.get(sid, [])) >= len(w.schools))
+    latency = sorted(
+        1000 * (max(arrivals[sid]) - t0)
+        for sid, (t0, _) in sent.items()
+        if len(arrivals.get(sid, [])) >= len(w.schools)
+    )
     answer = sorted(1000 * (t1 - t0) for t0, t1 in sent.values())
     found = counts(records, expected)
     reset_receipts(w.receiver_port)
-    result: dict[str, Any] = {"logouts": len(sent), "schools": len(w.schools), **found,
-              "complete_logouts": len(latency),
-              "last_delivery_ms": _percentiles(latency),
-              "logout_response_ms": _percentiles(answer),
-              "delivered_by_direct_attempt": sum(direct),
-              "direct_attempt_share": round(sum(direct) / max(1, len(expected)), 4)}
-    log(f"fan-out: p50 {result['last_delivery_ms'].get('p50')} ms to the 20th delivery over "
-        f"{len(latency)}/{len(sent)} complete logouts; lost {found['lost']}")
+    result: dict[str, Any] = {
+        "logouts": len(sent),
+        "schools": len(w.schools),
+        **found,
+        "complete_logouts": len(latency),
+        "last_delivery_ms": _percentiles(latency),
+        "logout_response_ms": _percentiles(answer),
+        "delivered_by_direct_attempt": sum(direct),
+        "direct_attempt_share": round(sum(direct) / max(1, len(expected)), 4),
+    }
+    log(
+        f"fan-out: p50 {result['last_delivery_ms'].get('p50')} ms to the 20th delivery over "
+        f"{len(latency)}/{len(sent)} complete logouts; lost {found['lost']}"
+    )
     return result
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
+
     def at(q: float) -> float:
         return round(values[min(len(values) - 1, int(q * len(values)))], 1)
-    return {"p50": round(statistics.median(values), 1), "p90": at(0.9), "p99": at(0.99),
-            "max": round(values[-1], 1), "min": round(values[0], 1)}
+
+    return {
+        "p50": round(statistics.median(values), 1),
+        "p90": at(0.9),
+        "p99": at(0.99),
+        "max": round(values[-1], 1),
+        "min": round(values[0], 1),
+    }
 
 
 def burst(w: World, logouts: int, workers: int) -> dict[str, Any]:
@@ -369,15 +465,31 @@ def burst(w: World, logouts: int, workers: int) -> dict[str, Any]:
     started = time.monotonic()
     with w.app.test_request_context():
         db = get_db()
-        rows = [{"id": sid, "cookie_hash": h, "person_id": w.person_id,
-                 "account_id": w.account_id, "auth_time": now, "amr": ["pwd"], "acr": "low",
-                 "user_agent": "Mozilla/5.0 (logout bench)", "created_at": now,
-                 "last_seen": now, "expires_at": now + dt.timedelta(hours=12)}
-                for sid, h in zip(sids, hashes, strict=True)]
+        rows = [
+            {
+                "id": sid,
+                "cookie_hash": h,
+                "person_id": w.person_id,
+                "account_id": w.account_id,
+                "auth_time": now,
+                "amr": ["pwd"],
+                "acr": "low",
+                "user_agent": "Mozilla/5.0 (logout bench)",
+                "created_at": now,
+                "last_seen": now,
+                "expires_at": now + dt.timedelta(hours=12),
+            }
+            for sid, h in zip(sids, hashes, strict=True)
+        ]
         db.execute(insert(SsoSession), rows)
-        db.execute(insert(SessionClient), [
-            {"session_id": sid, "client_id": s.pk, "sub": s.sub, "first_at": now}
-            for sid in sids for s in w.schools])
+        db.execute(
+            insert(SessionClient),
+            [
+                {"session_id": sid, "client_id": s.pk, "sub": s.sub, "first_at": now}
+                for sid in sids
+                for s in w.schools
+            ],
+        )
         db.commit()
         r: redis.Redis = w.app.extensions["redis"]
         pipe = r.pipeline(transaction=False)
@@ -388,17 +500,23 @@ def burst(w: World, logouts: int, workers: int) -> dict[str, Any]:
         seeded = time.monotonic()
         ids: list[int] = []
         for i in range(0, logouts, 100):
-            ended = end_sessions(get_db(), Scope(session_ids=tuple(sids[i:i + 100])), "logout",
-                                 deliver=False)
+            ended = end_sessions(
+                get_db(), Scope(session_ids=tuple(sids[i : i + 100])), "logout", deliver=False
+            )
             ids += ended.delivery_ids
         queued = time.monotonic()
         span = (min(ids), max(ids))
         # end_sessions leases each row for the direct attempt; hold them until the workers run.
-        db.execute(update(Delivery).where(Delivery.id.between(*span)).values(
-            lease_until=utcnow() + dt.timedelta(hours=1)))
+        db.execute(
+            update(Delivery)
+            .where(Delivery.id.between(*span))
+            .values(lease_until=utcnow() + dt.timedelta(hours=1))
+        )
         db.commit()
-    log(f"burst: {len(ids)} deliveries queued ({seeded - started:.1f} s seeding, "
-        f"{queued - seeded:.1f} s end_sessions)")
+    log(
+        f"burst: {len(ids)} deliveries queued ({seeded - started:.1f} s seeding, "
+        f"{queued - seeded:.1f} s end_sessions)"
+    )
     start_workers(w, workers)
     time.sleep(5)  # let the workers start and go idle
     before = cpu.snapshot(0)
@@ -416,19 +534,30 @@ def burst(w: World, logouts: int, workers: int) -> dict[str, Any]:
     found = counts(records, expected)
     last = max((at for _, aud, sid, _, at in records if (aud, sid) in expected), default=t0)
     drain = last - t0
-    result = {"logouts": logouts, "schools": len(w.schools), "deliveries": len(ids),
-              "workers": workers, "drained": drained, "drain_seconds": round(drain, 2),
-              "deliveries_per_second": round(found["received"] / drain, 1) if drain > 0 else 0,
-              "seen_done_after_seconds": round(seen_done, 2), **found,
-              "states": states(w.app, span),
-              "seeding_seconds": round(seeded - started, 2),
-              "end_sessions_seconds": round(queued - seeded, 2),
-              "cpu_seconds": {"idp_workers": round(worker_cpu, 2),
-                              "postgres": round(cpu._delta(before.postgres, after.postgres), 2),
-                              "machine_total": round(after.machine - before.machine, 2)}}
+    result = {
+        "logouts": logouts,
+        "schools": len(w.schools),
+        "deliveries": len(ids),
+        "workers": workers,
+        "drained": drained,
+        "drain_seconds": round(drain, 2),
+        "deliveries_per_second": round(found["received"] / drain, 1) if drain > 0 else 0,
+        "seen_done_after_seconds": round(seen_done, 2),
+        **found,
+        "states": states(w.app, span),
+        "seeding_seconds": round(seeded - started, 2),
+        "end_sessions_seconds": round(queued - seeded, 2),
+        "cpu_seconds": {
+            "idp_workers": round(worker_cpu, 2),
+            "postgres": round(cpu._delta(before.postgres, after.postgres), 2),
+            "machine_total": round(after.machine - before.machine, 2),
+        },
+    }
     reset_receipts(w.receiver_port)
-    log(f"burst: {found['received']} receipts in {drain:.1f} s with {workers} worker(s); lost "
-        f"{found['lost']}, duplicates {found['duplicates']}")
+    log(
+        f"burst: {found['received']} receipts in {drain:.1f} s with {workers} worker(s); lost "
+        f"{found['lost']}, duplicates {found['duplicates']}"
+    )
     return result
 
 
@@ -443,8 +572,14 @@ def session_memory(w: World, n: int) -> dict[str, Any]:
     with w.app.test_request_context():
         db = get_db()
         for _ in range(n):
-            cookie, live = sessions.create(db, w.person_id, w.account_id, ["pwd"], "low",
-                                           "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36")
+            cookie, live = sessions.create(
+                db,
+                w.person_id,
+                w.account_id,
+                ["pwd"],
+                "low",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+            )
             made.append((sha256_hex(cookie), live.sid))
     r = redis.Redis.from_url(w.redis_url)
     pipe = r.pipeline(transaction=False)
@@ -454,15 +589,19 @@ def session_memory(w: World, n: int) -> dict[str, Any]:
     sizes = pipe.execute()
     sess, sid_keys = sizes[0::2], sizes[1::2]
     per = [a + b for a, b in zip(sess, sid_keys, strict=True)]
-    result = {"sessions": n, "bytes_per_session_mean": round(statistics.mean(per), 1),
-              "bytes_per_session_max": max(per),
-              "idp_sess_key_mean": round(statistics.mean(sess), 1),
-              "idp_sid_key_mean": round(statistics.mean(sid_keys), 1)}
+    result = {
+        "sessions": n,
+        "bytes_per_session_mean": round(statistics.mean(per), 1),
+        "bytes_per_session_max": max(per),
+        "idp_sess_key_mean": round(statistics.mean(sess), 1),
+        "idp_sid_key_mean": round(statistics.mean(sid_keys), 1),
+    }
     log(f"Redis: {result['bytes_per_session_mean']} bytes per SSO session (mean of {n})")
     return result
 
 
 # --- set-up and report -----------------------------------------------------------------------
+
 
 @contextmanager
 def prepared() -> Iterator[World]:
@@ -494,12 +633,18 @@ def prepared() -> Iterator[World]:
         upgrade_database(app)
         schools, person_id, account_id = register(app, ports)
         app.extensions["db_engine"].dispose()  # no pooled connection is forked into children
-        idp = services.Gunicorn("tests.bench.wsgi:app", idp_port, {**os.environ, **env},
-                                GUNICORN_WORKERS, OUT / "gunicorn-logout.log").start()
+        idp = services.Gunicorn(
+            "tests.bench.wsgi:app",
+            idp_port,
+            {**os.environ, **env},
+            GUNICORN_WORKERS,
+            OUT / "gunicorn-logout.log",
+        ).start()
         idp.wait_ready()
         log(f"{SCHOOLS} schools registered, receivers on {ports[0]}…; IdP {idp.url}")
-        world = World(app, issuer, env, schools, person_id, account_id, ports[0], idp, work,
-                      redis_url)
+        world = World(
+            app, issuer, env, schools, person_id, account_id, ports[0], idp, work, redis_url
+        )
         yield world
     finally:
         if world is not None:
@@ -523,51 +668,76 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     fan, bur, mem = results["fanout"], results["burst"], results["redis_memory"]
     p50 = fan["last_delivery_ms"].get("p50", float("inf"))
     return [
-        {"goal": f"fan-out to {fan['schools']} schools: all delivered, p50 to the last "
-                 f"delivery <= {GOAL_P50_MS:.0f} ms",
-         "measured": f"p50 {p50} ms; lost {fan['lost']}",
-         "pass": p50 <= GOAL_P50_MS and fan["lost"] == 0},
-        {"goal": f"burst of {bur['logouts']} logouts x {bur['schools']} schools drains in "
-                 f"<= {GOAL_DRAIN_SECONDS:.0f} s with 0 lost",
-         "measured": f"{bur['drain_seconds']} s, lost {bur['lost']}, duplicates "
-                     f"{bur['duplicates']}",
-         "pass": bur["drained"] and bur["drain_seconds"] <= GOAL_DRAIN_SECONDS
-         and bur["lost"] == 0},
-        {"goal": f"Redis memory per SSO session <= {GOAL_SESSION_BYTES} bytes",
-         "measured": f"{mem['bytes_per_session_mean']} bytes",
-         "pass": mem["bytes_per_session_mean"] <= GOAL_SESSION_BYTES},
+        {
+            "goal": f"fan-out to {fan['schools']} schools: all delivered, p50 to the last "
+            f"delivery <= {GOAL_P50_MS:.0f} ms",
+            "measured": f"p50 {p50} ms; lost {fan['lost']}",
+            "pass": p50 <= GOAL_P50_MS and fan["lost"] == 0,
+        },
+        {
+            "goal": f"burst of {bur['logouts']} logouts x {bur['schools']} schools drains in "
+            f"<= {GOAL_DRAIN_SECONDS:.0f} s with 0 lost",
+            "measured": f"{bur['drain_seconds']} s, lost {bur['lost']}, duplicates "
+            f"{bur['duplicates']}",
+            "pass": bur["drained"]
+            and bur["drain_seconds"] <= GOAL_DRAIN_SECONDS
+            and bur["lost"] == 0,
+        },
+        {
+            "goal": f"Redis memory per SSO session <= {GOAL_SESSION_BYTES} bytes",
+            "measured": f"{mem['bytes_per_session_mean']} bytes",
+            "pass": mem["bytes_per_session_mean"] <= GOAL_SESSION_BYTES,
+        },
     ]
 
 
 def _row(label: str, figures: dict[str, float]) -> str:
-    return f"| {label} | " + " | ".join(str(figures.get(k, "-"))
-                                        for k in ("p50", "p90", "p99", "max")) + " |"
+    return (
+        f"| {label} | "
+        + " | ".join(str(figures.get(k, "-")) for k in ("p50", "p90", "p99", "max"))
+        + " |"
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
     """The human-readable report."""
-    fan, bur, mem, base = (results[k] for k in ("fanout", "burst", "redis_memory",
-                                                "receiver_baseline"))
+    fan, bur, mem, base = (
+        results[k] for k in ("fanout", "burst", "redis_memory", "receiver_baseline")
+    )
     lines = [
-        "# Single logout benchmark", "",
+        "# Single logout benchmark",
+        "",
         f"{results['date']}; {results['machine']['nproc']} CPUs, "
         f"{results['machine']['cpu_model']}; load average before {results['loadavg_before']}, "
-        f"after {results['loadavg_after']}; {results['wall_seconds']} s in all.", "",
-        "| goal | measured | pass |", "|---|---|:-:|",
-        *[f"| {g['goal']} | {g['measured']} | {'yes' if g['pass'] else 'NO'} |"
-          for g in results["goals"]], "",
-        "## Baseline (same run)", "",
+        f"after {results['loadavg_after']}; {results['wall_seconds']} s in all.",
+        "",
+        "| goal | measured | pass |",
+        "|---|---|:-:|",
+        *[
+            f"| {g['goal']} | {g['measured']} | {'yes' if g['pass'] else 'NO'} |"
+            for g in results["goals"]
+        ],
+        "",
+        "## Baseline (same run)",
+        "",
         f"Receivers' raw rate under wrk (32 connections, one token body): {base['rps']:.0f} "
-        f"requests/s, p50 {base['p50_ms']:.2f} ms, errors {base['errors']}.", "",
-        "## Fan-out", "",
+        f"requests/s, p50 {base['p50_ms']:.2f} ms, errors {base['errors']}.",
+        "",
+        "## Fan-out",
+        "",
         f"{fan['logouts']} logouts one after another, each at {fan['schools']} schools "
-        f"(GET /logout with an ID token hint, gunicorn {GUNICORN_WORKERS} sync workers).", "",
-        "| ms | p50 | p90 | p99 | max |", "|---|--:|--:|--:|--:|",
+        f"(GET /logout with an ID token hint, gunicorn {GUNICORN_WORKERS} sync workers).",
+        "",
+        "| ms | p50 | p90 | p99 | max |",
+        "|---|--:|--:|--:|--:|",
         _row("to the last delivery", fan["last_delivery_ms"]),
-        _row("logout page answered", fan["logout_response_ms"]), "",
+        _row("logout page answered", fan["logout_response_ms"]),
+        "",
         f"Delivered by the direct attempt: {fan['delivered_by_direct_attempt']} of "
-        f"{fan['expected']}; lost {fan['lost']}, duplicates {fan['duplicates']}.", "",
-        "## Burst", "",
+        f"{fan['expected']}; lost {fan['lost']}, duplicates {fan['duplicates']}.",
+        "",
+        "## Burst",
+        "",
         f"{bur['deliveries']} deliveries ({bur['logouts']} logouts x {bur['schools']} schools) "
         f"drained by {bur['workers']} `idp worker` process(es) in {bur['drain_seconds']} s "
         f"({bur['deliveries_per_second']} deliveries/s, "
@@ -575,14 +745,21 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Expected (school, sid) pairs {bur['expected']}; delivered {bur['delivered_pairs']}; "
         f"lost {bur['lost']}; duplicates {bur['duplicates']}; distinct jti "
-        f"{bur['distinct_jti']}; final states {bur['states']}.", "",
+        f"{bur['distinct_jti']}; final states {bur['states']}.",
+        "",
         f"CPU seconds during the drain: {bur['cpu_seconds']}. Set-up: "
-        f"{bur['seeding_seconds']} s seeding, {bur['end_sessions_seconds']} s end_sessions.", "",
-        "## Redis memory per SSO session", "",
+        f"{bur['seeding_seconds']} s seeding, {bur['end_sessions_seconds']} s end_sessions.",
+        "",
+        "## Redis memory per SSO session",
+        "",
         f"{mem['bytes_per_session_mean']} bytes on average over {mem['sessions']} sessions "
         f"(idp:sess:* {mem['idp_sess_key_mean']}, idp:sid:* {mem['idp_sid_key_mean']}; max "
-        f"{mem['bytes_per_session_max']}).", "",
-        "## Notes", "", *[f"- {n}" for n in results["notes"]], "",
+        f"{mem['bytes_per_session_max']}).",
+        "",
+        "## Notes",
+        "",
+        *[f"- {n}" for n in results["notes"]],
+        "",
     ]
     return "\n".join(lines)
 
@@ -599,10 +776,15 @@ def main() -> int:
         results: dict[str, Any] = {
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": report.machine(wrk_bin, w.env["DATABASE_URL"], w.redis_url),
-            "config": {"schools": SCHOOLS, "fanout_logouts": FANOUT_N, "burst_logouts": BURST,
-                       "idp_workers": WORKERS, "gunicorn_workers": GUNICORN_WORKERS,
-                       "backchannel_timeout_s": w.app.config["BACKCHANNEL_TIMEOUT_SECONDS"],
-                       "delivery_timeout_s": w.app.config["DELIVERY_TIMEOUT_SECONDS"]},
+            "config": {
+                "schools": SCHOOLS,
+                "fanout_logouts": FANOUT_N,
+                "burst_logouts": BURST,
+                "idp_workers": WORKERS,
+                "gunicorn_workers": GUNICORN_WORKERS,
+                "backchannel_timeout_s": w.app.config["BACKCHANNEL_TIMEOUT_SECONDS"],
+                "delivery_timeout_s": w.app.config["DELIVERY_TIMEOUT_SECONDS"],
+            },
             "loadavg_before": load_before,
         }
         results["receiver_baseline"] = receiver_baseline(w, wrk_bin)
@@ -629,8 +811,12 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "logout.json").write_text(json.dumps(results, indent=2) + "\n")
     (OUT / "logout.md").write_text(markdown(results))
-    print("\n".join(f"{'PASS' if g['pass'] else 'MISS'}  {g['goal']}: {g['measured']}"
-                    for g in results["goals"]))
+    print(
+        "\n".join(
+            f"{'PASS' if g['pass'] else 'MISS'}  {g['goal']}: {g['measured']}"
+            for g in results["goals"]
+        )
+    )
     print("written: artifacts/bench/logout.md, artifacts/bench/logout.json")
     missed = [g for g in results["goals"] if not g["pass"]]
     return 1 if missed and os.environ.get("LOGOUT_STRICT") == "1" else 0

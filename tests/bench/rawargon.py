@@ -18,12 +18,17 @@ def hasher() -> PasswordHasher:
     """argon2id with the IdP's parameters (m=19 MiB, t=2, p=1), as idp.people.accounts has."""
     h = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST, parallelism=PARALLELISM)
     assert (HASHER.time_cost, HASHER.memory_cost, HASHER.parallelism, HASHER.type) == (
-        h.time_cost, h.memory_cost, h.parallelism, h.type), "IdP argon2 parameters changed"
+        h.time_cost,
+        h.memory_cost,
+        h.parallelism,
+        h.type,
+    ), "IdP argon2 parameters changed"
     return h
 
 
-def _worker(stored: str, password: str, seconds: float, go: Event,
-            out: mp.Queue[tuple[int, float]]) -> None:
+def _worker(
+    stored: str, password: str, seconds: float, go: Event, out: mp.Queue[tuple[int, float]]
+) -> None:
     h = hasher()
     go.wait()
     start = time.perf_counter()
@@ -41,8 +46,10 @@ def measure(processes: int, seconds: float) -> dict[str, Any]:
     stored = hasher().hash(password)
     go = ctx.Event()
     out: mp.Queue[tuple[int, float]] = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(stored, password, seconds, go, out))
-             for _ in range(processes)]
+    procs = [
+        ctx.Process(target=_worker, args=(stored, password, seconds, go, out))
+        for _ in range(processes)
+    ]
     for p in procs:
         p.start()
     time.sleep(1.0)  # let every process import and build its hasher before the clock starts
@@ -51,19 +58,26 @@ def measure(processes: int, seconds: float) -> dict[str, Any]:
     for p in procs:
         p.join(timeout=10)
     per_process = [n / elapsed for n, elapsed in results]
-    return {"processes": processes, "seconds": seconds,
-            "verifies": sum(n for n, _ in results),
-            "verifies_per_s": round(sum(per_process), 1),
-            "per_process": [round(x, 1) for x in per_process],
-            "ms_per_verify": round(1000 * processes / sum(per_process), 2),
-            "params": {"type": "argon2id", "m_kib": MEMORY_COST, "t": TIME_COST,
-                       "p": PARALLELISM}}
+    return {
+        "processes": processes,
+        "seconds": seconds,
+        "verifies": sum(n for n, _ in results),
+        "verifies_per_s": round(sum(per_process), 1),
+        "per_process": [round(x, 1) for x in per_process],
+        "ms_per_verify": round(1000 * processes / sum(per_process), 2),
+        "params": {"type": "argon2id", "m_kib": MEMORY_COST, "t": TIME_COST, "p": PARALLELISM},
+    }
 
 
 def combine(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Average two measurements taken just before and just after the login runs."""
     rate = (before["verifies_per_s"] + after["verifies_per_s"]) / 2
-    return {"processes": before["processes"], "seconds": before["seconds"],
-            "verifies_per_s": round(rate, 1),
-            "ms_per_verify": round(1000 * before["processes"] / rate, 2),
-            "params": before["params"], "before": before, "after": after}
+    return {
+        "processes": before["processes"],
+        "seconds": before["seconds"],
+        "verifies_per_s": round(rate, 1),
+        "ms_per_verify": round(1000 * before["processes"] / rate, 2),
+        "params": before["params"],
+        "before": before,
+        "after": after,
+    }

@@ -69,7 +69,7 @@ class Receiver(asyncio.Protocol):
                 if length > MAX_REQUEST:
                     self.transport.close()
                 return
-            body, self.buffer = self.buffer[head_end + 4:end], self.buffer[end:]
+            body, self.buffer = self.buffer[head_end + 4 : end], self.buffer[end:]
             self.transport.write(self.answer(head[0], body))
 
     def answer(self, request_line: str, body: bytes) -> bytes:
@@ -78,8 +78,12 @@ class Receiver(asyncio.Protocol):
         path = rest.split(" ", 1)[0]
         if method == "GET" and path == "/_stats":
             data = json.dumps({"records": RECORDS, "bad": BAD[0]}).encode()
-            return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                    + str(len(data)).encode() + b"\r\n\r\n" + data)
+            return (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(data)).encode()
+                + b"\r\n\r\n"
+                + data
+            )
         if method == "POST" and path == "/_reset":
             RECORDS.clear()
             BAD[0] = 0

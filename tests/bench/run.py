@@ -86,27 +86,63 @@ def measure(sc: Scenario, wrk_bin: str, work: Path, *, size_hint: float) -> dict
     warm_n = 1 if sc.cycle else int(size_hint * WARM_SECONDS) + 200
     url = sc.server.url
     assert sc.server.proc is not None
-    warm = wrk.run(wrk_bin, url, sc.path, _pool_file(sc, "warm", warm_n, work),
-                   connections=4, threads=2, seconds=WARM_SECONDS, expect=sc.expect,
-                   cycle=sc.cycle, headers=sc.headers)
+    warm = wrk.run(
+        wrk_bin,
+        url,
+        sc.path,
+        _pool_file(sc, "warm", warm_n, work),
+        connections=4,
+        threads=2,
+        seconds=WARM_SECONDS,
+        expect=sc.expect,
+        cycle=sc.cycle,
+        headers=sc.headers,
+    )
     rate = max(warm.rps, 1.0)
     peak_n = 1 if sc.cycle else math.ceil(rate * PEAK_SECONDS * 2.0) + 500
     peak_file = _pool_file(sc, "peak", peak_n, work)
     before = cpu.snapshot(sc.server.proc.pid)
-    peak = wrk.run(wrk_bin, url, sc.path, peak_file,
-                   connections=PEAK_CONNECTIONS, threads=2, seconds=PEAK_SECONDS,
-                   expect=sc.expect, cycle=sc.cycle, headers=sc.headers)
+    peak = wrk.run(
+        wrk_bin,
+        url,
+        sc.path,
+        peak_file,
+        connections=PEAK_CONNECTIONS,
+        threads=2,
+        seconds=PEAK_SECONDS,
+        expect=sc.expect,
+        cycle=sc.cycle,
+        headers=sc.headers,
+    )
     cpu_ms = cpu.per_request(before, cpu.snapshot(sc.server.proc.pid), peak.requests)
     log(f"  peak: {peak.rps:.1f} req/s, errors {peak.errors}; CPU ms/request {cpu_ms}")
     c4_n = 1 if sc.cycle else math.ceil(max(rate, peak.rps) * C4_SECONDS * 1.6) + 500
-    c4 = wrk.run(wrk_bin, url, sc.path, _pool_file(sc, "c4", c4_n, work),
-                 connections=4, threads=2, seconds=C4_SECONDS, expect=sc.expect,
-                 cycle=sc.cycle, headers=sc.headers)
-    log(f"  c=4: {c4.rps:.1f} req/s, p50 {c4.p50_ms:.2f} ms, p99 {c4.p99_ms:.2f} ms, "
-        f"errors {c4.errors}")
-    return {"key": sc.key, "title": sc.title, "path": sc.path, "expect_status": sc.expect,
-            "warm": warm.as_dict(), "peak": peak.as_dict(), "c4": c4.as_dict(),
-            "cpu_ms_per_request_at_peak": cpu_ms}
+    c4 = wrk.run(
+        wrk_bin,
+        url,
+        sc.path,
+        _pool_file(sc, "c4", c4_n, work),
+        connections=4,
+        threads=2,
+        seconds=C4_SECONDS,
+        expect=sc.expect,
+        cycle=sc.cycle,
+        headers=sc.headers,
+    )
+    log(
+        f"  c=4: {c4.rps:.1f} req/s, p50 {c4.p50_ms:.2f} ms, p99 {c4.p99_ms:.2f} ms, "
+        f"errors {c4.errors}"
+    )
+    return {
+        "key": sc.key,
+        "title": sc.title,
+        "path": sc.path,
+        "expect_status": sc.expect,
+        "warm": warm.as_dict(),
+        "peak": peak.as_dict(),
+        "c4": c4.as_dict(),
+        "cpu_ms_per_request_at_peak": cpu_ms,
+    }
 
 
 def _raw_argon2(when: str) -> dict[str, Any]:
@@ -119,37 +155,50 @@ def _raw_argon2(when: str) -> dict[str, Any]:
 def _goals(scenarios: dict[str, dict[str, Any]], raw: dict[str, Any]) -> list[dict[str, Any]]:
     code, refresh, login, floor, floor_login = (
         scenarios[k]["peak"]["rps"]
-        for k in ("code", "refresh", "login", "floor_token", "floor_login"))
+        for k in ("code", "refresh", "login", "floor_token", "floor_login")
+    )
     ratio = login / raw["verifies_per_s"]
     floor_note = f" (this run's floor: {floor:.1f})"
-    errors = {k: v["peak"]["errors"] + v["c4"]["errors"] + v["warm"]["errors"]
-              for k, v in scenarios.items()}
+    errors = {
+        k: v["peak"]["errors"] + v["c4"]["errors"] + v["warm"]["errors"]
+        for k, v in scenarios.items()
+    }
     return [
-        {"goal": f"code exchanges/s at peak >= {GOAL_RPS:.0f}",
-         "measured": f"{code:.1f}{floor_note}",
-         "pass": code >= GOAL_RPS},
-        {"goal": f"refreshes/s at peak >= {GOAL_RPS:.0f}",
-         "measured": f"{refresh:.1f}{floor_note}",
-         "pass": refresh >= GOAL_RPS},
-        {"goal": f"password logins/s >= {GOAL_LOGIN_RATIO} x raw argon2id verifies/s "
-                 f"({raw['processes']} processes)",
-         "measured": f"{login:.1f} / {raw['verifies_per_s']:.1f} = {ratio:.3f} (this run's "
-                     f"floor: {floor_login:.1f} = "
-                     f"{floor_login / raw['verifies_per_s']:.3f})",
-         "pass": ratio >= GOAL_LOGIN_RATIO},
-        {"goal": "no errors in any run (socket, status, exhausted pools)",
-         "measured": ", ".join(f"{k} {v}" for k, v in errors.items()),
-         "pass": not any(errors.values())},
+        {
+            "goal": f"code exchanges/s at peak >= {GOAL_RPS:.0f}",
+            "measured": f"{code:.1f}{floor_note}",
+            "pass": code >= GOAL_RPS,
+        },
+        {
+            "goal": f"refreshes/s at peak >= {GOAL_RPS:.0f}",
+            "measured": f"{refresh:.1f}{floor_note}",
+            "pass": refresh >= GOAL_RPS,
+        },
+        {
+            "goal": f"password logins/s >= {GOAL_LOGIN_RATIO} x raw argon2id verifies/s "
+            f"({raw['processes']} processes)",
+            "measured": f"{login:.1f} / {raw['verifies_per_s']:.1f} = {ratio:.3f} (this run's "
+            f"floor: {floor_login:.1f} = "
+            f"{floor_login / raw['verifies_per_s']:.3f})",
+            "pass": ratio >= GOAL_LOGIN_RATIO,
+        },
+        {
+            "goal": "no errors in any run (socket, status, exhausted pools)",
+            "measured": ", ".join(f"{k} {v}" for k, v in errors.items()),
+            "pass": not any(errors.values()),
+        },
     ]
 
 
 def _floor_ratios(scenarios: dict[str, dict[str, Any]], raw: dict[str, Any]) -> dict[str, float]:
     """Each path against the floor of the same run: the least work its design allows."""
     rps = {k: v["peak"]["rps"] for k, v in scenarios.items()}
-    return {"code_vs_floor": round(rps["code"] / rps["floor_token"], 3),
-            "refresh_vs_floor": round(rps["refresh"] / rps["floor_token"], 3),
-            "login_vs_floor": round(rps["login"] / rps["floor_login"], 3),
-            "floor_login_vs_raw_argon2": round(rps["floor_login"] / raw["verifies_per_s"], 3)}
+    return {
+        "code_vs_floor": round(rps["code"] / rps["floor_token"], 3),
+        "refresh_vs_floor": round(rps["refresh"] / rps["floor_token"], 3),
+        "login_vs_floor": round(rps["login"] / rps["floor_login"], 3),
+        "floor_login_vs_raw_argon2": round(rps["floor_login"] / raw["verifies_per_s"], 3),
+    }
 
 
 @dataclass
@@ -194,10 +243,12 @@ def prepared(wrk_bin: str) -> Iterator[Bench]:
         fx = seed.register(app, PERSONS)
         log(f"migrated; school client and {PERSONS} persons with live sessions registered")
         child_env = {**os.environ, **env}
-        idp = services.Gunicorn("tests.bench.wsgi:app", idp_port, child_env, WORKERS,
-                                OUT / "gunicorn-idp.log")
-        base = services.Gunicorn("tests.bench.baseline:app", base_port, child_env, WORKERS,
-                                 OUT / "gunicorn-baseline.log")
+        idp = services.Gunicorn(
+            "tests.bench.wsgi:app", idp_port, child_env, WORKERS, OUT / "gunicorn-idp.log"
+        )
+        base = services.Gunicorn(
+            "tests.bench.baseline:app", base_port, child_env, WORKERS, OUT / "gunicorn-baseline.log"
+        )
         servers += [idp.start(), base.start()]
         idp.wait_ready()
         base.wait_ready()
@@ -231,57 +282,112 @@ def main() -> int:
         database_url, redis_url = b.database_url, b.redis_url
         auth = {"Authorization": fx.basic_auth}
         scenarios: dict[str, dict[str, Any]] = {}
-        baseline = Scenario("baseline", "baseline: Flask + 1 ES256 JWT", base, "/token",
-                            200, lambda n: ["grant_type=client_credentials&scope=openid"], {},
-                            cycle=True)
+        baseline = Scenario(
+            "baseline",
+            "baseline: Flask + 1 ES256 JWT",
+            base,
+            "/token",
+            200,
+            lambda n: ["grant_type=client_credentials&scope=openid"],
+            {},
+            cycle=True,
+        )
         scenarios["baseline"] = measure(baseline, wrk_bin, work, size_hint=0)
-        floor = Scenario("floor_token", "floor: Flask + Redis + SQL + 2 JWTs", base,
-                         "/floor/token", 200,
-                         lambda n: [urlencode({"code": secrets.token_urlsafe(32)})], {},
-                         cycle=True)
+        floor = Scenario(
+            "floor_token",
+            "floor: Flask + Redis + SQL + 2 JWTs",
+            base,
+            "/floor/token",
+            200,
+            lambda n: [urlencode({"code": secrets.token_urlsafe(32)})],
+            {},
+            cycle=True,
+        )
         scenarios["floor_token"] = measure(floor, wrk_bin, work, size_hint=0)
-        code = Scenario("code", "code -> token exchange", idp, "/token", 200,
-                        lambda n: seed.codes_pool(app, fx, n), auth)
+        code = Scenario(
+            "code",
+            "code -> token exchange",
+            idp,
+            "/token",
+            200,
+            lambda n: seed.codes_pool(app, fx, n),
+            auth,
+        )
         scenarios["code"] = measure(code, wrk_bin, work, size_hint=1500)
-        refresh = Scenario("refresh", "refresh grant (rotation)", idp, "/token", 200,
-                           lambda n: seed.refresh_pool(app, fx, n), auth)
+        refresh = Scenario(
+            "refresh",
+            "refresh grant (rotation)",
+            idp,
+            "/token",
+            200,
+            lambda n: seed.refresh_pool(app, fx, n),
+            auth,
+        )
         scenarios["refresh"] = measure(refresh, wrk_bin, work, size_hint=1500)
 
         raw_before = _raw_argon2("before the logins")
-        login = Scenario("login", "password login (credential POST)", idp, "/login", 303,
-                         lambda n: seed.logins_pool(app, fx, issuer, n), {}, max_pool=5000)
-        scenarios["login"] = measure(login, wrk_bin, work,
-                                     size_hint=raw_before["verifies_per_s"])
-        floor_login = Scenario("floor_login", "floor: Flask + argon2id verify", base,
-                               "/floor/login", 303,
-                               lambda n: [urlencode({"password": baseline_app.VERIFY_PASSWORD})],
-                               {}, cycle=True)
+        login = Scenario(
+            "login",
+            "password login (credential POST)",
+            idp,
+            "/login",
+            303,
+            lambda n: seed.logins_pool(app, fx, issuer, n),
+            {},
+            max_pool=5000,
+        )
+        scenarios["login"] = measure(login, wrk_bin, work, size_hint=raw_before["verifies_per_s"])
+        floor_login = Scenario(
+            "floor_login",
+            "floor: Flask + argon2id verify",
+            base,
+            "/floor/login",
+            303,
+            lambda n: [urlencode({"password": baseline_app.VERIFY_PASSWORD})],
+            {},
+            cycle=True,
+        )
         scenarios["floor_login"] = measure(floor_login, wrk_bin, work, size_hint=0)
         raw = rawargon.combine(raw_before, _raw_argon2("after the logins"))
         log("baseline again (drift check)")
-        again = wrk.run(wrk_bin, base.url, "/token", work / "baseline-peak.txt",
-                        connections=PEAK_CONNECTIONS, threads=2,
-                        seconds=max(3.0, PEAK_SECONDS / 2), expect=200, cycle=True)
+        again = wrk.run(
+            wrk_bin,
+            base.url,
+            "/token",
+            work / "baseline-peak.txt",
+            connections=PEAK_CONNECTIONS,
+            threads=2,
+            seconds=max(3.0, PEAK_SECONDS / 2),
+            expect=200,
+            cycle=True,
+        )
         drift = again.rps / scenarios["baseline"]["peak"]["rps"] - 1
         log(f"  {again.rps:.1f} req/s ({100 * drift:+.0f}% against the first baseline run)")
 
         for key in ("code", "refresh", "floor_token"):
             scenarios[key]["vs_baseline"] = round(
-                scenarios[key]["peak"]["rps"] / scenarios["baseline"]["peak"]["rps"], 3)
+                scenarios[key]["peak"]["rps"] / scenarios["baseline"]["peak"]["rps"], 3
+            )
         scenarios["baseline"]["vs_baseline"] = 1.0
         for key in ("login", "floor_login"):
             scenarios[key]["vs_baseline"] = None  # compared with raw argon2id instead
         results: dict[str, Any] = {
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": report.machine(wrk_bin, database_url, redis_url),
-            "config": {"workers": WORKERS, "worker_class": "sync",
-                       "peak_connections": PEAK_CONNECTIONS, "peak_seconds": PEAK_SECONDS,
-                       "c4_seconds": C4_SECONDS, "warm_seconds": WARM_SECONDS,
-                       "persons": PERSONS, "code_scope": seed.CODE_SCOPE,
-                       "refresh_scope": seed.REFRESH_SCOPE,
-                       "id_token_alg": "ES256 (as `idp schools add` registers the e-diary)",
-                       "login_max_failures": app.config["LOGIN_MAX_FAILURES"],
-                       "argon2_max_concurrency": app.config["ARGON2_MAX_CONCURRENCY"]},
+            "config": {
+                "workers": WORKERS,
+                "worker_class": "sync",
+                "peak_connections": PEAK_CONNECTIONS,
+                "peak_seconds": PEAK_SECONDS,
+                "c4_seconds": C4_SECONDS,
+                "warm_seconds": WARM_SECONDS,
+                "persons": PERSONS,
+                "code_scope": seed.CODE_SCOPE,
+                "refresh_scope": seed.REFRESH_SCOPE,
+                "id_token_alg": "ES256 (as `idp schools add` registers the e-diary)",
+                "login_max_failures": app.config["LOGIN_MAX_FAILURES"],
+                "argon2_max_concurrency": app.config["ARGON2_MAX_CONCURRENCY"],
+            },
             "loadavg_before": load_before,
             "baseline_again_at_end": {**again.as_dict(), "drift": round(drift, 3)},
             "scenarios": list(scenarios.values()),
@@ -291,7 +397,9 @@ def main() -> int:
                 "refresh_vs_baseline": scenarios["refresh"]["vs_baseline"],
                 **_floor_ratios(scenarios, raw),
                 "login_vs_raw_argon2": round(
-                    scenarios["login"]["peak"]["rps"] / raw["verifies_per_s"], 3)},
+                    scenarios["login"]["peak"]["rps"] / raw["verifies_per_s"], 3
+                ),
+            },
             "goals": _goals(scenarios, raw),
             "notes": [
                 "wrk, PostgreSQL and Redis run on the same machine as gunicorn and take CPU "
@@ -313,19 +421,27 @@ def main() -> int:
                 "machine of the run.",
             ],
         }
-        busy = [f"{sc['key']} {100 * sc['cpu_ms_per_request_at_peak']['other'] / total:.0f}%"
-                for sc in scenarios.values()
-                if (total := sc["cpu_ms_per_request_at_peak"]["machine_total"]) > 0
-                and sc["cpu_ms_per_request_at_peak"]["other"] > 0.15 * total]
+        busy = [
+            f"{sc['key']} {100 * sc['cpu_ms_per_request_at_peak']['other'] / total:.0f}%"
+            for sc in scenarios.values()
+            if (total := sc["cpu_ms_per_request_at_peak"]["machine_total"]) > 0
+            and sc["cpu_ms_per_request_at_peak"]["other"] > 0.15 * total
+        ]
         if abs(drift) > 0.15:
-            results["notes"].insert(0, "WARNING: the baseline measured again at the end differs "
-                                    f"by {100 * drift:+.0f}% from the first run: the machine's "
-                                    "speed changed during the run (other load, also outside "
-                                    "this VM); compare the ratios rather than absolute rates.")
+            results["notes"].insert(
+                0,
+                "WARNING: the baseline measured again at the end differs "
+                f"by {100 * drift:+.0f}% from the first run: the machine's "
+                "speed changed during the run (other load, also outside "
+                "this VM); compare the ratios rather than absolute rates.",
+            )
         if busy:
-            results["notes"].insert(0, "WARNING: other work used the machine during the peak runs "
-                                    "(share of all CPU not spent by gunicorn, PostgreSQL, Redis "
-                                    f"or wrk: {', '.join(busy)}); the figures are lower bounds.")
+            results["notes"].insert(
+                0,
+                "WARNING: other work used the machine during the peak runs "
+                "(share of all CPU not spent by gunicorn, PostgreSQL, Redis "
+                f"or wrk: {', '.join(busy)}); the figures are lower bounds.",
+            )
         results["loadavg_after"] = report.loadavg()
         results["wall_seconds"] = round(time.monotonic() - started_at, 1)
         js, md = report.write(results, OUT)
@@ -336,14 +452,18 @@ def main() -> int:
         print("\n".join(report.cpu_table(results)))
         print()
         print("\n".join(report.goals_lines(results)))
-        print(f"\nmachine: {results['machine']['nproc']} CPUs, {results['machine']['cpu_model']}"
-              f"; load average before {load_before}, after {results['loadavg_after']}; "
-              f"baseline again at the end {again.rps:.1f} req/s ({100 * drift:+.0f}%)")
+        print(
+            f"\nmachine: {results['machine']['nproc']} CPUs, {results['machine']['cpu_model']}"
+            f"; load average before {load_before}, after {results['loadavg_after']}; "
+            f"baseline again at the end {again.rps:.1f} req/s ({100 * drift:+.0f}%)"
+        )
         for note in results["notes"]:
             if note.startswith("WARNING"):
                 print(note)
-        print(f"written: {js.relative_to(services.ROOT)}, {md.relative_to(services.ROOT)}"
-              f" ({results['wall_seconds']} s)")
+        print(
+            f"written: {js.relative_to(services.ROOT)}, {md.relative_to(services.ROOT)}"
+            f" ({results['wall_seconds']} s)"
+        )
         failed = [g for g in results["goals"] if not g["pass"]]
         errors = not results["goals"][-1]["pass"]
         if errors or (failed and os.environ.get("BENCH_STRICT") == "1"):

@@ -69,15 +69,25 @@ def register(app: Flask, persons: int) -> Fixture:
     password_hash = hash_password(PASSWORD)  # one argon2id hash, shared: seeding stays fast
     with app.app_context():
         db = get_db()
-        issued = add_school(db, f"bench-{tag}", "Benchmark kool",
-                            f"http://127.0.0.1:9/bench-{tag}", development=True)
+        issued = add_school(
+            db,
+            f"bench-{tag}",
+            "Benchmark kool",
+            f"http://127.0.0.1:9/bench-{tag}",
+            development=True,
+        )
         client = issued.client
         assert issued.secret is not None
         accounts = []
         for i in range(persons):
-            account = create_account(db, client.school_id, email=f"bench{i}-{tag}@example.ee",
-                                     given_name="Mari", family_name="Maasikas",
-                                     roles=["parent"])
+            account = create_account(
+                db,
+                client.school_id,
+                email=f"bench{i}-{tag}@example.ee",
+                given_name="Mari",
+                family_name="Maasikas",
+                roles=["parent"],
+            )
             person = db.get(Person, account.person_id)
             assert person is not None
             person.password_hash = password_hash
@@ -85,13 +95,27 @@ def register(app: Flask, persons: int) -> Fixture:
         db.commit()
         people = []
         for account in accounts:
-            _secret, live = sessions.create(db, account.person_id, account.id, ["pwd"], "low",
-                                            "stuudium-bench")
+            _secret, live = sessions.create(
+                db, account.person_id, account.id, ["pwd"], "low", "stuudium-bench"
+            )
             assert account.login_email is not None
-            people.append(SeededPerson(account.person_id, account.id, account.login_email, live.sid,
-                                  dt.datetime.fromtimestamp(live.exp, dt.UTC)))
-        return Fixture(client.id, client.client_id, issued.secret, client.redirect_uris[0],
-                       people, client.school_id)
+            people.append(
+                SeededPerson(
+                    account.person_id,
+                    account.id,
+                    account.login_email,
+                    live.sid,
+                    dt.datetime.fromtimestamp(live.exp, dt.UTC),
+                )
+            )
+        return Fixture(
+            client.id,
+            client.client_id,
+            issued.secret,
+            client.redirect_uris[0],
+            people,
+            client.school_id,
+        )
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -112,14 +136,26 @@ def codes_pool(app: Flask, fx: Fixture, n: int) -> list[str]:
             verifier = secrets.token_urlsafe(48)
             grant_id = secrets.token_urlsafe(16)
             payload: dict[str, Any] = {
-                "redirect_uri": fx.redirect_uri, "scope": CODE_SCOPE,
-                "code_challenge": s256(verifier), "nonce": secrets.token_urlsafe(8),
-                "claims": None, "sid": person.sid, "account_id": person.account_id,
-                "grant_id": grant_id}
+                "redirect_uri": fx.redirect_uri,
+                "scope": CODE_SCOPE,
+                "code_challenge": s256(verifier),
+                "nonce": secrets.token_urlsafe(8),
+                "claims": None,
+                "sid": person.sid,
+                "account_id": person.account_id,
+                "grant_id": grant_id,
+            }
             code = codes.issue(fx.client_id, grant_id, payload, SEED_CODE_TTL, pipe)
-            bodies.append(urlencode({"grant_type": "authorization_code", "code": code,
-                                     "redirect_uri": fx.redirect_uri,
-                                     "code_verifier": verifier}))
+            bodies.append(
+                urlencode(
+                    {
+                        "grant_type": "authorization_code",
+                        "code": code,
+                        "redirect_uri": fx.redirect_uri,
+                        "code_verifier": verifier,
+                    }
+                )
+            )
             if i % 1000 == 999:
                 pipe.execute()
         pipe.execute()
@@ -135,15 +171,24 @@ def refresh_pool(app: Flask, fx: Fixture, n: int) -> list[str]:
     for i in range(n):
         person = fx.people[i % len(fx.people)]
         token = secrets.token_urlsafe(32)
-        rows.append({"token_hash": sha256_hex(token), "grant_id": secrets.token_urlsafe(16),
-                     "client_id": fx.client_pk, "session_id": person.sid,
-                     "account_id": person.account_id, "scope": REFRESH_SCOPE, "claims": None,
-                     "created_at": now, "expires_at": person.session_expires})
+        rows.append(
+            {
+                "token_hash": sha256_hex(token),
+                "grant_id": secrets.token_urlsafe(16),
+                "client_id": fx.client_pk,
+                "session_id": person.sid,
+                "account_id": person.account_id,
+                "scope": REFRESH_SCOPE,
+                "claims": None,
+                "created_at": now,
+                "expires_at": person.session_expires,
+            }
+        )
         bodies.append(urlencode({"grant_type": "refresh_token", "refresh_token": token}))
     with app.app_context():
         db = get_db()
         for start in range(0, len(rows), 5000):
-            db.execute(insert(RefreshToken), rows[start:start + 5000])
+            db.execute(insert(RefreshToken), rows[start : start + 5000])
         db.commit()
     return bodies
 
@@ -151,12 +196,25 @@ def refresh_pool(app: Flask, fx: Fixture, n: int) -> list[str]:
 def _stored_request(fx: Fixture) -> dict[str, Any]:
     """An authorization request as authorize._stored() keeps it while the person logs in."""
     verifier = secrets.token_urlsafe(48)
-    return {"client_id": fx.client_id, "school_id": fx.school_pk,
-            "redirect_uri": fx.redirect_uri, "started": int(time.time()),
-            "params": {"state": secrets.token_urlsafe(8), "scope": CODE_SCOPE,
-                       "code_challenge": s256(verifier), "prompt": [], "max_age": None,
-                       "claims": None, "nonce": secrets.token_urlsafe(8), "login_hint": None,
-                       "id_token_hint": None, "ui_locales": None, "acr_values": None}}
+    return {
+        "client_id": fx.client_id,
+        "school_id": fx.school_pk,
+        "redirect_uri": fx.redirect_uri,
+        "started": int(time.time()),
+        "params": {
+            "state": secrets.token_urlsafe(8),
+            "scope": CODE_SCOPE,
+            "code_challenge": s256(verifier),
+            "prompt": [],
+            "max_age": None,
+            "claims": None,
+            "nonce": secrets.token_urlsafe(8),
+            "login_hint": None,
+            "id_token_hint": None,
+            "ui_locales": None,
+            "acr_values": None,
+        },
+    }
 
 
 def logins_pool(app: Flask, fx: Fixture, issuer: str, n: int) -> list[str]:
@@ -174,8 +232,9 @@ def logins_pool(app: Flask, fx: Fixture, issuer: str, n: int) -> list[str]:
         if resp.status_code != 200 or not match or not cookie:
             raise RuntimeError(f"login page for a seeded interaction: {resp.status_code}")
         person = fx.people[i % len(fx.people)]
-        form = urlencode({"csrf_token": match.group(1), "ix": ix, "email": person.email,
-                          "password": PASSWORD})
+        form = urlencode(
+            {"csrf_token": match.group(1), "ix": ix, "email": person.email, "password": PASSWORD}
+        )
         return f"{cookie_name}={cookie}\t{form}"
 
     with ThreadPoolExecutor(4) as pool:

@@ -25,10 +25,13 @@ def idp_env(database_url: str, redis_url: str, issuer: str, var_dir: Path) -> di
     from cryptography.fernet import Fernet
 
     return {
-        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "IDP_ISSUER": issuer,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "IDP_ISSUER": issuer,
         "IDP_SECRET_KEY": secrets.token_urlsafe(32),
         "IDP_KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "STUUDIUM_VAR_DIR": str(var_dir), "STUUDIUM_ENV": "development",
+        "STUUDIUM_VAR_DIR": str(var_dir),
+        "STUUDIUM_ENV": "development",
     }
 
 
@@ -63,8 +66,7 @@ def flush_redis(url: str) -> None:
 class Gunicorn:
     """One gunicorn master (sync workers) that this process started and alone stops."""
 
-    def __init__(self, app: str, port: int, env: dict[str, str], workers: int,
-                 log: Path) -> None:
+    def __init__(self, app: str, port: int, env: dict[str, str], workers: int, log: Path) -> None:
         self.app = app
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -78,12 +80,32 @@ class Gunicorn:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
-                 "--worker-class", "sync", "--bind", f"127.0.0.1:{self.port}",
-                 "--backlog", "2048", "--timeout", "60", "--log-level", "warning",
-                 "--error-logfile", "-", self.app],
-                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--workers",
+                    str(self.workers),
+                    "--worker-class",
+                    "sync",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--backlog",
+                    "2048",
+                    "--timeout",
+                    "60",
+                    "--log-level",
+                    "warning",
+                    "--error-logfile",
+                    "-",
+                    self.app,
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:

@@ -75,32 +75,68 @@ def seed(issuer: str, ports: list[int]) -> dict[str, Any]:
     tag = secrets.token_hex(3)
     with idp_app.app_context():
         db = get_db()
-        issued = [add_school(db, f"sync-{i}-{tag}", f"Sünkkool {i}", f"http://127.0.0.1:{p}",
-                             development=True) for i, p in enumerate(ports)]
+        issued = [
+            add_school(
+                db, f"sync-{i}-{tag}", f"Sünkkool {i}", f"http://127.0.0.1:{p}", development=True
+            )
+            for i, p in enumerate(ports)
+        ]
         first = issued[0].client
-        person = create_account(db, first.school_id, email=f"vanem-{tag}@example.ee",
-                                given_name="Mari", family_name="Maasikas", roles=["parent"])
-        admin = create_account(db, first.school_id, email=f"admin-{tag}@example.ee",
-                               given_name="Anu", family_name="Allikas", roles=["admin"])
+        person = create_account(
+            db,
+            first.school_id,
+            email=f"vanem-{tag}@example.ee",
+            given_name="Mari",
+            family_name="Maasikas",
+            roles=["parent"],
+        )
+        admin = create_account(
+            db,
+            first.school_id,
+            email=f"admin-{tag}@example.ee",
+            given_name="Anu",
+            family_name="Allikas",
+            roles=["admin"],
+        )
         subs = [person.sub]
         for school in issued[1:]:
             sub = secrets.token_urlsafe(24)
-            db.add(Account(person_id=person.person_id, school_id=school.client.school_id,
-                           sub=sub, roles=["parent"], login_email=person.login_email))
+            db.add(
+                Account(
+                    person_id=person.person_id,
+                    school_id=school.client.school_id,
+                    sub=sub,
+                    roles=["parent"],
+                    login_email=person.login_email,
+                )
+            )
             subs.append(sub)
         creds = [(i.client.client_id, i.secret or "", i.client.school.slug) for i in issued]
         db.commit()
-        result = {"sub": person.sub, "admin": admin.sub, "subs": subs,
-                  "client": creds[0][:2]}
+        result = {"sub": person.sub, "admin": admin.sub, "subs": subs, "client": creds[0][:2]}
     for (client_id, secret, slug), port, sub in zip(creds, ports, subs, strict=True):
-        add_tenant(school_app, slug=slug, name=slug, url=f"http://127.0.0.1:{port}",
-                   issuer=issuer, client_id=client_id, client_secret=secret,
-                   hosts=[f"127.0.0.1:{port}"])
+        add_tenant(
+            school_app,
+            slug=slug,
+            name=slug,
+            url=f"http://127.0.0.1:{port}",
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=secret,
+            hosts=[f"127.0.0.1:{port}"],
+        )
         with school_app.app_context():
             db = get_db()
             tenant = db.query(TenantRow).filter_by(slug=slug).one()
-            db.add(Member(tenant_id=tenant.id, sub=sub, given_name="Mari",
-                          family_name="Maasikas", roles=["parent"]))
+            db.add(
+                Member(
+                    tenant_id=tenant.id,
+                    sub=sub,
+                    given_name="Mari",
+                    family_name="Maasikas",
+                    roles=["parent"],
+                )
+            )
             db.commit()
     for app in (idp_app, school_app):
         app.extensions["db_engine"].dispose()  # no pooled connection is forked into children
@@ -108,8 +144,12 @@ def seed(issuer: str, ports: list[int]) -> dict[str, Any]:
 
 
 def _client_token(issuer: str, client: tuple[str, str]) -> str:
-    resp = requests.post(f"{issuer}/token", data={"grant_type": "client_credentials",
-                                                  "scope": "admin"}, auth=client, timeout=10)
+    resp = requests.post(
+        f"{issuer}/token",
+        data={"grant_type": "client_credentials", "scope": "admin"},
+        auth=client,
+        timeout=10,
+    )
     resp.raise_for_status()
     return str(resp.json()["access_token"])
 
@@ -123,8 +163,9 @@ def measure(issuer: str, seeded: dict[str, Any], database_url: str, n: int) -> d
     headers = {"Authorization": f"Bearer {token}", "Stuudium-Acting-Sub": seeded["admin"]}
     account = f"{issuer}/api/admin/v1/accounts/{seeded['sub']}"
     version = http.get(account, headers=headers, timeout=10).json()["version"]
-    watch = psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"),
-                            autocommit=True)
+    watch = psycopg.connect(
+        database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    )
     query = "SELECT count(*) FROM diary_member WHERE sub = ANY(%s) AND version >= %s"
     patch_ms: list[float] = []
     visible_ms: list[float] = []
@@ -132,8 +173,12 @@ def measure(issuer: str, seeded: dict[str, Any], database_url: str, n: int) -> d
     try:
         for i in range(n):
             started = time.monotonic()
-            resp = http.patch(f"{account}/person", json={"phone_number": f"+372 5{i:07d}"},
-                              headers={**headers, "If-Match": f'"{version}"'}, timeout=10)
+            resp = http.patch(
+                f"{account}/person",
+                json={"phone_number": f"+372 5{i:07d}"},
+                headers={**headers, "If-Match": f'"{version}"'},
+                timeout=10,
+            )
             answered = time.monotonic()
             if resp.status_code != 200:
                 raise RuntimeError(f"PATCH answered {resp.status_code}: {resp.text[:200]}")
@@ -155,16 +200,22 @@ def measure(issuer: str, seeded: dict[str, Any], database_url: str, n: int) -> d
     finally:
         watch.close()
     states = _delivery_states(database_url)
-    return {"rounds": n, "schools": len(seeded["subs"]), "not_visible_in_time": late,
-            "patch_round_trip_ms": _percentiles(sorted(patch_ms)),
-            "visible_everywhere_ms": _percentiles(sorted(visible_ms)),
-            "event_deliveries": states}
+    return {
+        "rounds": n,
+        "schools": len(seeded["subs"]),
+        "not_visible_in_time": late,
+        "patch_round_trip_ms": _percentiles(sorted(patch_ms)),
+        "visible_everywhere_ms": _percentiles(sorted(visible_ms)),
+        "event_deliveries": states,
+    }
 
 
 def _delivery_states(database_url: str) -> dict[str, int]:
     with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as c:
-        rows = c.execute("SELECT state, attempts, count(*) FROM delivery WHERE kind = 'event' "
-                         "GROUP BY state, attempts").fetchall()
+        rows = c.execute(
+            "SELECT state, attempts, count(*) FROM delivery WHERE kind = 'event' "
+            "GROUP BY state, attempts"
+        ).fetchall()
     return {f"{state} after {attempts} attempt(s)": count for state, attempts, count in rows}
 
 
@@ -173,20 +224,29 @@ def markdown(result: dict[str, Any]) -> str:
     m = result["measured"]
     vis, rt = m["visible_everywhere_ms"], m["patch_round_trip_ms"]
     goal = result["goal"]
-    return "\n".join([
-        "# Data sync: a correction visible at every linked school", "",
-        f"{result['date']} · {m['rounds']} corrections one after another · {m['schools']} "
-        f"schools · IdP and school instance on gunicorn (2 + 2 sync workers), PostgreSQL, "
-        f"Redis · one `idp worker`", "",
-        "| measure | p50 | p90 | p99 | max |", "|---|---|---|---|---|",
-        f"| PATCH round trip (baseline) | {rt['p50']} | {rt['p90']} | {rt['p99']} | "
-        f"{rt['max']} |",
-        f"| PATCH sent → the last school applied it | {vis['p50']} | {vis['p90']} | "
-        f"{vis['p99']} | {vis['max']} |", "",
-        f"Not visible within {WAIT_LIMIT_SECONDS:.0f} s: {m['not_visible_in_time']}. "
-        f"Event deliveries: {m['event_deliveries']}.", "",
-        f"Goal: {goal['goal']} — measured {goal['measured']} — "
-        f"{'met' if goal['pass'] else 'NOT met'}.", ""])
+    return "\n".join(
+        [
+            "# Data sync: a correction visible at every linked school",
+            "",
+            f"{result['date']} · {m['rounds']} corrections one after another · {m['schools']} "
+            f"schools · IdP and school instance on gunicorn (2 + 2 sync workers), PostgreSQL, "
+            f"Redis · one `idp worker`",
+            "",
+            "| measure | p50 | p90 | p99 | max |",
+            "|---|---|---|---|---|",
+            f"| PATCH round trip (baseline) | {rt['p50']} | {rt['p90']} | {rt['p99']} | "
+            f"{rt['max']} |",
+            f"| PATCH sent → the last school applied it | {vis['p50']} | {vis['p90']} | "
+            f"{vis['p99']} | {vis['max']} |",
+            "",
+            f"Not visible within {WAIT_LIMIT_SECONDS:.0f} s: {m['not_visible_in_time']}. "
+            f"Event deliveries: {m['event_deliveries']}.",
+            "",
+            f"Goal: {goal['goal']} — measured {goal['measured']} — "
+            f"{'met' if goal['pass'] else 'NOT met'}.",
+            "",
+        ]
+    )
 
 
 def main() -> int:
@@ -201,23 +261,34 @@ def main() -> int:
         services.flush_redis(redis_url)
         idp_port, ports = free_port(), [free_port() for _ in range(SCHOOLS)]
         issuer = f"http://127.0.0.1:{idp_port}"
-        env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "IDP_ISSUER": issuer,
-               "STUUDIUM_VAR_DIR": str(work / "var"), "STUUDIUM_ENV": "development"}
+        env = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "IDP_ISSUER": issuer,
+            "STUUDIUM_VAR_DIR": str(work / "var"),
+            "STUUDIUM_ENV": "development",
+        }
         os.environ.update(env)
         os.environ.pop("SCHOOL_DATABASE_URL", None)
         seeded = seed(issuer, ports)
         log(f"database {db_name}; {SCHOOLS} schools, one person with an account at each")
         full_env = {**os.environ, **env}
-        idp = services.Gunicorn("tests.bench.jump_wsgi:idp_app", idp_port, full_env, 2,
-                                OUT / "sync-gunicorn-idp.log").start()
-        school = MultiBindGunicorn("tests.bench.jump_wsgi:school_app", ports, full_env, 2,
-                                   OUT / "sync-gunicorn-school.log").start()
+        idp = services.Gunicorn(
+            "tests.bench.jump_wsgi:idp_app", idp_port, full_env, 2, OUT / "sync-gunicorn-idp.log"
+        ).start()
+        school = MultiBindGunicorn(
+            "tests.bench.jump_wsgi:school_app", ports, full_env, 2, OUT / "sync-gunicorn-school.log"
+        ).start()
         idp.wait_ready()
         school.wait_ready()
-        worker = subprocess.Popen([sys.executable, "-m", "idp.cli", "worker"],
-                                  cwd=services.ROOT, env=full_env, stdout=subprocess.DEVNULL,
-                                  stderr=(work / "worker.log").open("wb"),
-                                  start_new_session=True)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "idp.cli", "worker"],
+            cwd=services.ROOT,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=(work / "worker.log").open("wb"),
+            start_new_session=True,
+        )
         measure(issuer, seeded, database_url, 3)  # warm-up: JWKS, pools, token
         measured = measure(issuer, seeded, database_url, N)
         p99 = measured["visible_everywhere_ms"].get("p99", float("inf"))
@@ -225,11 +296,11 @@ def main() -> int:
             "benchmark": "data sync: a correction visible at every linked school",
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "measured": measured,
-            "goal": {"goal": f"visible at {SCHOOLS} linked schools, p99 <= "
-                             f"{GOAL_P99_MS:.0f} ms",
-                     "measured": f"p99 {p99} ms, not visible in time "
-                                 f"{measured['not_visible_in_time']}",
-                     "pass": p99 <= GOAL_P99_MS and not measured["not_visible_in_time"]},
+            "goal": {
+                "goal": f"visible at {SCHOOLS} linked schools, p99 <= {GOAL_P99_MS:.0f} ms",
+                "measured": f"p99 {p99} ms, not visible in time {measured['not_visible_in_time']}",
+                "pass": p99 <= GOAL_P99_MS and not measured["not_visible_in_time"],
+            },
         }
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "sync.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

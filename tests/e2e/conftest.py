@@ -33,11 +33,19 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 IDP_URL = "http://localhost:5000"
 PORTS = (5000, 5001, 5002, 5003, 5009, 1025, 8025)  # 5009: the eID stand-in; 1025/8025: mail
 START_SECONDS = 60
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-INSTALL_HINT = ("install Debian's chromium: `apt-get update && apt-get install -y chromium` "
-                "(never `playwright install`: the tests use /usr/bin/chromium)")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+INSTALL_HINT = (
+    "install Debian's chromium: `apt-get update && apt-get install -y chromium` "
+    "(never `playwright install`: the tests use /usr/bin/chromium)"
+)
 
 
 def _port_in_use(port: int) -> bool:
@@ -122,10 +130,13 @@ def dev_system() -> Iterator[str]:
     browser tests are done, so that the rest of `make test` runs without it."""
     busy = [p for p in PORTS if _port_in_use(p)]
     if busy:
-        pytest.fail(f"ports {', '.join(map(str, busy))} are already in use (is `make run` "
-                    "running?): the browser tests start the dev launcher on 5000–5003, "
-                    "5009, 1025 and 8025; stop whatever listens there and run the tests "
-                    "again", pytrace=False)
+        pytest.fail(
+            f"ports {', '.join(map(str, busy))} are already in use (is `make run` "
+            "running?): the browser tests start the dev launcher on 5000–5003, "
+            "5009, 1025 and 8025; stop whatever listens there and run the tests "
+            "again",
+            pytrace=False,
+        )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stuudium-e2e-")))
@@ -142,9 +153,15 @@ def dev_system() -> Iterator[str]:
             env.pop("REDIS_URL", None)  # the launcher starts an embedded Redis under its state
         log_path = ARTIFACTS / "launcher.log"
         log = stack.enter_context(log_path.open("wb"))
-        proc = subprocess.Popen([sys.executable, "-m", "deploy.dev.run"], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deploy.dev.run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         stack.callback(_stop, proc, state)
         deadline = time.monotonic() + START_SECONDS
         waiting = [f"{IDP_URL}/.well-known/openid-configuration", "http://localhost:5001/"]
@@ -156,10 +173,16 @@ def dev_system() -> Iterator[str]:
         if waiting:
             log.flush()
             tail = log_path.read_text(errors="replace")[-3000:]
-            why = (f"exited with {proc.returncode}" if proc.poll() is not None
-                   else f"did not answer at {waiting[0]} within {START_SECONDS} s")
-            pytest.fail(f"the dev launcher (python -m deploy.dev.run) {why}; its output "
-                        f"({log_path}):\n{tail}", pytrace=False)
+            why = (
+                f"exited with {proc.returncode}"
+                if proc.poll() is not None
+                else f"did not answer at {waiting[0]} within {START_SECONDS} s"
+            )
+            pytest.fail(
+                f"the dev launcher (python -m deploy.dev.run) {why}; its output "
+                f"({log_path}):\n{tail}",
+                pytrace=False,
+            )
         yield IDP_URL
 
 
@@ -171,9 +194,11 @@ def chromium() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("the Python package playwright is missing: `.venv/bin/pip install -e "
-                    "'.[dev]'` (it bundles its driver; browsers come from Debian)",
-                    pytrace=False)
+        pytest.fail(
+            "the Python package playwright is missing: `.venv/bin/pip install -e "
+            "'.[dev]'` (it bundles its driver; browsers come from Debian)",
+            pytrace=False,
+        )
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser

@@ -25,8 +25,9 @@ NEW_PASSWORD = "Kaks kassi jalutavad mööda katust"
 
 
 @pytest.mark.e2e
-def test_a_parent_applies_is_approved_and_signs_in(chromium, dev_system: str,
-                                                   artifacts: Path) -> None:
+def test_a_parent_applies_is_approved_and_signs_in(
+    chromium, dev_system: str, artifacts: Path
+) -> None:
     from playwright.sync_api import BrowserContext, Page, expect
 
     problems: list[str] = []
@@ -35,15 +36,20 @@ def test_a_parent_applies_is_approved_and_signs_in(chromium, dev_system: str,
         context.set_default_timeout(15_000)
         page = context.new_page()
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("console", lambda m: problems.append(f"console: {m.text}")
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(f"console: {m.text}")
                 if m.type == "error" and not m.text.startswith("Failed to load resource")
-                else None)
+                else None
+            ),
+        )
         return page
 
-    parent_context = chromium.new_context(viewport={"width": 390, "height": 844},
-                                          locale="et-EE", is_mobile=True, has_touch=True)
-    admin_context = chromium.new_context(viewport={"width": 1280, "height": 800},
-                                         locale="et-EE")
+    parent_context = chromium.new_context(
+        viewport={"width": 390, "height": 844}, locale="et-EE", is_mobile=True, has_touch=True
+    )
+    admin_context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="et-EE")
     parent, admin = new_page(parent_context), new_page(admin_context)
 
     def shot(page: Page, name: str) -> None:

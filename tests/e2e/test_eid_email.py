@@ -31,7 +31,8 @@ CHILD = "Liisa Maasikas"  # her child in 3.a
 
 @pytest.mark.e2e
 def test_a_parent_with_a_mistyped_email_corrects_it_after_eid_and_gets_access_links(
-        chromium, dev_system: str, artifacts: Path) -> None:
+    chromium, dev_system: str, artifacts: Path
+) -> None:
     from playwright.sync_api import expect
 
     assert OLD_EMAIL == MISTYPED and MEMBERSHIPS == [("laagri-kool", ["parent"])]
@@ -58,7 +59,8 @@ def test_a_parent_with_a_mistyped_email_corrects_it_after_eid_and_gets_access_li
         page.locator("button.eid", has_text="ID-kaart").click()
         page.wait_for_url(f"{STANDIN}/oidc/authorize**")
         expect(page.locator(".banner")).to_have_text(
-            "ARENDUSKESKKOND — mitte toodangus kasutamiseks")
+            "ARENDUSKESKKOND — mitte toodangus kasutamiseks"
+        )
         shot("2-standin")
         page.locator("button", has_text=ISIKUKOOD).click()
 

@@ -24,8 +24,11 @@ BROWSER_LOCALES = {"et": "et-EE", "ru": "ru-RU", "en": "en-GB"}
 # What each language calls the login button and the parent's children: read on the pages.
 SIGN_IN = {"et": "Logi sisse", "ru": "Войти", "en": "Sign in"}
 CHILDREN = {"et": "Sinu lapsed", "ru": "Ваши дети", "en": "Your children"}
-CONFIRM_SUBJECT = {"et": "Kinnita oma e-posti aadress", "ru": "Подтвердите свой адрес e-mail",
-                   "en": "Confirm your e-mail address"}
+CONFIRM_SUBJECT = {
+    "et": "Kinnita oma e-posti aadress",
+    "ru": "Подтвердите свой адрес e-mail",
+    "en": "Confirm your e-mail address",
+}
 
 
 def _press(page: object, lang: str) -> None:
@@ -39,7 +42,8 @@ def _press(page: object, lang: str) -> None:
 @pytest.mark.e2e
 @pytest.mark.parametrize("lang", ["et", "ru", "en"])
 def test_login_application_and_parent_view_in_each_language(
-        chromium, dev_system: str, artifacts: Path, lang: str) -> None:
+    chromium, dev_system: str, artifacts: Path, lang: str
+) -> None:
     import requests
     from playwright.sync_api import expect
 
@@ -69,8 +73,9 @@ def test_login_application_and_parent_view_in_each_language(
         page.locator("form button[type=submit]").click()
         expect(page.locator("#sent")).to_be_visible()
         link = mail_link(applicant, 1)
-        mails = [m for m in requests.get(MAIL, timeout=5).json()["messages"]
-                 if applicant in m["to"]]
+        mails = [
+            m for m in requests.get(MAIL, timeout=5).json()["messages"] if applicant in m["to"]
+        ]
         assert mails[0]["subject"].strip().startswith(CONFIRM_SUBJECT[lang]), mails[0]["subject"]
         page.goto(link)
         page.locator("#use-link").click()

@@ -24,13 +24,21 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, 
 @pytest.mark.e2e
 @pytest.mark.parametrize("device", list(VIEWPORTS))
 def test_jump_from_laagri_kool_to_laagri_lasteaed_signs_in_silently(
-        chromium, dev_system: str, artifacts: Path, device: str) -> None:
+    chromium, dev_system: str, artifacts: Path, device: str
+) -> None:
     from playwright.sync_api import expect
 
     assert EMAIL == "opetaja@laagri.demo"
     phone = device == "phone"
-    w = watched_page(chromium, artifacts, f"{device}-", viewport=VIEWPORTS[device],
-                     is_mobile=phone, has_touch=phone, device_scale_factor=2 if phone else 1)
+    w = watched_page(
+        chromium,
+        artifacts,
+        f"{device}-",
+        viewport=VIEWPORTS[device],
+        is_mobile=phone,
+        has_touch=phone,
+        device_scale_factor=2 if phone else 1,
+    )
     page, navigations, problems, shot = w.page, w.navigations, w.problems, w.shot
 
     try:
@@ -56,7 +64,8 @@ def test_jump_from_laagri_kool_to_laagri_lasteaed_signs_in_silently(
         logo = jump.locator("img")
         expect(logo).to_be_visible()
         assert logo.evaluate("img => img.complete && img.naturalWidth > 0"), (
-            f"the Laagri Lasteaed logo did not load: {logo.get_attribute('src')} {problems}")
+            f"the Laagri Lasteaed logo did not load: {logo.get_attribute('src')} {problems}"
+        )
         shot("3-laagri-kool-signed-in")
         after_login = len(navigations)
 
@@ -77,7 +86,8 @@ def test_jump_from_laagri_kool_to_laagri_lasteaed_signs_in_silently(
     jumped = navigations[after_login:]
     idp_pages = [u for u in jumped if u.startswith(dev_system)]
     assert not [u for u in idp_pages if urlsplit(u).path.startswith("/login")], (
-        f"the IdP's login page was shown after the first login: {jumped}")
+        f"the IdP's login page was shown after the first login: {jumped}"
+    )
     # The jump went through the IdP silently: an authorization request with prompt=none.
     assert any(parse_qs(urlsplit(u).query).get("prompt") == ["none"] for u in idp_pages), jumped
     assert not problems, problems

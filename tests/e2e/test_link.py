@@ -24,7 +24,8 @@ NAME = f"{GIVEN} {FAMILY}"
 
 @pytest.mark.e2e
 def test_the_demo_parent_links_laagri_huvialakool_from_laagri_kool(
-        chromium, dev_system: str, artifacts: Path) -> None:
+    chromium, dev_system: str, artifacts: Path
+) -> None:
     from playwright.sync_api import expect
 
     assert EMAIL == "lapsevanem@laagri.demo" and not LINKED

@@ -23,8 +23,9 @@ KOOL, HUVIALAKOOL, LASTEAED = SCHOOLS
 
 
 @pytest.mark.e2e
-def test_logout_at_one_school_signs_out_at_all_three(chromium, dev_system: str,
-                                                     artifacts: Path) -> None:
+def test_logout_at_one_school_signs_out_at_all_three(
+    chromium, dev_system: str, artifacts: Path
+) -> None:
     from playwright.sync_api import Page, expect
 
     assert EMAIL == "admin@laagri.demo" and len(DEMO_PEOPLE[2][4]) == len(SCHOOLS) == 3
@@ -50,8 +51,9 @@ def test_logout_at_one_school_signs_out_at_all_three(chromium, dev_system: str,
         typed_once = len(navigations)
 
         # 2. The logos: Laagri Huvialakool, then from there Laagri Lasteaed, nothing typed.
-        for number, (here, there) in enumerate(((KOOL, HUVIALAKOOL), (HUVIALAKOOL, LASTEAED)),
-                                               start=2):
+        for number, (here, there) in enumerate(
+            ((KOOL, HUVIALAKOOL), (HUVIALAKOOL, LASTEAED)), start=2
+        ):
             page.locator("nav a.school-jump", has_text=there).click()
             page.wait_for_url(f"{SCHOOLS[there]}/**")
             page.wait_for_load_state("load")
@@ -76,13 +78,16 @@ def test_logout_at_one_school_signs_out_at_all_three(chromium, dev_system: str,
             expect(page.locator("nav a.me")).to_have_count(0)
             shot(f"{number}-{school.lower().replace(' ', '-')}-signed-out")
             before = len(navigations)
-            page.goto(f"{base}/auth/login?" + urlencode({"iss": dev_system,
-                                                         "target_link_uri": f"{base}/"}))
+            page.goto(
+                f"{base}/auth/login?"
+                + urlencode({"iss": dev_system, "target_link_uri": f"{base}/"})
+            )
             page.wait_for_url(f"{dev_system}/login**")
             expect(page.locator("#password")).to_be_visible()
             silent = [u for u in navigations[before:] if u.startswith(f"{base}/auth/callback")]
             assert [parse_qs(urlsplit(u).query).get("error") for u in silent] == [
-                ["login_required"]], navigations[before:]
+                ["login_required"]
+            ], navigations[before:]
         shot("8-idp-login")
     finally:
         page.context.close()

@@ -31,12 +31,23 @@ def watched_page(chromium: Any, shots: Path, prefix: str, **context: Any) -> Wat
     ctx.set_default_timeout(15_000)
     w = Watched(ctx.new_page(), shots, prefix)
     page = w.page
-    page.on("request",
-            lambda r: w.navigations.append(r.url) if r.is_navigation_request() else None)
+    page.on("request", lambda r: w.navigations.append(r.url) if r.is_navigation_request() else None)
     page.on("pageerror", lambda e: w.problems.append(f"page error: {e}"))
     # Console errors (a CSP violation, a script error) and failed loads, the favicon aside.
-    page.on("console", lambda m: w.problems.append(f"console: {m.text}")
-            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda r: w.problems.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    page.on(
+        "console",
+        lambda m: (
+            w.problems.append(f"console: {m.text}")
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            w.problems.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
     return w

@@ -61,13 +61,19 @@ def lock_waiters(url: str) -> int:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity "
-                           "WHERE wait_event_type = 'Lock'").fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        ).fetchone()
         return int(row[0]) if row else 0
 
 
-def race(postgres: Postgres, lock: str, param: str | None, first: Callable[[], Any],
-          second: Callable[[], Any]) -> tuple[Any, Any]:
+def race(
+    postgres: Postgres,
+    lock: str,
+    param: str | None,
+    first: Callable[[], Any],
+    second: Callable[[], Any],
+) -> tuple[Any, Any]:
     """Hold a lock (the statement lock, with param when given) while first starts and waits
     for it, then second starts and waits too (for it, or for first); release it; return both
     answers."""
@@ -106,9 +112,21 @@ class RedisServer:
     def start(self) -> RedisServer:
         """Start the server (loading dump.rdb if one was saved) and wait until it answers."""
         # Persistence only through an explicit SAVE, so a test decides what a restart revives.
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-                str(self.dir), "--save", "", "--appendonly", "no",
-                "--dbfilename", "dump.rdb" if self.snapshots else "none.rdb"]
+        args = [
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dbfilename",
+            "dump.rdb" if self.snapshots else "none.rdb",
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
 
@@ -140,35 +158,63 @@ class Postgres:
         self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def _run(self, *args: str) -> None:
-        subprocess.run([*self.prefix, *args], check=True, timeout=60,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            [*self.prefix, *args],
+            check=True,
+            timeout=60,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
     def init(self) -> Postgres:
         """Create the cluster (trust on loopback: it lives only as long as the test)."""
         if self.prefix:
             shutil.chown(self.dir, "postgres", "postgres")
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                  "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._run(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         return self
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections. The WAL writer waits its
         longest (10 s), so a commit that did not wait for its own flush is reliably lost in an
         immediate stop, as in a crash at the worst moment."""
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "30",
-                  "-l", str(self.data / "log"),
-                  "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 "
-                        "-c fsync=off -c wal_writer_delay=10s", "start")
+        self._run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "30",
+            "-l",
+            str(self.data / "log"),
+            "-o",
+            f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c wal_writer_delay=10s",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (mode immediate: a crash, no shutdown checkpoint)."""
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "30",
-                  "-m", mode, "stop")
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "30", "-m", mode, "stop"
+        )
 
     def running(self) -> bool:
         """Tell whether the server is up."""
-        done = subprocess.run([*self.prefix, str(PG_BIN / "pg_ctl"), "-D", str(self.data),
-                               "status"], capture_output=True, timeout=30)
+        done = subprocess.run(
+            [*self.prefix, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"],
+            capture_output=True,
+            timeout=30,
+        )
         return done.returncode == 0
 
 
@@ -190,9 +236,12 @@ class FaultIdp:
 
     def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
         """Start `idp worker` as a process of its own."""
-        proc = subprocess.Popen([sys.executable, "-m", "idp.cli", "worker"],
-                                env={**self.env, **env}, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "idp.cli", "worker"],
+            env={**self.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         self.workers.append(proc)
         return proc
 
@@ -211,30 +260,41 @@ class FaultIdp:
         password = "mets-kask-" + secrets.token_hex(6)
         with self.app.app_context():
             db = get_db()
-            first = create_account(db, school_by_slug(db, schools[0].slug).id, email=email,
-                                   given_name="Mari", family_name="Maasikas", roles=["parent"],
-                                   password=password)
+            first = create_account(
+                db,
+                school_by_slug(db, schools[0].slug).id,
+                email=email,
+                given_name="Mari",
+                family_name="Maasikas",
+                roles=["parent"],
+                password=password,
+            )
             accounts = [first]
             for school in schools[1:]:
-                account = Account(person_id=first.person_id, roles=["parent"],
-                                  school_id=school_by_slug(db, school.slug).id,
-                                  sub=secrets.token_urlsafe(24), login_email=email)
+                account = Account(
+                    person_id=first.person_id,
+                    roles=["parent"],
+                    school_id=school_by_slug(db, school.slug).id,
+                    sub=secrets.token_urlsafe(24),
+                    login_email=email,
+                )
                 db.add(account)
                 accounts.append(account)
             db.commit()
             return [PersonLogin(email, password, a.sub, "Mari", "Maasikas") for a in accounts]
 
-    def two_schools(self, receivers: list[Receiver]
-                    ) -> tuple[Browser, list[SchoolClient], list[PersonLogin]]:
+    def two_schools(
+        self, receivers: list[Receiver]
+    ) -> tuple[Browser, list[SchoolClient], list[PersonLogin]]:
         """A fresh browser, two schools whose back-channel endpoints are scripted receivers
         (appended to receivers), and one person with an account at each."""
         receivers.extend([Receiver(), Receiver()])
         schools = [self.school(r.url) for r in receivers]
         return Browser(self.url), schools, self.person(schools)
 
-    def signed_in_at_two(self, receivers: list[Receiver]
-                         ) -> tuple[Browser, list[SchoolClient], list[PersonLogin],
-                                    list[dict[str, Any]], str]:
+    def signed_in_at_two(
+        self, receivers: list[Receiver]
+    ) -> tuple[Browser, list[SchoolClient], list[PersonLogin], list[dict[str, Any]], str]:
         """two_schools, signed in at both (with refresh tokens): also the token responses and
         the session's sid."""
         browser, schools, logins = self.two_schools(receivers)
@@ -243,14 +303,18 @@ class FaultIdp:
 
     def logout(self, browser: Browser, id_token: str) -> requests.Response:
         """RP-initiated logout in the browser, with the ID token as hint."""
-        return browser.http.get(f"{self.url}/logout", params={"id_token_hint": id_token},
-                                timeout=30)
+        return browser.http.get(
+            f"{self.url}/logout", params={"id_token_hint": id_token}, timeout=30
+        )
 
-    def sign_in_everywhere(self, browser: Browser, schools: list[SchoolClient],
-                           logins: list[PersonLogin]) -> list[dict[str, Any]]:
+    def sign_in_everywhere(
+        self, browser: Browser, schools: list[SchoolClient], logins: list[PersonLogin]
+    ) -> list[dict[str, Any]]:
         """Sign in at every school with one browser (the first logs in, the rest are silent)."""
-        return [sign_in(self.url, browser, school, login, scope="openid offline_access")
-                for school, login in zip(schools, logins, strict=True)]
+        return [
+            sign_in(self.url, browser, school, login, scope="openid offline_access")
+            for school, login in zip(schools, logins, strict=True)
+        ]
 
     def deliveries(self, sid: str) -> list[tuple[str, str, int]]:
         """(client_id, state, attempts) of the logout messages of a session."""
@@ -259,11 +323,15 @@ class FaultIdp:
 
         with self.app.app_context():
             rows = get_db().scalars(select(Delivery).order_by(Delivery.id)).all()
-            return [(r.client.client_id, r.state, r.attempts) for r in rows
-                    if r.payload.get("sid") == sid]
+            return [
+                (r.client.client_id, r.state, r.attempts)
+                for r in rows
+                if r.payload.get("sid") == sid
+            ]
 
-    def check_logout_token(self, token: str, school: SchoolClient, sub: str,
-                           sid: str) -> dict[str, Any]:
+    def check_logout_token(
+        self, token: str, school: SchoolClient, sub: str, sid: str
+    ) -> dict[str, Any]:
         """Verify a logout token as a school must (JWKS signature, typ, claims); its claims."""
         keys = KeySet.import_key_set(requests.get(f"{self.url}/jwks", timeout=5).json())
         decoded = jwt.decode(token, keys, algorithms=["ES256", "RS256"])
@@ -294,15 +362,30 @@ def fault_idp(tmp: Path, database_url: str, redis_url: str, **config: Any) -> Fa
     issuer = f"http://127.0.0.1:{port}"
     kek = Fernet.generate_key().decode()
     secret = secrets.token_urlsafe(32)
-    settings = {"ISSUER": issuer, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-                "KEY_ENCRYPTION_KEYS": kek, "SECRET_KEY": secret, "TESTING": True,
-                "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000, **config}
+    settings = {
+        "ISSUER": issuer,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "KEY_ENCRYPTION_KEYS": kek,
+        "SECRET_KEY": secret,
+        "TESTING": True,
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000,
+        **config,
+    }
     app = create_app(settings)
     upgrade_database(app)
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "IDP_ISSUER": issuer, "IDP_KEY_ENCRYPTION_KEYS": kek, "IDP_SECRET_KEY": secret,
-           "STUUDIUM_VAR_DIR": str(tmp), "IDP_WORKER_POLL_SECONDS": "0.2",
-           "IDP_DELIVERY_BACKOFF_SECONDS": "0", "IDP_DELIVERY_TIMEOUT": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "IDP_ISSUER": issuer,
+        "IDP_KEY_ENCRYPTION_KEYS": kek,
+        "IDP_SECRET_KEY": secret,
+        "STUUDIUM_VAR_DIR": str(tmp),
+        "IDP_WORKER_POLL_SECONDS": "0.2",
+        "IDP_DELIVERY_BACKOFF_SECONDS": "0",
+        "IDP_DELIVERY_TIMEOUT": "1",
+    }
     env.pop("STUUDIUM_ENV", None)
     return FaultIdp(app, issuer, env, LiveServer(app, port).start())
 
@@ -337,8 +420,9 @@ def own_database(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def idp(tmp_path: Path, redis_server: RedisServer,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultIdp]:
+def idp(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FaultIdp]:
     """An IdP of the test's own: on PostgreSQL when DATABASE_URL is set, else SQLite; own
     Redis."""
     monkeypatch.setenv("STUUDIUM_VAR_DIR", str(tmp_path))
@@ -380,8 +464,9 @@ def postgres() -> Iterator[Postgres]:
 
 
 @pytest.fixture
-def pg_idp(tmp_path: Path, postgres: Postgres, redis_server: RedisServer,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultIdp]:
+def pg_idp(
+    tmp_path: Path, postgres: Postgres, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FaultIdp]:
     """An IdP on the test's own PostgreSQL cluster and Redis."""
     monkeypatch.setenv("STUUDIUM_VAR_DIR", str(tmp_path))
     served = fault_idp(tmp_path, postgres.url, redis_server.url)

@@ -33,32 +33,44 @@ def _post(idp: FaultIdp, browser: Browser, path: str, **form: str) -> requests.R
     page = browser.http.get(f"{idp.url}/account", timeout=10)
     csrf = CSRF_RE.search(page.text)
     assert csrf, page.text
-    return browser.http.post(f"{idp.url}{path}", data={"csrf_token": csrf.group(1), **form},
-                             allow_redirects=False, timeout=30)
+    return browser.http.post(
+        f"{idp.url}{path}",
+        data={"csrf_token": csrf.group(1), **form},
+        allow_redirects=False,
+        timeout=30,
+    )
 
 
-def _proven_attempt(idp: FaultIdp, browser: Browser, source: str, target: str,
-                    theirs: PersonLogin) -> str:
+def _proven_attempt(
+    idp: FaultIdp, browser: Browser, source: str, target: str, theirs: PersonLogin
+) -> str:
     """Start linking from source to target and prove the target account; the attempt."""
     started = _post(idp, browser, "/link/start", source=source, target=target)
     found = ATTEMPT_RE.search(started.text)
     assert started.status_code == 200 and found, started.text
-    shown = _post(idp, browser, "/link/login", attempt=found.group(1), school=target,
-                  email=theirs.email, password=theirs.password)
+    shown = _post(
+        idp,
+        browser,
+        "/link/login",
+        attempt=found.group(1),
+        school=target,
+        email=theirs.email,
+        password=theirs.password,
+    )
     assert shown.status_code == 200 and "Kinnita kontode sidumine" in shown.text, shown.text
     return found.group(1)
 
 
 def test_a_link_and_a_refresh_under_the_absorbed_session_do_not_deadlock(
-        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]
+):
     idp = pg_idp
     receivers.extend([Receiver(), Receiver()])
     mine_school, their_school = (idp.school(r.url) for r in receivers)
     [mine] = idp.person([mine_school])
     [theirs] = idp.person([their_school])
     # The other account is signed in on another device, its school holding a refresh token.
-    tokens = sign_in(idp.url, Browser(idp.url), their_school, theirs,
-                     scope="openid offline_access")
+    tokens = sign_in(idp.url, Browser(idp.url), their_school, theirs, scope="openid offline_access")
     sid = unverified_claims(tokens["id_token"])["sid"]
     browser = Browser(idp.url)
     sign_in(idp.url, browser, mine_school, mine, scope="openid")
@@ -66,10 +78,13 @@ def test_a_link_and_a_refresh_under_the_absorbed_session_do_not_deadlock(
 
     # The other account's row held: the link waits for it first, then the refresh (having
     # taken its session) waits for it too; released, the link moves it and ends the session.
-    confirmed, answer = race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
-                              theirs.sub, partial(_post, idp, browser, "/link/confirm",
-                                                  attempt=attempt, email="mine"),
-                              partial(refresh, idp.url, their_school, tokens["refresh_token"]))
+    confirmed, answer = race(
+        postgres,
+        "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
+        theirs.sub,
+        partial(_post, idp, browser, "/link/confirm", attempt=attempt, email="mine"),
+        partial(refresh, idp.url, their_school, tokens["refresh_token"]),
+    )
     assert confirmed.status_code == 200 and "Kontod on seotud" in confirmed.text, confirmed.text
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
     assert lock_waiters(postgres.url) == 0
@@ -79,7 +94,8 @@ def test_a_link_and_a_refresh_under_the_absorbed_session_do_not_deadlock(
 
 
 def test_an_unlink_and_a_refresh_at_that_school_do_not_deadlock(
-        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]
+):
     idp = pg_idp
     # One person, linked at two schools, signed in at both (the second school's refresh token
     # is under the session and the account about to be split off).
@@ -89,10 +105,13 @@ def test_an_unlink_and_a_refresh_at_that_school_do_not_deadlock(
     # The split-off account's row held: the unlink waits for it first, then the second school's
     # refresh (having taken the session) waits for it too; released, the unlink moves it away
     # and the session loses that school.
-    done, answer = race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
-                         split_off.sub, partial(_post, idp, browser, "/account/unlink",
-                                                school=schools[1].slug),
-                         partial(refresh, idp.url, schools[1], tokens[1]["refresh_token"]))
+    done, answer = race(
+        postgres,
+        "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
+        split_off.sub,
+        partial(_post, idp, browser, "/account/unlink", school=schools[1].slug),
+        partial(refresh, idp.url, schools[1], tokens[1]["refresh_token"]),
+    )
     assert done.status_code == 200 and "Seos on eemaldatud" in done.text, done.text
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
     assert lock_waiters(postgres.url) == 0
@@ -104,7 +123,8 @@ def test_an_unlink_and_a_refresh_at_that_school_do_not_deadlock(
 
 
 def test_an_unlink_and_a_code_exchange_at_that_school_give_no_tokens(
-        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]
+):
     idp = pg_idp
     # Signed in at the first school; the second school's code obtained silently, not yet
     # exchanged, when the person splits the second school's account off.
@@ -115,17 +135,21 @@ def test_an_unlink_and_a_code_exchange_at_that_school_give_no_tokens(
     # The split-off account's row held: the unlink, holding the session, waits for it; the
     # exchange waits for the session. Released, the unlink moves the account; the exchange
     # then reads the account as it is now: another person's, so no tokens.
-    done, answer = race(postgres, "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
-                        logins[1].sub, partial(_post, idp, browser, "/account/unlink",
-                                               school=schools[1].slug),
-                        partial(redeem, idp.url, schools[1], code, verifier))
+    done, answer = race(
+        postgres,
+        "SELECT 1 FROM account WHERE sub = %s FOR UPDATE",
+        logins[1].sub,
+        partial(_post, idp, browser, "/account/unlink", school=schools[1].slug),
+        partial(redeem, idp.url, schools[1], code, verifier),
+    )
     assert done.status_code == 200 and "Seos on eemaldatud" in done.text, done.text
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
     assert lock_waiters(postgres.url) == 0
 
 
 def test_a_link_of_a_person_just_absorbed_by_another_link_is_refused(
-        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]
+):
     idp = pg_idp
     receivers.extend([Receiver(), Receiver(), Receiver()])
     schools = [idp.school(r.url) for r in receivers]
@@ -140,13 +164,14 @@ def test_a_link_of_a_person_just_absorbed_by_another_link_is_refused(
     # B's person row held: A's link waits for it first, then B's link; released, A's link
     # absorbs B, and B's link, reading B afresh, merges nothing.
     first, second = race(
-        postgres, "SELECT 1 FROM person WHERE id = (SELECT person_id FROM account "
-        "WHERE sub = %s) FOR UPDATE", b.sub,
+        postgres,
+        "SELECT 1 FROM person WHERE id = (SELECT person_id FROM account WHERE sub = %s) FOR UPDATE",
+        b.sub,
         partial(_post, idp, browsers[0], "/link/confirm", attempt=a_links_b, email="mine"),
-        partial(_post, idp, browsers[1], "/link/confirm", attempt=b_links_c, email="mine"))
+        partial(_post, idp, browsers[1], "/link/confirm", attempt=b_links_c, email="mine"),
+    )
     assert first.status_code == 200 and "Kontod on seotud" in first.text, first.text
-    assert second.status_code == 409 and "Kontod muutusid sidumise ajal" in second.text, \
-        second.text
+    assert second.status_code == 409 and "Kontod muutusid sidumise ajal" in second.text, second.text
     # A has A's and B's accounts; C's account still belongs to C, who can still sign in.
     owners = _owners(idp, [a.sub, b.sub, c.sub])
     assert owners[a.sub] == owners[b.sub] != owners[c.sub]
@@ -161,6 +186,9 @@ def _owners(idp: FaultIdp, subs: list[str]) -> dict[str, int]:
     from shared.db import get_db
 
     with idp.app.app_context():
-        rows = get_db().execute(select(Account.sub, Account.person_id).where(
-            Account.sub.in_(subs))).all()
+        rows = (
+            get_db()
+            .execute(select(Account.sub, Account.person_id).where(Account.sub.in_(subs)))
+            .all()
+        )
         return {sub: person_id for sub, person_id in rows}

@@ -50,15 +50,17 @@ def _login_page(idp: FaultIdp, school: SchoolClient) -> tuple[Browser, requests.
 def _signed_in_silently(browser: Browser, idp: FaultIdp, school: SchoolClient) -> bool:
     """Whether the browser's IdP session still answers prompt=none with a code."""
     _, challenge = pkce_pair()
-    answer = browser.follow(authorize_url(idp.url, school, challenge, prompt="none"),
-                            school.redirect_uri)
+    answer = browser.follow(
+        authorize_url(idp.url, school, challenge, prompt="none"), school.redirect_uri
+    )
     params = callback_params(answer)
     assert "code" in params or params.get("error") == "login_required", params
     return "code" in params
 
 
-def _sessions(idp: FaultIdp, sub: str, absorbed: bool = False
-              ) -> list[tuple[str | None, str | None]]:
+def _sessions(
+    idp: FaultIdp, sub: str, absorbed: bool = False
+) -> list[tuple[str | None, str | None]]:
     """(ended_at is set, end_reason) of every session of the account's person, or, absorbed,
     of the persons a link absorbed into it."""
     from idp.models import Account, Person, SsoSession
@@ -67,8 +69,11 @@ def _sessions(idp: FaultIdp, sub: str, absorbed: bool = False
     with idp.app.app_context():
         db = get_db()
         person_id = db.scalar(select(Account.person_id).where(Account.sub == sub))
-        persons = (db.scalars(select(Person.id).where(Person.merged_into_id == person_id)).all()
-                   if absorbed else [person_id])
+        persons = (
+            db.scalars(select(Person.id).where(Person.merged_into_id == person_id)).all()
+            if absorbed
+            else [person_id]
+        )
         rows = db.scalars(select(SsoSession).where(SsoSession.person_id.in_(persons))).all()
         return [(None if s.ended_at is None else "ended", s.end_reason) for s in rows]
 
@@ -78,8 +83,14 @@ def _change_password(browser: Browser, current: str) -> requests.Response:
     from tests.flows.idp_account import post_form
 
     page = browser.http.get(f"{browser.issuer}/account/password", timeout=10)
-    return post_form(browser, page, "/account/password", current_password=current,
-                     new_password=NEW_PASSWORD, new_password_again=NEW_PASSWORD)
+    return post_form(
+        browser,
+        page,
+        "/account/password",
+        current_password=current,
+        new_password=NEW_PASSWORD,
+        new_password_again=NEW_PASSWORD,
+    )
 
 
 def _admin_token(idp: FaultIdp, school: SchoolClient) -> str:
@@ -96,8 +107,11 @@ def _admin_token(idp: FaultIdp, school: SchoolClient) -> str:
 
 
 def _disable(idp: FaultIdp, token: str, sub: str) -> requests.Response:
-    return requests.post(f"{idp.url}/api/admin/v1/accounts/{sub}/disable", timeout=30,
-                         headers={"Authorization": f"Bearer {token}"})
+    return requests.post(
+        f"{idp.url}/api/admin/v1/accounts/{sub}/disable",
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def _setup(idp: FaultIdp) -> tuple[SchoolClient, PersonLogin, Browser]:
@@ -112,9 +126,13 @@ def _setup(idp: FaultIdp) -> tuple[SchoolClient, PersonLogin, Browser]:
     return school, person, owner
 
 
-def _in_order(postgres: Postgres, login_first: bool, sub: str,
-              login: Callable[[], requests.Response],
-              change: Callable[[], requests.Response]) -> requests.Response:
+def _in_order(
+    postgres: Postgres,
+    login_first: bool,
+    sub: str,
+    login: Callable[[], requests.Response],
+    change: Callable[[], requests.Response],
+) -> requests.Response:
     """Race the login (of the account sub) and the change in the case's order; check the
     login's answer (on to the school when it went first, the form with the one wrong-password
     answer when it came second); return the change's answer."""
@@ -130,7 +148,8 @@ def _in_order(postgres: Postgres, login_first: bool, sub: str,
 
 @pytest.mark.parametrize("login_first", [True, False], ids=["login-first", "change-first"])
 def test_a_login_racing_a_password_change_keeps_no_session(
-        pg_idp: FaultIdp, postgres: Postgres, login_first: bool):
+    pg_idp: FaultIdp, postgres: Postgres, login_first: bool
+):
     idp = pg_idp
     school, person, owner = _setup(idp)
     intruder, page = _login_page(idp, school)  # someone who knows the old password
@@ -150,7 +169,8 @@ def test_a_login_racing_a_password_change_keeps_no_session(
 
 @pytest.mark.parametrize("login_first", [True, False], ids=["login-first", "disable-first"])
 def test_a_login_racing_an_account_disable_keeps_no_session(
-        pg_idp: FaultIdp, postgres: Postgres, login_first: bool):
+    pg_idp: FaultIdp, postgres: Postgres, login_first: bool
+):
     idp = pg_idp
     school, person, _owner = _setup(idp)
     token = _admin_token(idp, school)
@@ -165,13 +185,13 @@ def test_a_login_racing_an_account_disable_keeps_no_session(
     assert disabled.status_code == 200, disabled.text
     assert disabled.json()["sessions_ended"] == (3 if login_first else 2), disabled.text
     assert not _signed_in_silently(browser, idp, school)
-    assert _sessions(idp, person.sub) == [("ended", "account_disabled")] * (
-        3 if login_first else 2)
+    assert _sessions(idp, person.sub) == [("ended", "account_disabled")] * (3 if login_first else 2)
 
 
 @pytest.mark.parametrize("login_first", [True, False], ids=["login-first", "link-first"])
 def test_a_login_racing_a_link_that_absorbs_the_person_keeps_no_session(
-        pg_idp: FaultIdp, postgres: Postgres, login_first: bool):
+    pg_idp: FaultIdp, postgres: Postgres, login_first: bool
+):
     from tests.faults.test_link_race import _post, _proven_attempt
 
     idp = pg_idp
@@ -195,4 +215,3 @@ def test_a_login_racing_a_link_that_absorbs_the_person_keeps_no_session(
     assert _signed_in_silently(linker, idp, their_school)  # the linked account is the linker's
     absorbed = _sessions(idp, mine.sub, absorbed=True)
     assert absorbed == [("ended", "link")] * (2 if login_first else 1), absorbed
-

@@ -41,7 +41,8 @@ def _retry_page(resp: requests.Response) -> None:
 
 
 def test_a_postgres_restart_during_logout_never_leaves_schools_untold(
-        pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]):
+    pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]
+):
     idp = pg_idp
     browser, schools, logins, tokens, sid = idp.signed_in_at_two(receivers)
     hint = tokens[0]["id_token"]

@@ -14,13 +14,15 @@ def _ready(url: str) -> tuple[int, dict[str, str]]:
     return resp.status_code, resp.json()["checks"]
 
 
-def test_readyz_follows_postgres_and_redis(pg_idp: FaultIdp, postgres: Postgres,
-                                           redis_server: RedisServer):
+def test_readyz_follows_postgres_and_redis(
+    pg_idp: FaultIdp, postgres: Postgres, redis_server: RedisServer
+):
     from school_instance import create_app
     from school_instance.cli import upgrade_database
 
-    school_app = create_app({"TESTING": True, "DATABASE_URL": postgres.url,
-                             "REDIS_URL": redis_server.url})
+    school_app = create_app(
+        {"TESTING": True, "DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url}
+    )
     upgrade_database(school_app)
     school = LiveServer(school_app, free_port()).start()
     apps = [pg_idp.url, school.url]

@@ -19,14 +19,19 @@ from tests.support import (
 
 def _silent(idp: FaultIdp, browser: Browser, school) -> dict[str, str]:
     _, challenge = pkce_pair()
-    resp = browser.http.get(authorize_url(idp.url, school, challenge, prompt="none"),
-                            allow_redirects=False, timeout=10)
+    resp = browser.http.get(
+        authorize_url(idp.url, school, challenge, prompt="none"), allow_redirects=False, timeout=10
+    )
     return callback_params(resp)
 
 
 def test_a_redis_restart_mid_fan_out_revives_no_session(
-        idp: FaultIdp, redis_server: RedisServer, browser: Browser, receivers: list[Receiver],
-        monkeypatch):
+    idp: FaultIdp,
+    redis_server: RedisServer,
+    browser: Browser,
+    receivers: list[Receiver],
+    monkeypatch,
+):
     from idp.deliveries import run_once
 
     from idp.store.keys import sid as alive_key
@@ -43,8 +48,9 @@ def test_a_redis_restart_mid_fan_out_revives_no_session(
     cookie_name = idp.app.config["SSO_COOKIE_NAME"]
     old_cookie = browser.http.cookies.get(cookie_name)
     assert old_cookie
-    page = browser.http.get(f"{idp.url}/logout", params={"id_token_hint": tokens[0]["id_token"]},
-                            timeout=10)
+    page = browser.http.get(
+        f"{idp.url}/logout", params={"id_token_hint": tokens[0]["id_token"]}, timeout=10
+    )
     assert page.status_code == 200 and not idp.redis.exists(alive_key(sid))
     assert [s for _, s, _ in idp.deliveries(sid)] == ["delivered", "delivered", "pending"]
 
@@ -54,14 +60,18 @@ def test_a_redis_restart_mid_fan_out_revives_no_session(
 
     assert _silent(idp, browser, schools[0])["error"] == "login_required"
     # The account pages do not open for the ended session's cookie either.
-    account = requests.get(f"{idp.url}/account/sessions", cookies={cookie_name: old_cookie},
-                           timeout=10)
+    account = requests.get(
+        f"{idp.url}/account/sessions", cookies={cookie_name: old_cookie}, timeout=10
+    )
     assert "Sa ei ole sisse logitud" in account.text
     for school, issued in zip(schools, tokens, strict=True):
         refused = refresh(idp.url, school, issued["refresh_token"])
         assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
-        info = requests.get(f"{idp.url}/userinfo", timeout=10,
-                            headers={"Authorization": f"Bearer {issued['access_token']}"})
+        info = requests.get(
+            f"{idp.url}/userinfo",
+            timeout=10,
+            headers={"Authorization": f"Bearer {issued['access_token']}"},
+        )
         assert info.status_code == 401
 
     receivers[2].status = 200
@@ -69,8 +79,9 @@ def test_a_redis_restart_mid_fan_out_revives_no_session(
         outcomes = run_once(idp.app)
     assert [o.delivered for o in outcomes] == [True]
     assert [s for _, s, _ in idp.deliveries(sid)] == ["delivered"] * 3
-    idp.check_logout_token(receivers[2].posts[-1]["logout_token"][0], schools[2],
-                           logins[2].sub, sid)
+    idp.check_logout_token(
+        receivers[2].posts[-1]["logout_token"][0], schools[2], logins[2].sub, sid
+    )
 
     # Logging in again on that browser starts a new session instead of renewing the dead one.
     again = idp.sign_in_everywhere(browser, schools[:1], logins[:1])[0]

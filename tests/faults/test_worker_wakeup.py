@@ -9,8 +9,7 @@ from tests.faults.conftest import FaultIdp, stop_worker, wait_for
 from tests.support import Browser, Receiver, unverified_claims
 
 
-def test_a_committed_logout_wakes_the_worker_at_once(pg_idp: FaultIdp,
-                                                     receivers: list[Receiver]):
+def test_a_committed_logout_wakes_the_worker_at_once(pg_idp: FaultIdp, receivers: list[Receiver]):
     from idp.sso.logout import Scope, end_sessions
     from shared.db import get_db
 
@@ -21,8 +20,7 @@ def test_a_committed_logout_wakes_the_worker_at_once(pg_idp: FaultIdp,
     [tokens] = idp.sign_in_everywhere(Browser(idp.url), [school], [login])
     sid = unverified_claims(tokens["id_token"])["sid"]
     worker = idp.start_worker(IDP_WORKER_POLL_SECONDS="60")
-    wait_for(lambda: worker.poll() is None and _listening(idp), 20,
-             "the worker to listen")
+    wait_for(lambda: worker.poll() is None and _listening(idp), 20, "the worker to listen")
     with idp.app.app_context():
         ended = end_sessions(get_db(), Scope(session_ids=(sid,)), "logout", deliver=False)
     committed = time.monotonic()
@@ -40,6 +38,9 @@ def _listening(idp: FaultIdp) -> bool:
     from idp.outbox.queue import WAKE_CHANNEL
 
     with idp.app.extensions["db_engine"].connect() as conn:
-        return bool(conn.scalar(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE query = :q"),
-            {"q": f"LISTEN {WAKE_CHANNEL}"}))
+        return bool(
+            conn.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE query = :q"),
+                {"q": f"LISTEN {WAKE_CHANNEL}"},
+            )
+        )

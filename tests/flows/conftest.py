@@ -36,10 +36,16 @@ def upstream(idp_app: Flask, idp: str) -> Iterator[Upstream]:
     url = f"http://127.0.0.1:{port}"
     app = create_standin(url, {CLIENT_ID: (CLIENT_SECRET, [f"{idp}/eid/callback"])}, [])
     server = LiveServer(app, port).start()
-    saved = {k: idp_app.config.get(k) for k in ("EID_ISSUER", "EID_CLIENT_ID",
-                                                "EID_CLIENT_SECRET", "EID_REDIRECT_URI")}
-    idp_app.config.update(EID_ISSUER=url, EID_CLIENT_ID=CLIENT_ID,
-                          EID_CLIENT_SECRET=CLIENT_SECRET, EID_REDIRECT_URI=None)
+    saved = {
+        k: idp_app.config.get(k)
+        for k in ("EID_ISSUER", "EID_CLIENT_ID", "EID_CLIENT_SECRET", "EID_REDIRECT_URI")
+    }
+    idp_app.config.update(
+        EID_ISSUER=url,
+        EID_CLIENT_ID=CLIENT_ID,
+        EID_CLIENT_SECRET=CLIENT_SECRET,
+        EID_REDIRECT_URI=None,
+    )
     yield Upstream(url, app.extensions["eid_standin"])
     idp_app.config.update(saved)
     server.stop()

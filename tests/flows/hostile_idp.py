@@ -31,12 +31,29 @@ GIVEN_NAME, FAMILY_NAME = "Võõras", "Külaline"
 
 # Scenarios of the token endpoint (each crafts one kind of bad ID token), and of the
 # authorization endpoint (errors and mix-ups).
-ID_TOKEN_SCENARIOS = ("wrong_iss", "wrong_aud", "aud_list_other_azp", "expired",
-                      "issued_in_future", "bad_signature", "unknown_kid", "alg_none",
-                      "nonce_mismatch", "nonce_missing", "typ_at_jwt", "typ_logout_jwt",
-                      "typ_missing", "sid_missing")
-TOKEN_SCENARIOS = ("token_invalid_grant", "token_not_json", "token_without_id_token",
-                   "token_without_access_token", "token_id_token_not_a_string")
+ID_TOKEN_SCENARIOS = (
+    "wrong_iss",
+    "wrong_aud",
+    "aud_list_other_azp",
+    "expired",
+    "issued_in_future",
+    "bad_signature",
+    "unknown_kid",
+    "alg_none",
+    "nonce_mismatch",
+    "nonce_missing",
+    "typ_at_jwt",
+    "typ_logout_jwt",
+    "typ_missing",
+    "sid_missing",
+)
+TOKEN_SCENARIOS = (
+    "token_invalid_grant",
+    "token_not_json",
+    "token_without_id_token",
+    "token_without_access_token",
+    "token_id_token_not_a_string",
+)
 
 
 def _b64(data: bytes) -> str:
@@ -59,9 +76,16 @@ class HostileIdp:
         """Craft the ID token of the current scenario for one authorization."""
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": self.url, "sub": "hostile-sub-1", "aud": grant["client_id"], "iat": now,
-            "exp": now + 300, "auth_time": now, "sid": "hostile-sid-1",
-            "nonce": grant.get("nonce"), "given_name": GIVEN_NAME, "family_name": FAMILY_NAME,
+            "iss": self.url,
+            "sub": "hostile-sub-1",
+            "aud": grant["client_id"],
+            "iat": now,
+            "exp": now + 300,
+            "auth_time": now,
+            "sid": "hostile-sid-1",
+            "nonce": grant.get("nonce"),
+            "given_name": GIVEN_NAME,
+            "family_name": FAMILY_NAME,
             "roles": ["parent"],
         }
         header: dict[str, Any] = {"alg": "RS256", "kid": KID, "typ": "JWT"}
@@ -97,8 +121,7 @@ class HostileIdp:
             del claims["sid"]
         if s == "alg_none":
             unsigned = {"alg": "none", "typ": "JWT"}
-            return (f"{_b64(json.dumps(unsigned).encode())}."
-                    f"{_b64(json.dumps(claims).encode())}.")
+            return f"{_b64(json.dumps(unsigned).encode())}.{_b64(json.dumps(claims).encode())}."
         return jwt.encode(header, claims, key, default_type=None)
 
 
@@ -108,15 +131,20 @@ def create_app(state: HostileIdp) -> Flask:
 
     @app.get("/.well-known/openid-configuration")
     def discovery() -> Response:
-        return jsonify({
-            "issuer": state.url, "authorization_endpoint": f"{state.url}/authorize",
-            "token_endpoint": f"{state.url}/token", "jwks_uri": f"{state.url}/jwks",
-            "end_session_endpoint": f"{state.url}/logout",
-            "response_types_supported": ["code"], "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "code_challenge_methods_supported": ["S256"],
-            "authorization_response_iss_parameter_supported": True,
-        })
+        return jsonify(
+            {
+                "issuer": state.url,
+                "authorization_endpoint": f"{state.url}/authorize",
+                "token_endpoint": f"{state.url}/token",
+                "jwks_uri": f"{state.url}/jwks",
+                "end_session_endpoint": f"{state.url}/logout",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "code_challenge_methods_supported": ["S256"],
+                "authorization_response_iss_parameter_supported": True,
+            }
+        )
 
     @app.get("/jwks")
     def jwks() -> Response:
@@ -131,13 +159,17 @@ def create_app(state: HostileIdp) -> Flask:
             answer = {"error": "server_error", "error_description": "Something broke."}
         else:
             code = secrets.token_urlsafe(16)
-            state.codes[code] = {"client_id": args.get("client_id"), "nonce": args.get("nonce"),
-                                 "challenge": args.get("code_challenge")}
+            state.codes[code] = {
+                "client_id": args.get("client_id"),
+                "nonce": args.get("nonce"),
+                "challenge": args.get("code_challenge"),
+            }
             answer = {"code": code}
         if "state" in args:
             answer["state"] = args["state"]
-        answer["iss"] = ("https://idp.example.invalid" if state.scenario == "mixup_iss"
-                         else state.url)
+        answer["iss"] = (
+            "https://idp.example.invalid" if state.scenario == "mixup_iss" else state.url
+        )
         return redirect(f"{args.get('redirect_uri')}?{urlencode(answer)}", 303)
 
     @app.post("/token")
@@ -147,15 +179,23 @@ def create_app(state: HostileIdp) -> Flask:
         grant = state.codes.pop(form.get("code", ""), None)
         verifier = form.get("code_verifier", "")
         challenge = _b64(hashlib.sha256(verifier.encode()).digest())
-        if (grant is None or grant["challenge"] != challenge
-                or state.scenario == "token_invalid_grant"):
-            return Response(json.dumps({"error": "invalid_grant"}), 400,
-                            mimetype="application/json")
+        if (
+            grant is None
+            or grant["challenge"] != challenge
+            or state.scenario == "token_invalid_grant"
+        ):
+            return Response(
+                json.dumps({"error": "invalid_grant"}), 400, mimetype="application/json"
+            )
         if state.scenario == "token_not_json":
             return Response("<html>Service unavailable</html>", 200, mimetype="text/html")
-        answer = {"access_token": secrets.token_urlsafe(24), "token_type": "Bearer",
-                  "expires_in": 300, "refresh_token": secrets.token_urlsafe(24),
-                  "id_token": state.id_token(grant)}
+        answer = {
+            "access_token": secrets.token_urlsafe(24),
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "refresh_token": secrets.token_urlsafe(24),
+            "id_token": state.id_token(grant),
+        }
         if state.scenario == "token_without_id_token":
             del answer["id_token"]
         if state.scenario == "token_without_access_token":
@@ -190,14 +230,22 @@ def serve_hostile_school(school_app: Flask) -> Iterator[HostileSchool]:
     state = HostileIdp(
         url=f"http://127.0.0.1:{idp_port}",
         key=RSAKey.generate_key(2048, parameters={"kid": KID, "alg": "RS256", "use": "sig"}),
-        stranger=RSAKey.generate_key(2048, parameters={"kid": KID, "alg": "RS256"}))
+        stranger=RSAKey.generate_key(2048, parameters={"kid": KID, "alg": "RS256"}),
+    )
     idp_server = LiveServer(create_app(state), idp_port).start()
     slug = "h-" + secrets.token_hex(4)
     client_id = "hostile-client-" + secrets.token_hex(4)
     school_url = f"http://127.0.0.1:{school_port}"
-    add_tenant(school_app, slug=slug, name=f"Kool {slug}", url=school_url, issuer=state.url,
-               client_id=client_id, client_secret=secrets.token_urlsafe(32),
-               hosts=[f"127.0.0.1:{school_port}"])
+    add_tenant(
+        school_app,
+        slug=slug,
+        name=f"Kool {slug}",
+        url=school_url,
+        issuer=state.url,
+        client_id=client_id,
+        client_secret=secrets.token_urlsafe(32),
+        hosts=[f"127.0.0.1:{school_port}"],
+    )
     school_server = LiveServer(school_app, school_port).start()
     try:
         yield HostileSchool(school_url, slug, client_id, state)

@@ -11,10 +11,14 @@ import requests
 
 from tests.support import CSRF_RE, Browser, Tenant
 
-CHROME_LINUX = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                "Chrome/131.0.0.0 Safari/537.36")
-SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-                 "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1")
+CHROME_LINUX = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+SAFARI_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+)
 NOT_SIGNED_IN = "<h1>Sa ei ole sisse logitud</h1>"
 
 _SESSION_RE = re.compile(r'<li class="session( current)?" data-sid="([^"]+)">(.*?)</li>', re.S)
@@ -49,22 +53,32 @@ def sessions_page(browser: Browser) -> tuple[requests.Response, list[ListedSessi
     """Open the sessions page; the response and its entries."""
     page = browser.http.get(f"{browser.issuer}/account/sessions", timeout=10)
     assert page.status_code == 200
-    listed = [ListedSession(sid=sid, current=bool(current), device=_text(block, "device"),
-                            started=_text(block, "started"),
-                            last_used=_text(block, "last-used"),
-                            schools=_text(block, "schools"))
-              for current, sid, block in _SESSION_RE.findall(page.text)]
+    listed = [
+        ListedSession(
+            sid=sid,
+            current=bool(current),
+            device=_text(block, "device"),
+            started=_text(block, "started"),
+            last_used=_text(block, "last-used"),
+            schools=_text(block, "schools"),
+        )
+        for current, sid, block in _SESSION_RE.findall(page.text)
+    ]
     return page, listed
 
 
-def post_form(browser: Browser, page: requests.Response, path: str,
-              **fields: str) -> requests.Response:
+def post_form(
+    browser: Browser, page: requests.Response, path: str, **fields: str
+) -> requests.Response:
     """Submit a form of the IdP's page with that page's CSRF token."""
     csrf = CSRF_RE.search(page.text)
     assert csrf, "a form with a CSRF token expected"
-    return browser.http.post(f"{browser.issuer}{path}",
-                             data={"csrf_token": csrf.group(1), **fields},
-                             allow_redirects=False, timeout=10)
+    return browser.http.post(
+        f"{browser.issuer}{path}",
+        data={"csrf_token": csrf.group(1), **fields},
+        allow_redirects=False,
+        timeout=10,
+    )
 
 
 def signed_in_at(browser: Browser, school: Tenant) -> bool:

@@ -25,8 +25,9 @@ def post_form(browser: Browser, url: str, data: dict[str, str]) -> requests.Resp
     assert page.status_code == 200, page.text
     csrf = CSRF_RE.search(page.text)
     assert csrf, "a form expected"
-    return browser.http.post(url, data={"csrf_token": csrf.group(1), **data},
-                             allow_redirects=False, timeout=10)
+    return browser.http.post(
+        url, data={"csrf_token": csrf.group(1), **data}, allow_redirects=False, timeout=10
+    )
 
 
 def use_link(browser: Browser, message: dict[str, Any]) -> requests.Response:

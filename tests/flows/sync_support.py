@@ -18,15 +18,25 @@ API = "/api/admin/v1"
 
 def client_token(idp: str, school: SchoolClient) -> str:
     """The school client's access token for the admin API (client credentials grant)."""
-    resp = requests.post(f"{idp}/token", data={"grant_type": "client_credentials",
-                                               "scope": "admin"},
-                         auth=(school.client_id, school.client_secret or ""), timeout=10)
+    resp = requests.post(
+        f"{idp}/token",
+        data={"grant_type": "client_credentials", "scope": "admin"},
+        auth=(school.client_id, school.client_secret or ""),
+        timeout=10,
+    )
     assert resp.status_code == 200, resp.text
     return str(resp.json()["access_token"])
 
 
-def api(idp: str, token: str, method: str, path: str, acting: str | None = None,
-        body: dict[str, Any] | None = None, if_match: int | str | None = None) -> requests.Response:
+def api(
+    idp: str,
+    token: str,
+    method: str,
+    path: str,
+    acting: str | None = None,
+    body: dict[str, Any] | None = None,
+    if_match: int | str | None = None,
+) -> requests.Response:
     """One admin API call, acting as the account acting (Stuudium-Acting-Sub) when given."""
     headers = {"Authorization": f"Bearer {token}"}
     if acting is not None:
@@ -36,8 +46,9 @@ def api(idp: str, token: str, method: str, path: str, acting: str | None = None,
     return requests.request(method, f"{idp}{API}{path}", json=body, headers=headers, timeout=10)
 
 
-def add_member(school_app: Any, school: Tenant, person: PersonLogin, roles: list[str],
-               sub: str | None = None) -> int:
+def add_member(
+    school_app: Any, school: Tenant, person: PersonLogin, roles: list[str], sub: str | None = None
+) -> int:
     """The school's local copy of an account (as the roster import or a first login makes)."""
     with _diary(school_app, school) as (db, tenant_id):
         return _member(db, tenant_id, person, roles, sub)
@@ -50,9 +61,14 @@ def copy_of(school_app: Any, school: Tenant, sub: str) -> dict[str, Any]:
     with _diary(school_app, school) as (db, tenant_id):
         row = db.scalar(select(Member).where(Member.tenant_id == tenant_id, Member.sub == sub))
         assert row is not None
-        return {"given_name": row.given_name, "family_name": row.family_name,
-                "email": row.email, "phone": row.phone, "version": row.version,
-                "birth_date": row.birth_date}
+        return {
+            "given_name": row.given_name,
+            "family_name": row.family_name,
+            "email": row.email,
+            "phone": row.phone,
+            "version": row.version,
+            "birth_date": row.birth_date,
+        }
 
 
 def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:

@@ -21,8 +21,9 @@ def _ask(idp: str, slug: str, email: str) -> tuple[int, str, float]:
     csrf = CSRF_RE.search(browser.http.get(url, timeout=10).text)
     assert csrf
     started = time.perf_counter()
-    resp = browser.http.post(url, data={"csrf_token": csrf.group(1), "email": email},
-                             allow_redirects=False, timeout=10)
+    resp = browser.http.post(
+        url, data={"csrf_token": csrf.group(1), "email": email}, allow_redirects=False, timeout=10
+    )
     return resp.status_code, resp.text, time.perf_counter() - started
 
 
@@ -51,8 +52,7 @@ def test_login_link_signs_in_at_the_school_once(idp, make_tenant, make_person, i
     assert f'href="/s/{tenant.client.slug}/access"' in again.text
 
 
-def test_same_answer_for_known_and_unknown_addresses(idp, make_tenant, make_person,
-                                                     inbox) -> None:
+def test_same_answer_for_known_and_unknown_addresses(idp, make_tenant, make_person, inbox) -> None:
     tenant = make_tenant()
     person = make_person(tenant.client)
     unknown = "nobody-" + person.email
@@ -71,8 +71,9 @@ def test_same_answer_for_known_and_unknown_addresses(idp, make_tenant, make_pers
     assert len(inbox(person.email)) == 8 and inbox(unknown) == []
 
 
-def test_newer_link_voids_older_and_links_expire(idp, idp_app, make_tenant, make_person, inbox,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_newer_link_voids_older_and_links_expire(
+    idp, idp_app, make_tenant, make_person, inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tenant = make_tenant()
     person = make_person(tenant.client)
     _ask(idp, tenant.client.slug, person.email)
@@ -81,16 +82,16 @@ def test_newer_link_voids_older_and_links_expire(idp, idp_app, make_tenant, make
     assert use_link(Browser(idp), older).status_code == 410
     assert use_link(Browser(idp), newer).status_code == 303
 
-    monkeypatch.setitem(idp_app.config, "LINK_SECONDS",
-                        {**idp_app.config["LINK_SECONDS"], "access": 1})
+    monkeypatch.setitem(
+        idp_app.config, "LINK_SECONDS", {**idp_app.config["LINK_SECONDS"], "access": 1}
+    )
     _ask(idp, tenant.client.slug, person.email)
     expiring = inbox(person.email)[-1]
     time.sleep(1.2)
     assert use_link(Browser(idp), expiring).status_code == 410
 
 
-def test_link_works_only_at_its_school(idp, make_tenant, make_person, link_account,
-                                       inbox) -> None:
+def test_link_works_only_at_its_school(idp, make_tenant, make_person, link_account, inbox) -> None:
     first, second = make_tenant(), make_tenant()
     person = make_person(first.client)
     link_account(person, second.client, ["parent"])
@@ -103,9 +104,9 @@ def test_link_works_only_at_its_school(idp, make_tenant, make_person, link_accou
     assert post_form(Browser(idp), page, {"token": token}).status_code == 303
 
 
-def test_link_failures_counted_exactly_per_school(idp, idp_app, make_tenant, make_person,
-                                                  inbox,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_link_failures_counted_exactly_per_school(
+    idp, idp_app, make_tenant, make_person, inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     limit = 6
     monkeypatch.setitem(idp_app.config, "LOGIN_MAX_FAILURES_PER_ADDRESS", limit)
     tenant, other = make_tenant(), make_tenant()
@@ -113,8 +114,9 @@ def test_link_failures_counted_exactly_per_school(idp, idp_app, make_tenant, mak
     elsewhere = make_person(other.client)
 
     def bad(_: int) -> int:
-        return post_form(Browser(idp), f"{idp}/s/{tenant.client.slug}/signin",
-                         {"token": "x" * 43}).status_code
+        return post_form(
+            Browser(idp), f"{idp}/s/{tenant.client.slug}/signin", {"token": "x" * 43}
+        ).status_code
 
     with ThreadPoolExecutor(8) as pool:
         assert set(pool.map(bad, range(limit - 1))) == {410}
@@ -131,16 +133,15 @@ def test_link_failures_counted_exactly_per_school(idp, idp_app, make_tenant, mak
     assert use_link(Browser(idp), inbox(elsewhere.email)[-1]).status_code == 303
 
 
-def test_link_requests_capped_exactly_per_school(idp, idp_app, make_tenant, make_person,
-                                                 link_account, inbox,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_link_requests_capped_exactly_per_school(
+    idp, idp_app, make_tenant, make_person, link_account, inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(idp_app.config, "LINK_MAX_REQUESTS", 3)
     tenant, other = make_tenant(), make_tenant()
     person = make_person(tenant.client)
     link_account(person, other.client, ["parent"])
     with ThreadPoolExecutor(8) as pool:
-        answers = set(pool.map(lambda _: _ask(idp, tenant.client.slug, person.email)[:2],
-                               range(8)))
+        answers = set(pool.map(lambda _: _ask(idp, tenant.client.slug, person.email)[:2], range(8)))
     assert len(answers) == 1  # capped or not, the same answer
     assert len(inbox(person.email)) == 3  # exactly the cap, though asked in parallel
     # The other school's cap is its own.
@@ -148,10 +149,9 @@ def test_link_requests_capped_exactly_per_school(idp, idp_app, make_tenant, make
     assert len(inbox(person.email)) == 4
 
 
-def test_mail_waits_in_the_outbox_while_the_server_is_away(idp, idp_app, make_tenant,
-                                                           make_person, mail_catcher, inbox,
-                                                           monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
+def test_mail_waits_in_the_outbox_while_the_server_is_away(
+    idp, idp_app, make_tenant, make_person, mail_catcher, inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sqlalchemy import select, update
 
     from idp.dispatch import mail as mailer
@@ -170,27 +170,33 @@ def test_mail_waits_in_the_outbox_while_the_server_is_away(idp, idp_app, make_te
         assert row is not None, "the link's mail waits in the outbox"
         assert (row.state, row.attempts, row.recipient) == ("pending", 1, person.email)
         assert row.next_attempt_at > row.created_at  # backed off
-        db.execute(update(MailOutbox).where(MailOutbox.id == row.id).values(
-            next_attempt_at=row.created_at))
+        db.execute(
+            update(MailOutbox).where(MailOutbox.id == row.id).values(next_attempt_at=row.created_at)
+        )
         db.commit()
     monkeypatch.setitem(idp_app.config, "SMTP_URL", mail_catcher.smtp_url)
     [message] = inbox(person.email)  # the retry mints a fresh link, and it works
     assert use_link(Browser(idp), message).status_code == 303
 
 
-def test_an_address_that_could_add_recipients_is_refused(idp, make_tenant, make_person,
-                                                         inbox) -> None:
+def test_an_address_that_could_add_recipients_is_refused(
+    idp, make_tenant, make_person, inbox
+) -> None:
     tenant = make_tenant()
     person = make_person(tenant.client)
-    for typed in (f"{person.email}\r\nBcc: x@example.ee", f"{person.email}, x@example.ee",
-                  "ilma-at-märgita"):
+    for typed in (
+        f"{person.email}\r\nBcc: x@example.ee",
+        f"{person.email}, x@example.ee",
+        "ilma-at-märgita",
+    ):
         status, body, _ = _ask(idp, tenant.client.slug, typed)
         assert status == 400 and "Kirjuta oma e-posti aadress" in body
     assert inbox(person.email) == [] and inbox("x@example.ee") == []
 
 
-def test_the_worker_round_sends_the_mail(idp, idp_app, make_tenant, make_person, mail_catcher,
-                                         inbox) -> None:
+def test_the_worker_round_sends_the_mail(
+    idp, idp_app, make_tenant, make_person, mail_catcher, inbox
+) -> None:
     import requests
 
     from idp.worker import Expiry, run_round

@@ -42,10 +42,10 @@ def _two_browsers(idp, make_tenant, make_person, link_account):
     return kool, lasteaed, person, laptop, phone
 
 
-def test_the_sessions_page_lists_every_device_with_its_schools(idp, make_tenant, make_person,
-                                                               link_account):
-    kool, lasteaed, _, laptop, phone = _two_browsers(idp, make_tenant, make_person,
-                                                     link_account)
+def test_the_sessions_page_lists_every_device_with_its_schools(
+    idp, make_tenant, make_person, link_account
+):
+    kool, lasteaed, _, laptop, phone = _two_browsers(idp, make_tenant, make_person, link_account)
     page, listed = sessions_page(laptop)
     assert "<h1>Sinu seansid</h1>" in page.text
     assert page.headers["Cache-Control"] == "no-store"
@@ -76,8 +76,9 @@ def _seen(idp_app, sid: str, sql_minutes_ago: int, redis_minutes_ago: int) -> No
     idp_app.extensions["redis"].expire(f"idp:sid:{sid}", idle - 60 * redis_minutes_ago)
 
 
-def test_last_used_is_the_later_of_refresh_and_renewal(idp, idp_app, make_tenant, make_person,
-                                                       link_account):
+def test_last_used_is_the_later_of_refresh_and_renewal(
+    idp, idp_app, make_tenant, make_person, link_account
+):
     _, _, _, laptop, _ = _two_browsers(idp, make_tenant, make_person, link_account)
     _, listed = sessions_page(laptop)
     phone_sid = listed[1].sid
@@ -93,8 +94,7 @@ def test_last_used_is_the_later_of_refresh_and_renewal(idp, idp_app, make_tenant
 
 
 def test_ending_the_other_device_ends_only_it(idp, make_tenant, make_person, link_account):
-    kool, lasteaed, _, laptop, phone = _two_browsers(idp, make_tenant, make_person,
-                                                     link_account)
+    kool, lasteaed, _, laptop, phone = _two_browsers(idp, make_tenant, make_person, link_account)
     page, listed = sessions_page(laptop)
     phone_sid = listed[1].sid
     done = post_form(laptop, page, "/account/sessions/end", sid=phone_sid)
@@ -111,10 +111,8 @@ def test_ending_the_other_device_ends_only_it(idp, make_tenant, make_person, lin
     assert [(s.device, s.current) for s in listed] == [("Chrome, Linux", True)]
 
 
-def test_ending_this_device_from_the_list_logs_it_out(idp, make_tenant, make_person,
-                                                      link_account):
-    kool, lasteaed, _, laptop, phone = _two_browsers(idp, make_tenant, make_person,
-                                                     link_account)
+def test_ending_this_device_from_the_list_logs_it_out(idp, make_tenant, make_person, link_account):
+    kool, lasteaed, _, laptop, phone = _two_browsers(idp, make_tenant, make_person, link_account)
     page, listed = sessions_page(laptop)
     done = post_form(laptop, page, "/account/sessions/end", sid=listed[0].sid)
     assert "<h1>Oled välja logitud</h1>" in done.text
@@ -125,9 +123,9 @@ def test_ending_this_device_from_the_list_logs_it_out(idp, make_tenant, make_per
 
 
 def test_log_out_everywhere_ends_every_session_and_tells_every_school(
-        idp, make_tenant, make_person, link_account):
-    kool, lasteaed, _, laptop, phone = _two_browsers(idp, make_tenant, make_person,
-                                                     link_account)
+    idp, make_tenant, make_person, link_account
+):
+    kool, lasteaed, _, laptop, phone = _two_browsers(idp, make_tenant, make_person, link_account)
     # Offered on the sessions page and on the overview.
     assert 'id="end-all">Logi välja kõikjal</button>' in sessions_page(phone)[0].text
     page = phone.http.get(f"{idp}/account", timeout=10)
@@ -169,9 +167,11 @@ def test_forms_without_the_csrf_token_end_nothing(idp, make_tenant, make_person)
     _sign_in(laptop, kool.url, person)
     _sign_in(phone, kool.url, person)
     _, listed = sessions_page(laptop)
-    for path, data in (("/account/sessions/end", {"sid": listed[1].sid}),
-                       ("/account/sessions/end-all", {}),
-                       ("/account/sessions/end-all", {"csrf_token": "forged"})):
+    for path, data in (
+        ("/account/sessions/end", {"sid": listed[1].sid}),
+        ("/account/sessions/end-all", {}),
+        ("/account/sessions/end-all", {"csrf_token": "forged"}),
+    ):
         resp = laptop.http.post(f"{idp}{path}", data=data, allow_redirects=False, timeout=10)
         assert resp.status_code == 400 and "<h1>Vorm aegus</h1>" in resp.text
     assert signed_in_at(laptop, kool) and signed_in_at(phone, kool)
@@ -184,8 +184,10 @@ def test_the_overview_and_the_schools_profile_link(idp, make_tenant, make_person
     browser = Browser(idp)
     _sign_in(browser, kool.url, person)
     profile = browser.http.get(f"{kool.url}/profile", timeout=10)
-    assert (f'<a id="idp-account" href="{idp}/account">Stuudium ID: seansid ja parool</a>'
-            in profile.text)
+    assert (
+        f'<a id="idp-account" href="{idp}/account">Stuudium ID: seansid ja parool</a>'
+        in profile.text
+    )
     page = browser.http.get(f"{idp}/account", timeout=10)
     assert page.status_code == 200 and "<h1>Sinu Stuudium ID</h1>" in page.text
     assert '<strong id="name">Tiina Õunapuu</strong>' in page.text

@@ -21,8 +21,9 @@ API = "/api/admin/v1"
 
 
 def _call(idp: str, token: str, method: str, path: str) -> requests.Response:
-    return requests.request(method, f"{idp}{API}{path}", timeout=10,
-                            headers={"Authorization": f"Bearer {token}"})
+    return requests.request(
+        method, f"{idp}{API}{path}", timeout=10, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 def _disable(idp: str, token: str, sub: str) -> requests.Response:
@@ -31,8 +32,9 @@ def _disable(idp: str, token: str, sub: str) -> requests.Response:
 
 def _token(idp: str, school: Tenant, person: PersonLogin) -> str:
     """A person's access token for a school, as the school instance holds it after login."""
-    tokens = sign_in(idp, Browser(idp), school.client, person,
-                     scope="openid profile offline_access stuudium")
+    tokens = sign_in(
+        idp, Browser(idp), school.client, person, scope="openid profile offline_access stuudium"
+    )
     return str(tokens["access_token"])
 
 
@@ -76,8 +78,11 @@ def _logouts(idp_app: Any, sid: str) -> list[_Logout]:
 
     with idp_app.app_context():
         rows = get_db().scalars(select(Delivery).where(Delivery.kind == "logout")).all()
-        found = [_Logout(r.client.client_id, r.payload["sub"], r.state, r.last_status)
-                 for r in rows if r.payload.get("sid") == sid]
+        found = [
+            _Logout(r.client.client_id, r.payload["sub"], r.state, r.last_status)
+            for r in rows
+            if r.payload.get("sid") == sid
+        ]
     return sorted(found, key=lambda x: x.client_id)
 
 
@@ -95,8 +100,12 @@ def _password_login_works(idp: str, school: Tenant, person: PersonLogin) -> bool
 def schools(make_tenant, make_person):
     """Schools A and B, and an admin of each."""
     a, b = make_tenant("Kastani Kool"), make_tenant("Kastani Lasteaed")
-    return a, b, make_person(a.client, "Anne", "Admin", ("admin", "teacher")), make_person(
-        b.client, "Bert", "Boss", ("admin",))
+    return (
+        a,
+        b,
+        make_person(a.client, "Anne", "Admin", ("admin", "teacher")),
+        make_person(b.client, "Bert", "Boss", ("admin",)),
+    )
 
 
 @dataclass
@@ -120,8 +129,13 @@ def signed_in(idp, school_app, make_person, link_account):
         browser = Browser(idp)
         _sign_in(browser, home.url, person)
         _jump(idp, browser, other)
-        found = _SignedIn(browser, person, other_sub, _local(school_app, home, person.sub),
-                          _local(school_app, other, other_sub))
+        found = _SignedIn(
+            browser,
+            person,
+            other_sub,
+            _local(school_app, home, person.sub),
+            _local(school_app, other, other_sub),
+        )
         assert found.at_home["sid"] == found.at_other["sid"]
         return found
 
@@ -129,7 +143,8 @@ def signed_in(idp, school_app, make_person, link_account):
 
 
 def test_disabling_the_account_a_session_logged_in_with_ends_it_everywhere(
-        idp, idp_app, schools, signed_in):
+    idp, idp_app, schools, signed_in
+):
     a, b, admin, _ = schools
     p = signed_in(a, b, "Peeter", "Pihlakas")  # logged in with the A account
     browser, parent, b_sub, at_a, at_b = p.browser, p.person, p.other_sub, p.at_home, p.at_other
@@ -139,12 +154,19 @@ def test_disabling_the_account_a_session_logged_in_with_ends_it_everywhere(
     body = resp.json()
     assert body["changed"] is True and body["account"]["status"] == "disabled"
     assert (body["sessions_ended"], body["sessions_left_school"], body["logouts_queued"]) == (
-        1, 0, 2)
+        1,
+        0,
+        2,
+    )
 
     # Each school was told with a logout token it accepted (it answers 400 to an invalid one).
-    assert _logouts(idp_app, at_a["sid"]) == sorted([
-        _Logout(a.client.client_id, parent.sub, "delivered", 200),
-        _Logout(b.client.client_id, b_sub, "delivered", 200)], key=lambda x: x.client_id)
+    assert _logouts(idp_app, at_a["sid"]) == sorted(
+        [
+            _Logout(a.client.client_id, parent.sub, "delivered", 200),
+            _Logout(b.client.client_id, b_sub, "delivered", 200),
+        ],
+        key=lambda x: x.client_id,
+    )
     for school in (a, b):
         assert _lands_on_login(browser, school, "Peeter Pihlakas")
         assert silent(idp, browser, school.client)["error"] == "login_required"
@@ -155,7 +177,8 @@ def test_disabling_the_account_a_session_logged_in_with_ends_it_everywhere(
 
 
 def test_disabling_a_linked_account_takes_only_that_school_out(
-        idp, idp_app, school_app, schools, signed_in, monkeypatch):
+    idp, idp_app, school_app, schools, signed_in, monkeypatch
+):
     a, b, admin, _ = schools
     p = signed_in(b, a, "Kadri", "Kask")  # logged in with the B account
     browser, parent, a_sub, at_b, at_a = p.browser, p.person, p.other_sub, p.at_home, p.at_other
@@ -164,9 +187,11 @@ def test_disabling_a_linked_account_takes_only_that_school_out(
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert (body["sessions_ended"], body["sessions_left_school"], body["logouts_queued"]) == (
-        0, 1, 1)
-    assert _logouts(idp_app, at_a["sid"]) == [
-        _Logout(a.client.client_id, a_sub, "delivered", 200)]
+        0,
+        1,
+        1,
+    )
+    assert _logouts(idp_app, at_a["sid"]) == [_Logout(a.client.client_id, a_sub, "delivered", 200)]
     assert _lands_on_login(browser, a, "Kadri Kask")
     assert silent(idp, browser, a.client)["error"] == "login_required"
     refused = refresh(idp, a.client, at_a["refresh_token"])
@@ -182,7 +207,8 @@ def test_disabling_a_linked_account_takes_only_that_school_out(
 
 
 def test_disabling_twice_sends_nothing_new_and_enabling_brings_login_back(
-        idp, idp_app, schools, make_person):
+    idp, idp_app, schools, make_person
+):
     a, _, admin, _ = schools
     parent = make_person(a.client, "Liis", "Lepp")
     token = _token(idp, a, admin)
@@ -218,24 +244,32 @@ def test_every_change_is_audited_with_the_acting_admin(idp, idp_app, schools, ma
         db = get_db()
         account = db.scalar(select(Account).where(Account.sub == parent.sub))
         assert account is not None
-        events = db.scalars(select(AuditEvent).where(AuditEvent.person_id == account.person_id)
-                            .order_by(AuditEvent.id)).all()
+        events = db.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.person_id == account.person_id)
+            .order_by(AuditEvent.id)
+        ).all()
         assert [(e.action, e.actor, e.school_id, e.details) for e in events] == [
             ("account.disable", admin.sub, account.school_id, {"sub": parent.sub}),
-            ("account.enable", admin.sub, account.school_id, {"sub": parent.sub})]
+            ("account.enable", admin.sub, account.school_id, {"sub": parent.sub}),
+        ]
 
 
-def test_the_list_shows_the_schools_own_accounts_without_personal_codes(idp, schools,
-                                                                        make_person):
+def test_the_list_shows_the_schools_own_accounts_without_personal_codes(idp, schools, make_person):
     a, b, admin, b_admin = schools
     parent = make_person(a.client, "Olev", "Ots", ("parent", "staff"))
     resp = _call(idp, _token(idp, a, admin), "GET", "/accounts")
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
     listed = {x["sub"]: x for x in resp.json()["accounts"]}
     assert set(listed) == {admin.sub, parent.sub}  # nobody of school B
-    assert listed[parent.sub] == {"sub": parent.sub, "given_name": "Olev", "family_name": "Ots",
-                                  "email": parent.email, "roles": ["parent", "staff"],
-                                  "status": "active"}
+    assert listed[parent.sub] == {
+        "sub": parent.sub,
+        "given_name": "Olev",
+        "family_name": "Ots",
+        "email": parent.email,
+        "roles": ["parent", "staff"],
+        "status": "active",
+    }
     assert b_admin.sub not in resp.text and "isikukood" not in resp.text
 
 
@@ -283,8 +317,12 @@ def test_a_bad_token_is_401(idp, idp_app, schools, make_person):
     unauthenticated = requests.get(f"{idp}{API}/accounts", timeout=10)
     assert_invalid_token(unauthenticated)
 
-    revoked = requests.post(f"{idp}/revoke", data={"token": tokens["access_token"]},
-                            auth=(a.client.client_id, a.client.client_secret or ""), timeout=10)
+    revoked = requests.post(
+        f"{idp}/revoke",
+        data={"token": tokens["access_token"]},
+        auth=(a.client.client_id, a.client.client_secret or ""),
+        timeout=10,
+    )
     assert revoked.status_code == 200
     assert_invalid_token(_disable(idp, tokens["access_token"], parent.sub))
     # The admin's session ended: its tokens end with it.

@@ -31,18 +31,23 @@ class Staffroom:
 
     def read(self, actor: PersonLogin, target: PersonLogin) -> dict[str, Any]:
         """The target's account as the actor reads it."""
-        resp = api(self.idp, self.token, "GET", f"/accounts/{target.sub}",
-                   acting=actor.sub)
+        resp = api(self.idp, self.token, "GET", f"/accounts/{target.sub}", acting=actor.sub)
         assert resp.status_code == 200, resp.text
         body: dict[str, Any] = resp.json()
         return body
 
-    def correct(self, actor: PersonLogin, target: PersonLogin,
-                **fields: str) -> requests.Response:
+    def correct(self, actor: PersonLogin, target: PersonLogin, **fields: str) -> requests.Response:
         """Correct the target's data as the actor, at the version just read."""
         version = self.read(actor, target)["version"]
-        return api(self.idp, self.token, "PATCH", f"/accounts/{target.sub}/person",
-                   acting=actor.sub, body=fields, if_match=version)
+        return api(
+            self.idp,
+            self.token,
+            "PATCH",
+            f"/accounts/{target.sub}/person",
+            acting=actor.sub,
+            body=fields,
+            if_match=version,
+        )
 
 
 @pytest.fixture
@@ -52,12 +57,17 @@ def staffroom(idp, make_tenant, make_person) -> Staffroom:
     def person(given: str, family: str, *roles: str) -> PersonLogin:
         return make_person(school.client, given, family, roles)
 
-    return Staffroom(idp, school, client_token(idp, school.client),
-                     kaja=person("Kaja", "Kask", "admin", "staff"),
-                     anne=person("Anne", "Aas", "admin"),
-                     tiina=person("Tiina", "Õunapuu", "teacher"),
-                     sirje=person("Sirje", "Sõrm", "staff"),
-                     juri=person("Jüri", "Mägi", "parent"), mia=person("Mia", "Mägi", "student"))
+    return Staffroom(
+        idp,
+        school,
+        client_token(idp, school.client),
+        kaja=person("Kaja", "Kask", "admin", "staff"),
+        anne=person("Anne", "Aas", "admin"),
+        tiina=person("Tiina", "Õunapuu", "teacher"),
+        sirje=person("Sirje", "Sõrm", "staff"),
+        juri=person("Jüri", "Mägi", "parent"),
+        mia=person("Mia", "Mägi", "student"),
+    )
 
 
 def _refused(resp: requests.Response) -> None:
@@ -66,7 +76,8 @@ def _refused(resp: requests.Response) -> None:
 
 
 def test_a_teacher_changes_no_one_elses_login_email_who_works_at_the_school(
-        staffroom: Staffroom, inbox) -> None:
+    staffroom: Staffroom, inbox
+) -> None:
     room = staffroom
     for target in (room.kaja, room.anne, room.sirje, room.tiina):  # the last: her own
         before = room.read(room.kaja, target)
@@ -80,8 +91,9 @@ def test_a_teacher_changes_no_one_elses_login_email_who_works_at_the_school(
     assert room.correct(room.tiina, room.kaja, phone_number="+372 5555 0202").status_code == 200
 
 
-def test_a_teacher_changes_a_parents_and_a_students_login_email(staffroom: Staffroom,
-                                                                inbox) -> None:
+def test_a_teacher_changes_a_parents_and_a_students_login_email(
+    staffroom: Staffroom, inbox
+) -> None:
     room = staffroom
     for target in (room.juri, room.mia):
         assert room.read(room.tiina, target)["login_factors_editable"] is True
@@ -92,14 +104,19 @@ def test_a_teacher_changes_a_parents_and_a_students_login_email(staffroom: Staff
         assert new in notice["body"] and target.email in notice["body"]
 
 
-def test_an_admins_login_email_is_changed_only_by_another_admin(staffroom: Staffroom,
-                                                                inbox) -> None:
+def test_an_admins_login_email_is_changed_only_by_another_admin(
+    staffroom: Staffroom, inbox
+) -> None:
     room = staffroom
     assert room.read(room.kaja, room.kaja)["login_factors_editable"] is False
     _refused(room.correct(room.kaja, room.kaja, email="kaja.uus@example.ee"))
     assert room.read(room.anne, room.kaja)["email"] == room.kaja.email
-    for actor, target in ((room.anne, room.kaja), (room.kaja, room.anne),
-                          (room.kaja, room.tiina), (room.anne, room.sirje)):
+    for actor, target in (
+        (room.anne, room.kaja),
+        (room.kaja, room.anne),
+        (room.kaja, room.tiina),
+        (room.anne, room.sirje),
+    ):
         assert room.read(actor, target)["login_factors_editable"] is True
         new = "kool-" + target.email
         done = room.correct(actor, target, email=new)

@@ -40,8 +40,9 @@ def _status_at_idp(idp_app: Flask, email: str) -> tuple[str, int]:
     with idp_app.app_context():
         db = get_db()
         status = db.scalar(select(Application.status).where(Application.email == email))
-        accounts = db.scalar(select(func.count()).select_from(Account).where(
-            Account.login_email == email))
+        accounts = db.scalar(
+            select(func.count()).select_from(Account).where(Account.login_email == email)
+        )
         return str(status), int(accounts or 0)
 
 
@@ -51,21 +52,28 @@ def _guardians_recorded(school_app: Flask, student_id: int) -> list[str]:
     from shared.db import get_db
 
     with school_app.app_context():
-        return sorted(str(e) for e in get_db().scalars(
-            select(Member.email).join(Guardian, Guardian.member_id == Member.id).where(
-                Guardian.student_id == student_id)))
+        return sorted(
+            str(e)
+            for e in get_db().scalars(
+                select(Member.email)
+                .join(Guardian, Guardian.member_id == Member.id)
+                .where(Guardian.student_id == student_id)
+            )
+        )
 
 
-def _applicant_sees(idp: str, tenant: Tenant, inbox: Any, email: str,
-                    student_id: int) -> tuple[bool, int]:
+def _applicant_sees(
+    idp: str, tenant: Tenant, inbox: Any, email: str, student_id: int
+) -> tuple[bool, int]:
     """Sign in with the welcome link: is the child on the start page, and the status of the
     child's lessons and attendance page."""
     [_, welcome] = inbox(email)
     parent = Browser(idp)
     home = follow_to(parent, use_link(parent, welcome), tenant.url)
     assert "Olga Šmidt" in home.text
-    child = parent.http.get(f"{tenant.url}/children/{student_id}", allow_redirects=False,
-                            timeout=10)
+    child = parent.http.get(
+        f"{tenant.url}/children/{student_id}", allow_redirects=False, timeout=10
+    )
     return "Mia Šmidt" in home.text, child.status_code
 
 
@@ -76,11 +84,19 @@ def _flash(browser: Browser, tenant: Tenant) -> str:
 
 
 def test_a_name_match_with_another_email_is_a_stronger_warning_not_a_pass(
-        idp, idp_app, make_tenant, make_person, school_app, inbox) -> None:
+    idp, idp_app, make_tenant, make_person, school_app, inbox
+) -> None:
     tenant, email = make_tenant(), _address()
     admin = make_person(tenant.client, "Anu", "Allikas", ("admin",))
-    mia = _enrol(school_app, tenant, "Mia", "Šmidt", CHILD,
-                 guardian=("Olga", "Šmidt", "olga.real@example.ee"), phone="+372 5000 0001")
+    mia = _enrol(
+        school_app,
+        tenant,
+        "Mia",
+        "Šmidt",
+        CHILD,
+        guardian=("Olga", "Šmidt", "olga.real@example.ee"),
+        phone="+372 5000 0001",
+    )
     _submit(idp, tenant, email, inbox)  # the real Olga's name, another e-mail
     browser, listing = _listing(idp, tenant, admin)
     row = html.unescape(_application_row(listing))
@@ -108,12 +124,14 @@ def test_a_name_match_with_another_email_is_a_stronger_warning_not_a_pass(
 
 
 def test_an_email_match_is_a_verified_guardian_recorded_as_before(
-        idp, idp_app, make_tenant, make_person, school_app, inbox) -> None:
+    idp, idp_app, make_tenant, make_person, school_app, inbox
+) -> None:
     tenant, email = make_tenant(), _address()
     admin = make_person(tenant.client, roles=("admin",))
     # As the school recorded it: another case, spaces, and a name she does not write.
-    mia = _enrol(school_app, tenant, "Mia", "Šmidt", CHILD,
-                 guardian=("O.", "Smidt", f"  {email.upper()} "))
+    mia = _enrol(
+        school_app, tenant, "Mia", "Šmidt", CHILD, guardian=("O.", "Smidt", f"  {email.upper()} ")
+    )
     _submit(idp, tenant, email, inbox)
     browser, listing = _listing(idp, tenant, admin)
     row = html.unescape(_application_row(listing))
@@ -129,11 +147,19 @@ def test_an_email_match_is_a_verified_guardian_recorded_as_before(
 
 
 def test_neither_email_nor_name_needs_the_confirmation_too(
-        idp, idp_app, make_tenant, make_person, school_app, inbox) -> None:
+    idp, idp_app, make_tenant, make_person, school_app, inbox
+) -> None:
     tenant, email = make_tenant(), _address()
     admin = make_person(tenant.client, roles=("admin",))
-    mia = _enrol(school_app, tenant, "Mia", "Šmidt", CHILD,
-                 guardian=("Igor", "Šmidt", "igor@example.ee"), phone="+372 5000 0002")
+    mia = _enrol(
+        school_app,
+        tenant,
+        "Mia",
+        "Šmidt",
+        CHILD,
+        guardian=("Igor", "Šmidt", "igor@example.ee"),
+        phone="+372 5000 0002",
+    )
     _submit(idp, tenant, email, inbox)
     browser, listing = _listing(idp, tenant, admin)
     row = html.unescape(_application_row(listing))
@@ -149,7 +175,8 @@ def test_neither_email_nor_name_needs_the_confirmation_too(
 
 
 def test_a_child_without_known_guardians_is_no_pass_either(
-        idp, idp_app, make_tenant, make_person, school_app, inbox) -> None:
+    idp, idp_app, make_tenant, make_person, school_app, inbox
+) -> None:
     tenant, email = make_tenant(), _address()
     admin = make_person(tenant.client, roles=("admin",))
     mia = _enrol(school_app, tenant, "Mia", "Šmidt", CHILD)
@@ -161,8 +188,10 @@ def test_a_child_without_known_guardians_is_no_pass_either(
     assert _decide(browser, tenant, listing, "approve").status_code == 400
     assert _status_at_idp(idp_app, email) == ("pending", 0)
     # Checked by the admin and asked for: recorded, and the message says so.
-    assert _decide(browser, tenant, listing, "approve", confirm_risk="1",
-                   add_guardian="1").status_code == 303
+    assert (
+        _decide(browser, tenant, listing, "approve", confirm_risk="1", add_guardian="1").status_code
+        == 303
+    )
     assert "Ta on nüüd õpilase Mia Šmidt vanem." in _flash(browser, tenant)
     assert _guardians_recorded(school_app, mia) == [email]
     assert _applicant_sees(idp, tenant, inbox, email, mia) == (True, 200)

@@ -47,8 +47,12 @@ class SignedIn:
 
 
 @pytest.fixture
-def signed_in(idp: str, make_school: Callable[..., SchoolClient],
-              make_person: Callable[..., PersonLogin], browser: Browser) -> SignedIn:
+def signed_in(
+    idp: str,
+    make_school: Callable[..., SchoolClient],
+    make_person: Callable[..., PersonLogin],
+    browser: Browser,
+) -> SignedIn:
     """A signed-in browser; its session is proven live by a first request that gets a code."""
     school = make_school()
     person = make_person(school)
@@ -57,8 +61,12 @@ def signed_in(idp: str, make_school: Callable[..., SchoolClient],
 
 
 @pytest.fixture
-def rs_signed_in(idp: str, make_school: Callable[..., SchoolClient],
-                 make_person: Callable[..., PersonLogin], browser: Browser) -> SignedIn:
+def rs_signed_in(
+    idp: str,
+    make_school: Callable[..., SchoolClient],
+    make_person: Callable[..., PersonLogin],
+    browser: Browser,
+) -> SignedIn:
     """signed_in with a client that takes RS256 ID tokens (the algorithm-confusion forgeries
     key HS256 with an RSA public key)."""
     school = make_school(id_token_alg="RS256")
@@ -74,8 +82,9 @@ def assert_error_page(resp: requests.Response) -> None:
     assert resp.headers["Content-Type"].startswith("text/html")
 
 
-def assert_error_redirect(resp: requests.Response, issuer: str, client: SchoolClient,
-                          error: str, state: str) -> dict[str, list[str]]:
+def assert_error_redirect(
+    resp: requests.Response, issuer: str, client: SchoolClient, error: str, state: str
+) -> dict[str, list[str]]:
     """The error goes to the exact registered redirect_uri with state and iss, and no code."""
     assert resp.status_code in (302, 303), resp.text
     location = resp.headers["Location"]
@@ -100,6 +109,7 @@ def _without(url: str, *names: str) -> str:
 
 # --- client_id and redirect_uri: an error page, never a redirect -------------------------------
 
+
 def _last_segment(uri: str, change: Callable[[str], str]) -> str:
     head, _, last = uri.rpartition("/")
     return head + "/" + change(last)
@@ -118,7 +128,8 @@ REDIRECT_VARIANTS: dict[str, Callable[[str], str]] = {
     "userinfo trick": lambda uri: uri.replace("127.0.0.1:9", "127.0.0.1:9@evil.example"),
     "dot segment": lambda uri: _last_segment(uri, lambda last: "x/../" + last),
     "percent-encoded path": lambda uri: _last_segment(
-        uri, lambda last: f"%{ord(last[0]):02x}" + last[1:]),
+        uri, lambda last: f"%{ord(last[0]):02x}" + last[1:]
+    ),
     "prefix only": lambda uri: uri[:-1],
     "longer path": lambda uri: uri + "/evil",
     "surrounding space": lambda uri: " " + uri,
@@ -127,8 +138,7 @@ REDIRECT_VARIANTS: dict[str, Callable[[str], str]] = {
 
 
 @pytest.mark.parametrize("variant", sorted(REDIRECT_VARIANTS))
-def test_altered_redirect_uri_is_an_error_page(idp: str, signed_in: SignedIn,
-                                               variant: str) -> None:
+def test_altered_redirect_uri_is_an_error_page(idp: str, signed_in: SignedIn, variant: str) -> None:
     school = signed_in.school
     _, challenge = pkce_pair()
     bad = REDIRECT_VARIANTS[variant](school.redirect_uri)
@@ -143,9 +153,9 @@ def test_missing_redirect_uri_is_an_error_page(idp: str, signed_in: SignedIn) ->
     assert_error_page(signed_in.get(url))
 
 
-def test_another_schools_redirect_uri_is_an_error_page(idp: str, signed_in: SignedIn,
-                                                       make_school: Callable[..., SchoolClient]
-                                                       ) -> None:
+def test_another_schools_redirect_uri_is_an_error_page(
+    idp: str, signed_in: SignedIn, make_school: Callable[..., SchoolClient]
+) -> None:
     other = make_school()
     _, challenge = pkce_pair()
     url = authorize_url(idp, signed_in.school, challenge, redirect_uri=other.redirect_uri)
@@ -155,8 +165,9 @@ def test_another_schools_redirect_uri_is_an_error_page(idp: str, signed_in: Sign
 def test_bad_redirect_uri_wins_over_other_errors(idp: str, signed_in: SignedIn) -> None:
     """Even a request that is wrong in other ways is never redirected to an unregistered URI."""
     school = signed_in.school
-    url = authorize_url(idp, school, "", response_type="token", scope="email",
-                        redirect_uri="http://evil.example/cb")
+    url = authorize_url(
+        idp, school, "", response_type="token", scope="email", redirect_uri="http://evil.example/cb"
+    )
     assert_error_page(signed_in.get(url))
 
 
@@ -165,8 +176,9 @@ def test_unknown_client_is_an_error_page(idp: str, signed_in: SignedIn, client_i
     school = signed_in.school
     _, challenge = pkce_pair()
     url = _without(authorize_url(idp, school, challenge), "client_id")
-    value = {"unknown": "c-doesnotexist", "missing": None, "empty": "",
-             "oversized": "a" * 300}[client_id]
+    value = {"unknown": "c-doesnotexist", "missing": None, "empty": "", "oversized": "a" * 300}[
+        client_id
+    ]
     if value is not None:
         url += "&" + urlencode({"client_id": value})
     assert_error_page(signed_in.get(url))
@@ -175,8 +187,12 @@ def test_unknown_client_is_an_error_page(idp: str, signed_in: SignedIn, client_i
 @pytest.mark.parametrize("name", ["client_id", "redirect_uri"])
 @pytest.mark.parametrize("same_value", [True, False], ids=["same value", "other value"])
 def test_duplicated_client_or_redirect_uri_is_an_error_page(
-        idp: str, signed_in: SignedIn, make_school: Callable[..., SchoolClient], name: str,
-        same_value: bool) -> None:
+    idp: str,
+    signed_in: SignedIn,
+    make_school: Callable[..., SchoolClient],
+    name: str,
+    same_value: bool,
+) -> None:
     school = signed_in.school
     _, challenge = pkce_pair()
     other = make_school()
@@ -187,15 +203,31 @@ def test_duplicated_client_or_redirect_uri_is_an_error_page(
 
 # --- errors returned to the client ---------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["scope", "response_type", "code_challenge",
-                                  "code_challenge_method", "state", "nonce", "prompt",
-                                  "max_age", "login_hint"])
-def test_duplicated_parameter_is_invalid_request(idp: str, signed_in: SignedIn,
-                                                 name: str) -> None:
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "scope",
+        "response_type",
+        "code_challenge",
+        "code_challenge_method",
+        "state",
+        "nonce",
+        "prompt",
+        "max_age",
+        "login_hint",
+    ],
+)
+def test_duplicated_parameter_is_invalid_request(idp: str, signed_in: SignedIn, name: str) -> None:
     school = signed_in.school
     _, challenge = pkce_pair()
-    base = {"state": "st-dup", "nonce": "n-1", "prompt": "none", "max_age": "3600",
-            "login_hint": signed_in.person.email}
+    base = {
+        "state": "st-dup",
+        "nonce": "n-1",
+        "prompt": "none",
+        "max_age": "3600",
+        "login_hint": signed_in.person.email,
+    }
     url = authorize_url(idp, school, challenge, **base)
     query = parse_qs(urlsplit(url).query)
     url += "&" + urlencode({name: query[name][0]})  # the very same value a second time
@@ -203,10 +235,13 @@ def test_duplicated_parameter_is_invalid_request(idp: str, signed_in: SignedIn,
     assert_error_redirect(resp, idp, school, "invalid_request", "st-dup")
 
 
-@pytest.mark.parametrize("response_type", ["token", "id_token", "code token", "code id_token",
-                                           "id_token token", "none", "CODE"])
-def test_response_type_other_than_code_is_unsupported(idp: str, signed_in: SignedIn,
-                                                      response_type: str) -> None:
+@pytest.mark.parametrize(
+    "response_type",
+    ["token", "id_token", "code token", "code id_token", "id_token token", "none", "CODE"],
+)
+def test_response_type_other_than_code_is_unsupported(
+    idp: str, signed_in: SignedIn, response_type: str
+) -> None:
     school = signed_in.school
     _, challenge = pkce_pair()
     url = authorize_url(idp, school, challenge, response_type=response_type, state="st-rt")
@@ -223,15 +258,22 @@ def test_missing_response_type_is_invalid_request(idp: str, signed_in: SignedIn)
 
 @pytest.mark.parametrize("public", [False, True], ids=["confidential", "public"])
 def test_authorization_without_code_challenge_is_refused(
-        idp: str, make_school: Callable[..., SchoolClient],
-        make_person: Callable[..., PersonLogin], browser: Browser, public: bool) -> None:
+    idp: str,
+    make_school: Callable[..., SchoolClient],
+    make_person: Callable[..., PersonLogin],
+    browser: Browser,
+    public: bool,
+) -> None:
     """PKCE for every client: no challenge (so a later verifier would have nothing to match)."""
     school = make_school(public=public)
     person = make_person(school)
     obtain_code(browser, idp, school, person)  # a live session for this school
     _, challenge = pkce_pair()
-    url = _without(authorize_url(idp, school, challenge, state="st-nopkce"),
-                   "code_challenge", "code_challenge_method")
+    url = _without(
+        authorize_url(idp, school, challenge, state="st-nopkce"),
+        "code_challenge",
+        "code_challenge_method",
+    )
     resp = browser.http.get(url, allow_redirects=False, timeout=10)
     assert_error_redirect(resp, idp, school, "invalid_request", "st-nopkce")
 
@@ -240,7 +282,9 @@ PKCE_VARIANTS: dict[str, Callable[[str], dict[str, str] | None]] = {
     "challenge without method": lambda c: None,
     "plain": lambda c: {"code_challenge_method": "plain"},
     "plain with a verifier-like challenge": lambda c: {
-        "code_challenge_method": "plain", "code_challenge": "v" * 64},
+        "code_challenge_method": "plain",
+        "code_challenge": "v" * 64,
+    },
     "lower-case s256": lambda c: {"code_challenge_method": "s256"},
     "unknown method": lambda c: {"code_challenge_method": "S512"},
     "empty method": lambda c: {"code_challenge_method": ""},
@@ -253,8 +297,9 @@ PKCE_VARIANTS: dict[str, Callable[[str], dict[str, str] | None]] = {
 
 
 @pytest.mark.parametrize("variant", sorted(PKCE_VARIANTS))
-def test_bad_pkce_parameters_are_invalid_request(idp: str, signed_in: SignedIn,
-                                                 variant: str) -> None:
+def test_bad_pkce_parameters_are_invalid_request(
+    idp: str, signed_in: SignedIn, variant: str
+) -> None:
     school = signed_in.school
     _, challenge = pkce_pair()
     change = PKCE_VARIANTS[variant](challenge)
@@ -266,6 +311,7 @@ def test_bad_pkce_parameters_are_invalid_request(idp: str, signed_in: SignedIn,
 
 # --- id_token_hint: only our own, correctly signed ID tokens count ------------------------------
 
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -273,17 +319,22 @@ def _b64(data: bytes) -> str:
 def _segments(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     header, payload, _ = token.split(".")
     pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return (json.loads(base64.urlsafe_b64decode(pad(header))),
-            json.loads(base64.urlsafe_b64decode(pad(payload))))
+    return (
+        json.loads(base64.urlsafe_b64decode(pad(header))),
+        json.loads(base64.urlsafe_b64decode(pad(payload))),
+    )
 
 
 def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    return (_b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode()) + ".")
+    return _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode()) + "."
 
 
 def _hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
-    signing_input = (_b64(json.dumps({**header, "alg": "HS256"}).encode()) + "."
-                     + _b64(json.dumps(claims).encode()))
+    signing_input = (
+        _b64(json.dumps({**header, "alg": "HS256"}).encode())
+        + "."
+        + _b64(json.dumps(claims).encode())
+    )
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return signing_input + "." + _b64(mac)
 
@@ -299,11 +350,14 @@ FORGERIES: dict[str, Callable[[str, dict[str, Any], dict[str, Any]], str]] = {
     "alg None": lambda iss, h, c: _unsigned({**h, "alg": "None"}, c),
     "alg NONE": lambda iss, h, c: _unsigned({**h, "alg": "NONE"}, c),
     "HS256 keyed with the RSA public key PEM": lambda iss, h, c: _hs256(
-        h, c, _rsa_public(iss, h["kid"]).as_pem(private=False)),
+        h, c, _rsa_public(iss, h["kid"]).as_pem(private=False)
+    ),
     "HS256 keyed with the RSA public key DER": lambda iss, h, c: _hs256(
-        h, c, _rsa_public(iss, h["kid"]).as_der(private=False)),
+        h, c, _rsa_public(iss, h["kid"]).as_der(private=False)
+    ),
     "HS256 keyed with the RSA public JWK": lambda iss, h, c: _hs256(
-        h, c, json.dumps(_rsa_public(iss, h["kid"]).as_dict(private=False)).encode()),
+        h, c, json.dumps(_rsa_public(iss, h["kid"]).as_dict(private=False)).encode()
+    ),
 }
 
 
@@ -315,13 +369,13 @@ def _genuine_id_token(idp: str, signed_in: SignedIn) -> str:
     return token
 
 
-def test_genuine_id_token_hint_with_prompt_none_gets_a_code(idp: str,
-                                                            signed_in: SignedIn) -> None:
+def test_genuine_id_token_hint_with_prompt_none_gets_a_code(idp: str, signed_in: SignedIn) -> None:
     """The control for the forgeries below: the same request with the real token succeeds."""
     hint = _genuine_id_token(idp, signed_in)
     _, challenge = pkce_pair()
-    url = authorize_url(idp, signed_in.school, challenge, prompt="none", id_token_hint=hint,
-                        state="st-ok")
+    url = authorize_url(
+        idp, signed_in.school, challenge, prompt="none", id_token_hint=hint, state="st-ok"
+    )
     resp = signed_in.get(url)
     assert resp.status_code in (302, 303)
     query = parse_qs(urlsplit(resp.headers["Location"]).query)
@@ -329,8 +383,9 @@ def test_genuine_id_token_hint_with_prompt_none_gets_a_code(idp: str,
 
 
 @pytest.mark.parametrize("forgery", sorted(FORGERIES))
-def test_forged_id_token_hint_is_login_required(idp: str, rs_signed_in: SignedIn,
-                                                forgery: str) -> None:
+def test_forged_id_token_hint_is_login_required(
+    idp: str, rs_signed_in: SignedIn, forgery: str
+) -> None:
     signed_in = rs_signed_in
     genuine = _genuine_id_token(idp, signed_in)
     header, claims = _segments(genuine)
@@ -338,14 +393,15 @@ def test_forged_id_token_hint_is_login_required(idp: str, rs_signed_in: SignedIn
     claims = {**claims, "iat": int(time.time()), "exp": int(time.time()) + 600}
     hint = FORGERIES[forgery](idp, header, claims)
     _, challenge = pkce_pair()
-    url = authorize_url(idp, signed_in.school, challenge, prompt="none", id_token_hint=hint,
-                        state="st-forged")
-    assert_error_redirect(signed_in.get(url), idp, signed_in.school, "login_required",
-                          "st-forged")
+    url = authorize_url(
+        idp, signed_in.school, challenge, prompt="none", id_token_hint=hint, state="st-forged"
+    )
+    assert_error_redirect(signed_in.get(url), idp, signed_in.school, "login_required", "st-forged")
 
 
 def test_another_persons_id_token_hint_is_login_required(
-        idp: str, signed_in: SignedIn, make_person: Callable[..., PersonLogin]) -> None:
+    idp: str, signed_in: SignedIn, make_person: Callable[..., PersonLogin]
+) -> None:
     """An id_token_hint must belong to the session's person at that school."""
     someone = make_person(signed_in.school, given_name="Jaan", family_name="Tamm")
     other_browser = Browser(idp)
@@ -353,13 +409,19 @@ def test_another_persons_id_token_hint_is_login_required(
     resp = redeem(idp, signed_in.school, code, verifier)
     assert resp.status_code == 200, resp.text
     _, challenge = pkce_pair()
-    url = authorize_url(idp, signed_in.school, challenge, prompt="none",
-                        id_token_hint=resp.json()["id_token"], state="st-other")
-    assert_error_redirect(signed_in.get(url), idp, signed_in.school, "login_required",
-                          "st-other")
+    url = authorize_url(
+        idp,
+        signed_in.school,
+        challenge,
+        prompt="none",
+        id_token_hint=resp.json()["id_token"],
+        state="st-other",
+    )
+    assert_error_redirect(signed_in.get(url), idp, signed_in.school, "login_required", "st-other")
 
 
 # --- oversized requests ------------------------------------------------------------------------
+
 
 def test_megabyte_query_is_refused_fast(idp: str, signed_in: SignedIn) -> None:
     _, challenge = pkce_pair()
@@ -377,17 +439,17 @@ def test_megabyte_form_post_is_refused_fast(idp: str, signed_in: SignedIn) -> No
     form = {k: v[0] for k, v in query.items()}
     form["login_hint"] = "a" * 1024 * 1024
     started = time.monotonic()
-    resp = signed_in.browser.http.post(f"{idp}/authorize", data=form, allow_redirects=False,
-                                       timeout=5)
+    resp = signed_in.browser.http.post(
+        f"{idp}/authorize", data=form, allow_redirects=False, timeout=5
+    )
     assert resp.status_code == 413
     assert "Location" not in resp.headers
     assert time.monotonic() - started < 3
 
 
-def test_oversized_value_within_the_query_limit_is_invalid_request(idp: str,
-                                                                   signed_in: SignedIn) -> None:
+def test_oversized_value_within_the_query_limit_is_invalid_request(
+    idp: str, signed_in: SignedIn
+) -> None:
     _, challenge = pkce_pair()
-    url = authorize_url(idp, signed_in.school, challenge, login_hint="a" * 4000,
-                        state="st-long")
-    assert_error_redirect(signed_in.get(url), idp, signed_in.school, "invalid_request",
-                          "st-long")
+    url = authorize_url(idp, signed_in.school, challenge, login_hint="a" * 4000, state="st-long")
+    assert_error_redirect(signed_in.get(url), idp, signed_in.school, "invalid_request", "st-long")

@@ -40,8 +40,14 @@ def _school_at(idp_app, base: str) -> SchoolClient:
         issued = add_school(db, slug, f"Kool {slug}", base, development=True)
         db.commit()
         c = issued.client
-        return SchoolClient(slug, c.school.name, c.client_id, issued.secret, c.redirect_uris[0],
-                            c.post_logout_redirect_uris[0])
+        return SchoolClient(
+            slug,
+            c.school.name,
+            c.client_id,
+            issued.secret,
+            c.redirect_uris[0],
+            c.post_logout_redirect_uris[0],
+        )
 
 
 def _signed_in(idp, school, person, browser):
@@ -56,8 +62,11 @@ def _deliveries(idp_app, sid):
 
     with idp_app.app_context():
         rows = get_db().scalars(select(Delivery)).all()
-        return [_Row(r.state, r.attempts, r.last_status, r.last_error) for r in rows
-                if r.payload.get("sid") == sid]
+        return [
+            _Row(r.state, r.attempts, r.last_status, r.last_error)
+            for r in rows
+            if r.payload.get("sid") == sid
+        ]
 
 
 @dataclass
@@ -68,15 +77,21 @@ class _Row:
     last_error: str | None
 
 
-def test_logout_sends_a_valid_logout_token_to_the_school(idp, idp_app, make_person, browser,
-                                                         receiver):
+def test_logout_sends_a_valid_logout_token_to_the_school(
+    idp, idp_app, make_person, browser, receiver
+):
     school = _school_at(idp_app, receiver.url)
     person = make_person(school)
     tokens = _signed_in(idp, school, person, browser)
     sid = unverified_claims(tokens["id_token"])["sid"]
-    resp = browser.http.get(f"{idp}/logout", params={
-        "id_token_hint": tokens["id_token"],
-        "post_logout_redirect_uri": school.post_logout_redirect_uri}, timeout=10)
+    resp = browser.http.get(
+        f"{idp}/logout",
+        params={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": school.post_logout_redirect_uri,
+        },
+        timeout=10,
+    )
     assert resp.status_code == 200
     assert f"<strong>{school.name}</strong>:" in resp.text and "välja logitud" in resp.text
     assert len(receiver.posts) == 1
@@ -98,14 +113,16 @@ def test_logout_sends_a_valid_logout_token_to_the_school(idp, idp_app, make_pers
 
 @pytest.mark.parametrize(("status", "state"), [(503, "pending"), (400, "failed")])
 def test_a_failed_direct_attempt_is_kept_for_the_worker_unless_the_token_was_refused(
-        idp, idp_app, make_person, browser, receiver, status, state):
+    idp, idp_app, make_person, browser, receiver, status, state
+):
     receiver.status = status
     school = _school_at(idp_app, receiver.url)
     person = make_person(school)
     tokens = _signed_in(idp, school, person, browser)
     sid = unverified_claims(tokens["id_token"])["sid"]
-    page = browser.http.get(f"{idp}/logout", params={"id_token_hint": tokens["id_token"]},
-                            timeout=10)
+    page = browser.http.get(
+        f"{idp}/logout", params={"id_token_hint": tokens["id_token"]}, timeout=10
+    )
     rows = _deliveries(idp_app, sid)
     assert [(r.state, r.attempts, r.last_status) for r in rows] == [(state, 1, status)]
     assert f'data-state="{state}"><strong>{school.name}</strong>' in page.text
@@ -121,10 +138,12 @@ def test_an_unreachable_school_does_not_hold_up_logout(idp, idp_app, make_person
     tokens = _signed_in(idp, school, person, browser)
     sid = unverified_claims(tokens["id_token"])["sid"]
     started = time.monotonic()
-    resp = browser.http.get(f"{idp}/logout", params={"id_token_hint": tokens["id_token"]},
-                            timeout=10)
+    resp = browser.http.get(
+        f"{idp}/logout", params={"id_token_hint": tokens["id_token"]}, timeout=10
+    )
     assert resp.status_code == 200
     assert time.monotonic() - started < 3
     rows = _deliveries(idp_app, sid)
     assert [(r.state, r.attempts, r.last_error) for r in rows] == [
-        ("pending", 1, "ConnectionError")]
+        ("pending", 1, "ConnectionError")
+    ]

@@ -35,13 +35,20 @@ def _signer(idp_app: Any) -> Callable[..., str]:
 
 def _claims(idp: str, client_id: str, sub: str, sid: str) -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": idp, "aud": client_id, "iat": now, "exp": now + 120,
-            "jti": secrets.token_urlsafe(16), "sub": sub, "sid": sid, "events": {EVENT: {}}}
+    return {
+        "iss": idp,
+        "aud": client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(16),
+        "sub": sub,
+        "sid": sid,
+        "events": {EVENT: {}},
+    }
 
 
 def _post(url: str, token: str) -> requests.Response:
-    return requests.post(f"{url}/auth/backchannel-logout", data={"logout_token": token},
-                         timeout=10)
+    return requests.post(f"{url}/auth/backchannel-logout", data={"logout_token": token}, timeout=10)
 
 
 @pytest.fixture
@@ -75,7 +82,8 @@ def _mutations(idp: str) -> dict[str, Callable[[dict[str, Any]], None]]:
 
 @pytest.mark.parametrize("mutation", list(_mutations("x")))
 def test_a_logout_token_with_a_bad_claim_is_refused_and_ends_nothing(
-        idp, idp_app, school_app, signed_in, mutation):
+    idp, idp_app, school_app, signed_in, mutation
+):
     school, person, cookie, data = signed_in
     claims = _claims(idp, school.client.client_id, person.sub, data["sid"])
     _mutations(idp)[mutation](claims)
@@ -105,7 +113,8 @@ def test_a_token_signed_by_a_key_not_in_the_jwks_is_refused(idp, school_app, sig
 
 
 def test_a_valid_token_ends_the_session_once_and_its_replay_is_refused(
-        idp, idp_app, school_app, signed_in):
+    idp, idp_app, school_app, signed_in
+):
     school, person, cookie, data = signed_in
     token = _signer(idp_app)(_claims(idp, school.client.client_id, person.sub, data["sid"]))
     first = _post(school.url, token)

@@ -46,7 +46,8 @@ def _run_worker(idp_app, sid):
 
 
 def test_a_school_that_fails_twice_gets_a_fresh_valid_token_when_it_recovers(
-        idp, idp_app, make_person, browser, receiver, fast_retries):
+    idp, idp_app, make_person, browser, receiver, fast_retries
+):
     receiver.script = [500, 500]
     school, person, sid = _logged_out(idp, idp_app, make_person, browser, receiver)
     assert [(r.state, r.attempts) for r in _deliveries(idp_app, sid)] == [("pending", 1)]
@@ -54,7 +55,8 @@ def test_a_school_that_fails_twice_gets_a_fresh_valid_token_when_it_recovers(
     assert [(r.state, r.attempts) for r in _deliveries(idp_app, sid)] == [("pending", 2)]
     _run_worker(idp_app, sid)
     assert [(r.state, r.attempts, r.last_status) for r in _deliveries(idp_app, sid)] == [
-        ("delivered", 3, 200)]
+        ("delivered", 3, 200)
+    ]
     sent = [p["logout_token"][0] for p in receiver.posts]
     assert len(sent) == 3 and len({unverified_claims(t)["jti"] for t in sent}) == 3
     keys = KeySet.import_key_set(requests.get(f"{idp}/jwks", timeout=5).json())
@@ -72,7 +74,8 @@ def test_backoff_keeps_a_failed_delivery_waiting(idp, idp_app, make_person, brow
 
 
 def test_a_delivery_past_the_give_up_age_is_a_dead_letter_and_can_be_resent(
-        idp, idp_app, make_person, browser, receiver, fast_retries, monkeypatch):
+    idp, idp_app, make_person, browser, receiver, fast_retries, monkeypatch
+):
     from idp.cli import main
 
     receiver.status = 503
@@ -84,8 +87,9 @@ def test_a_delivery_past_the_give_up_age_is_a_dead_letter_and_can_be_resent(
     monkeypatch.setenv("REDIS_URL", idp_app.config["REDIS_URL"])
     listed = CliRunner().invoke(main, ["deliveries", "list", "--failed", "--json"])
     assert listed.exit_code == 0, listed.output
-    mine = [d for d in json.loads(listed.output) if d["state"] == "dead"
-            and d["last_status"] == 503]
+    mine = [
+        d for d in json.loads(listed.output) if d["state"] == "dead" and d["last_status"] == 503
+    ]
     assert mine
     delivery_id = mine[0]["id"]
     resent = CliRunner().invoke(main, ["deliveries", "resend", str(delivery_id)])
@@ -96,8 +100,9 @@ def test_a_delivery_past_the_give_up_age_is_a_dead_letter_and_can_be_resent(
     assert [r.state for r in _deliveries(idp_app, sid)] == ["delivered"]
 
 
-def test_a_leased_row_is_not_claimed_twice(idp, idp_app, make_person, browser, receiver,
-                                          fast_retries):
+def test_a_leased_row_is_not_claimed_twice(
+    idp, idp_app, make_person, browser, receiver, fast_retries
+):
     from sqlalchemy import update
 
     from idp.dispatch.deliveries import claim_due
@@ -108,8 +113,11 @@ def test_a_leased_row_is_not_claimed_twice(idp, idp_app, make_person, browser, r
     _logged_out(idp, idp_app, make_person, browser, receiver)
     with idp_app.app_context():
         db = get_db()
-        db.execute(update(Delivery).where(Delivery.state == "pending")
-                   .values(next_attempt_at=utcnow(), lease_until=None))
+        db.execute(
+            update(Delivery)
+            .where(Delivery.state == "pending")
+            .values(next_attempt_at=utcnow(), lease_until=None)
+        )
         db.commit()
         first = claim_due(idp_app, limit=1000)
         second = claim_due(idp_app, limit=1000)

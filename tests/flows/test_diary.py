@@ -39,8 +39,9 @@ def _post(browser: Browser, url: str, data: dict[str, str], page: str | None = N
     html = page if page is not None else _get(browser, url).text
     found = CSRF_RE.search(html)
     assert found, "a form with a CSRF token expected"
-    return browser.http.post(url, data={"csrf_token": found.group(1), **data},
-                             allow_redirects=False, timeout=10)
+    return browser.http.post(
+        url, data={"csrf_token": found.group(1), **data}, allow_redirects=False, timeout=10
+    )
 
 
 def _follow(browser: Browser, resp: Any, base: str) -> Any:
@@ -69,12 +70,18 @@ def _diary(school_app: Any, school: Tenant) -> Iterator[tuple[Any, int]]:
         db.commit()
 
 
-def _member(db: Any, tenant_id: int, person: PersonLogin, roles: list[str],
-            sub: str | None = None) -> int:
+def _member(
+    db: Any, tenant_id: int, person: PersonLogin, roles: list[str], sub: str | None = None
+) -> int:
     from school_instance.models import Member
 
-    row = Member(tenant_id=tenant_id, sub=sub or person.sub, given_name=person.given_name,
-                 family_name=person.family_name, roles=roles)
+    row = Member(
+        tenant_id=tenant_id,
+        sub=sub or person.sub,
+        given_name=person.given_name,
+        family_name=person.family_name,
+        roles=roles,
+    )
     db.add(row)
     db.flush()
     return row.id
@@ -107,43 +114,86 @@ def laagri(make_tenant, make_person, school_app) -> Laagri:
     }
     ids: dict[str, int] = {}
     with _diary(school_app, school) as (db, tid):
-        roles = {"tiina": ["teacher"], "peeter": ["teacher"], "juri": ["parent"],
-                 "kadri": ["parent"], "kaja": ["admin", "staff"]}
+        roles = {
+            "tiina": ["teacher"],
+            "peeter": ["teacher"],
+            "juri": ["parent"],
+            "kadri": ["parent"],
+            "kaja": ["admin", "staff"],
+        }
         members = {k: _member(db, tid, p, roles[k]) for k, p in people.items()}
-        classes = {"3a": SchoolClass(tenant_id=tid, name="3.a", teacher_id=members["tiina"]),
-                   "4b": SchoolClass(tenant_id=tid, name="4.b", teacher_id=members["peeter"])}
+        classes = {
+            "3a": SchoolClass(tenant_id=tid, name="3.a", teacher_id=members["tiina"]),
+            "4b": SchoolClass(tenant_id=tid, name="4.b", teacher_id=members["peeter"]),
+        }
         db.add_all(classes.values())
         db.flush()
-        kids = {"mia": Student(tenant_id=tid, class_id=classes["3a"].id, given_name="Mia",
-                               family_name="Mägi"),
-                "oskar": Student(tenant_id=tid, class_id=classes["3a"].id, given_name="Oskar",
-                                 family_name="Tamm"),
-                "sofia": Student(tenant_id=tid, class_id=classes["4b"].id, given_name="Sofia",
-                                 family_name="Saar")}
+        kids = {
+            "mia": Student(
+                tenant_id=tid, class_id=classes["3a"].id, given_name="Mia", family_name="Mägi"
+            ),
+            "oskar": Student(
+                tenant_id=tid, class_id=classes["3a"].id, given_name="Oskar", family_name="Tamm"
+            ),
+            "sofia": Student(
+                tenant_id=tid, class_id=classes["4b"].id, given_name="Sofia", family_name="Saar"
+            ),
+        }
         db.add_all(kids.values())
         db.flush()
-        db.add_all([Guardian(tenant_id=tid, student_id=kids["mia"].id, member_id=members["juri"]),
-                    Guardian(tenant_id=tid, student_id=kids["oskar"].id,
-                             member_id=members["kadri"])])
+        db.add_all(
+            [
+                Guardian(tenant_id=tid, student_id=kids["mia"].id, member_id=members["juri"]),
+                Guardian(tenant_id=tid, student_id=kids["oskar"].id, member_id=members["kadri"]),
+            ]
+        )
         day = dt.date.today() - dt.timedelta(days=3)
         lessons = {
-            "math": Lesson(tenant_id=tid, class_id=classes["3a"].id, teacher_id=members["tiina"],
-                           subject="Matemaatika", held_on=day, topic="Murdude liitmine"),
-            "eesti": Lesson(tenant_id=tid, class_id=classes["3a"].id,
-                            teacher_id=members["tiina"], subject="Eesti keel",
-                            held_on=day + dt.timedelta(days=1), topic="Eesti rahvaluule"),
-            "loodus": Lesson(tenant_id=tid, class_id=classes["4b"].id,
-                             teacher_id=members["peeter"], subject="Loodusõpetus",
-                             held_on=day, topic="Veeringe looduses"),
+            "math": Lesson(
+                tenant_id=tid,
+                class_id=classes["3a"].id,
+                teacher_id=members["tiina"],
+                subject="Matemaatika",
+                held_on=day,
+                topic="Murdude liitmine",
+            ),
+            "eesti": Lesson(
+                tenant_id=tid,
+                class_id=classes["3a"].id,
+                teacher_id=members["tiina"],
+                subject="Eesti keel",
+                held_on=day + dt.timedelta(days=1),
+                topic="Eesti rahvaluule",
+            ),
+            "loodus": Lesson(
+                tenant_id=tid,
+                class_id=classes["4b"].id,
+                teacher_id=members["peeter"],
+                subject="Loodusõpetus",
+                held_on=day,
+                topic="Veeringe looduses",
+            ),
         }
         db.add_all(lessons.values())
         db.flush()
-        marks = [("math", "mia", "present"), ("math", "oskar", "absent"),
-                 ("eesti", "mia", "late"), ("eesti", "oskar", "present"),
-                 ("loodus", "sofia", "absent")]
-        db.add_all([Attendance(tenant_id=tid, lesson_id=lessons[lesson].id,
-                               student_id=kids[kid].id, status=status)
-                    for lesson, kid, status in marks])
+        marks = [
+            ("math", "mia", "present"),
+            ("math", "oskar", "absent"),
+            ("eesti", "mia", "late"),
+            ("eesti", "oskar", "present"),
+            ("loodus", "sofia", "absent"),
+        ]
+        db.add_all(
+            [
+                Attendance(
+                    tenant_id=tid,
+                    lesson_id=lessons[lesson].id,
+                    student_id=kids[kid].id,
+                    status=status,
+                )
+                for lesson, kid, status in marks
+            ]
+        )
         ids.update({f"class_{k}": c.id for k, c in classes.items()})
         ids.update({k: s.id for k, s in kids.items()})
         ids.update({f"lesson_{k}": le.id for k, le in lessons.items()})
@@ -173,8 +223,7 @@ def test_parent_sees_only_their_childs_lessons_and_attendance(browser, laagri):
         assert "Oskar" not in page.text and "Sofia" not in page.text
 
 
-def test_teacher_marks_attendance_and_writes_the_topic_parent_then_sees_it(
-        browser, laagri, idp):
+def test_teacher_marks_attendance_and_writes_the_topic_parent_then_sees_it(browser, laagri, idp):
     url = laagri.school.url
     _sign_in(browser, url, laagri.tiina)
     home = _get(browser, url + "/")
@@ -183,17 +232,26 @@ def test_teacher_marks_attendance_and_writes_the_topic_parent_then_sees_it(
 
     form = _get(browser, f"{url}/lessons/new?class={laagri.ids['class_3a']}")
     assert form.status_code == 200 and "4.b" not in form.text  # only the classes she teaches
-    bad = _post(browser, f"{url}/lessons/new", {"class_id": str(laagri.ids["class_3a"]),
-                                               "subject": "", "held_on": "31.02.2026"},
-                form.text)
+    bad = _post(
+        browser,
+        f"{url}/lessons/new",
+        {"class_id": str(laagri.ids["class_3a"]), "subject": "", "held_on": "31.02.2026"},
+        form.text,
+    )
     assert bad.status_code == 400
     assert "Kirjuta õppeaine" in bad.text and "Kuupäev ei ole korrektne" in bad.text
     assert 'value="31.02.2026"' in bad.text  # what was typed stays
 
-    created = _post(browser, f"{url}/lessons/new", {"class_id": str(laagri.ids["class_3a"]),
-                                                   "subject": "Loodusõpetus",
-                                                   "held_on": dt.date.today().isoformat()},
-                    bad.text)
+    created = _post(
+        browser,
+        f"{url}/lessons/new",
+        {
+            "class_id": str(laagri.ids["class_3a"]),
+            "subject": "Loodusõpetus",
+            "held_on": dt.date.today().isoformat(),
+        },
+        bad.text,
+    )
     lesson_page = _follow(browser, created, url)
     assert lesson_page.status_code == 200
     assert "Tund on lisatud" in lesson_page.text
@@ -201,14 +259,24 @@ def test_teacher_marks_attendance_and_writes_the_topic_parent_then_sees_it(
     lesson_url = created.headers["Location"]
     lesson_url = lesson_url if lesson_url.startswith("http") else url + lesson_url
 
-    odd = _post(browser, lesson_url, {"topic": "Taimede kasvamine kevadel",
-                                      f"mark-{laagri.ids['mia']}": "haige"}, lesson_page.text)
+    odd = _post(
+        browser,
+        lesson_url,
+        {"topic": "Taimede kasvamine kevadel", f"mark-{laagri.ids['mia']}": "haige"},
+        lesson_page.text,
+    )
     assert odd.status_code == 400 and "Vali „kohal”, „puudus” või „hilines”" in odd.text
     assert ">Taimede kasvamine kevadel</textarea>" in odd.text
-    saved = _post(browser, lesson_url, {
-        "topic": "Taimede kasvamine kevadel",
-        f"mark-{laagri.ids['mia']}": "absent", f"mark-{laagri.ids['oskar']}": "late"},
-        lesson_page.text)
+    saved = _post(
+        browser,
+        lesson_url,
+        {
+            "topic": "Taimede kasvamine kevadel",
+            f"mark-{laagri.ids['mia']}": "absent",
+            f"mark-{laagri.ids['oskar']}": "late",
+        },
+        lesson_page.text,
+    )
     after = _follow(browser, saved, url)
     assert "Salvestatud" in after.text and "Taimede kasvamine kevadel" in after.text
     assert re.search(rf'name="mark-{laagri.ids["mia"]}" value="absent" checked', after.text)
@@ -229,14 +297,25 @@ def test_a_teacher_of_another_class_cannot_edit(browser, laagri, idp):
     assert page.status_code == 403 and "Sul ei ole selle tunni muutmiseks õigust" in page.text
     own = _get(browser, f"{url}/lessons/{laagri.ids['lesson_loodus']}")
     assert own.status_code == 200 and "Veeringe looduses" in own.text
-    attempt = _post(browser, lesson_url, {"topic": "Võõras teema",
-                                          f"mark-{laagri.ids['mia']}": "absent"}, own.text)
+    attempt = _post(
+        browser,
+        lesson_url,
+        {"topic": "Võõras teema", f"mark-{laagri.ids['mia']}": "absent"},
+        own.text,
+    )
     assert attempt.status_code == 403
     form = _get(browser, f"{url}/lessons/new")
     assert "3.a" not in form.text
-    foreign = _post(browser, f"{url}/lessons/new", {
-        "class_id": str(laagri.ids["class_3a"]), "subject": "Kunst",
-        "held_on": dt.date.today().isoformat()}, form.text)
+    foreign = _post(
+        browser,
+        f"{url}/lessons/new",
+        {
+            "class_id": str(laagri.ids["class_3a"]),
+            "subject": "Kunst",
+            "held_on": dt.date.today().isoformat(),
+        },
+        form.text,
+    )
     assert foreign.status_code == 400 and "Vali klass" in foreign.text
 
     parent = Browser(idp)
@@ -254,39 +333,54 @@ def test_admin_creates_a_class_and_enrols_a_student(browser, laagri, idp):
     classes = _get(browser, f"{url}/admin/classes")
     assert classes.status_code == 200 and "3.a" in classes.text and "Tiina Õunapuu" in classes.text
 
-    empty = _post(browser, f"{url}/admin/classes", {"name": "  ", "teacher_id": ""},
-                  classes.text)
+    empty = _post(browser, f"{url}/admin/classes", {"name": "  ", "teacher_id": ""}, classes.text)
     assert empty.status_code == 400 and "Kirjuta klassi nimi" in empty.text
-    twice = _post(browser, f"{url}/admin/classes", {"name": "3.A", "teacher_id": ""},
-                  classes.text)
+    twice = _post(browser, f"{url}/admin/classes", {"name": "3.A", "teacher_id": ""}, classes.text)
     assert twice.status_code == 400 and "juba olemas" in twice.text
     tiina = _option(classes.text, "Tiina Õunapuu")
     assert "Jüri Mägi" not in classes.text  # only teachers can be class teachers
-    created = _post(browser, f"{url}/admin/classes", {"name": "1.b", "teacher_id": tiina},
-                    classes.text)
+    created = _post(
+        browser, f"{url}/admin/classes", {"name": "1.b", "teacher_id": tiina}, classes.text
+    )
     class_page = _follow(browser, created, url)
     assert "Klass 1.b" in class_page.text and "Klass 1.b on lisatud" in class_page.text
     assert re.search(rf'<option value="{tiina}" selected>Tiina Õunapuu', class_page.text)
     class_url = url + created.headers["Location"].removeprefix(url)
     enrol_url = class_url + "/students"
 
-    wrong = _post(browser, enrol_url, {"given_name": "Robin", "family_name": "Kuusk",
-                                       "isikukood": "51503150270"}, class_page.text)
+    wrong = _post(
+        browser,
+        enrol_url,
+        {"given_name": "Robin", "family_name": "Kuusk", "isikukood": "51503150270"},
+        class_page.text,
+    )
     assert wrong.status_code == 400 and "Isikukood ei ole korrektne" in wrong.text
     assert 'value="Robin"' in wrong.text and 'value="Kuusk"' in wrong.text
-    nameless = _post(browser, enrol_url, {"given_name": "", "family_name": "Kuusk",
-                                          "isikukood": ""}, class_page.text)
+    nameless = _post(
+        browser,
+        enrol_url,
+        {"given_name": "", "family_name": "Kuusk", "isikukood": ""},
+        class_page.text,
+    )
     assert nameless.status_code == 400 and "Kirjuta õpilase eesnimi" in nameless.text
 
     code = _valid_isikukood("5150315027")
-    enrolled = _post(browser, enrol_url, {"given_name": "Robin", "family_name": "Kuusk",
-                                          "isikukood": code}, class_page.text)
+    enrolled = _post(
+        browser,
+        enrol_url,
+        {"given_name": "Robin", "family_name": "Kuusk", "isikukood": code},
+        class_page.text,
+    )
     assert code not in enrolled.headers["Location"]
     class_page = _follow(browser, enrolled, url)
     assert "Robin Kuusk" in class_page.text and "lisatud klassi 1.b" in class_page.text
     assert code not in class_page.text
-    again = _post(browser, enrol_url, {"given_name": "Robin", "family_name": "Kuusk",
-                                       "isikukood": code}, class_page.text)
+    again = _post(
+        browser,
+        enrol_url,
+        {"given_name": "Robin", "family_name": "Kuusk", "isikukood": code},
+        class_page.text,
+    )
     assert again.status_code == 400 and "juba kooli nimekirjas" in again.text
 
     student_link = re.search(r'href="(/admin/students/\d+)">Robin Kuusk', class_page.text)
@@ -295,11 +389,17 @@ def test_admin_creates_a_class_and_enrols_a_student(browser, laagri, idp):
     student = _get(browser, student_url)
     assert code not in student.text and "Isikukood on sisestatud" in student.text
     juri = _option(student.text, "Jüri Mägi")
-    linked = _follow(browser, _post(browser, student_url + "/guardians", {"member_id": juri},
-                                    student.text), url)
+    linked = _follow(
+        browser, _post(browser, student_url + "/guardians", {"member_id": juri}, student.text), url
+    )
     assert "Jüri Mägi on nüüd õpilase Robin Kuusk vanem" in linked.text
-    moved = _follow(browser, _post(browser, student_url + "/move", {
-        "class_id": str(laagri.ids["class_3a"])}, linked.text), url)
+    moved = _follow(
+        browser,
+        _post(
+            browser, student_url + "/move", {"class_id": str(laagri.ids["class_3a"])}, linked.text
+        ),
+        url,
+    )
     assert "Robin Kuusk on nüüd klassis 3.a" in moved.text and "Klass: 3.a" in moved.text
 
     parent = Browser(idp)
@@ -314,19 +414,34 @@ def test_news_posted_by_a_teacher_shows_on_parents_dashboard(browser, laagri, id
     _sign_in(browser, url, laagri.tiina)
     form = _get(browser, f"{url}/news/new")
     assert form.status_code == 200
-    empty = _post(browser, f"{url}/news/new", {"title": "", "body": "Tekst",
-                                               "event_on": "homme"}, form.text)
+    empty = _post(
+        browser, f"{url}/news/new", {"title": "", "body": "Tekst", "event_on": "homme"}, form.text
+    )
     assert empty.status_code == 400 and "Kirjuta pealkiri" in empty.text
     assert "Kuupäev ei ole korrektne" in empty.text and ">Tekst</textarea>" in empty.text
-    news = _post(browser, f"{url}/news/new", {
-        "title": "Raamatukogu uued raamatud",
-        "body": "Raamatukogus on 20 uut lasteraamatut.", "event_on": ""}, form.text)
+    news = _post(
+        browser,
+        f"{url}/news/new",
+        {
+            "title": "Raamatukogu uued raamatud",
+            "body": "Raamatukogus on 20 uut lasteraamatut.",
+            "event_on": "",
+        },
+        form.text,
+    )
     listed = _follow(browser, news, url)
     assert "Uudis on avaldatud" in listed.text and "Raamatukogu uued raamatud" in listed.text
-    fair = (dt.date.today() + dt.timedelta(days=10))
-    event = _post(browser, f"{url}/news/new", {
-        "title": "Kevadlaat", "body": "Laat toimub kooli aulas.",
-        "event_on": fair.strftime("%d.%m.%Y")}, form.text)
+    fair = dt.date.today() + dt.timedelta(days=10)
+    event = _post(
+        browser,
+        f"{url}/news/new",
+        {
+            "title": "Kevadlaat",
+            "body": "Laat toimub kooli aulas.",
+            "event_on": fair.strftime("%d.%m.%Y"),
+        },
+        form.text,
+    )
     assert _follow(browser, event, url).status_code == 200
 
     parent = Browser(idp)
@@ -341,9 +456,13 @@ def test_news_posted_by_a_teacher_shows_on_parents_dashboard(browser, laagri, id
 def test_a_parent_cannot_open_admin_pages(browser, laagri):
     url = laagri.school.url
     _sign_in(browser, url, laagri.juri)
-    for path in ("/admin/classes", f"/admin/classes/{laagri.ids['class_3a']}",
-                 f"/admin/students/{laagri.ids['mia']}", "/lessons/new",
-                 f"/lessons/{laagri.ids['lesson_math']}"):
+    for path in (
+        "/admin/classes",
+        f"/admin/classes/{laagri.ids['class_3a']}",
+        f"/admin/students/{laagri.ids['mia']}",
+        "/lessons/new",
+        f"/lessons/{laagri.ids['lesson_math']}",
+    ):
         page = _get(browser, url + path)
         assert page.status_code == 403, path
         assert "Sul ei ole sellele lehele ligipääsu" in page.text
@@ -353,8 +472,7 @@ def test_a_parent_cannot_open_admin_pages(browser, laagri):
     assert "9.z" not in _get(browser, url + "/").text
 
 
-def test_another_schools_rows_are_not_found(browser, laagri, make_tenant, make_person,
-                                            school_app):
+def test_another_schools_rows_are_not_found(browser, laagri, make_tenant, make_person, school_app):
     from school_instance.models import SchoolClass, Student
 
     other = make_tenant("Laagri Huvialakool")
@@ -365,18 +483,25 @@ def test_another_schools_rows_are_not_found(browser, laagri, make_tenant, make_p
         db.add(SchoolClass(tenant_id=tid, name="Robootikaring"))
     _sign_in(browser, other.url, admin)
     ids = laagri.ids
-    for path in (f"/lessons/{ids['lesson_math']}", f"/children/{ids['mia']}",
-                 f"/admin/students/{ids['mia']}", f"/admin/classes/{ids['class_3a']}"):
+    for path in (
+        f"/lessons/{ids['lesson_math']}",
+        f"/children/{ids['mia']}",
+        f"/admin/students/{ids['mia']}",
+        f"/admin/classes/{ids['class_3a']}",
+    ):
         page = _get(browser, other.url + path)
         assert page.status_code == 404, path
         assert "Lehte ei leitud" in page.text and "Mia" not in page.text
     home = _get(browser, other.url + "/admin/classes")
     assert "Robootikaring" in home.text and "4.b" not in home.text
-    for path, data in ((f"/lessons/{ids['lesson_math']}", {"topic": "Sissetung"}),
-                       (f"/admin/classes/{ids['class_3a']}/students",
-                        {"given_name": "Võõras", "family_name": "Laps"}),
-                       (f"/admin/students/{ids['mia']}/move",
-                        {"class_id": str(ids["class_4b"])})):
+    for path, data in (
+        (f"/lessons/{ids['lesson_math']}", {"topic": "Sissetung"}),
+        (
+            f"/admin/classes/{ids['class_3a']}/students",
+            {"given_name": "Võõras", "family_name": "Laps"},
+        ),
+        (f"/admin/students/{ids['mia']}/move", {"class_id": str(ids["class_4b"])}),
+    ):
         assert _post(browser, other.url + path, data, home.text).status_code == 404, path
 
     teacher = Browser(browser.issuer)
@@ -386,8 +511,9 @@ def test_another_schools_rows_are_not_found(browser, laagri, make_tenant, make_p
     assert "Võõras" not in lesson.text
 
 
-def test_teacher_in_one_school_is_a_parent_in_another(browser, make_tenant, make_person,
-                                                      link_account, school_app):
+def test_teacher_in_one_school_is_a_parent_in_another(
+    browser, make_tenant, make_person, link_account, school_app
+):
     from school_instance.models import Guardian, Lesson, SchoolClass, Student
 
     kool = make_tenant("Laagri Kool")
@@ -399,20 +525,34 @@ def test_teacher_in_one_school_is_a_parent_in_another(browser, make_tenant, make
         cls = SchoolClass(tenant_id=tid, name="2.b", teacher_id=me)
         db.add(cls)
         db.flush()
-        db.add(Lesson(tenant_id=tid, class_id=cls.id, teacher_id=me, subject="Matemaatika",
-                      held_on=dt.date.today(), topic="Korrutustabel"))
+        db.add(
+            Lesson(
+                tenant_id=tid,
+                class_id=cls.id,
+                teacher_id=me,
+                subject="Matemaatika",
+                held_on=dt.date.today(),
+                topic="Korrutustabel",
+            )
+        )
     with _diary(school_app, lasteaed) as (db, tid):
         me = _member(db, tid, tiina, ["parent"], sub=sub_there)
         group = SchoolClass(tenant_id=tid, name="Päikesekiired")
         db.add(group)
         db.flush()
-        lotte = Student(tenant_id=tid, class_id=group.id, given_name="Lotte",
-                        family_name="Õunapuu")
+        lotte = Student(tenant_id=tid, class_id=group.id, given_name="Lotte", family_name="Õunapuu")
         db.add(lotte)
         db.flush()
         db.add(Guardian(tenant_id=tid, student_id=lotte.id, member_id=me))
-        db.add(Lesson(tenant_id=tid, class_id=group.id, subject="Muusika",
-                      held_on=dt.date.today(), topic="Kevadlaulud"))
+        db.add(
+            Lesson(
+                tenant_id=tid,
+                class_id=group.id,
+                subject="Muusika",
+                held_on=dt.date.today(),
+                topic="Kevadlaulud",
+            )
+        )
 
     _sign_in(browser, kool.url, tiina)
     at_school = _get(browser, kool.url + "/")

@@ -25,28 +25,58 @@ def test_discovery_advertises_the_endpoints(idp):
     assert meta["revocation_endpoint"] == f"{idp}/revoke"
     assert meta["introspection_endpoint"] == f"{idp}/introspect"
     assert meta["end_session_endpoint"] == f"{idp}/logout"
-    for key in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
-                "revocation_endpoint", "introspection_endpoint", "end_session_endpoint"):
+    for key in (
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "end_session_endpoint",
+    ):
         assert meta[key].startswith(meta["issuer"] + "/")
 
 
 def test_discovery_advertises_the_protocol(idp):
     meta = _metadata(idp)
     assert meta["response_types_supported"] == ["code"]
-    assert set(meta["grant_types_supported"]) == {"authorization_code", "refresh_token",
-                                                 "client_credentials"}
+    assert set(meta["grant_types_supported"]) == {
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    }
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert {"RS256", "ES256"} <= set(meta["id_token_signing_alg_values_supported"])
     assert "none" not in meta["id_token_signing_alg_values_supported"]
     assert meta["subject_types_supported"]
     assert set(meta["subject_types_supported"]) <= {"public", "pairwise"}
     assert {"openid", "profile", "email", "phone", "address", "offline_access"} <= set(
-        meta["scopes_supported"])
-    assert {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
-            "name", "given_name", "family_name", "email", "email_verified", "phone_number",
-            "address"} <= set(meta["claims_supported"])
+        meta["scopes_supported"]
+    )
+    assert {
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "acr",
+        "amr",
+        "sid",
+        "name",
+        "given_name",
+        "family_name",
+        "email",
+        "email_verified",
+        "phone_number",
+        "address",
+    } <= set(meta["claims_supported"])
     assert set(meta["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic", "client_secret_post", "none"}
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    }
     assert meta["backchannel_logout_supported"] is True
     assert meta["backchannel_logout_session_supported"] is True
     assert isinstance(meta["frontchannel_logout_supported"], bool)

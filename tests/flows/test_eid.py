@@ -46,8 +46,10 @@ NO_ACCOUNT = "Selles koolis sul kontot ei ole"
 
 def new_code() -> str:
     """A checksum-valid isikukood of a man born in 1980s, random enough to be unique."""
-    first = f"38{secrets.randbelow(10)}0{secrets.randbelow(9) + 1}1{secrets.randbelow(9)}" + \
-        f"{secrets.randbelow(1000):03d}"
+    first = (
+        f"38{secrets.randbelow(10)}0{secrets.randbelow(9) + 1}1{secrets.randbelow(9)}"
+        + f"{secrets.randbelow(1000):03d}"
+    )
     return first + ik.calc_check_digit(first + "0")
 
 
@@ -61,38 +63,49 @@ def csrf_and_ix(page: requests.Response) -> tuple[str, str]:
 def start_eid(browser: Browser, page: requests.Response, method: str) -> requests.Response:
     """Press an eID button on the IdP's login page; return the stand-in's page."""
     csrf, ix = csrf_and_ix(page)
-    resp = browser.http.post(f"{browser.issuer}/eid/start", data={
-        "csrf_token": csrf, "ix": ix, "method": method}, allow_redirects=False, timeout=10)
+    resp = browser.http.post(
+        f"{browser.issuer}/eid/start",
+        data={"csrf_token": csrf, "ix": ix, "method": method},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert resp.status_code == 303, resp.text
     return browser.http.get(resp.headers["Location"], allow_redirects=False, timeout=10)
 
 
-def pick(browser: Browser, standin_page: requests.Response, isikukood: str,
-         stop_prefix: str) -> requests.Response:
+def pick(
+    browser: Browser, standin_page: requests.Response, isikukood: str, stop_prefix: str
+) -> requests.Response:
     """Choose a person on the stand-in's page and follow back through the IdP."""
     assert standin_page.status_code == 200, standin_page.text
     request_id = REQUEST_ID_RE.search(standin_page.text)
     assert request_id
-    back = browser.http.post(urljoin(standin_page.url, "/oidc/authorize/confirm"), data={
-        "request_id": request_id.group(1), "isikukood": isikukood}, allow_redirects=False,
-        timeout=10)
+    back = browser.http.post(
+        urljoin(standin_page.url, "/oidc/authorize/confirm"),
+        data={"request_id": request_id.group(1), "isikukood": isikukood},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert back.status_code == 303, back.text
     return browser.follow(back.headers["Location"], stop_prefix)
 
 
-def eid_login(browser: Browser, client: SchoolClient, isikukood: str, method: str = "idcard",
-              **extra: str) -> tuple[requests.Response, str]:
+def eid_login(
+    browser: Browser, client: SchoolClient, isikukood: str, method: str = "idcard", **extra: str
+) -> tuple[requests.Response, str]:
     """An authorization request answered by an eID login; the last response and PKCE verifier."""
     verifier, challenge = pkce_pair()
-    page = browser.follow(authorize_url(browser.issuer, client, challenge, **extra),
-                          client.redirect_uri)
+    page = browser.follow(
+        authorize_url(browser.issuer, client, challenge, **extra), client.redirect_uri
+    )
     assert page.status_code == 200, page.text
     final = pick(browser, start_eid(browser, page, method), isikukood, client.redirect_uri)
     return final, verifier
 
 
-def signed_in(browser: Browser, client: SchoolClient, isikukood: str, method: str = "idcard",
-              **extra: str) -> dict[str, Any]:
+def signed_in(
+    browser: Browser, client: SchoolClient, isikukood: str, method: str = "idcard", **extra: str
+) -> dict[str, Any]:
     """Log in with eID and return our token response."""
     final, verifier = eid_login(browser, client, isikukood, method, **extra)
     params = callback_params(final)
@@ -102,8 +115,9 @@ def signed_in(browser: Browser, client: SchoolClient, isikukood: str, method: st
     return dict(resp.json())
 
 
-def signed_in_token(browser: Browser, client: SchoolClient, isikukood: str,
-                    method: str = "idcard", **extra: str) -> dict[str, Any]:
+def signed_in_token(
+    browser: Browser, client: SchoolClient, isikukood: str, method: str = "idcard", **extra: str
+) -> dict[str, Any]:
     """Log in with eID and return our ID token's claims."""
     return unverified_claims(signed_in(browser, client, isikukood, method, **extra)["id_token"])
 
@@ -115,13 +129,16 @@ def person_row(idp_app: Flask, sub: str) -> Any:
 
     with idp_app.app_context():
         db = get_db()
-        return db.execute(select(Person.given_name, Person.family_name, Person.version,
-                                 Person.isikukood_source).join(Account).where(
-            Account.sub == sub)).one()
+        return db.execute(
+            select(Person.given_name, Person.family_name, Person.version, Person.isikukood_source)
+            .join(Account)
+            .where(Account.sub == sub)
+        ).one()
 
 
-def test_each_method_signs_in_with_upstream_amr_and_acr(upstream, make_school, make_person,
-                                                        browser):
+def test_each_method_signs_in_with_upstream_amr_and_acr(
+    upstream, make_school, make_person, browser
+):
     school = make_school()
     code = new_code()
     person = make_person(school, isikukood=code)
@@ -139,8 +156,12 @@ def test_the_method_is_asked_by_scope_with_state_nonce_and_pkce(upstream, make_s
     csrf, ix = csrf_and_ix(page)
     for label in ("ID-kaart", "Mobiil-ID", "Smart-ID"):
         assert label in page.text
-    resp = browser.http.post(f"{browser.issuer}/eid/start", data={
-        "csrf_token": csrf, "ix": ix, "method": "mid"}, allow_redirects=False, timeout=10)
+    resp = browser.http.post(
+        f"{browser.issuer}/eid/start",
+        data={"csrf_token": csrf, "ix": ix, "method": "mid"},
+        allow_redirects=False,
+        timeout=10,
+    )
     query = parse_qs(urlsplit(resp.headers["Location"]).query)
     assert resp.headers["Location"].startswith(upstream.url + "/oidc/authorize?")
     assert query["scope"] == ["openid mid"] and query["client_id"] == [CLIENT_ID]
@@ -159,8 +180,9 @@ def test_an_unknown_isikukood_gets_the_no_account_page(upstream, make_school, br
     assert not browser.http.cookies.get(idp_app.config["SSO_COOKIE_NAME"])
 
 
-def test_an_account_at_another_school_is_not_this_schools(upstream, make_school, make_person,
-                                                          browser):
+def test_an_account_at_another_school_is_not_this_schools(
+    upstream, make_school, make_person, browser
+):
     here, there = make_school(), make_school()
     code = new_code()
     make_person(there, isikukood=code)
@@ -171,7 +193,8 @@ def test_an_account_at_another_school_is_not_this_schools(upstream, make_school,
 
 def _expired(claims: dict[str, Any], header: dict[str, Any]) -> None:
     claims["iat"], claims["nbf"], claims["exp"] = (int(time.time()) - 120,) * 2 + (
-        int(time.time()) - 80,)
+        int(time.time()) - 80,
+    )
 
 
 HOSTILE: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
@@ -188,7 +211,8 @@ HOSTILE: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
 
 @pytest.mark.parametrize("scenario", sorted(HOSTILE))
 def test_a_hostile_upstream_token_is_refused_with_a_clear_page(
-        scenario, upstream, tamper, make_school, make_person, browser, idp_app):
+    scenario, upstream, tamper, make_school, make_person, browser, idp_app
+):
     school = make_school()
     code = new_code()
     make_person(school, isikukood=code)
@@ -200,9 +224,9 @@ def test_a_hostile_upstream_token_is_refused_with_a_clear_page(
     assert not browser.http.cookies.get(idp_app.config["SSO_COOKIE_NAME"])
 
 
-def test_a_token_just_past_its_40_seconds_is_within_the_clock_skew(upstream, tamper,
-                                                                   make_school, make_person,
-                                                                   browser):
+def test_a_token_just_past_its_40_seconds_is_within_the_clock_skew(
+    upstream, tamper, make_school, make_person, browser
+):
     school = make_school()
     code = new_code()
     person = make_person(school, isikukood=code)
@@ -211,8 +235,9 @@ def test_a_token_just_past_its_40_seconds_is_within_the_clock_skew(upstream, tam
     assert signed_in_token(browser, school, code)["amr"] == ["idcard"]
 
 
-def test_the_upstream_answer_is_bound_to_the_browser_and_used_once(upstream, make_school,
-                                                                   make_person, browser):
+def test_the_upstream_answer_is_bound_to_the_browser_and_used_once(
+    upstream, make_school, make_person, browser
+):
     school = make_school()
     code = new_code()
     make_person(school, isikukood=code)
@@ -222,8 +247,12 @@ def test_the_upstream_answer_is_bound_to_the_browser_and_used_once(upstream, mak
     standin = start_eid(browser, page, "idcard")
     request_id = REQUEST_ID_RE.search(standin.text)
     assert request_id
-    back = browser.http.post(f"{upstream.url}/oidc/authorize/confirm", data={
-        "request_id": request_id.group(1), "isikukood": code}, allow_redirects=False, timeout=10)
+    back = browser.http.post(
+        f"{upstream.url}/oidc/authorize/confirm",
+        data={"request_id": request_id.group(1), "isikukood": code},
+        allow_redirects=False,
+        timeout=10,
+    )
     callback = back.headers["Location"]
     # Another browser with the same callback URL (state and code): refused, nothing signed in.
     stranger = requests.get(callback, allow_redirects=False, timeout=10)
@@ -240,14 +269,19 @@ def test_cancelling_at_the_upstream_says_so(upstream, make_school, browser):
     standin = start_eid(browser, page, "smartid")
     request_id = REQUEST_ID_RE.search(standin.text)
     assert request_id and "ARENDUSKESKKOND — mitte toodangus kasutamiseks" in standin.text
-    back = browser.http.post(f"{upstream.url}/oidc/authorize/confirm", data={
-        "request_id": request_id.group(1), "cancel": "1"}, allow_redirects=False, timeout=10)
+    back = browser.http.post(
+        f"{upstream.url}/oidc/authorize/confirm",
+        data={"request_id": request_id.group(1), "cancel": "1"},
+        allow_redirects=False,
+        timeout=10,
+    )
     final = browser.follow(back.headers["Location"], school.redirect_uri)
     assert final.status_code == 200 and "katkestati" in final.text
 
 
 def test_names_that_differ_from_the_schools_records_sign_nobody_in(
-        upstream, make_school, make_person, browser, idp_app):
+    upstream, make_school, make_person, browser, idp_app
+):
     # The school recorded this code for Jyri Magi; the eID holder is Jüri Mägi (õ is not o, ü
     # is not y): a typo'd code must not hand someone else's account to the eID holder.
     school = make_school()
@@ -262,8 +296,9 @@ def test_names_that_differ_from_the_schools_records_sign_nobody_in(
     assert person_row(idp_app, person.sub) == before  # nothing taken over either
 
 
-def test_the_eid_birth_date_reaches_linked_schools(upstream, make_school, make_person,
-                                                   link_account, browser, idp_app):
+def test_the_eid_birth_date_reaches_linked_schools(
+    upstream, make_school, make_person, link_account, browser, idp_app
+):
     from idp.models import Account, Delivery, Person
     from shared.db import get_db
 
@@ -291,12 +326,12 @@ def test_the_eid_birth_date_reaches_linked_schools(upstream, make_school, make_p
     assert all(e["changed"] == ["birthdate"] for e in mine)
 
 
-def test_the_schools_spelling_stays_when_only_case_differs(upstream, make_school, make_person,
-                                                          browser, idp_app):
+def test_the_schools_spelling_stays_when_only_case_differs(
+    upstream, make_school, make_person, browser, idp_app
+):
     school = make_school()
     code = new_code()
-    person = make_person(school, given_name="Anna-Liis", family_name="de  la Cruz",
-                         isikukood=code)
+    person = make_person(school, given_name="Anna-Liis", family_name="de  la Cruz", isikukood=code)
     before = person_row(idp_app, person.sub)
     upstream.add(code, "ANNA-LIIS", "DE LA CRUZ")
     signed_in_token(browser, school, code)
@@ -310,8 +345,7 @@ def _password_session(browser: Browser, school: SchoolClient, person: PersonLogi
     assert redeem(browser.issuer, school, code, verifier).status_code == 200
 
 
-def test_acr_values_step_up_a_password_session_to_eid(upstream, make_school, make_person,
-                                                      browser):
+def test_acr_values_step_up_a_password_session_to_eid(upstream, make_school, make_person, browser):
     school = make_school()
     code = new_code()
     person = make_person(school, isikukood=code)
@@ -319,29 +353,39 @@ def test_acr_values_step_up_a_password_session_to_eid(upstream, make_school, mak
     _password_session(browser, school, person)
     # Silent: the password session (low) does not meet substantial.
     verifier, challenge = pkce_pair()
-    silent = browser.follow(authorize_url(browser.issuer, school, challenge, prompt="none",
-                                          acr_values="substantial"), school.redirect_uri)
+    silent = browser.follow(
+        authorize_url(browser.issuer, school, challenge, prompt="none", acr_values="substantial"),
+        school.redirect_uri,
+    )
     assert callback_params(silent)["error"] == "login_required"
     # Interactive: the login page offers eID only, and refuses a password.
-    page = browser.follow(authorize_url(browser.issuer, school, challenge,
-                                        acr_values="substantial"), school.redirect_uri)
+    page = browser.follow(
+        authorize_url(browser.issuer, school, challenge, acr_values="substantial"),
+        school.redirect_uri,
+    )
     assert page.status_code == 200 and 'name="password"' not in page.text
     assert "ID-kaart" in page.text
     csrf, ix = csrf_and_ix(page)
-    posted = browser.http.post(f"{browser.issuer}/login", data={
-        "csrf_token": csrf, "ix": ix, "email": person.email, "password": person.password},
-        allow_redirects=False, timeout=10)
+    posted = browser.http.post(
+        f"{browser.issuer}/login",
+        data={"csrf_token": csrf, "ix": ix, "email": person.email, "password": person.password},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert posted.status_code == 200 and 'name="password"' not in posted.text
     final = pick(browser, start_eid(browser, page, "idcard"), code, school.redirect_uri)
     params = callback_params(final)
-    claims = unverified_claims(redeem(browser.issuer, school, params["code"],
-                                      verifier).json()["id_token"])
+    claims = unverified_claims(
+        redeem(browser.issuer, school, params["code"], verifier).json()["id_token"]
+    )
     assert claims["acr"] == "high" and claims["amr"] == ["idcard"]
     assert claims["sub"] == person.sub
     # Now the session is high: a silent request for substantial gets a code.
     verifier, challenge = pkce_pair()
-    again = browser.follow(authorize_url(browser.issuer, school, challenge, prompt="none",
-                                         acr_values="substantial"), school.redirect_uri)
+    again = browser.follow(
+        authorize_url(browser.issuer, school, challenge, prompt="none", acr_values="substantial"),
+        school.redirect_uri,
+    )
     assert "code" in callback_params(again)
 
 
@@ -353,16 +397,16 @@ def test_a_password_login_carries_low(make_school, make_person, browser):
     assert claims["acr"] == "low" and claims["amr"] == ["pwd"]
 
 
-def test_a_schools_minimum_for_a_role_steps_teachers_up(upstream, make_school, make_person,
-                                                        browser, idp_app):
+def test_a_schools_minimum_for_a_role_steps_teachers_up(
+    upstream, make_school, make_person, browser, idp_app
+):
     school = make_school()
     code = new_code()
     teacher = make_person(school, roles=("teacher",), isikukood=code)
     parent = make_person(school)
     exempt = make_person(school, roles=("teacher",))
     upstream.add(code, teacher.given_name, teacher.family_name)
-    idp_app.config["MIN_ACR"] = {school.slug: {"teacher": "substantial",
-                                               "exempt": [exempt.sub]}}
+    idp_app.config["MIN_ACR"] = {school.slug: {"teacher": "substantial", "exempt": [exempt.sub]}}
     try:
         # The parent and the exempt teacher get in with a password.
         for who in (parent, exempt):
@@ -370,14 +414,15 @@ def test_a_schools_minimum_for_a_role_steps_teachers_up(upstream, make_school, m
             assert redeem(browser.issuer, school, code_, verifier).status_code == 200
         # The teacher's right password leads to the eID-only page, not to a code.
         verifier, challenge = pkce_pair()
-        page = browser.follow(authorize_url(browser.issuer, school, challenge),
-                              school.redirect_uri)
-        stepped = browser.submit_login(page, teacher.email, teacher.password,
-                                       school.redirect_uri)
+        page = browser.follow(authorize_url(browser.issuer, school, challenge), school.redirect_uri)
+        stepped = browser.submit_login(page, teacher.email, teacher.password, school.redirect_uri)
         assert stepped.status_code == 200 and 'name="password"' not in stepped.text
         final = pick(browser, start_eid(browser, stepped, "mid"), code, school.redirect_uri)
-        claims = unverified_claims(redeem(browser.issuer, school, callback_params(final)["code"],
-                                          verifier).json()["id_token"])
+        claims = unverified_claims(
+            redeem(browser.issuer, school, callback_params(final)["code"], verifier).json()[
+                "id_token"
+            ]
+        )
         assert claims["acr"] == "high" and claims["amr"] == ["mID"]
     finally:
         idp_app.config["MIN_ACR"] = {}
@@ -388,13 +433,19 @@ def test_the_standin_refuses_a_production_configuration(monkeypatch):
     with pytest.raises(ConfigError):
         create_standin("http://127.0.0.1:9", {}, [])
     env = dict(os.environ, STUUDIUM_ENV="production")
-    proc = subprocess.run([sys.executable, "-m", "deploy.dev.eid_standin", str(free_port())],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "deploy.dev.eid_standin", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "development only" in proc.stderr
 
 
-def test_a_new_upstream_key_is_fetched_on_its_unknown_kid(upstream, make_school, make_person,
-                                                          browser):
+def test_a_new_upstream_key_is_fetched_on_its_unknown_kid(
+    upstream, make_school, make_person, browser
+):
     from shared import oidc_rp
 
     school = make_school()
@@ -414,13 +465,13 @@ def _eid_proof(linker: Any, attempt: str, method: str, isikukood: str) -> reques
     page = linker.browser.http.get(f"{linker.idp}/account", timeout=10)
     sent = linker.post("/eid/start", page, attempt=attempt, method=method)
     assert sent.status_code == 303, sent.text
-    standin = linker.browser.http.get(sent.headers["Location"], allow_redirects=False,
-                                      timeout=10)
+    standin = linker.browser.http.get(sent.headers["Location"], allow_redirects=False, timeout=10)
     return pick(linker.browser, standin, isikukood, "\x00")
 
 
-def test_the_other_account_of_a_link_can_be_proven_with_eid(upstream, idp, make_tenant,
-                                                            make_person, idp_app):
+def test_the_other_account_of_a_link_can_be_proven_with_eid(
+    upstream, idp, make_tenant, make_person, idp_app
+):
     from idp.models import Account
     from shared.db import get_db
     from tests.flows.test_linking import Linker
@@ -445,8 +496,10 @@ def test_the_other_account_of_a_link_can_be_proven_with_eid(upstream, idp, make_
     assert "Kontod on seotud" in done.text, done.text
     with idp_app.app_context():
         db = get_db()
-        people = {a.sub: a.person_id for a in db.scalars(
-            select(Account).where(Account.sub.in_((mine.sub, theirs.sub))))}
+        people = {
+            a.sub: a.person_id
+            for a in db.scalars(select(Account).where(Account.sub.in_((mine.sub, theirs.sub))))
+        }
     assert people[mine.sub] == people[theirs.sub]
 
     # An eID whose isikukood has no account at the chosen school proves nothing.
@@ -460,5 +513,9 @@ def test_the_other_account_of_a_link_can_be_proven_with_eid(upstream, idp, make_
     elsewhere = Linker(idp, Browser(idp))
     sign_in_at_school(elsewhere.browser, kool.url, mine)
     page = elsewhere.browser.http.get(f"{idp}/account", timeout=10)
-    assert elsewhere.post("/eid/start", page, attempt=linker.start(kool, kolmas),
-                          method="idcard").status_code == 400
+    assert (
+        elsewhere.post(
+            "/eid/start", page, attempt=linker.start(kool, kolmas), method="idcard"
+        ).status_code
+        == 400
+    )

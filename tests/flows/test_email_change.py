@@ -31,16 +31,21 @@ def _state(idp_app, sub: str):
         person_id = db.scalar(select(Account.person_id).where(Account.sub == sub))
         person = db.get(Person, person_id)
         assert person is not None, f"no person has the account {sub}"
-        subs = {a.sub: a.login_email for a in db.scalars(select(Account).where(
-            Account.person_id == person_id))}
-        events = [d.payload for d in db.scalars(select(Delivery).where(
-            Delivery.kind == "event")) if d.payload["sub"] in subs]
+        subs = {
+            a.sub: a.login_email
+            for a in db.scalars(select(Account).where(Account.person_id == person_id))
+        }
+        events = [
+            d.payload
+            for d in db.scalars(select(Delivery).where(Delivery.kind == "event"))
+            if d.payload["sub"] in subs
+        ]
         return person.email, subs, events
 
 
-def test_change_takes_effect_when_the_new_address_confirms(idp, idp_app, make_tenant,
-                                                           make_person, link_account,
-                                                           inbox) -> None:
+def test_change_takes_effect_when_the_new_address_confirms(
+    idp, idp_app, make_tenant, make_person, link_account, inbox
+) -> None:
     kool, lasteaed = make_tenant(), make_tenant()
     person = make_person(kool.client, given_name="Mari", family_name="Mänd")
     lasteaed_sub = link_account(person, lasteaed.client, ["parent"])
@@ -78,7 +83,8 @@ def test_change_takes_effect_when_the_new_address_confirms(idp, idp_app, make_te
 
 
 def test_a_taken_address_is_answered_like_a_free_one_and_refused_by_its_link(
-        idp, idp_app, make_tenant, make_person, inbox) -> None:
+    idp, idp_app, make_tenant, make_person, inbox
+) -> None:
     kool = make_tenant("Laagri Kool")
     person = make_person(kool.client)
     other = make_person(kool.client)
@@ -91,7 +97,8 @@ def test_a_taken_address_is_answered_like_a_free_one_and_refused_by_its_link(
     refused = use_link(browser, message)
     assert refused.status_code == 409
     assert "Selle e-posti aadressiga on juba teine konto koolis Laagri Kool." in html.unescape(
-        refused.text)
+        refused.text
+    )
     assert _state(idp_app, person.sub)[0] == person.email
     # The answer to asking is the same page, status and all, whichever address was asked.
     answered = _ask(browser, free)
@@ -105,8 +112,7 @@ def test_a_taken_address_is_answered_like_a_free_one_and_refused_by_its_link(
     assert _state(idp_app, person.sub)[0] == person.email and third.email == free
 
 
-def test_own_and_invalid_addresses_are_still_refused(idp, make_tenant, make_person,
-                                                     inbox) -> None:
+def test_own_and_invalid_addresses_are_still_refused(idp, make_tenant, make_person, inbox) -> None:
     kool = make_tenant()
     person = make_person(kool.client)
     browser = Browser(idp)

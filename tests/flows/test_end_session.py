@@ -26,8 +26,9 @@ CONTINUE_RE = re.compile(r'<a[^>]*id="continue"[^>]*href="([^"]*)"')
 def silent(idp: str, browser: Browser, school: SchoolClient) -> dict[str, str]:
     """A prompt=none authorization request; the callback parameters."""
     _, challenge = pkce_pair()
-    resp = browser.http.get(authorize_url(idp, school, challenge, prompt="none"),
-                            allow_redirects=False, timeout=5)
+    resp = browser.http.get(
+        authorize_url(idp, school, challenge, prompt="none"), allow_redirects=False, timeout=5
+    )
     return callback_params(resp)
 
 
@@ -54,12 +55,16 @@ def continue_link(page: requests.Response) -> str | None:
 def is_confirmation(page: requests.Response) -> bool:
     """Tell whether the page asks to confirm the logout."""
     fields = dict(HIDDEN_RE.findall(page.text))
-    return page.status_code == 200 and fields.get("confirm") == "yes" and bool(
-        fields.get("csrf_token"))
+    return (
+        page.status_code == 200
+        and fields.get("confirm") == "yes"
+        and bool(fields.get("csrf_token"))
+    )
 
 
-def confirm(browser: Browser, idp: str, page: requests.Response,
-            csrf: bool = True) -> requests.Response:
+def confirm(
+    browser: Browser, idp: str, page: requests.Response, csrf: bool = True
+) -> requests.Response:
     """Submit the confirmation form as shown."""
     fields = {k: html.unescape(v) for k, v in HIDDEN_RE.findall(page.text)}
     if not csrf:
@@ -67,15 +72,16 @@ def confirm(browser: Browser, idp: str, page: requests.Response,
     return browser.http.post(f"{idp}/logout", data=fields, allow_redirects=False, timeout=5)
 
 
-def assert_ended(idp: str, browser: Browser, school: SchoolClient,
-                 tokens: dict[str, Any]) -> None:
+def assert_ended(idp: str, browser: Browser, school: SchoolClient, tokens: dict[str, Any]) -> None:
     """The session is over: no silent login, no refresh, no userinfo."""
     assert silent(idp, browser, school)["error"] == "login_required"
-    resp = token_request(idp, school, {"grant_type": "refresh_token",
-                                       "refresh_token": tokens["refresh_token"]})
+    resp = token_request(
+        idp, school, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
-    info = requests.get(f"{idp}/userinfo", timeout=5, headers={
-        "Authorization": f"Bearer {tokens['access_token']}"})
+    info = requests.get(
+        f"{idp}/userinfo", timeout=5, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
     assert info.status_code == 401
 
 
@@ -83,22 +89,30 @@ def test_logout_with_hint_and_registered_uri(idp, make_school, make_person, brow
     school = make_school()
     person = make_person(school)
     tokens = sign_in(idp, browser, school, person)
-    page = logout(browser, idp, id_token_hint=tokens["id_token"],
-                  post_logout_redirect_uri=school.post_logout_redirect_uri, state="bye-1")
+    page = logout(
+        browser,
+        idp,
+        id_token_hint=tokens["id_token"],
+        post_logout_redirect_uri=school.post_logout_redirect_uri,
+        state="bye-1",
+    )
     assert page.status_code == 200 and not is_confirmation(page)
     assert continue_link(page) == school.post_logout_redirect_uri + "?state=bye-1"
     assert_ended(idp, browser, school, tokens)
     assert "stuudium_idp_sso" not in browser.http.cookies.get_dict()
 
 
-def test_logout_without_state_continues_to_the_exact_uri(idp, make_school, make_person,
-                                                         browser):
+def test_logout_without_state_continues_to_the_exact_uri(idp, make_school, make_person, browser):
     school = make_school(public=True)  # the extra client registers .../bye
     person = make_person(school)
     tokens = sign_in(idp, browser, school, person)
     assert school.post_logout_redirect_uri.endswith("/bye")
-    page = logout(browser, idp, id_token_hint=tokens["id_token"],
-                  post_logout_redirect_uri=school.post_logout_redirect_uri)
+    page = logout(
+        browser,
+        idp,
+        id_token_hint=tokens["id_token"],
+        post_logout_redirect_uri=school.post_logout_redirect_uri,
+    )
     assert continue_link(page) == school.post_logout_redirect_uri
     assert_ended(idp, browser, school, tokens)
 
@@ -129,8 +143,9 @@ def test_unregistered_or_altered_uri_is_never_offered(idp, make_school, make_per
     browser = Browser(idp)
     tokens = sign_in(idp, browser, school, person)
     target = _altered(school.post_logout_redirect_uri)[variant]
-    page = logout(browser, idp, id_token_hint=tokens["id_token"],
-                  post_logout_redirect_uri=target, state="s")
+    page = logout(
+        browser, idp, id_token_hint=tokens["id_token"], post_logout_redirect_uri=target, state="s"
+    )
     assert page.status_code == 200
     assert continue_link(page) is None
     shown = _without_frames(page.text)
@@ -143,8 +158,13 @@ def test_another_clients_uri_is_not_offered(idp, make_school, make_person, brows
     school, other = make_school(), make_school()
     person = make_person(school)
     tokens = sign_in(idp, browser, school, person)
-    page = logout(browser, idp, id_token_hint=tokens["id_token"],
-                  post_logout_redirect_uri=other.post_logout_redirect_uri, state="s")
+    page = logout(
+        browser,
+        idp,
+        id_token_hint=tokens["id_token"],
+        post_logout_redirect_uri=other.post_logout_redirect_uri,
+        state="s",
+    )
     assert continue_link(page) is None
     assert other.post_logout_redirect_uri not in _without_frames(page.text)
 
@@ -153,8 +173,7 @@ def test_without_hint_asks_first_and_offers_no_redirect(idp, make_school, make_p
     school = make_school()
     person = make_person(school)
     tokens = sign_in(idp, browser, school, person)
-    page = logout(browser, idp, post_logout_redirect_uri=school.post_logout_redirect_uri,
-                  state="s")
+    page = logout(browser, idp, post_logout_redirect_uri=school.post_logout_redirect_uri, state="s")
     assert is_confirmation(page)
     assert session_alive(idp, browser, school)
     # A GET cannot confirm, whatever it says.
@@ -166,8 +185,9 @@ def test_without_hint_asks_first_and_offers_no_redirect(idp, make_school, make_p
     assert forged.status_code == 400
     assert session_alive(idp, browser, school)
     # A POST without the session's cookies (cross-site) is refused too.
-    stranger = requests.post(f"{idp}/logout", data=dict(HIDDEN_RE.findall(page.text)),
-                             allow_redirects=False, timeout=5)
+    stranger = requests.post(
+        f"{idp}/logout", data=dict(HIDDEN_RE.findall(page.text)), allow_redirects=False, timeout=5
+    )
     assert stranger.status_code == 400
     assert session_alive(idp, browser, school)
     done = confirm(browser, idp, page)
@@ -183,8 +203,13 @@ def test_hint_of_another_session_asks_first(idp, make_school, make_person):
     mine, theirs = Browser(idp), Browser(idp)
     my_tokens = sign_in(idp, mine, school, person)
     their_tokens = sign_in(idp, theirs, school, other_person)
-    page = logout(mine, idp, id_token_hint=their_tokens["id_token"],
-                  post_logout_redirect_uri=school.post_logout_redirect_uri, state="s")
+    page = logout(
+        mine,
+        idp,
+        id_token_hint=their_tokens["id_token"],
+        post_logout_redirect_uri=school.post_logout_redirect_uri,
+        state="s",
+    )
     assert is_confirmation(page)
     assert continue_link(page) is None
     assert session_alive(idp, mine, school) and session_alive(idp, theirs, school)
@@ -208,13 +233,18 @@ def test_forged_hint_is_no_hint(idp, make_school, make_person, browser):
     tokens = sign_in(idp, browser, school, person)
     header, payload, signature = tokens["id_token"].split(".")
     forged = f"{header}.{payload}.{signature[:-4]}AAAA"
-    page = logout(browser, idp, id_token_hint=forged,
-                  post_logout_redirect_uri=school.post_logout_redirect_uri)
+    page = logout(
+        browser, idp, id_token_hint=forged, post_logout_redirect_uri=school.post_logout_redirect_uri
+    )
     assert is_confirmation(page)
     assert session_alive(idp, browser, school)
     # An access token is not an ID token either.
-    page = logout(browser, idp, id_token_hint=tokens["access_token"],
-                  post_logout_redirect_uri=school.post_logout_redirect_uri)
+    page = logout(
+        browser,
+        idp,
+        id_token_hint=tokens["access_token"],
+        post_logout_redirect_uri=school.post_logout_redirect_uri,
+    )
     assert is_confirmation(page)
     assert session_alive(idp, browser, school)
 
@@ -226,8 +256,13 @@ def test_logout_without_a_session(idp, make_school, make_person, browser):
     page = logout(browser, idp, id_token_hint=tokens["id_token"])
     assert page.status_code == 200 and continue_link(page) is None
     # Already logged out: a second logout with a registered URI just continues there.
-    page = logout(browser, idp, id_token_hint=tokens["id_token"],
-                  post_logout_redirect_uri=school.post_logout_redirect_uri, state="again")
+    page = logout(
+        browser,
+        idp,
+        id_token_hint=tokens["id_token"],
+        post_logout_redirect_uri=school.post_logout_redirect_uri,
+        state="again",
+    )
     assert page.status_code == 200
     assert continue_link(page) == school.post_logout_redirect_uri + "?state=again"
     page = logout(Browser(idp), idp)

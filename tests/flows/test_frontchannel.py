@@ -19,8 +19,9 @@ def _sid(school_app, sub):
     return None
 
 
-def test_the_logout_page_frames_every_school_of_the_session(idp, browser, make_tenant,
-                                                            make_person, school_app):
+def test_the_logout_page_frames_every_school_of_the_session(
+    idp, browser, make_tenant, make_person, school_app
+):
     school = make_tenant("Laagri Kool")
     person = make_person(school.client, given_name="Mari", family_name="Tamm")
     _sign_in(browser, school.url, person)
@@ -28,29 +29,43 @@ def test_the_logout_page_frames_every_school_of_the_session(idp, browser, make_t
     page = browser.http.get(f"{idp}/logout", timeout=10)  # no hint: confirmation first
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert csrf, page.text
-    done = browser.http.post(f"{idp}/logout",
-                             data={"csrf_token": csrf.group(1), "confirm": "yes"}, timeout=10)
-    frames = [html.unescape(src) for src in re.findall(r'<iframe class="frontchannel" '
-                                                       r'src="([^"]+)"', done.text)]
-    assert frames == [f"{school.url}/auth/frontchannel-logout?iss="
-                      f"{idp.replace(':', '%3A').replace('/', '%2F')}&sid={sid}"]
+    done = browser.http.post(
+        f"{idp}/logout", data={"csrf_token": csrf.group(1), "confirm": "yes"}, timeout=10
+    )
+    frames = [
+        html.unescape(src)
+        for src in re.findall(
+            r'<iframe class="frontchannel" '
+            r'src="([^"]+)"',
+            done.text,
+        )
+    ]
+    assert frames == [
+        f"{school.url}/auth/frontchannel-logout?iss="
+        f"{idp.replace(':', '%3A').replace('/', '%2F')}&sid={sid}"
+    ]
     assert f"frame-src {school.url}" in done.headers["Content-Security-Policy"]
 
 
 def test_the_school_ends_the_framed_session_and_only_the_idp_may_frame_it(
-        idp, browser, make_tenant, make_person, school_app):
+    idp, browser, make_tenant, make_person, school_app
+):
     import requests
 
     school = make_tenant()
     person = make_person(school.client, given_name="Mari", family_name="Tamm")
     _sign_in(browser, school.url, person)
     sid = _sid(school_app, person.sub)
-    wrong = requests.get(f"{school.url}/auth/frontchannel-logout",
-                         params={"iss": "http://evil.example", "sid": sid}, timeout=10)
+    wrong = requests.get(
+        f"{school.url}/auth/frontchannel-logout",
+        params={"iss": "http://evil.example", "sid": sid},
+        timeout=10,
+    )
     assert wrong.status_code == 400
     assert "Mari Tamm" in browser.http.get(school.url + "/", timeout=10).text
-    resp = requests.get(f"{school.url}/auth/frontchannel-logout",
-                        params={"iss": idp, "sid": sid}, timeout=10)
+    resp = requests.get(
+        f"{school.url}/auth/frontchannel-logout", params={"iss": idp, "sid": sid}, timeout=10
+    )
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
     assert f"frame-ancestors {idp}" in resp.headers["Content-Security-Policy"]
     assert "X-Frame-Options" not in resp.headers

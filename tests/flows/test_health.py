@@ -16,16 +16,23 @@ def test_both_apps_are_alive_and_ready(idp: str, make_tenant, school_app: Flask)
         assert requests.get(f"{url}/healthz", timeout=10).text == "ok\n"
         resp = requests.get(f"{url}/readyz", timeout=10)
         assert resp.status_code == 200
-        assert resp.json() == {"ready": True, "checks": {
-            "database": "ok", "migrations": "ok", "redis": "ok"}}
+        assert resp.json() == {
+            "ready": True,
+            "checks": {"database": "ok", "migrations": "ok", "redis": "ok"},
+        }
         assert resp.headers["Cache-Control"] == "no-store"
 
 
 def test_an_unmigrated_database_is_not_ready(tmp_path: Path, idp_app: Flask):
     from idp import create_app
 
-    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}",
-                      "REDIS_URL": idp_app.config["REDIS_URL"]})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}",
+            "REDIS_URL": idp_app.config["REDIS_URL"],
+        }
+    )
     server = LiveServer(app, free_port()).start()
     try:
         resp = requests.get(f"{server.url}/readyz", timeout=10)

@@ -16,14 +16,49 @@ from tests.i18n_support import LANGS, leaks, visible_text
 from tests.support import Browser, pkce_pair, sign_in_at_school
 
 # Names in the test school's data: they stay as they are in every language.
-DATA = {"laagri", "kool", "tiina", "õunapuu", "peeter", "kuusk", "jüri", "mägi", "kadri", "tamm",
-        "kaja", "kask", "oskar", "sofia", "saar", "matemaatika", "murdude", "liitmine", "eesti",
-        "keel", "rahvaluule", "loodusõpetus", "veeringe", "looduses"}
+DATA = {
+    "laagri",
+    "kool",
+    "tiina",
+    "õunapuu",
+    "peeter",
+    "kuusk",
+    "jüri",
+    "mägi",
+    "kadri",
+    "tamm",
+    "kaja",
+    "kask",
+    "oskar",
+    "sofia",
+    "saar",
+    "matemaatika",
+    "murdude",
+    "liitmine",
+    "eesti",
+    "keel",
+    "rahvaluule",
+    "loodusõpetus",
+    "veeringe",
+    "looduses",
+}
 # GET routes that show no page to a person: machine endpoints, files, a framed logout.
-NOT_PAGES = {"static", "healthz", "readyz", "metrics", "oidc.discovery", "oidc.jwks",
-             "oidc.userinfo",
-             "schools.logo", "admin_api.accounts", "admin_api.openapi", "admin_api.account",
-             "admin_applications.pending", "sso.frontchannel_logout", "sso.login"}
+NOT_PAGES = {
+    "static",
+    "healthz",
+    "readyz",
+    "metrics",
+    "oidc.discovery",
+    "oidc.jwks",
+    "oidc.userinfo",
+    "schools.logo",
+    "admin_api.accounts",
+    "admin_api.openapi",
+    "admin_api.account",
+    "admin_applications.pending",
+    "sso.frontchannel_logout",
+    "sso.login",
+}
 LANG_RE = re.compile(r'<html lang="(\w+)">')
 
 
@@ -32,32 +67,72 @@ def _school_paths(school: Laagri, role: str) -> list[str]:
     paths = {
         "anonymous": ["/", "/auth/callback?state=x", "/auth/logged-out", "/no-such-page"],
         "parent": ["/", "/profile", "/news", f"/children/{ids['mia']}", "/admin/classes"],
-        "teacher": ["/", "/profile", "/news", "/news/new", "/lessons/new",
-                    f"/lessons/{ids['lesson_math']}", "/people", f"/people/{sub}/correct"],
-        "admin": ["/", "/profile", "/admin/accounts", f"/admin/accounts/{sub}/disable",
-                  "/admin/classes", f"/admin/classes/{ids['class_3a']}",
-                  f"/admin/students/{ids['mia']}", "/admin/applications", "/people",
-                  f"/people/{sub}/correct", "/news/new"],
+        "teacher": [
+            "/",
+            "/profile",
+            "/news",
+            "/news/new",
+            "/lessons/new",
+            f"/lessons/{ids['lesson_math']}",
+            "/people",
+            f"/people/{sub}/correct",
+        ],
+        "admin": [
+            "/",
+            "/profile",
+            "/admin/accounts",
+            f"/admin/accounts/{sub}/disable",
+            "/admin/classes",
+            f"/admin/classes/{ids['class_3a']}",
+            f"/admin/students/{ids['mia']}",
+            "/admin/applications",
+            "/people",
+            f"/people/{sub}/correct",
+            "/news/new",
+        ],
     }
     return paths[role]
 
 
 def _idp_paths(slug: str, role: str) -> list[str]:
-    visitor = [f"/s/{slug}/access", f"/s/{slug}/new", f"/s/{slug}/apply",
-               f"/s/{slug}/signin", f"/s/{slug}/apply/confirm", f"/s/{slug}/apply/form",
-               f"/s/{slug}/apply/done", "/account/email/confirm", "/eid/callback?state=x",
-               "/login?ix=x", "/no-account?ix=x", "/authorize?client_id=nobody",
-               "/authorize/resume?ix=x", "/no-such-page"]
+    visitor = [
+        f"/s/{slug}/access",
+        f"/s/{slug}/new",
+        f"/s/{slug}/apply",
+        f"/s/{slug}/signin",
+        f"/s/{slug}/apply/confirm",
+        f"/s/{slug}/apply/form",
+        f"/s/{slug}/apply/done",
+        "/account/email/confirm",
+        "/eid/callback?state=x",
+        "/login?ix=x",
+        "/no-account?ix=x",
+        "/authorize?client_id=nobody",
+        "/authorize/resume?ix=x",
+        "/no-such-page",
+    ]
     if role == "anonymous":
         return [*visitor, "/account", "/logout"]
-    return [*visitor, "/account", "/account/sessions", "/account/password", "/account/email",
-            f"/link/start?school={slug}", "/logout"]
+    return [
+        *visitor,
+        "/account",
+        "/account/sessions",
+        "/account/password",
+        "/account/email",
+        f"/link/start?school={slug}",
+        "/logout",
+    ]
 
 
 def _switch(http: requests.Session, origin: str, lang: str) -> None:
     """Press the switch on a page of origin, as a browser sends it (same-origin POST)."""
-    resp = http.post(f"{origin}/locale", data={"locale": lang, "next": "/"},
-                     headers={"Origin": origin}, allow_redirects=False, timeout=10)
+    resp = http.post(
+        f"{origin}/locale",
+        data={"locale": lang, "next": "/"},
+        headers={"Origin": origin},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert resp.status_code == 303 and resp.headers["Location"] == "/", resp.text
 
 
@@ -74,19 +149,24 @@ def _content_words(idp_app: Any) -> set[str]:
     return DATA | {w.casefold() for name in names for w in re.findall(r"\w+", name)}
 
 
-def _check(resp: requests.Response, lang: str, where: str,
-           content: set[str] | frozenset[str] = frozenset()) -> None:
+def _check(
+    resp: requests.Response, lang: str, where: str, content: set[str] | frozenset[str] = frozenset()
+) -> None:
     assert resp.status_code < 500, (where, resp.status_code)
     assert resp.headers["Content-Type"].startswith("text/html"), where
     found = LANG_RE.search(resp.text)
     assert found and found.group(1) == lang, (where, found and found.group(1))
     allowed = DATA | content
-    assert not leaks(visible_text(resp.text), lang, allowed), (where, lang, leaks(
-        visible_text(resp.text), lang, allowed))
+    assert not leaks(visible_text(resp.text), lang, allowed), (
+        where,
+        lang,
+        leaks(visible_text(resp.text), lang, allowed),
+    )
 
 
-def _walk(idp: str, school: Laagri, role: str, lang: str,
-          content: set[str]) -> set[tuple[str, str]]:
+def _walk(
+    idp: str, school: Laagri, role: str, lang: str, content: set[str]
+) -> set[tuple[str, str]]:
     """Open every page of a role in lang; return the (app, path) opened."""
     browser = Browser(idp)
     person = {"parent": school.juri, "teacher": school.tiina, "admin": school.kaja}.get(role)
@@ -109,8 +189,9 @@ def _walk(idp: str, school: Laagri, role: str, lang: str,
 
 def _endpoints(app: Any, opened: set[str]) -> set[str]:
     adapter = app.url_map.bind("localhost")
-    return {adapter.match(urlsplit(p).path, method="GET")[0] for p in opened
-            if p != "/no-such-page"}
+    return {
+        adapter.match(urlsplit(p).path, method="GET")[0] for p in opened if p != "/no-such-page"
+    }
 
 
 def _get_routes(app: Any) -> set[str]:
@@ -135,8 +216,9 @@ def test_ui_locales_shows_the_login_page_in_russian(idp, make_tenant):
     school = make_tenant("Laagri Kool")
     _verifier, challenge = pkce_pair()
     browser = Browser(idp)
-    page = browser.follow(authorize_url(idp, school.client, challenge, ui_locales="ru"),
-                          school.client.redirect_uri)
+    page = browser.follow(
+        authorize_url(idp, school.client, challenge, ui_locales="ru"), school.client.redirect_uri
+    )
     assert page.status_code == 200 and 'name="password"' in page.text
     assert '<html lang="ru">' in page.text and "Войти" in page.text
     assert "Прислать мне данные для входа" in page.text
@@ -155,7 +237,8 @@ def _lang(http: requests.Session, url: str) -> str:
 
 
 def test_the_choice_follows_the_person_across_the_idp_and_every_school(
-        idp, make_tenant, make_person, link_account):
+    idp, make_tenant, make_person, link_account
+):
     import time
 
     kool, lasteaed = make_tenant("Laagri Kool"), make_tenant("Laagri Lasteaed")
@@ -176,8 +259,10 @@ def test_the_choice_follows_the_person_across_the_idp_and_every_school(
     # Chosen at the IdP: the schools where the person is signed in follow (a sync event).
     _switch(laptop.http, idp, "en")
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and {_lang(laptop.http, kool.url + "/"), _lang(
-            laptop.http, lasteaed.url + "/")} != {"en"}:
+    while time.monotonic() < deadline and {
+        _lang(laptop.http, kool.url + "/"),
+        _lang(laptop.http, lasteaed.url + "/"),
+    } != {"en"}:
         time.sleep(0.1)
     assert _lang(laptop.http, kool.url + "/") == "en"
     assert _lang(laptop.http, lasteaed.url + "/") == "en"
@@ -191,7 +276,8 @@ def test_the_choice_follows_the_person_across_the_idp_and_every_school(
 
 
 def test_the_switch_refuses_other_sites_and_the_school_path_needs_the_persons_token(
-        idp, idp_app, make_tenant, make_person):
+    idp, idp_app, make_tenant, make_person
+):
     from idp.models import Person
     from shared.db import get_db
 
@@ -202,25 +288,35 @@ def test_the_switch_refuses_other_sites_and_the_school_path_needs_the_persons_to
     for origin in ("http://evil.example", None):
         headers = {"Origin": origin} if origin else {}
         for target in (idp, kool.url):
-            resp = browser.http.post(f"{target}/locale", data={"locale": "ru", "next": "/"},
-                                     headers=headers, allow_redirects=False, timeout=10)
+            resp = browser.http.post(
+                f"{target}/locale",
+                data={"locale": "ru", "next": "/"},
+                headers=headers,
+                allow_redirects=False,
+                timeout=10,
+            )
             assert resp.status_code == 400, (target, origin)
     assert _lang(browser.http, kool.url + "/") == "et"
-    resp = browser.http.post(f"{idp}/locale", data={"locale": "ru", "next": "//evil.example/"},
-                             headers={"Origin": idp}, allow_redirects=False, timeout=10)
+    resp = browser.http.post(
+        f"{idp}/locale",
+        data={"locale": "ru", "next": "//evil.example/"},
+        headers={"Origin": idp},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert resp.status_code == 303 and resp.headers["Location"] == "/"
 
     for auth in ({}, {"Authorization": "Bearer not-a-token"}):
-        refused = requests.post(f"{idp}/me/locale", json={"locale": "en"}, headers=auth,
-                                timeout=10)
+        refused = requests.post(f"{idp}/me/locale", json={"locale": "en"}, headers=auth, timeout=10)
         assert refused.status_code == 401
     with idp_app.app_context():
         from sqlalchemy import select
 
         from idp.models import Account
 
-        stored = get_db().scalar(select(Person.locale).join(Account).where(
-            Account.sub == person.sub))
+        stored = get_db().scalar(
+            select(Person.locale).join(Account).where(Account.sub == person.sub)
+        )
     assert stored == "ru"  # the IdP's own switch above; the refused calls changed nothing
 
 
@@ -264,8 +360,7 @@ def test_mail_speaks_the_recipients_language(idp, idp_app, make_tenant, make_per
         db.execute(update(Person).where(Person.id == person_id).values(locale="ru"))
         db.commit()
     # Asked for on an Estonian page, the login link goes out in the person's own language.
-    asked = post_form(Browser(idp), f"{idp}/s/{kool.client.slug}/access",
-                      {"email": person.email})
+    asked = post_form(Browser(idp), f"{idp}/s/{kool.client.slug}/access", {"email": person.email})
     assert asked.status_code == 200 and '<html lang="et">' in asked.text
     [message] = inbox(person.email)
     assert message["subject"].startswith("Ссылка для входа") and "Здравствуйте" in message["body"]
@@ -275,9 +370,11 @@ def test_mail_speaks_the_recipients_language(idp, idp_app, make_tenant, make_per
     # An applicant: the language they applied in, for the mail and the application form.
     applicant = Browser(idp)
     _switch(applicant.http, idp, "en")
-    sent = post_form(applicant, f"{idp}/s/{kool.client.slug}/apply",
-                     {"email": "aino@example.ee", "child_isikukood": "51705212273"})
+    sent = post_form(
+        applicant,
+        f"{idp}/s/{kool.client.slug}/apply",
+        {"email": "aino@example.ee", "child_isikukood": "51705212273"},
+    )
     assert sent.status_code == 200 and '<html lang="en">' in sent.text
     [confirm] = inbox("aino@example.ee")
     assert confirm["subject"].startswith("Confirm your e-mail address"), confirm["subject"]
-

@@ -23,17 +23,27 @@ from tests.support import CSRF_RE, Browser, PersonLogin, Tenant, sign_in_at_scho
 CHILD = "51107121760"
 
 
-def _submit(idp: str, tenant: Tenant, email: str, inbox: Any, given: str, family: str,
-            own_code: str) -> None:
+def _submit(
+    idp: str, tenant: Tenant, email: str, inbox: Any, given: str, family: str, own_code: str
+) -> None:
     """Apply at a school as anybody can: the child's code, then the form with a name and an
     'own' code of the applicant's choosing."""
     browser = Browser(idp)
     assert _apply(idp, tenant.client.slug, email, CHILD, browser).status_code == 200
     confirmed = use_link(browser, inbox(email)[-1])
     form_url = idp + confirmed.headers["Location"]
-    done = post_form(browser, form_url, {
-        "given_name": given, "family_name": family, "phone": "+372 5123 4567", "relation": "isa",
-        "language": "et", "isikukood": own_code})
+    done = post_form(
+        browser,
+        form_url,
+        {
+            "given_name": given,
+            "family_name": family,
+            "phone": "+372 5123 4567",
+            "relation": "isa",
+            "language": "et",
+            "isikukood": own_code,
+        },
+    )
     assert done.status_code == 303, done.text
 
 
@@ -42,12 +52,19 @@ def _approve(idp: str, tenant: Tenant, admin: PersonLogin) -> requests.Response:
     browser = Browser(idp)
     sign_in_at_school(browser, tenant.url, admin)
     listing = browser.http.get(f"{tenant.url}/admin/applications", timeout=10)
-    url = next(u for u in re.findall(r'<form method="post" action="([^"]+)"', listing.text)
-               if u.endswith("/approve"))
+    url = next(
+        u
+        for u in re.findall(r'<form method="post" action="([^"]+)"', listing.text)
+        if u.endswith("/approve")
+    )
     csrf = CSRF_RE.search(listing.text)
     assert csrf
-    return browser.http.post(tenant.url + html.unescape(url), data={
-        "csrf_token": csrf.group(1), "confirm_risk": "1"}, allow_redirects=False, timeout=10)
+    return browser.http.post(
+        tenant.url + html.unescape(url),
+        data={"csrf_token": csrf.group(1), "confirm_risk": "1"},
+        allow_redirects=False,
+        timeout=10,
+    )
 
 
 def _person_of(idp_app: Flask, email: str) -> Any:
@@ -56,8 +73,15 @@ def _person_of(idp_app: Flask, email: str) -> Any:
     from shared.db import get_db
 
     with idp_app.app_context():
-        return get_db().execute(select(Person.id, Person.isikukood, Person.isikukood_source)
-                                .join(Account).where(Account.login_email == email)).one()
+        return (
+            get_db()
+            .execute(
+                select(Person.id, Person.isikukood, Person.isikukood_source)
+                .join(Account)
+                .where(Account.login_email == email)
+            )
+            .one()
+        )
 
 
 def _eid_at_school(browser: Browser, tenant: Tenant, code: str) -> requests.Response:
@@ -71,14 +95,13 @@ def _eid_link_proof(linker: Linker, attempt: str, code: str) -> requests.Respons
     page = linker.browser.http.get(f"{linker.idp}/account", timeout=10)
     sent = linker.post("/eid/start", page, attempt=attempt, method="idcard")
     assert sent.status_code == 303, sent.text
-    standin = linker.browser.http.get(sent.headers["Location"], allow_redirects=False,
-                                      timeout=10)
+    standin = linker.browser.http.get(sent.headers["Location"], allow_redirects=False, timeout=10)
     return pick(linker.browser, standin, code, "\x00")
 
 
 def test_a_stranger_applying_with_a_parents_code_gets_nothing_of_theirs(
-        idp, idp_app, make_tenant, make_person, school_app, inbox,
-        upstream: Upstream) -> None:
+    idp, idp_app, make_tenant, make_person, school_app, inbox, upstream: Upstream
+) -> None:
     kool, huvikool = make_tenant("Laagri Kool"), make_tenant("Laagri Huvialakool")
     victim_code = new_code()
     victim = make_person(kool.client, "Jüri", "Mägi", isikukood=victim_code)
@@ -112,8 +135,9 @@ def test_a_stranger_applying_with_a_parents_code_gets_nothing_of_theirs(
     follow_to(stranger, use_link(stranger, welcome), huvikool.url)
     at_school = stranger.follow(f"{kool.url}/auth/login", stop_prefix="\x00")
     assert not at_school.url.startswith(kool.url), at_school.url
-    assert stranger.http.get(f"{kool.url}/profile", allow_redirects=False,
-                             timeout=10).status_code in (302, 303)
+    assert stranger.http.get(
+        f"{kool.url}/profile", allow_redirects=False, timeout=10
+    ).status_code in (302, 303)
 
     # The victim's own eID login at the hobby school does not land in the stranger's account.
     own = Browser(idp)
@@ -123,8 +147,8 @@ def test_a_stranger_applying_with_a_parents_code_gets_nothing_of_theirs(
 
 
 def test_an_applicant_confirms_their_own_code_from_their_session(
-        idp, idp_app, make_tenant, make_person, school_app, inbox,
-        upstream: Upstream) -> None:
+    idp, idp_app, make_tenant, make_person, school_app, inbox, upstream: Upstream
+) -> None:
     huvikool = make_tenant()
     admin = make_person(huvikool.client, roles=("admin",))
     _enrol(school_app, huvikool, "Mia", "Kask", CHILD)
@@ -146,9 +170,12 @@ def test_an_applicant_confirms_their_own_code_from_their_session(
     assert 'id="confirm-code"' in account.text, account.text
     csrf = CSRF_RE.search(account.text)
     assert csrf
-    sent = parent.http.post(f"{idp}/eid/start", data={
-        "csrf_token": csrf.group(1), "confirm_code": "1", "method": "smartid"},
-        allow_redirects=False, timeout=10)
+    sent = parent.http.post(
+        f"{idp}/eid/start",
+        data={"csrf_token": csrf.group(1), "confirm_code": "1", "method": "smartid"},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert sent.status_code == 303, sent.text
     standin = parent.http.get(sent.headers["Location"], allow_redirects=False, timeout=10)
     done = pick(parent, standin, code, "\x00")
@@ -162,7 +189,8 @@ def test_an_applicant_confirms_their_own_code_from_their_session(
 
 
 def test_someone_elses_eid_cannot_confirm_an_applicants_code(
-        idp, idp_app, make_tenant, make_person, upstream: Upstream) -> None:
+    idp, idp_app, make_tenant, make_person, upstream: Upstream
+) -> None:
     school = make_tenant()
     code = new_code()
     person = make_person(school.client, "Olga", "Kask")
@@ -174,9 +202,12 @@ def test_someone_elses_eid_cannot_confirm_an_applicants_code(
     account = browser.http.get(f"{idp}/account", timeout=10)
     csrf = CSRF_RE.search(account.text)
     assert csrf
-    sent = browser.http.post(f"{idp}/eid/start", data={
-        "csrf_token": csrf.group(1), "confirm_code": "1", "method": "idcard"},
-        allow_redirects=False, timeout=10)
+    sent = browser.http.post(
+        f"{idp}/eid/start",
+        data={"csrf_token": csrf.group(1), "confirm_code": "1", "method": "idcard"},
+        allow_redirects=False,
+        timeout=10,
+    )
     standin = browser.http.get(sent.headers["Location"], allow_redirects=False, timeout=10)
     refused = pick(browser, standin, other, "\x00")
     assert refused.status_code == 400 and "Isikukoodi ei kinnitatud" in refused.text
@@ -197,7 +228,8 @@ def _set_code(idp_app: Flask, person: PersonLogin, code: str, source: str) -> No
 
 
 def test_a_code_already_at_the_school_cannot_be_approved_again(
-        idp, idp_app, make_tenant, make_person, school_app, inbox) -> None:
+    idp, idp_app, make_tenant, make_person, school_app, inbox
+) -> None:
     from idp.models import Application
     from shared.db import get_db
 
@@ -216,8 +248,9 @@ def test_a_code_already_at_the_school_cannot_be_approved_again(
     assert status == "pending"  # nothing was created; the admin can reject with a reason
 
 
-def test_two_accounts_with_one_code_fail_closed(idp, idp_app, make_school, make_person,
-                                                upstream: Upstream) -> None:
+def test_two_accounts_with_one_code_fail_closed(
+    idp, idp_app, make_school, make_person, upstream: Upstream
+) -> None:
     school = make_school()
     code = new_code()
     first = make_person(school, "Jüri", "Mägi", isikukood=code)
@@ -231,8 +264,9 @@ def test_two_accounts_with_one_code_fail_closed(idp, idp_app, make_school, make_
     assert first.sub != second.sub
 
 
-def test_the_eid_proof_in_linking_needs_the_same_names(idp, idp_app, make_tenant,
-                                                       make_person, upstream: Upstream) -> None:
+def test_the_eid_proof_in_linking_needs_the_same_names(
+    idp, idp_app, make_tenant, make_person, upstream: Upstream
+) -> None:
     kool, huvikool = make_tenant(), make_tenant()
     code = new_code()
     mine = make_person(kool.client, "Jüri", "Mägi", isikukood=code)

@@ -67,17 +67,30 @@ def callback_url(browser: Browser, url: str, person: PersonLogin, school: School
     return location
 
 
-def validate_id_token(idp: str, id_token: str, client_id: str, nonce: str | None = None,
-                      access_token: str | None = None) -> CodeIDToken:
+def validate_id_token(
+    idp: str,
+    id_token: str,
+    client_id: str,
+    nonce: str | None = None,
+    access_token: str | None = None,
+) -> CodeIDToken:
     """Verify an ID token as an Authlib relying party does: JWKS signature, then the claims."""
     meta = discovery(idp)
-    decoded = jwt.decode(id_token, published_keys(idp),
-                         algorithms=meta["id_token_signing_alg_values_supported"])
-    claims = CodeIDToken(decoded.claims, decoded.header, {
-        "iss": {"essential": True, "value": meta["issuer"]},
-        "aud": {"essential": True, "value": client_id},
-        "sub": {"essential": True}, "exp": {"essential": True}, "iat": {"essential": True},
-    }, {"nonce": nonce, "client_id": client_id, "access_token": access_token})
+    decoded = jwt.decode(
+        id_token, published_keys(idp), algorithms=meta["id_token_signing_alg_values_supported"]
+    )
+    claims = CodeIDToken(
+        decoded.claims,
+        decoded.header,
+        {
+            "iss": {"essential": True, "value": meta["issuer"]},
+            "aud": {"essential": True, "value": client_id},
+            "sub": {"essential": True},
+            "exp": {"essential": True},
+            "iat": {"essential": True},
+        },
+        {"nonce": nonce, "client_id": client_id, "access_token": access_token},
+    )
     claims.validate()
     assert decoded.header["typ"] == "JWT"
     return claims
@@ -97,8 +110,14 @@ def without(url: str, *names: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def code_for(idp: str, browser: Browser, school: SchoolClient, person: PersonLogin,
-             drop: tuple[str, ...] = (), **extra: str) -> tuple[dict[str, str], str]:
+def code_for(
+    idp: str,
+    browser: Browser,
+    school: SchoolClient,
+    person: PersonLogin,
+    drop: tuple[str, ...] = (),
+    **extra: str,
+) -> tuple[dict[str, str], str]:
     """Get an authorization code (logging in if a page is shown); return params and verifier."""
     verifier, challenge = pkce_pair()
     url = without(authorize_url(idp, school, challenge, **extra), *drop)
@@ -109,15 +128,28 @@ def code_for(idp: str, browser: Browser, school: SchoolClient, person: PersonLog
 
 def redeem(idp: str, school: SchoolClient, code: str, verifier: str) -> dict[str, Any]:
     """Exchange a code at the token endpoint."""
-    resp = token_request(idp, school, {"grant_type": "authorization_code", "code": code,
-                                       "redirect_uri": school.redirect_uri,
-                                       "code_verifier": verifier})
+    resp = token_request(
+        idp,
+        school,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": school.redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-def sign_in(idp: str, browser: Browser, school: SchoolClient, person: PersonLogin,
-            drop: tuple[str, ...] = (), **extra: str) -> dict[str, Any]:
+def sign_in(
+    idp: str,
+    browser: Browser,
+    school: SchoolClient,
+    person: PersonLogin,
+    drop: tuple[str, ...] = (),
+    **extra: str,
+) -> dict[str, Any]:
     """Log in (or reuse the live session) and return the token response."""
     params, verifier = code_for(idp, browser, school, person, drop, **extra)
     return redeem(idp, school, params["code"], verifier)
@@ -125,8 +157,12 @@ def sign_in(idp: str, browser: Browser, school: SchoolClient, person: PersonLogi
 
 def introspect(idp: str, school: SchoolClient, token: str) -> dict[str, Any]:
     """Introspect a token as school."""
-    resp = requests.post(f"{idp}/introspect", data={"token": token},
-                         auth=(school.client_id, school.client_secret or ""), timeout=5)
+    resp = requests.post(
+        f"{idp}/introspect",
+        data={"token": token},
+        auth=(school.client_id, school.client_secret or ""),
+        timeout=5,
+    )
     assert resp.status_code == 200, resp.text
     assert resp.headers["Cache-Control"] == "no-store"
     return resp.json()
@@ -135,8 +171,9 @@ def introspect(idp: str, school: SchoolClient, token: str) -> dict[str, Any]:
 def revoke(idp: str, school: SchoolClient, token: str, hint: str | None = None) -> None:
     """Revoke a token as school (RFC 7009 answers 200 either way)."""
     data = {"token": token, **({"token_type_hint": hint} if hint else {})}
-    resp = requests.post(f"{idp}/revoke", data=data,
-                         auth=(school.client_id, school.client_secret or ""), timeout=5)
+    resp = requests.post(
+        f"{idp}/revoke", data=data, auth=(school.client_id, school.client_secret or ""), timeout=5
+    )
     assert resp.status_code == 200, resp.text
 
 
@@ -159,26 +196,38 @@ def set_person(idp_app: Any, person: PersonLogin, **fields: Any) -> None:
 # ------------------------------------------------------------------------- Authlib (RP)
 
 
-def authlib_login(idp: str, browser: Browser, school: SchoolClient, person: PersonLogin,
-                  method: str, scope: str = "openid profile email"
-                  ) -> tuple[OAuth2Session, dict[str, Any], str, list[requests.PreparedRequest]]:
+def authlib_login(
+    idp: str,
+    browser: Browser,
+    school: SchoolClient,
+    person: PersonLogin,
+    method: str,
+    scope: str = "openid profile email",
+) -> tuple[OAuth2Session, dict[str, Any], str, list[requests.PreparedRequest]]:
     """The code flow with PKCE as Authlib's requests client runs it."""
     meta = discovery(idp)
-    session = OAuth2Session(school.client_id, school.client_secret, scope=scope,
-                            redirect_uri=school.redirect_uri, code_challenge_method="S256",
-                            token_endpoint_auth_method=method)
+    session = OAuth2Session(
+        school.client_id,
+        school.client_secret,
+        scope=scope,
+        redirect_uri=school.redirect_uri,
+        code_challenge_method="S256",
+        token_endpoint_auth_method=method,
+    )
     sent: list[requests.PreparedRequest] = []
     session.hooks["response"].append(lambda r, *a, **k: sent.append(r.request))
     verifier = generate_token(64)
     nonce = generate_token(24)
-    url, state = session.create_authorization_url(meta["authorization_endpoint"],
-                                                  code_verifier=verifier, nonce=nonce)
+    url, state = session.create_authorization_url(
+        meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+    )
     query = parse_qs(urlsplit(url).query)
     assert query["code_challenge_method"] == ["S256"] and query["state"] == [state]
     callback = callback_url(browser, url, person, school)
     assert parse_qs(urlsplit(callback).query)["iss"] == [meta["issuer"]]
-    token = session.fetch_token(meta["token_endpoint"], authorization_response=callback,
-                                code_verifier=verifier)
+    token = session.fetch_token(
+        meta["token_endpoint"], authorization_response=callback, code_verifier=verifier
+    )
     return session, dict(token), nonce, sent
 
 
@@ -196,8 +245,9 @@ def test_authlib_confidential_client(idp, make_school, make_person, browser, met
         assert "Authorization" not in token_req.headers
         assert "client_secret=" in body
     assert "code_verifier=" in body
-    claims = validate_id_token(idp, token["id_token"], school.client_id, nonce,
-                               token["access_token"])
+    claims = validate_id_token(
+        idp, token["id_token"], school.client_id, nonce, token["access_token"]
+    )
     assert claims["sub"] == person.sub and claims["nonce"] == nonce
     assert claims["at_hash"] and claims["auth_time"] and claims["sid"]
     info = session.get(discovery(idp)["userinfo_endpoint"])
@@ -213,8 +263,9 @@ def test_authlib_public_client(idp, make_school, make_person, browser):
     token_req = sent[-1]
     assert "Authorization" not in token_req.headers
     assert "client_id=" in str(token_req.body) and "client_secret" not in str(token_req.body)
-    claims = validate_id_token(idp, token["id_token"], school.client_id, nonce,
-                               token["access_token"])
+    claims = validate_id_token(
+        idp, token["id_token"], school.client_id, nonce, token["access_token"]
+    )
     assert claims["sub"] == person.sub
 
 
@@ -222,9 +273,16 @@ def test_authlib_public_client_needs_the_verifier(idp, make_school, make_person,
     school = make_school(public=True)
     person = make_person(school)
     params, _ = code_for(idp, browser, school, person)
-    resp = token_request(idp, school, {"grant_type": "authorization_code", "code": params["code"],
-                                       "redirect_uri": school.redirect_uri,
-                                       "code_verifier": pkce_pair()[0]})
+    resp = token_request(
+        idp,
+        school,
+        {
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": school.redirect_uri,
+            "code_verifier": pkce_pair()[0],
+        },
+    )
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
 
 
@@ -232,27 +290,39 @@ def test_authlib_refresh_revoke_and_introspect(idp, make_school, make_person, br
     school = make_school()
     person = make_person(school)
     meta = discovery(idp)
-    session, token, _, _ = authlib_login(idp, browser, school, person, "client_secret_basic",
-                                         scope="openid profile email offline_access")
+    session, token, _, _ = authlib_login(
+        idp,
+        browser,
+        school,
+        person,
+        "client_secret_basic",
+        scope="openid profile email offline_access",
+    )
     assert token["refresh_token"]
-    refreshed = session.refresh_token(meta["token_endpoint"],
-                                      refresh_token=token["refresh_token"])
+    refreshed = session.refresh_token(meta["token_endpoint"], refresh_token=token["refresh_token"])
     assert refreshed["refresh_token"] != token["refresh_token"]
-    claims = validate_id_token(idp, refreshed["id_token"], school.client_id,
-                               access_token=refreshed["access_token"])
+    claims = validate_id_token(
+        idp, refreshed["id_token"], school.client_id, access_token=refreshed["access_token"]
+    )
     assert claims["sub"] == person.sub
-    resp = session.introspect_token(meta["introspection_endpoint"],
-                                    token=refreshed["access_token"],
-                                    token_type_hint="access_token")
+    resp = session.introspect_token(
+        meta["introspection_endpoint"],
+        token=refreshed["access_token"],
+        token_type_hint="access_token",
+    )
     assert resp.status_code == 200 and resp.json()["active"] is True
-    resp = session.revoke_token(meta["revocation_endpoint"], token=refreshed["refresh_token"],
-                                token_type_hint="refresh_token")
+    resp = session.revoke_token(
+        meta["revocation_endpoint"],
+        token=refreshed["refresh_token"],
+        token_type_hint="refresh_token",
+    )
     assert resp.status_code == 200
     with pytest.raises(AuthlibOAuthError) as err:
         session.refresh_token(meta["token_endpoint"], refresh_token=refreshed["refresh_token"])
     assert err.value.error == "invalid_grant"
-    resp = session.introspect_token(meta["introspection_endpoint"],
-                                    token=refreshed["refresh_token"])
+    resp = session.introspect_token(
+        meta["introspection_endpoint"], token=refreshed["refresh_token"]
+    )
     assert resp.json() == {"active": False}
 
 
@@ -264,33 +334,52 @@ def pyoidc_client(idp: str, school: SchoolClient, alg: str = "RS256") -> OicClie
     client = OicClient(client_authn_method=CLIENT_AUTHN_METHOD)
     config = client.provider_config(idp)
     assert config["issuer"] == idp
-    client.store_registration_info(RegistrationResponse(
-        client_id=school.client_id, client_secret=school.client_secret,
-        redirect_uris=[school.redirect_uri], token_endpoint_auth_method="client_secret_basic",
-        id_token_signed_response_alg=alg))
+    client.store_registration_info(
+        RegistrationResponse(
+            client_id=school.client_id,
+            client_secret=school.client_secret,
+            redirect_uris=[school.redirect_uri],
+            token_endpoint_auth_method="client_secret_basic",
+            id_token_signed_response_alg=alg,
+        )
+    )
     return client
 
 
-def pyoidc_login(idp: str, browser: Browser, school: SchoolClient, person: PersonLogin,
-                 alg: str = "RS256") -> tuple[OicClient, AccessTokenResponse, str, str]:
+def pyoidc_login(
+    idp: str, browser: Browser, school: SchoolClient, person: PersonLogin, alg: str = "RS256"
+) -> tuple[OicClient, AccessTokenResponse, str, str]:
     """The code flow with PKCE as pyoidc runs it; the library verifies the ID token."""
     client = pyoidc_client(idp, school, alg)
     challenge_args, verifier = client.add_code_challenge()
     assert challenge_args["code_challenge_method"] == "S256"
     state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    request = client.construct_AuthorizationRequest(request_args={
-        "client_id": school.client_id, "response_type": "code",
-        "scope": ["openid", "profile", "email"], "nonce": nonce,
-        "redirect_uri": school.redirect_uri, "state": state, **challenge_args})
+    request = client.construct_AuthorizationRequest(
+        request_args={
+            "client_id": school.client_id,
+            "response_type": "code",
+            "scope": ["openid", "profile", "email"],
+            "nonce": nonce,
+            "redirect_uri": school.redirect_uri,
+            "state": state,
+            **challenge_args,
+        }
+    )
     url = request.request(client.authorization_endpoint)
     callback = callback_url(browser, url, person, school)
-    auth_response = client.parse_response(AuthorizationResponse, info=urlsplit(callback).query,
-                                          sformat="urlencoded")
+    auth_response = client.parse_response(
+        AuthorizationResponse, info=urlsplit(callback).query, sformat="urlencoded"
+    )
     assert auth_response["state"] == state
     tokens = client.do_access_token_request(
-        state=state, request_args={"code": auth_response["code"], "code_verifier": verifier,
-                                   "redirect_uri": school.redirect_uri},
-        authn_method="client_secret_basic")
+        state=state,
+        request_args={
+            "code": auth_response["code"],
+            "code_verifier": verifier,
+            "redirect_uri": school.redirect_uri,
+        },
+        authn_method="client_secret_basic",
+    )
     assert isinstance(tokens, AccessTokenResponse), tokens
     return client, tokens, state, nonce
 
@@ -319,8 +408,9 @@ def test_pyoidc_code_flow(idp, make_school, make_person, browser):
     forged = {**tokens.to_dict(), "id_token": _tampered(tokens["id_token_jwt"])}
     forged.pop("id_token_jwt", None)
     with pytest.raises(BadSignature):
-        client.parse_response(AccessTokenResponse, info=json.dumps(forged), sformat="json",
-                              state=state)
+        client.parse_response(
+            AccessTokenResponse, info=json.dumps(forged), sformat="json", state=state
+        )
 
 
 def test_pyoidc_es256_client(idp, make_school, make_person, browser):
@@ -421,8 +511,12 @@ def test_introspection_needs_client_authentication(idp, make_school, make_person
     tokens = sign_in(idp, browser, school, person)
     resp = requests.post(f"{idp}/introspect", data={"token": tokens["access_token"]}, timeout=5)
     assert resp.status_code == 401
-    resp = requests.post(f"{idp}/introspect", data={"token": tokens["access_token"]},
-                         auth=(school.client_id, "wrong-" + "x" * 40), timeout=5)
+    resp = requests.post(
+        f"{idp}/introspect",
+        data={"token": tokens["access_token"]},
+        auth=(school.client_id, "wrong-" + "x" * 40),
+        timeout=5,
+    )
     assert resp.status_code == 401
 
 
@@ -443,8 +537,9 @@ def test_id_token_es256_for_a_client_that_asks(idp, make_school, make_person, br
     school = make_school(id_token_alg="ES256")
     person = make_person(school)
     tokens = sign_in(idp, browser, school, person, nonce="n-es")
-    claims = validate_id_token(idp, tokens["id_token"], school.client_id, "n-es",
-                               tokens["access_token"])
+    claims = validate_id_token(
+        idp, tokens["id_token"], school.client_id, "n-es", tokens["access_token"]
+    )
     assert claims.header["alg"] == "ES256"
     jwk = {k.kid: k for k in published_keys(idp).keys}[claims.header["kid"]]
     assert jwk.key_type == "EC" and jwk.alg == "ES256"
@@ -486,12 +581,15 @@ def test_max_age(idp, make_school, make_person, browser):
     assert first_claims["auth_time"] <= time.time()
     # A generous max_age on the live session: a code with no page.
     verifier, challenge = pkce_pair()
-    resp = browser.http.get(authorize_url(idp, school, challenge, max_age="3600"),
-                            allow_redirects=False, timeout=5)
+    resp = browser.http.get(
+        authorize_url(idp, school, challenge, max_age="3600"), allow_redirects=False, timeout=5
+    )
     assert resp.headers["Location"].startswith(school.redirect_uri)
     again = redeem(idp, school, callback_params(resp)["code"], verifier)
-    assert validate_id_token(idp, again["id_token"], school.client_id)["auth_time"] == \
-        first_claims["auth_time"]
+    assert (
+        validate_id_token(idp, again["id_token"], school.client_id)["auth_time"]
+        == first_claims["auth_time"]
+    )
     # max_age=0 on a live session: the login page again.
     time.sleep(1.05)
     verifier, challenge = pkce_pair()
@@ -509,16 +607,20 @@ def test_prompt_login_forces_the_login_page(idp, make_school, make_person, brows
     person = make_person(school)
     sign_in(idp, browser, school, person)
     _, challenge = pkce_pair()
-    page = browser.follow(authorize_url(idp, school, challenge, prompt="login"),
-                          school.redirect_uri)
+    page = browser.follow(
+        authorize_url(idp, school, challenge, prompt="login"), school.redirect_uri
+    )
     assert page.status_code == 200 and 'name="password"' in page.text
 
 
 def test_prompt_none_without_session(idp, make_school, browser):
     school = make_school()
     _, challenge = pkce_pair()
-    resp = browser.http.get(authorize_url(idp, school, challenge, prompt="none", state="s-0"),
-                            allow_redirects=False, timeout=5)
+    resp = browser.http.get(
+        authorize_url(idp, school, challenge, prompt="none", state="s-0"),
+        allow_redirects=False,
+        timeout=5,
+    )
     assert resp.status_code in (302, 303)
     assert resp.headers["Location"].startswith(school.redirect_uri + "?")
     params = callback_params(resp)
@@ -531,40 +633,49 @@ def test_prompt_none_with_a_live_session(idp, make_school, make_person, browser)
     person = make_person(school)
     first = sign_in(idp, browser, school, person)
     verifier, challenge = pkce_pair()
-    resp = browser.http.get(authorize_url(idp, school, challenge, prompt="none", state="s-1"),
-                            allow_redirects=False, timeout=5)
+    resp = browser.http.get(
+        authorize_url(idp, school, challenge, prompt="none", state="s-1"),
+        allow_redirects=False,
+        timeout=5,
+    )
     assert resp.status_code in (302, 303)
     assert resp.headers["Location"].startswith(school.redirect_uri + "?")
     params = callback_params(resp)
     assert params["state"] == "s-1" and "error" not in params
     tokens = redeem(idp, school, params["code"], verifier)
-    assert validate_id_token(idp, tokens["id_token"], school.client_id)["sid"] == \
-        validate_id_token(idp, first["id_token"], school.client_id)["sid"]
+    assert (
+        validate_id_token(idp, tokens["id_token"], school.client_id)["sid"]
+        == validate_id_token(idp, first["id_token"], school.client_id)["sid"]
+    )
 
 
 def test_login_hint_prefills_the_email(idp, make_school, make_person, browser):
     school = make_school()
     person = make_person(school)
     _, challenge = pkce_pair()
-    page = browser.follow(authorize_url(idp, school, challenge, login_hint=person.email),
-                          school.redirect_uri)
+    page = browser.follow(
+        authorize_url(idp, school, challenge, login_hint=person.email), school.redirect_uri
+    )
     assert page.status_code == 200
     assert f'value="{person.email}"' in page.text
     hostile = '"><script>alert(1)</script>'
-    page = Browser(idp).follow(authorize_url(idp, school, challenge, login_hint=hostile),
-                               school.redirect_uri)
+    page = Browser(idp).follow(
+        authorize_url(idp, school, challenge, login_hint=hostile), school.redirect_uri
+    )
     assert page.status_code == 200 and "<script>alert(1)" not in page.text
 
 
-@pytest.mark.parametrize(("ui_locales", "lang"), [("en", "en"), ("ru-RU en", "ru"),
-                                                  ("fi et", "et")])
+@pytest.mark.parametrize(
+    ("ui_locales", "lang"), [("en", "en"), ("ru-RU en", "ru"), ("fi et", "et")]
+)
 def test_ui_locales(idp, make_school, make_person, ui_locales, lang):
     school = make_school()
     person = make_person(school)
     browser = Browser(idp)
     _, challenge = pkce_pair()
-    page = browser.follow(authorize_url(idp, school, challenge, ui_locales=ui_locales),
-                          school.redirect_uri)
+    page = browser.follow(
+        authorize_url(idp, school, challenge, ui_locales=ui_locales), school.redirect_uri
+    )
     assert page.status_code == 200 and f'<html lang="{lang}">' in page.text
     tokens = sign_in(idp, browser, school, person, ui_locales=ui_locales)
     assert validate_id_token(idp, tokens["id_token"], school.client_id)["sub"] == person.sub
@@ -573,8 +684,17 @@ def test_ui_locales(idp, make_school, make_person, ui_locales, lang):
 def test_unknown_parameters_are_ignored(idp, make_school, make_person, browser):
     school = make_school()
     person = make_person(school)
-    tokens = sign_in(idp, browser, school, person, foo="bar", display="popup",
-                     claims_locales="et", x_custom="1", resource_hint="y")
+    tokens = sign_in(
+        idp,
+        browser,
+        school,
+        person,
+        foo="bar",
+        display="popup",
+        claims_locales="et",
+        x_custom="1",
+        resource_hint="y",
+    )
     assert validate_id_token(idp, tokens["id_token"], school.client_id)["sub"] == person.sub
 
 
@@ -594,8 +714,14 @@ def test_claims_parameter_puts_name_into_the_id_token(idp, make_school, make_per
     person = make_person(school, given_name="Jüri", family_name="Õunapuu")
     plain = sign_in(idp, browser, school, person, scope="openid")
     assert "name" not in validate_id_token(idp, plain["id_token"], school.client_id)
-    asked = sign_in(idp, browser, school, person, scope="openid",
-                    claims=json.dumps({"id_token": {"name": {"essential": True}}}))
+    asked = sign_in(
+        idp,
+        browser,
+        school,
+        person,
+        scope="openid",
+        claims=json.dumps({"id_token": {"name": {"essential": True}}}),
+    )
     claims = validate_id_token(idp, asked["id_token"], school.client_id)
     assert claims["name"] == "Jüri Õunapuu"
     assert "email" not in claims and "given_name" not in claims
@@ -608,30 +734,45 @@ def test_userinfo_get_and_post(idp, make_school, make_person, browser):
     tokens = sign_in(idp, browser, school, person)
     by_get = userinfo(idp, tokens["access_token"])
     assert by_get.status_code == 200 and by_get.headers["Cache-Control"] == "no-store"
-    by_post = requests.post(f"{idp}/userinfo", data={"access_token": tokens["access_token"]},
-                            timeout=5)
+    by_post = requests.post(
+        f"{idp}/userinfo", data={"access_token": tokens["access_token"]}, timeout=5
+    )
     assert by_post.status_code == 200
     assert by_get.json() == by_post.json()
     assert by_get.json()["sub"] == person.sub and by_get.json()["email"] == person.email
-    by_post_header = requests.post(f"{idp}/userinfo", timeout=5, headers={
-        "Authorization": f"Bearer {tokens['access_token']}"})
+    by_post_header = requests.post(
+        f"{idp}/userinfo", timeout=5, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
     assert by_post_header.json() == by_get.json()
     # The token in a query string is not accepted (RFC 6750 §2.3 is not offered).
-    assert requests.get(f"{idp}/userinfo", params={"access_token": tokens["access_token"]},
-                        timeout=5).status_code == 401
+    assert (
+        requests.get(
+            f"{idp}/userinfo", params={"access_token": tokens["access_token"]}, timeout=5
+        ).status_code
+        == 401
+    )
     assert userinfo(idp, "garbage").status_code == 401
     # An ID token is not an access token.
     assert userinfo(idp, tokens["id_token"]).status_code == 401
 
 
-def test_standard_scopes_map_to_the_persons_data(idp, idp_app, make_school, make_person,
-                                                  browser):
+def test_standard_scopes_map_to_the_persons_data(idp, idp_app, make_school, make_person, browser):
     school = make_school()
     person = make_person(school, given_name="Kadri", family_name="Kask")
-    address = {"street_address": "Pärnu mnt 1", "locality": "Tallinn", "postal_code": "10141",
-               "country": "EE"}
-    set_person(idp_app, person, phone="+37251234567", address=address,
-               birth_date=dt.date(1985, 3, 14), email_verified=True)
+    address = {
+        "street_address": "Pärnu mnt 1",
+        "locality": "Tallinn",
+        "postal_code": "10141",
+        "country": "EE",
+    }
+    set_person(
+        idp_app,
+        person,
+        phone="+37251234567",
+        address=address,
+        birth_date=dt.date(1985, 3, 14),
+        email_verified=True,
+    )
 
     def claims_for(scope: str) -> dict[str, Any]:
         tokens = sign_in(idp, browser, school, person, scope=scope)

@@ -34,9 +34,16 @@ def kid_of(token: str) -> str:
 def sign_in(idp, browser, school, person, scope="openid profile email offline_access"):
     verifier, challenge = pkce_pair()
     params = browser.login(authorize_url(idp, school, challenge, scope=scope), person, school)
-    resp = token_request(idp, school, {"grant_type": "authorization_code", "code": params["code"],
-                                       "redirect_uri": school.redirect_uri,
-                                       "code_verifier": verifier})
+    resp = token_request(
+        idp,
+        school,
+        {
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": school.redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -46,7 +53,8 @@ def by_state(rows: list[dict[str, Any]], alg: str, state: str) -> list[str]:
 
 
 def test_rotation_keeps_old_tokens_verifiable_and_signs_new_ones_with_the_next_key(
-        idp, make_school, make_person, cli):
+    idp, make_school, make_person, cli
+):
     rs_school = make_school(id_token_alg="RS256")
     es_school = make_school(id_token_alg="ES256")
     rs_person, es_person = make_person(rs_school), make_person(es_school)
@@ -54,8 +62,10 @@ def test_rotation_keeps_old_tokens_verifiable_and_signs_new_ones_with_the_next_k
     before_rows = ok_json(cli("keys", "list", "--json"))
     before_jwks = jwks(idp)
     published_before = {k["kid"] for k in before_jwks["keys"]}
-    old = {"RS256": sign_in(idp, rs_browser, rs_school, rs_person),
-           "ES256": sign_in(idp, es_browser, es_school, es_person)}
+    old = {
+        "RS256": sign_in(idp, rs_browser, rs_school, rs_person),
+        "ES256": sign_in(idp, es_browser, es_school, es_person),
+    }
     active_before = {alg: by_state(before_rows, alg, "active") for alg in ("RS256", "ES256")}
     next_before = {alg: by_state(before_rows, alg, "next") for alg in ("RS256", "ES256")}
     for alg in ("RS256", "ES256"):
@@ -67,7 +77,8 @@ def test_rotation_keeps_old_tokens_verifiable_and_signs_new_ones_with_the_next_k
 
     promoted = ok_json(cli("keys", "rotate", "--json"))
     assert {p["alg"]: p["kid"] for p in promoted} == {
-        alg: next_before[alg][0] for alg in ("RS256", "ES256")}
+        alg: next_before[alg][0] for alg in ("RS256", "ES256")
+    }
 
     after_rows = ok_json(cli("keys", "list", "--json"))
     after_jwks = jwks(idp)
@@ -85,30 +96,44 @@ def test_rotation_keeps_old_tokens_verifiable_and_signs_new_ones_with_the_next_k
     for alg, tokens in old.items():
         claims = jwt.decode(tokens["id_token"], keys, algorithms=[alg]).claims
         assert claims["iss"] == idp
-    assert jwt.decode(old["RS256"]["access_token"], keys, algorithms=["ES256"]).claims["sub"] == \
-        rs_person.sub
+    assert (
+        jwt.decode(old["RS256"]["access_token"], keys, algorithms=["ES256"]).claims["sub"]
+        == rs_person.sub
+    )
     # ... and the IdP itself still accepts them (userinfo, id_token_hint at logout).
-    info = requests.get(f"{idp}/userinfo", headers={
-        "Authorization": f"Bearer {old['RS256']['access_token']}"}, timeout=5)
+    info = requests.get(
+        f"{idp}/userinfo",
+        headers={"Authorization": f"Bearer {old['RS256']['access_token']}"},
+        timeout=5,
+    )
     assert info.status_code == 200 and info.json()["sub"] == rs_person.sub
 
     # New tokens carry the new kids: after a fresh login and after a refresh.
     fresh = sign_in(idp, rs_browser, rs_school, rs_person)
     assert kid_of(fresh["id_token"]) == next_before["RS256"][0]
     assert kid_of(fresh["access_token"]) == next_before["ES256"][0]
-    resp = token_request(idp, es_school, {"grant_type": "refresh_token",
-                                          "refresh_token": old["ES256"]["refresh_token"]})
+    resp = token_request(
+        idp,
+        es_school,
+        {"grant_type": "refresh_token", "refresh_token": old["ES256"]["refresh_token"]},
+    )
     assert resp.status_code == 200, resp.text
     refreshed = resp.json()
     assert kid_of(refreshed["id_token"]) == next_before["ES256"][0]
-    assert jwt.decode(refreshed["id_token"], keys, algorithms=["ES256"]).claims["sub"] == \
-        es_person.sub
+    assert (
+        jwt.decode(refreshed["id_token"], keys, algorithms=["ES256"]).claims["sub"] == es_person.sub
+    )
     # A relying party still holding the JWKS it fetched before the rotation can verify them.
     cached = KeySet.import_key_set(before_jwks)
-    assert jwt.decode(fresh["id_token"], cached, algorithms=["RS256"]).header["kid"] == \
-        next_before["RS256"][0]
-    assert jwt.decode(refreshed["id_token"], cached, algorithms=["ES256"]).claims["sub"] == \
-        es_person.sub
-    assert jwt.decode(fresh["access_token"], cached, algorithms=["ES256"]).claims["sub"] == \
-        rs_person.sub
-
+    assert (
+        jwt.decode(fresh["id_token"], cached, algorithms=["RS256"]).header["kid"]
+        == next_before["RS256"][0]
+    )
+    assert (
+        jwt.decode(refreshed["id_token"], cached, algorithms=["ES256"]).claims["sub"]
+        == es_person.sub
+    )
+    assert (
+        jwt.decode(fresh["access_token"], cached, algorithms=["ES256"]).claims["sub"]
+        == rs_person.sub
+    )

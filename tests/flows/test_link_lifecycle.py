@@ -57,8 +57,9 @@ def _unused(idp_app: Flask, message: dict[str, Any]) -> bool:
 
     _, token = link_of(message)
     with idp_app.app_context():
-        used = get_db().scalar(select(OneTimeLink.used_at).where(
-            OneTimeLink.token_hash == sha256_hex(token)))
+        used = get_db().scalar(
+            select(OneTimeLink.used_at).where(OneTimeLink.token_hash == sha256_hex(token))
+        )
     return used is None
 
 
@@ -68,12 +69,16 @@ def _email_of(idp_app: Flask, sub: str) -> str | None:
 
     with idp_app.app_context():
         db = get_db()
-        return db.scalar(select(Person.email).join(Account, Account.person_id == Person.id)
-                         .where(Account.sub == sub))
+        return db.scalar(
+            select(Person.email)
+            .join(Account, Account.person_id == Person.id)
+            .where(Account.sub == sub)
+        )
 
 
-def test_the_persons_email_change_kills_the_old_addresss_link(idp, idp_app, make_tenant,
-                                                              make_person, inbox) -> None:
+def test_the_persons_email_change_kills_the_old_addresss_link(
+    idp, idp_app, make_tenant, make_person, inbox
+) -> None:
     kool = make_tenant()
     person = make_person(kool.client)
     stale = _login_link(idp, kool, person.email, inbox)
@@ -88,8 +93,9 @@ def test_the_persons_email_change_kills_the_old_addresss_link(idp, idp_app, make
     _works(idp, kool, _login_link(idp, kool, new, inbox))
 
 
-def test_a_schools_email_change_kills_the_old_addresss_links(idp, idp_app, make_tenant,
-                                                            make_person, inbox) -> None:
+def test_a_schools_email_change_kills_the_old_addresss_links(
+    idp, idp_app, make_tenant, make_person, inbox
+) -> None:
     kool = make_tenant()
     admin = make_person(kool.client, "Kaja", "Kask", ("admin",))
     parent = make_person(kool.client, "Jüri", "Mägi")
@@ -103,8 +109,15 @@ def test_a_schools_email_change_kills_the_old_addresss_links(idp, idp_app, make_
     token = client_token(idp, kool.client)
     now = api(idp, token, "GET", f"/accounts/{parent.sub}", acting=admin.sub).json()
     new = "kool-muutis-" + parent.email
-    done = api(idp, token, "PATCH", f"/accounts/{parent.sub}/person", acting=admin.sub,
-               body={"email": new}, if_match=now["version"])
+    done = api(
+        idp,
+        token,
+        "PATCH",
+        f"/accounts/{parent.sub}/person",
+        acting=admin.sub,
+        body={"email": new},
+        if_match=now["version"],
+    )
     assert done.status_code == 200, done.text
 
     _refused(idp_app, kool, stale)
@@ -114,8 +127,9 @@ def test_a_schools_email_change_kills_the_old_addresss_links(idp, idp_app, make_
     _works(idp, kool, _login_link(idp, kool, new, inbox))
 
 
-def test_a_merge_kills_the_absorbed_accounts_link(idp, idp_app, make_tenant, make_person,
-                                                  inbox) -> None:
+def test_a_merge_kills_the_absorbed_accounts_link(
+    idp, idp_app, make_tenant, make_person, inbox
+) -> None:
     kool, huvikool = make_tenant(), make_tenant()
     mine = make_person(kool.client, "Jüri", "Mägi", isikukood=JURI)
     theirs = make_person(huvikool.client, "Jüri", "Mägi", isikukood=JURI)
@@ -132,8 +146,9 @@ def test_a_merge_kills_the_absorbed_accounts_link(idp, idp_app, make_tenant, mak
     _works(idp, huvikool, _login_link(idp, huvikool, theirs.email, inbox))
 
 
-def test_an_unlink_kills_the_links_of_both_sides(idp, idp_app, make_tenant, make_person,
-                                                 inbox) -> None:
+def test_an_unlink_kills_the_links_of_both_sides(
+    idp, idp_app, make_tenant, make_person, inbox
+) -> None:
     kool, huvikool = make_tenant(), make_tenant()
     mine = make_person(kool.client, "Jüri", "Mägi", isikukood=JURI)
     theirs = make_person(huvikool.client, "Jüri", "Mägi", isikukood=JURI)
@@ -152,8 +167,9 @@ def test_an_unlink_kills_the_links_of_both_sides(idp, idp_app, make_tenant, make
     _works(idp, huvikool, _login_link(idp, huvikool, mine.email, inbox))
 
 
-def _welcome_link(idp_app: Flask, school: Tenant, person: PersonLogin,
-                  inbox: Inbox) -> dict[str, Any]:
+def _welcome_link(
+    idp_app: Flask, school: Tenant, person: PersonLogin, inbox: Inbox
+) -> dict[str, Any]:
     """The welcome mail an approved application sends (idp.admin.applications), sent for real."""
     from idp.models import Account
     from idp.outbox.queue import queue_mail
@@ -163,15 +179,19 @@ def _welcome_link(idp_app: Flask, school: Tenant, person: PersonLogin,
         db = get_db()
         account = db.scalar(select(Account).where(Account.sub == person.sub))
         assert account is not None
-        queue_mail(db, person.email, "welcome", school_id=account.school_id,
-                     given_name=person.given_name,
-                     one_time_link={"purpose": "welcome", "subject": f"account:{account.id}"})
+        queue_mail(
+            db,
+            person.email,
+            "welcome",
+            school_id=account.school_id,
+            given_name=person.given_name,
+            one_time_link={"purpose": "welcome", "subject": f"account:{account.id}"},
+        )
         db.commit()
     return [m for m in inbox(person.email) if school.client.name in m["subject"]][-1]
 
 
-def test_a_disable_kills_the_links_for_good(idp, idp_app, make_tenant, make_person,
-                                            inbox) -> None:
+def test_a_disable_kills_the_links_for_good(idp, idp_app, make_tenant, make_person, inbox) -> None:
     kool = make_tenant()
     admin = make_person(kool.client, "Kaja", "Kask", ("admin",))
     parent = make_person(kool.client, "Jüri", "Mägi")
@@ -190,13 +210,20 @@ def test_a_disable_kills_the_links_for_good(idp, idp_app, make_tenant, make_pers
 
 def _change_password(browser: Browser, current: str) -> None:
     page = browser.http.get(f"{browser.issuer}/account/password", timeout=10)
-    done = post_page(browser, page, "/account/password", current_password=current,
-                     new_password=NEW, new_password_again=NEW)
+    done = post_page(
+        browser,
+        page,
+        "/account/password",
+        current_password=current,
+        new_password=NEW,
+        new_password_again=NEW,
+    )
     assert done.status_code == 200 and "Parool on muudetud" in done.text, done.text
 
 
-def test_a_password_change_kills_login_and_email_links(idp, idp_app, make_tenant, make_person,
-                                                       inbox) -> None:
+def test_a_password_change_kills_login_and_email_links(
+    idp, idp_app, make_tenant, make_person, inbox
+) -> None:
     kool = make_tenant()
     person = make_person(kool.client, "Tiina", "Õunapuu")
     access = _login_link(idp, kool, person.email, inbox)
@@ -215,9 +242,9 @@ def test_a_password_change_kills_login_and_email_links(idp, idp_app, make_tenant
 
 
 @pytest.mark.parametrize("new_login", ["muu@example.ee", None])
-def test_a_link_works_only_while_it_went_to_the_login_email(idp, idp_app, make_tenant,
-                                                            make_person, inbox,
-                                                            new_login: str | None) -> None:
+def test_a_link_works_only_while_it_went_to_the_login_email(
+    idp, idp_app, make_tenant, make_person, inbox, new_login: str | None
+) -> None:
     from idp.models import Account
     from shared.db import get_db
 
@@ -226,8 +253,7 @@ def test_a_link_works_only_while_it_went_to_the_login_email(idp, idp_app, make_t
     link = _login_link(idp, kool, person.email, inbox)
     with idp_app.app_context():  # a route that voids nothing, as a repair by hand would be
         db = get_db()
-        db.execute(update(Account).where(Account.sub == person.sub).values(
-            login_email=new_login))
+        db.execute(update(Account).where(Account.sub == person.sub).values(login_email=new_login))
         db.commit()
 
     _refused(idp_app, kool, link)
@@ -236,9 +262,14 @@ def test_a_link_works_only_while_it_went_to_the_login_email(idp, idp_app, make_t
 
 def _someone_waits_for_a_lock(idp_app: Flask) -> bool:
     with idp_app.extensions["db_engine"].connect() as conn:
-        return bool(conn.scalar(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND datname = current_database()")))
+        return bool(
+            conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            )
+        )
 
 
 def _change_factor(db: Any, pid: int, errors: list[Exception]) -> None:
@@ -256,7 +287,8 @@ def _change_factor(db: Any, pid: int, errors: list[Exception]) -> None:
 
 
 def test_an_email_link_used_during_a_factor_change_takes_the_person_first(
-        idp, idp_app, make_tenant, make_person, inbox) -> None:
+    idp, idp_app, make_tenant, make_person, inbox
+) -> None:
     """Lock order: using a person's link takes the person's row before the link's, as every
     change of the person does, so the two wait for each other in turn and never deadlock."""
     from idp.models import Person
@@ -291,7 +323,8 @@ def test_an_email_link_used_during_a_factor_change_takes_the_person_first(
 
 
 def test_a_login_mail_still_waiting_in_the_outbox_dies_with_a_password_change(
-        idp, idp_app, make_tenant, make_person, inbox) -> None:
+    idp, idp_app, make_tenant, make_person, inbox
+) -> None:
     from idp.models import MailOutbox
     from shared.db import get_db
 
@@ -305,7 +338,14 @@ def test_a_login_mail_still_waiting_in_the_outbox_dies_with_a_password_change(
     # The mail would mint its link only now, after the change: it is dropped instead.
     assert [m for m in inbox(person.email) if "#" in " ".join(m["links"])] == []
     with idp_app.app_context():
-        states = get_db().scalars(select(MailOutbox.state).where(
-            MailOutbox.kind == "access", MailOutbox.recipient == person.email)).all()
+        states = (
+            get_db()
+            .scalars(
+                select(MailOutbox.state).where(
+                    MailOutbox.kind == "access", MailOutbox.recipient == person.email
+                )
+            )
+            .all()
+        )
     assert list(states) == ["dropped"]
     _works(idp, kool, _login_link(idp, kool, person.email, inbox))

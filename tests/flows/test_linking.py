@@ -42,12 +42,12 @@ class Linker:
 
     def start(self, source: Tenant, target: Tenant) -> str:
         """Open the start page as the profile's button does, choose the target; the attempt."""
-        page = self.browser.http.get(f"{self.idp}/link/start",
-                                     params={"school": source.client.slug}, timeout=10)
+        page = self.browser.http.get(
+            f"{self.idp}/link/start", params={"school": source.client.slug}, timeout=10
+        )
         assert page.status_code == 200 and target.client.name in page.text, page.text
         assert f'value="{source.client.slug}"' in page.text
-        login = self.post("/link/start", page, target=target.client.slug,
-                          source=source.client.slug)
+        login = self.post("/link/start", page, target=target.client.slug, source=source.client.slug)
         assert login.status_code == 200 and 'name="password"' in login.text, login.text
         assert target.client.name in login.text
         found = ATTEMPT_RE.search(login.text)
@@ -55,21 +55,32 @@ class Linker:
         return found.group(1)
 
     def post(self, path: str, page: requests.Response, **form: str) -> requests.Response:
-        return self.browser.http.post(f"{self.idp}{path}", data={
-            "csrf_token": self.csrf(page), **form}, allow_redirects=False, timeout=10)
+        return self.browser.http.post(
+            f"{self.idp}{path}",
+            data={"csrf_token": self.csrf(page), **form},
+            allow_redirects=False,
+            timeout=10,
+        )
 
     def prove(self, attempt: str, school: Tenant, person: PersonLogin) -> requests.Response:
         """Log in to the other account inside the attempt."""
         page = self.browser.http.get(f"{self.idp}/account", timeout=10)
-        return self.post("/link/login", page, attempt=attempt, school=school.client.slug,
-                         email=person.email, password=person.password)
+        return self.post(
+            "/link/login",
+            page,
+            attempt=attempt,
+            school=school.client.slug,
+            email=person.email,
+            password=person.password,
+        )
 
     def confirm(self, attempt: str, **choices: str) -> requests.Response:
         page = self.browser.http.get(f"{self.idp}/account", timeout=10)
         return self.post("/link/confirm", page, attempt=attempt, **choices)
 
-    def link(self, source: Tenant, target: Tenant, person: PersonLogin,
-             **choices: str) -> requests.Response:
+    def link(
+        self, source: Tenant, target: Tenant, person: PersonLogin, **choices: str
+    ) -> requests.Response:
         attempt = self.start(source, target)
         shown = self.prove(attempt, target, person)
         assert shown.status_code == 200 and "Kinnita kontode sidumine" in shown.text, shown.text
@@ -115,10 +126,14 @@ def events(idp_db, person_id: int) -> list[tuple[int, str, list[str], str]]:
 
     def read(db):
         subs = set(db.scalars(select(Account.sub).where(Account.person_id == person_id)))
-        rows = db.scalars(select(Delivery).where(Delivery.kind == "event")
-                          .order_by(Delivery.id)).all()
-        return [(r.payload["version"], r.payload["sub"], r.payload["changed"],
-                 r.payload["reason"]) for r in rows if r.payload["sub"] in subs]
+        rows = db.scalars(
+            select(Delivery).where(Delivery.kind == "event").order_by(Delivery.id)
+        ).all()
+        return [
+            (r.payload["version"], r.payload["sub"], r.payload["changed"], r.payload["reason"])
+            for r in rows
+            if r.payload["sub"] in subs
+        ]
 
     return idp_db(read)
 
@@ -133,7 +148,8 @@ def nav_schools(browser: Browser, school: Tenant) -> str:
 
 
 def test_matching_accounts_link_and_one_login_opens_both(
-        idp, make_tenant, make_person, linker, idp_db):
+    idp, make_tenant, make_person, linker, idp_db
+):
     kool, huvikool = make_tenant("Laagri Kool"), make_tenant("Laagri Huvialakool")
     mine = make_person(kool.client, "Jüri", "Mägi", isikukood=JURI)
     theirs = make_person(huvikool.client, " jüri ", "MÄGI", isikukood=JURI)
@@ -162,8 +178,9 @@ def test_matching_accounts_link_and_one_login_opens_both(
     # Linking renews the session's cookie: the one from before the link opens nothing now.
     renewed = me.browser.http.cookies.get("stuudium_idp_sso")
     assert renewed and renewed != sso_cookie
-    before_link = requests.get(f"{idp}/account", cookies={"stuudium_idp_sso": sso_cookie},
-                               timeout=10)
+    before_link = requests.get(
+        f"{idp}/account", cookies={"stuudium_idp_sso": sso_cookie}, timeout=10
+    )
     assert "Sa ei ole sisse logitud" in before_link.text
 
     person = person_of(idp_db, mine.sub)
@@ -183,8 +200,10 @@ def test_matching_accounts_link_and_one_login_opens_both(
 
     # The absorbed person's session ended; its school got a logout.
     assert "Sa ei ole sisse logitud" in elsewhere.http.get(f"{idp}/account", timeout=10).text
-    assert elsewhere.http.get(huvikool.url + "/profile", allow_redirects=False,
-                              timeout=10).status_code == 303
+    assert (
+        elsewhere.http.get(huvikool.url + "/profile", allow_redirects=False, timeout=10).status_code
+        == 303
+    )
     # Both schools were told with a newer version, the full state.
     told = events(idp_db, person)
     link_events = [e for e in told if e[3] == "link"]
@@ -209,13 +228,16 @@ def test_the_contact_details_chosen_are_kept(make_tenant, make_person, linker, i
     me = linker(kool, mine)
     assert "Kontod on seotud" in me.link(kool, huvikool, theirs, email="theirs").text
     person = person_of(idp_db, mine.sub)
-    email, logins = idp_db(lambda db: (db.get(Person, person).email, set(db.scalars(
-        select(Account.login_email).where(Account.person_id == person)))))
+    email, logins = idp_db(
+        lambda db: (
+            db.get(Person, person).email,
+            set(db.scalars(select(Account.login_email).where(Account.person_id == person))),
+        )
+    )
     assert email == theirs.email and logins == {theirs.email}
 
 
-def _mismatch(make_tenant, make_person, linker, idp_db, mine_data, their_data,
-              tweak=None) -> str:
+def _mismatch(make_tenant, make_person, linker, idp_db, mine_data, their_data, tweak=None) -> str:
     kool, huvikool = make_tenant(), make_tenant()
     mine = make_person(kool.client, **mine_data)
     theirs = make_person(huvikool.client, **their_data)
@@ -235,39 +257,59 @@ def _mismatch(make_tenant, make_person, linker, idp_db, mine_data, their_data,
 
 
 def test_a_different_isikukood_is_refused(make_tenant, make_person, linker, idp_db):
-    text = _mismatch(make_tenant, make_person, linker, idp_db,
-                     {"given_name": "Jüri", "family_name": "Mägi", "isikukood": JURI},
-                     {"given_name": "Jüri", "family_name": "Mägi", "isikukood": OTHER_CODE})
+    text = _mismatch(
+        make_tenant,
+        make_person,
+        linker,
+        idp_db,
+        {"given_name": "Jüri", "family_name": "Mägi", "isikukood": JURI},
+        {"given_name": "Jüri", "family_name": "Mägi", "isikukood": OTHER_CODE},
+    )
     assert "<li>isikukood</li>" in text
     assert OTHER_CODE not in text and JURI not in text
 
 
-def test_the_same_isikukood_with_another_name_is_refused(make_tenant, make_person, linker,
-                                                         idp_db):
-    text = _mismatch(make_tenant, make_person, linker, idp_db,
-                     {"given_name": "Jüri", "family_name": "Mägi", "isikukood": JURI},
-                     {"given_name": "Jüri", "family_name": "Magi", "isikukood": JURI})
+def test_the_same_isikukood_with_another_name_is_refused(make_tenant, make_person, linker, idp_db):
+    text = _mismatch(
+        make_tenant,
+        make_person,
+        linker,
+        idp_db,
+        {"given_name": "Jüri", "family_name": "Mägi", "isikukood": JURI},
+        {"given_name": "Jüri", "family_name": "Magi", "isikukood": JURI},
+    )
     assert "<li>perekonnanimi</li>" in text and "<li>eesnimi</li>" not in text
 
 
-def test_the_same_isikukood_with_another_birth_date_is_refused(make_tenant, make_person, linker,
-                                                               idp_db):
+def test_the_same_isikukood_with_another_birth_date_is_refused(
+    make_tenant, make_person, linker, idp_db
+):
     from idp.models import Person
 
     def other_birthday(db, person_id):
         db.get(Person, person_id).birth_date = dt.date(1980, 1, 9)
 
-    text = _mismatch(make_tenant, make_person, linker, idp_db,
-                     {"given_name": "Jüri", "family_name": "Mägi", "isikukood": JURI},
-                     {"given_name": "Jüri", "family_name": "Mägi", "isikukood": JURI},
-                     other_birthday)
+    text = _mismatch(
+        make_tenant,
+        make_person,
+        linker,
+        idp_db,
+        {"given_name": "Jüri", "family_name": "Mägi", "isikukood": JURI},
+        {"given_name": "Jüri", "family_name": "Mägi", "isikukood": JURI},
+        other_birthday,
+    )
     assert "<li>sünniaeg</li>" in text
 
 
 def test_only_the_email_in_common_is_refused(make_tenant, make_person, linker, idp_db):
-    text = _mismatch(make_tenant, make_person, linker, idp_db,
-                     {"given_name": "Mari", "family_name": "Maasikas", "email": "pere@example.ee"},
-                     {"given_name": "Kati", "family_name": "Karu", "email": "pere@example.ee"})
+    text = _mismatch(
+        make_tenant,
+        make_person,
+        linker,
+        idp_db,
+        {"given_name": "Mari", "family_name": "Maasikas", "email": "pere@example.ee"},
+        {"given_name": "Kati", "family_name": "Karu", "email": "pere@example.ee"},
+    )
     assert "<li>eesnimi</li>" in text and "<li>perekonnanimi</li>" in text
 
 
@@ -303,8 +345,13 @@ def test_two_confirmations_at_once_merge_once(two_schools, idp_db):
     assert sorted(a.status_code for a in answers) == [200, 400], [a.text for a in answers]
     assert any("juba kasutatud" in a.text for a in answers)
     person = person_of(idp_db, mine.sub)
-    links = idp_db(lambda db: db.scalars(select(AuditEvent.id).where(
-        AuditEvent.action == "person.link", AuditEvent.person_id == person)).all())
+    links = idp_db(
+        lambda db: db.scalars(
+            select(AuditEvent.id).where(
+                AuditEvent.action == "person.link", AuditEvent.person_id == person
+            )
+        ).all()
+    )
     assert len(links) == 1
     assert len([e for e in events(idp_db, person) if e[3] == "link"]) == 2
 
@@ -331,8 +378,9 @@ def test_an_expired_attempt_is_refused(two_schools, idp_db):
     assert "Kinnita" in me.prove(attempt, huvikool, theirs).text
 
     def expire(db):
-        for row in db.scalars(select(LinkAttempt).where(
-                LinkAttempt.person_id == person_of(idp_db, mine.sub))):
+        for row in db.scalars(
+            select(LinkAttempt).where(LinkAttempt.person_id == person_of(idp_db, mine.sub))
+        ):
             row.expires_at = utcnow() - dt.timedelta(seconds=1)
 
     idp_db(expire)
@@ -346,8 +394,14 @@ def test_an_attempt_lasts_ten_minutes(two_schools, idp_db):
 
     kool, huvikool, mine, theirs, me = two_schools
     me.start(kool, huvikool)
-    lifetime = idp_db(lambda db: [a.expires_at - a.created_at for a in db.scalars(
-        select(LinkAttempt).where(LinkAttempt.person_id == person_of(idp_db, mine.sub)))])
+    lifetime = idp_db(
+        lambda db: [
+            a.expires_at - a.created_at
+            for a in db.scalars(
+                select(LinkAttempt).where(LinkAttempt.person_id == person_of(idp_db, mine.sub))
+            )
+        ]
+    )
     assert lifetime == [dt.timedelta(minutes=10)]
 
 
@@ -378,8 +432,9 @@ def test_linking_an_account_not_logged_in_to_is_refused(two_schools, idp_db):
     assert person_of(idp_db, mine.sub) != person_of(idp_db, theirs.sub)
 
 
-def test_a_merge_giving_two_accounts_at_one_school_is_refused(two_schools, make_tenant,
-                                                              link_account, idp_db):
+def test_a_merge_giving_two_accounts_at_one_school_is_refused(
+    two_schools, make_tenant, link_account, idp_db
+):
     kool, huvikool, mine, theirs, me = two_schools
     lasteaed = make_tenant()
     link_account(mine, lasteaed.client, ["parent"])
@@ -399,8 +454,9 @@ def test_several_links_and_versions_only_grow(make_tenant, make_person, linker, 
     third = make_person(lasteaed.client, "Jüri", "Mägi", roles=("staff",))
     me = linker(kool, mine)
     assert "Kontod on seotud" in me.link(kool, huvikool, second).text
-    start = me.browser.http.get(f"{me.idp}/link/start", params={"school": kool.client.slug},
-                                timeout=10)
+    start = me.browser.http.get(
+        f"{me.idp}/link/start", params={"school": kool.client.slug}, timeout=10
+    )
     assert huvikool.client.name not in start.text and lasteaed.client.name in start.text
     assert "Kontod on seotud" in me.link(kool, lasteaed, third).text
     person = person_of(idp_db, mine.sub)
@@ -415,8 +471,9 @@ def test_several_links_and_versions_only_grow(make_tenant, make_person, linker, 
     assert len({e[0] for e in last_link}) == 1  # one change, one version, every school
 
 
-def test_unlink_splits_the_account_off_and_ends_that_school(make_tenant, make_person, linker,
-                                                            idp_db, idp):
+def test_unlink_splits_the_account_off_and_ends_that_school(
+    make_tenant, make_person, linker, idp_db, idp
+):
     from idp.models import Person
 
     kool, huvikool = make_tenant(), make_tenant()
@@ -443,10 +500,16 @@ def test_unlink_splits_the_account_off_and_ends_that_school(make_tenant, make_pe
     copy = idp_db(lambda db: db.get(Person, split))
     assert (copy.given_name, copy.isikukood, copy.password_hash) == ("Jüri", JURI, None)
     # That school's session here ended; the rest continues.
-    assert me.browser.http.get(huvikool.url + "/profile", allow_redirects=False,
-                               timeout=10).status_code == 303
-    assert me.browser.http.get(kool.url + "/profile", allow_redirects=False,
-                               timeout=10).status_code == 200
+    assert (
+        me.browser.http.get(
+            huvikool.url + "/profile", allow_redirects=False, timeout=10
+        ).status_code
+        == 303
+    )
+    assert (
+        me.browser.http.get(kool.url + "/profile", allow_redirects=False, timeout=10).status_code
+        == 200
+    )
     page = me.browser.http.get(f"{idp}/account", timeout=10)
     assert "Sinu Stuudium ID" in page.text and "Eemalda seos" not in page.text
     # The session that logged in with the split-off account ended entirely.
@@ -454,8 +517,9 @@ def test_unlink_splits_the_account_off_and_ends_that_school(make_tenant, make_pe
     # Both persons' schools told, with newer versions.
     assert [e[1] for e in events(idp_db, split) if e[3] == "unlink"] == [theirs.sub]
     assert [e[1] for e in events(idp_db, person) if e[3] == "unlink"] == [mine.sub]
-    assert all(e[0] > version for e in events(idp_db, split) + events(idp_db, person)
-               if e[3] == "unlink")
+    assert all(
+        e[0] > version for e in events(idp_db, split) + events(idp_db, person) if e[3] == "unlink"
+    )
 
 
 def test_unlinking_the_school_this_session_logged_in_with_ends_it(two_schools, idp, idp_db):
@@ -465,8 +529,10 @@ def test_unlinking_the_school_this_session_logged_in_with_ends_it(two_schools, i
     done = me.post("/account/unlink", account, school=kool.client.slug)
     assert done.status_code == 200 and "Seos on eemaldatud" in done.text
     assert "Sa ei ole sisse logitud" in me.browser.http.get(f"{idp}/account", timeout=10).text
-    assert me.browser.http.get(kool.url + "/profile", allow_redirects=False,
-                               timeout=10).status_code == 303
+    assert (
+        me.browser.http.get(kool.url + "/profile", allow_redirects=False, timeout=10).status_code
+        == 303
+    )
     # The account at the other school stays with the person; the one logged in with is apart.
     assert person_of(idp_db, theirs.sub) != person_of(idp_db, mine.sub)
     fresh = Browser(idp)

@@ -21,8 +21,9 @@ WRONG = "E-posti aadress või parool on vale."
 
 def _login_page(browser, idp, school):
     _, challenge = pkce_pair()
-    page = browser.follow(authorize_url(idp, school, challenge, prompt="login"),
-                          school.redirect_uri)
+    page = browser.follow(
+        authorize_url(idp, school, challenge, prompt="login"), school.redirect_uri
+    )
     assert page.status_code == 200 and 'name="password"' in page.text
     return page
 
@@ -34,13 +35,17 @@ def _post(browser, idp, page, email, password, csrf=None):
         found = CSRF_RE.search(page.text)
         assert found, "login form expected"
         csrf = found.group(1)
-    return browser.http.post(f"{idp}/login", data={
-        "csrf_token": csrf, "ix": ix.group(1), "email": email, "password": password},
-        allow_redirects=False, timeout=10)
+    return browser.http.post(
+        f"{idp}/login",
+        data={"csrf_token": csrf, "ix": ix.group(1), "email": email, "password": password},
+        allow_redirects=False,
+        timeout=10,
+    )
 
 
-def test_login_sets_a_session_cookie_with_safe_flags(idp, idp_app, make_school, make_person,
-                                                     browser):
+def test_login_sets_a_session_cookie_with_safe_flags(
+    idp, idp_app, make_school, make_person, browser
+):
     school = make_school()
     person = make_person(school)
     resp = _post(browser, idp, _login_page(browser, idp, school), person.email, person.password)
@@ -66,14 +71,21 @@ def test_wrong_credentials_look_the_same(idp, make_school, make_person, browser,
 def test_login_without_csrf_token_is_refused(idp, make_school, make_person, browser):
     school = make_school()
     person = make_person(school)
-    resp = _post(browser, idp, _login_page(browser, idp, school), person.email, person.password,
-                 csrf="forged")
+    resp = _post(
+        browser,
+        idp,
+        _login_page(browser, idp, school),
+        person.email,
+        person.password,
+        csrf="forged",
+    )
     assert resp.status_code == 400
     assert "Location" not in resp.headers
 
 
-def test_account_locks_after_repeated_failures_and_says_nothing_new(idp, idp_app, make_school,
-                                                                    make_person, browser):
+def test_account_locks_after_repeated_failures_and_says_nothing_new(
+    idp, idp_app, make_school, make_person, browser
+):
     school = make_school()
     person = make_person(school)
     for _ in range(idp_app.config["LOGIN_MAX_FAILURES"]):
@@ -83,8 +95,9 @@ def test_account_locks_after_repeated_failures_and_says_nothing_new(idp, idp_app
     assert resp.status_code == 200 and WRONG in resp.text  # locked looks like wrong
 
 
-def test_successful_login_refunds_its_failure_count(idp, idp_app, make_school, make_person,
-                                                    browser):
+def test_successful_login_refunds_its_failure_count(
+    idp, idp_app, make_school, make_person, browser
+):
     school = make_school()
     person = make_person(school)
     for _ in range(3):
@@ -102,8 +115,9 @@ def _school_id(idp_app, school):
         return school_by_slug(get_db(), school.slug).id
 
 
-def test_session_slides_in_redis_and_is_capped_in_sql(idp, idp_app, make_school, make_person,
-                                                      browser):
+def test_session_slides_in_redis_and_is_capped_in_sql(
+    idp, idp_app, make_school, make_person, browser
+):
     from idp.models import SsoSession
     from shared.db import get_db
 
@@ -111,9 +125,16 @@ def test_session_slides_in_redis_and_is_capped_in_sql(idp, idp_app, make_school,
     person = make_person(school)
     verifier, challenge = pkce_pair()
     params = browser.login(authorize_url(idp, school, challenge), person, school)
-    tokens = token_request(idp, school, {"grant_type": "authorization_code",
-                                         "code": params["code"], "code_verifier": verifier,
-                                         "redirect_uri": school.redirect_uri}).json()
+    tokens = token_request(
+        idp,
+        school,
+        {
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "code_verifier": verifier,
+            "redirect_uri": school.redirect_uri,
+        },
+    ).json()
     sid = unverified_claims(tokens["id_token"])["sid"]
     r = idp_app.extensions["redis"]
     ttl = r.ttl(f"idp:sid:{sid}")
@@ -125,44 +146,64 @@ def test_session_slides_in_redis_and_is_capped_in_sql(idp, idp_app, make_school,
     assert lifetime == pytest.approx(idp_app.config["SESSION_MAX_SECONDS"], abs=2)
 
 
-def test_logging_in_as_another_person_ends_the_first_session(idp, make_school, make_person,
-                                                             browser):
+def test_logging_in_as_another_person_ends_the_first_session(
+    idp, make_school, make_person, browser
+):
     school = make_school()
     first, second = make_person(school), make_person(school, given_name="Jaan")
     verifier, challenge = pkce_pair()
-    params = browser.login(authorize_url(idp, school, challenge,
-                                         scope="openid offline_access"), first, school)
-    tokens = token_request(idp, school, {"grant_type": "authorization_code",
-                                         "code": params["code"], "code_verifier": verifier,
-                                         "redirect_uri": school.redirect_uri}).json()
+    params = browser.login(
+        authorize_url(idp, school, challenge, scope="openid offline_access"), first, school
+    )
+    tokens = token_request(
+        idp,
+        school,
+        {
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "code_verifier": verifier,
+            "redirect_uri": school.redirect_uri,
+        },
+    ).json()
     _, challenge2 = pkce_pair()
-    page = browser.follow(authorize_url(idp, school, challenge2, prompt="login"),
-                          school.redirect_uri)
+    page = browser.follow(
+        authorize_url(idp, school, challenge2, prompt="login"), school.redirect_uri
+    )
     browser.submit_login(page, second.email, second.password, school.redirect_uri)
-    refused = token_request(idp, school, {"grant_type": "refresh_token",
-                                          "refresh_token": tokens["refresh_token"]})
+    refused = token_request(
+        idp, school, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
 
 
 def test_relogin_of_the_same_person_renews_the_cookie_but_keeps_the_session(
-        idp, make_school, make_person, browser, idp_app):
+    idp, make_school, make_person, browser, idp_app
+):
     school = make_school()
     person = make_person(school)
     verifier, challenge = pkce_pair()
-    params = browser.login(authorize_url(idp, school, challenge,
-                                         scope="openid offline_access"), person, school)
-    tokens = token_request(idp, school, {"grant_type": "authorization_code",
-                                         "code": params["code"], "code_verifier": verifier,
-                                         "redirect_uri": school.redirect_uri}).json()
+    params = browser.login(
+        authorize_url(idp, school, challenge, scope="openid offline_access"), person, school
+    )
+    tokens = token_request(
+        idp,
+        school,
+        {
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "code_verifier": verifier,
+            "redirect_uri": school.redirect_uri,
+        },
+    ).json()
     name = idp_app.config["SSO_COOKIE_NAME"]
     before = browser.http.cookies.get(name)
     _, challenge2 = pkce_pair()
-    params2 = browser.login(authorize_url(idp, school, challenge2, prompt="login"), person,
-                            school)
+    params2 = browser.login(authorize_url(idp, school, challenge2, prompt="login"), person, school)
     assert "code" in params2
     assert browser.http.cookies.get(name) != before
-    refreshed = token_request(idp, school, {"grant_type": "refresh_token",
-                                            "refresh_token": tokens["refresh_token"]})
+    refreshed = token_request(
+        idp, school, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
     assert refreshed.status_code == 200, refreshed.text
 
 
@@ -173,7 +214,8 @@ def test_login_page_is_branded_for_the_school(idp, make_school, browser):
 
 
 def test_the_authorization_response_after_a_login_is_answered_again_briefly_and_only_there(
-        browser, idp, idp_app, make_school, make_person):
+    browser, idp, idp_app, make_school, make_person
+):
     """A proxy passes a resume whose first try died with its process on to another process:
     the same browser gets an answer again for a short while; another browser never does."""
     from idp.store import interactions
@@ -181,8 +223,7 @@ def test_the_authorization_response_after_a_login_is_answered_again_briefly_and_
 
     school = make_school()
     person = make_person(school)
-    done = _post(browser, idp, _login_page(browser, idp, school), person.email,
-                 person.password)
+    done = _post(browser, idp, _login_page(browser, idp, school), person.email, person.password)
     assert done.status_code == 303
     resume = f"{idp}{done.headers['Location']}"
     first = callback_params(browser.http.get(resume, allow_redirects=False, timeout=10))
@@ -196,7 +237,6 @@ def test_the_authorization_response_after_a_login_is_answered_again_briefly_and_
         data = interactions.load(ix)
         assert data is not None
         data["resumed_at"] -= interactions.RESUME_REPLAY_SECONDS + 1
-        idp_app.extensions["redis"].set(interactions.INTERACTION_KEY + ix,
-                                        json.dumps(data), ex=60)
+        idp_app.extensions["redis"].set(interactions.INTERACTION_KEY + ix, json.dumps(data), ex=60)
     late = browser.http.get(resume, allow_redirects=False, timeout=10)
     assert late.status_code == 400 and "Sisselogimine aegus" in late.text

@@ -29,8 +29,12 @@ def _log_out_at(browser: Browser, school: Tenant) -> None:
     assert profile.status_code == 200 and 'id="logout"' in profile.text
     csrf = CSRF_RE.search(profile.text)
     assert csrf
-    resp = browser.http.post(school.url + "/auth/logout", data={"csrf_token": csrf.group(1)},
-                             allow_redirects=False, timeout=10)
+    resp = browser.http.post(
+        school.url + "/auth/logout",
+        data={"csrf_token": csrf.group(1)},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert resp.status_code == 303
     done = browser.follow(resp.headers["Location"], stop_prefix="\x00")
     assert done.status_code == 200
@@ -40,11 +44,11 @@ def _log_out_at(browser: Browser, school: Tenant) -> None:
 
 
 @pytest.mark.parametrize("where", range(3), ids=["kool", "huvialakool", "lasteaed"])
-def test_logging_out_at_one_school_logs_out_at_all_three(idp, browser, make_tenant, make_person,
-                                                        link_account, where):
+def test_logging_out_at_one_school_logs_out_at_all_three(
+    idp, browser, make_tenant, make_person, link_account, where
+):
     schools = [make_tenant(name) for name in SCHOOL_NAMES]
-    person = make_person(schools[0].client, given_name="Kaja", family_name="Kask",
-                         roles=("admin",))
+    person = make_person(schools[0].client, given_name="Kaja", family_name="Kask", roles=("admin",))
     for school in schools[1:]:
         link_account(person, school.client, ["admin"])
     name = f"{person.given_name} {person.family_name}"

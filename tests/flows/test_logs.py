@@ -38,8 +38,9 @@ def test_logs_hold_request_ids_and_no_secrets(idp, make_tenant, make_person, inb
     tenant = make_tenant()
     person = make_person(tenant.client, isikukood="49403136526")
     browser = Browser(idp)
-    code, verifier = obtain_code(browser, idp, tenant.client, person,
-                                 scope="openid profile offline_access")
+    code, verifier = obtain_code(
+        browser, idp, tenant.client, person, scope="openid profile offline_access"
+    )
     tokens = redeem(idp, tenant.client, code, verifier).json()
     assert "access_token" in tokens
 
@@ -55,22 +56,30 @@ def test_logs_hold_request_ids_and_no_secrets(idp, make_tenant, make_person, inb
 
     traced = requests.get(f"{idp}/healthz", headers={"X-Request-Id": "ops-trace-42"}, timeout=10)
     assert traced.headers["X-Request-Id"] == "ops-trace-42"
-    forged = requests.get(f"{idp}/healthz", headers={"X-Request-Id": "a\"b{}"}, timeout=10)
-    assert forged.headers["X-Request-Id"] != "a\"b{}"  # not echoed: a fresh id instead
+    forged = requests.get(f"{idp}/healthz", headers={"X-Request-Id": 'a"b{}'}, timeout=10)
+    assert forged.headers["X-Request-Id"] != 'a"b{}'  # not echoed: a fresh id instead
 
     lines = [json.loads(line) for line in captured.getvalue().splitlines()]
     access = [e for e in lines if e["logger"] == "stuudium.access"]
     routes = {(e["app"], e["method"], e["route"], e["status"]) for e in access}
-    assert {("idp", "POST", "/login", 303), ("idp", "POST", "/token", 200),
-            ("idp", "POST", "/s/<slug>/signin", 303),
-            ("school_instance", "GET", "/auth/callback", 303)} <= routes
+    assert {
+        ("idp", "POST", "/login", 303),
+        ("idp", "POST", "/token", 200),
+        ("idp", "POST", "/s/<slug>/signin", 303),
+        ("school_instance", "GET", "/auth/callback", 303),
+    } <= routes
     assert all(e["request_id"] for e in access)
     assert any(e["request_id"] == "ops-trace-42" and e["route"] == "/healthz" for e in access)
 
     text = captured.getvalue()
-    secrets = {"password": person.password, "isikukood": "49403136526", "code": code,
-               "link": link_token, "client secret": tenant.client.client_secret or "",
-               **{name: tokens[name] for name in ("access_token", "id_token", "refresh_token")}}
+    secrets = {
+        "password": person.password,
+        "isikukood": "49403136526",
+        "code": code,
+        "link": link_token,
+        "client secret": tenant.client.client_secret or "",
+        **{name: tokens[name] for name in ("access_token", "id_token", "refresh_token")},
+    }
     leaked = [name for name, value in secrets.items() if value and value in text]
     assert not leaked, leaked
 

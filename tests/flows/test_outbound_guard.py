@@ -61,6 +61,7 @@ class Site:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         if tls is not None:
+
             def note_sni(sock: ssl.SSLObject, name: str, ctx: ssl.SSLContext) -> None:
                 self.sni.append(name)
 
@@ -112,8 +113,9 @@ def guard(monkeypatch) -> Iterator[Callable[..., None]]:
 
     sessions: list[requests.Session] = []
 
-    def install(resolver: Resolver, check: Callable[[IPAddress], str | None] = blocked_reason
-                ) -> None:
+    def install(
+        resolver: Resolver, check: Callable[[IPAddress], str | None] = blocked_reason
+    ) -> None:
         session = deliveries.new_session(partial(PinnedAdapter, resolve=resolver, check=check))
         sessions.append(session)
         monkeypatch.setattr(deliveries, "_GUARDED", session)
@@ -134,8 +136,11 @@ def queue(idp_app) -> Iterator[Callable[[SchoolClient, str, str], int]]:
     made: list[int] = []
 
     def add(school: SchoolClient, kind: str, sub: str) -> int:
-        payload = ({"sid": "sid-guard", "sub": sub, "reason": "test"} if kind == "logout"
-                   else {"sub": sub, "version": 1, "changed": ["given_name"], "reason": "test"})
+        payload = (
+            {"sid": "sid-guard", "sub": sub, "reason": "test"}
+            if kind == "logout"
+            else {"sub": sub, "version": 1, "changed": ["given_name"], "reason": "test"}
+        )
         with idp_app.app_context(), separate_transaction() as db:
             client_pk = db.scalar(select(Client.id).where(Client.client_id == school.client_id))
             row = Delivery(kind=kind, client_id=client_pk, payload=payload)
@@ -168,7 +173,8 @@ def _attempt(idp_app, delivery_id: int) -> tuple[Any, tuple[str, str | None]]:
 
 @pytest.mark.parametrize("kind", ["logout", "event"])
 def test_a_name_resolving_to_loopback_is_refused_and_nothing_is_sent(
-        idp_app, make_person, site, production, guard, queue, kind):
+    idp_app, make_person, site, production, guard, queue, kind
+):
     resolver = Resolver(LOOPBACK)
     guard(resolver)
     school = _school_at(idp_app, f"http://school.test:{site.port}")
@@ -181,7 +187,8 @@ def test_a_name_resolving_to_loopback_is_refused_and_nothing_is_sent(
 
 
 def test_the_production_client_refuses_localhost_by_the_system_resolver(
-        idp_app, make_person, site, production, queue):
+    idp_app, make_person, site, production, queue
+):
     school = _school_at(idp_app, f"http://localhost:{site.port}")
     outcome, _state = _attempt(idp_app, queue(school, "logout", make_person(school).sub))
     assert outcome.error == "blocked_address"
@@ -189,7 +196,8 @@ def test_the_production_client_refuses_localhost_by_the_system_resolver(
 
 
 def test_a_rebinding_name_is_connected_to_the_address_that_was_checked(
-        idp_app, make_person, site, production, guard, queue, monkeypatch):
+    idp_app, make_person, site, production, guard, queue, monkeypatch
+):
     # Public when checked, loopback when asked again: a second lookup would reach the site.
     resolver = Resolver(PUBLIC, LOOPBACK)
     guard(resolver)
@@ -213,7 +221,8 @@ def test_a_rebinding_name_is_connected_to_the_address_that_was_checked(
 
 @pytest.mark.parametrize("kind", ["logout", "event"])
 def test_an_allowed_address_is_reached_through_the_pin_with_the_schools_host(
-        idp_app, make_person, site, production, guard, queue, kind):
+    idp_app, make_person, site, production, guard, queue, kind
+):
     resolver = Resolver(LOOPBACK)
     guard(resolver, check=_allowing_loopback)
     school = _school_at(idp_app, f"http://school.test:{site.port}")
@@ -228,8 +237,9 @@ def test_a_pinned_connection_is_kept_alive_for_the_next_message(site):
     from idp.dispatch import deliveries
 
     resolver = Resolver(LOOPBACK)
-    http = deliveries.new_session(partial(PinnedAdapter, resolve=resolver,
-                                          check=_allowing_loopback))
+    http = deliveries.new_session(
+        partial(PinnedAdapter, resolve=resolver, check=_allowing_loopback)
+    )
     try:
         for _ in range(3):
             resp = http.post(f"http://school.test:{site.port}/auth/events", data="x", timeout=5)
@@ -240,8 +250,7 @@ def test_a_pinned_connection_is_kept_alive_for_the_next_message(site):
     assert resolver.asked == ["school.test"] * 3  # each message checks the name anew
 
 
-def test_development_delivers_as_before_without_the_guard(idp_app, make_person, site, guard,
-                                                          queue):
+def test_development_delivers_as_before_without_the_guard(idp_app, make_person, site, guard, queue):
     assert idp_app.config["STUUDIUM_ENV"] == "development"
     resolver = Resolver(PUBLIC)
     guard(resolver)
@@ -260,18 +269,23 @@ def _tls_files(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
     now = dt.datetime.now(dt.UTC)
 
     def issue(subject: str, key: Any, issuer: x509.Name, signer: Any, ca: bool) -> x509.Certificate:
-        builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                   .issuer_name(issuer).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=5))
-                   .not_valid_after(now + dt.timedelta(hours=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                                  critical=False))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+        )
         if not ca:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]),
-                                            critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False
+            )
         return builder.sign(signer, hashes.SHA256())
 
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -280,9 +294,13 @@ def _tls_files(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
     cert = issue(name, key, ca.subject, ca_key, ca=False)
     paths = tmp_path / f"{name}.pem", tmp_path / f"{name}.key", tmp_path / "ca.pem"
     paths[0].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[1].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     paths[2].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     return paths
 
@@ -302,18 +320,21 @@ def test_tls_to_a_pinned_address_sends_and_verifies_the_schools_name(tls_site, n
     site, ca = tls_site
     from idp.dispatch import deliveries
 
-    http = deliveries.new_session(partial(PinnedAdapter, resolve=Resolver(LOOPBACK),
-                                          check=_allowing_loopback))
+    http = deliveries.new_session(
+        partial(PinnedAdapter, resolve=Resolver(LOOPBACK), check=_allowing_loopback)
+    )
     try:
         if verified:
-            resp = http.post(f"https://{name}:{site.port}/auth/events", data="x", verify=str(ca),
-                             timeout=5)
+            resp = http.post(
+                f"https://{name}:{site.port}/auth/events", data="x", verify=str(ca), timeout=5
+            )
             assert resp.status_code == 200
             assert site.seen == [{"host": f"{name}:{site.port}", "path": "/auth/events"}]
         else:  # the certificate is for school.test: a name it does not carry is refused
             with pytest.raises(requests.exceptions.SSLError):
-                http.post(f"https://{name}:{site.port}/auth/events", data="x", verify=str(ca),
-                          timeout=5)
+                http.post(
+                    f"https://{name}:{site.port}/auth/events", data="x", verify=str(ca), timeout=5
+                )
             assert site.seen == []
         assert site.sni == [name]
     finally:

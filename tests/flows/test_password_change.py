@@ -32,8 +32,14 @@ def _form(browser: Browser):
 
 
 def _change(browser: Browser, current: str, new: str, again: str | None = None):
-    return post_form(browser, _form(browser), "/account/password", current_password=current,
-                     new_password=new, new_password_again=new if again is None else again)
+    return post_form(
+        browser,
+        _form(browser),
+        "/account/password",
+        current_password=current,
+        new_password=new,
+        new_password_again=new if again is None else again,
+    )
 
 
 def _error(page) -> str:
@@ -55,12 +61,17 @@ def _person_rows(idp_app, sub: str):
         person_id = db.scalar(select(Account.person_id).where(Account.sub == sub))
         sessions = db.scalars(select(SsoSession).where(SsoSession.person_id == person_id)).all()
         sids = {s.id for s in sessions}
-        deliveries = [d for d in db.scalars(select(Delivery).where(Delivery.kind == "logout"))
-                      if d.payload["sid"] in sids]
+        deliveries = [
+            d
+            for d in db.scalars(select(Delivery).where(Delivery.kind == "logout"))
+            if d.payload["sid"] in sids
+        ]
         audit = db.scalars(select(AuditEvent).where(AuditEvent.person_id == person_id)).all()
-        return ([(s.ended_at is not None, s.end_reason) for s in sessions],
-                [(d.payload["sub"], d.state, d.last_status) for d in deliveries],
-                [(a.action, a.details) for a in audit])
+        return (
+            [(s.ended_at is not None, s.end_reason) for s in sessions],
+            [(d.payload["sub"], d.state, d.last_status) for d in deliveries],
+            [(a.action, a.details) for a in audit],
+        )
 
 
 @pytest.fixture
@@ -76,18 +87,24 @@ def family(idp, make_tenant, make_person, link_account):
     return kool, lasteaed, person, lasteaed_sub, laptop, phone
 
 
-@pytest.mark.parametrize(("new", "again", "reason"), [
-    ("lühike1", None, "Parool peab olema vähemalt 10 märki pikk."),
-    ("Parool2024!", None, "See on levinud parool"),
-    ("salasõna12345", None, "See on levinud parool"),
-    ("qwerty123456", None, "See on levinud parool"),
-    ("Õunapuu kasvab aias", None, "Parool ei tohi sisaldada sinu ees- ega perekonnanime."),
-    ("OUNAPUU kasvab aias", None, "Parool ei tohi sisaldada sinu ees- ega perekonnanime."),
-    ("tiina käib koolis iga päev", None, "Parool ei tohi sisaldada sinu ees- ega "
-                                         "perekonnanime."),
-    ("{email}", None, "Parool ei tohi sisaldada sinu e-posti aadressi."),
-    (NEW, NEW + "!", "Uus parool ja selle kordus ei ole samad."),
-])
+@pytest.mark.parametrize(
+    ("new", "again", "reason"),
+    [
+        ("lühike1", None, "Parool peab olema vähemalt 10 märki pikk."),
+        ("Parool2024!", None, "See on levinud parool"),
+        ("salasõna12345", None, "See on levinud parool"),
+        ("qwerty123456", None, "See on levinud parool"),
+        ("Õunapuu kasvab aias", None, "Parool ei tohi sisaldada sinu ees- ega perekonnanime."),
+        ("OUNAPUU kasvab aias", None, "Parool ei tohi sisaldada sinu ees- ega perekonnanime."),
+        (
+            "tiina käib koolis iga päev",
+            None,
+            "Parool ei tohi sisaldada sinu ees- ega perekonnanime.",
+        ),
+        ("{email}", None, "Parool ei tohi sisaldada sinu e-posti aadressi."),
+        (NEW, NEW + "!", "Uus parool ja selle kordus ei ole samad."),
+    ],
+)
 def test_a_refused_password_says_why_and_changes_nothing(idp_app, family, new, again, reason):
     kool, lasteaed, person, _, laptop, phone = family
     new = new.replace("{email}", person.email.upper())
@@ -149,8 +166,7 @@ def test_a_new_password_ends_the_other_sessions_and_tells_their_schools(idp, idp
     stolen.http.cookies.set("stuudium_idp_sso", old_cookie)
     assert NOT_SIGNED_IN in stolen.http.get(f"{idp}/account", timeout=10).text
     sessions, deliveries, audit = _person_rows(idp_app, person.sub)
-    assert sorted(sessions, key=str) == sorted([(False, None), (True, "password_change")],
-                                               key=str)
+    assert sorted(sessions, key=str) == sorted([(False, None), (True, "password_change")], key=str)
     # The school accepted its logout token (our school answers 400 to an invalid one).
     assert deliveries == [(person.sub, "delivered", 200)]
     assert audit == [("password_change", {"via": "idp_account_page"})]
@@ -165,9 +181,12 @@ def test_a_new_password_ends_the_other_sessions_and_tells_their_schools(idp, idp
 
 def test_the_form_needs_its_csrf_token(idp_app, family):
     kool, _, person, _, laptop, _ = family
-    resp = laptop.http.post(f"{idp_app.config['ISSUER']}/account/password", data={
-        "current_password": person.password, "new_password": NEW, "new_password_again": NEW},
-        allow_redirects=False, timeout=10)
+    resp = laptop.http.post(
+        f"{idp_app.config['ISSUER']}/account/password",
+        data={"current_password": person.password, "new_password": NEW, "new_password_again": NEW},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert resp.status_code == 400 and "<h1>Vorm aegus</h1>" in resp.text
     assert signed_in_at(laptop, kool)
 
@@ -187,8 +206,7 @@ def test_a_person_without_a_password_sets_one(idp, idp_app, make_tenant, make_pe
         db.commit()
     page = _form(browser)
     assert 'name="current_password"' not in page.text
-    done = post_form(browser, page, "/account/password", new_password=NEW,
-                     new_password_again=NEW)
+    done = post_form(browser, page, "/account/password", new_password=NEW, new_password_again=NEW)
     assert "<h1>Parool on muudetud</h1>" in done.text
     assert school_states(done) == {}  # no other session: nothing ended
     assert signed_in_at(browser, kool)
@@ -211,8 +229,14 @@ def test_a_4000_character_password_is_refused_before_hashing(idp, family):
     _, _, person, _, laptop, _ = family
     page = _form(laptop)
     started = time.perf_counter()
-    refused = post_form(laptop, page, "/account/password", current_password="x" * 4000,
-                        new_password="y" * 4000, new_password_again="y" * 4000)
+    refused = post_form(
+        laptop,
+        page,
+        "/account/password",
+        current_password="x" * 4000,
+        new_password="y" * 4000,
+        new_password_again="y" * 4000,
+    )
     assert time.perf_counter() - started < 0.5
     assert _error(refused) == "Parool on liiga pikk: kõige rohkem 1024 märki."
 

@@ -31,18 +31,19 @@ def _confirm_page(browser: Browser, school: Tenant, sub: str, action: str) -> re
     return page
 
 
-def _submit(browser: Browser, school: Tenant, page: requests.Response,
-            csrf: bool = True) -> requests.Response:
+def _submit(
+    browser: Browser, school: Tenant, page: requests.Response, csrf: bool = True
+) -> requests.Response:
     action = CONFIRM_RE.search(page.text)
     token = CSRF_RE.search(page.text)
     assert action and token
     data = {"csrf_token": token.group(1)} if csrf else {}
-    return browser.http.post(school.url + html.unescape(action.group(1)), data=data,
-                             allow_redirects=False, timeout=10)
+    return browser.http.post(
+        school.url + html.unescape(action.group(1)), data=data, allow_redirects=False, timeout=10
+    )
 
 
-def test_an_admin_disables_and_enables_an_account_from_the_school(idp, make_tenant,
-                                                                   make_person):
+def test_an_admin_disables_and_enables_an_account_from_the_school(idp, make_tenant, make_person):
     school = make_tenant("Vahtra Kool")
     admin = make_person(school.client, "Anu", "Allikas", ("admin",))
     parent = make_person(school.client, "Priit", "Pärn")
@@ -71,7 +72,8 @@ def test_an_admin_disables_and_enables_an_account_from_the_school(idp, make_tena
     assert done.status_code == 303 and done.headers["Location"] == "/admin/accounts"
     listing = admin_browser.http.get(f"{school.url}/admin/accounts", timeout=10)
     assert "Konto on keelatud; kõik selle konto seansid on lõpetatud." in html.unescape(
-        listing.text)
+        listing.text
+    )
     assert 'data-status="disabled"' in _row(listing, parent.sub)
     assert _lands_on_login(parent_browser, school, "Priit Pärn")
     assert not _password_login_works(idp, school, parent)
@@ -92,18 +94,19 @@ def test_a_non_admin_cannot_reach_the_accounts_page(idp, make_tenant, make_perso
     browser = Browser(idp)
     _sign_in(browser, school.url, teacher)
     assert "/admin/accounts" not in browser.http.get(school.url + "/", timeout=10).text
-    for resp in (browser.http.get(f"{school.url}/admin/accounts", timeout=10),
-                 browser.http.get(f"{school.url}/admin/accounts/{other.sub}/disable",
-                                  timeout=10),
-                 browser.http.post(f"{school.url}/admin/accounts/{other.sub}/disable",
-                                   timeout=10)):
+    for resp in (
+        browser.http.get(f"{school.url}/admin/accounts", timeout=10),
+        browser.http.get(f"{school.url}/admin/accounts/{other.sub}/disable", timeout=10),
+        browser.http.post(f"{school.url}/admin/accounts/{other.sub}/disable", timeout=10),
+    ):
         assert resp.status_code == 403
         assert "Sul ei ole sellele lehele ligipääsu" in resp.text
     assert _password_login_works(idp, school, other)
 
 
-def test_the_idps_refusal_or_silence_gets_a_page(idp, idp_app, school_app, make_tenant,
-                                                 make_person):
+def test_the_idps_refusal_or_silence_gets_a_page(
+    idp, idp_app, school_app, make_tenant, make_person
+):
     from sqlalchemy import update
 
     from idp.models import Account
@@ -127,9 +130,16 @@ def test_the_idps_refusal_or_silence_gets_a_page(idp, idp_app, school_app, make_
 
     # The IdP does not answer at all.
     c = school.client
-    add_tenant(school_app, slug=c.slug, name=c.name, url=school.url,
-               issuer=f"http://127.0.0.1:{free_port()}", client_id=c.client_id,
-               client_secret=c.client_secret or "", hosts=[school.url.split("//")[1]])
+    add_tenant(
+        school_app,
+        slug=c.slug,
+        name=c.name,
+        url=school.url,
+        issuer=f"http://127.0.0.1:{free_port()}",
+        client_id=c.client_id,
+        client_secret=c.client_secret or "",
+        hosts=[school.url.split("//")[1]],
+    )
     silent = browser.http.get(f"{school.url}/admin/accounts", timeout=10)
     assert silent.status_code == 503
     assert "Stuudium ID ei vasta" in silent.text

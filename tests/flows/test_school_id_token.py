@@ -97,8 +97,9 @@ def test_a_replayed_callback_is_refused_and_makes_no_session(browser, make_tenan
     person = make_person(school.client, given_name="Tiina", family_name="Õunapuu")
     callback_prefix = school.url + "/auth/callback"
     page = browser.follow(school.url + "/auth/login", stop_prefix="\x00")
-    to_school = browser.submit_login(page, person.email, person.password,
-                                     stop_prefix=callback_prefix)
+    to_school = browser.submit_login(
+        page, person.email, person.password, stop_prefix=callback_prefix
+    )
     callback_url = urljoin(to_school.url, to_school.headers["Location"])
     assert callback_url.startswith(callback_prefix)
 
@@ -127,8 +128,9 @@ def test_a_replayed_callback_is_refused_and_makes_no_session(browser, make_tenan
 
 def test_a_callback_without_a_state_is_refused(browser, make_tenant):
     school = make_tenant()
-    resp = browser.http.get(school.url + "/auth/callback?code=abc", allow_redirects=False,
-                            timeout=10)
+    resp = browser.http.get(
+        school.url + "/auth/callback?code=abc", allow_redirects=False, timeout=10
+    )
     assert resp.status_code == 400
     assert _heading(resp) == "Sisselogimine aegus"
     assert LOGIN_LINK in resp.text

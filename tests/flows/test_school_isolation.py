@@ -56,14 +56,18 @@ def _home(school: Tenant, cookies: dict[str, str]) -> requests.Response:
 
 def _is_visitor(school: Tenant, cookies: dict[str, str], name: str) -> bool:
     home = _home(school, cookies)
-    profile = requests.get(school.url + "/profile", cookies=cookies, allow_redirects=False,
-                           timeout=10)
-    return ('id="login"' in home.text and name not in home.text
-            and profile.status_code == 303 and "/auth/login" in profile.headers["Location"])
+    profile = requests.get(
+        school.url + "/profile", cookies=cookies, allow_redirects=False, timeout=10
+    )
+    return (
+        'id="login"' in home.text
+        and name not in home.text
+        and profile.status_code == 303
+        and "/auth/login" in profile.headers["Location"]
+    )
 
 
-def test_a_session_cookie_of_one_school_is_no_session_at_another(browser, make_tenant,
-                                                                 make_person):
+def test_a_session_cookie_of_one_school_is_no_session_at_another(browser, make_tenant, make_person):
     a, b = make_tenant("Laagri Kool"), make_tenant("Laagri Lasteaed")
     person = make_person(a.client, given_name="Tiina", family_name="Õunapuu")
     cookie = _sign_in(browser, a, person)
@@ -80,8 +84,9 @@ def test_a_session_cookie_of_one_school_is_no_session_at_another(browser, make_t
     assert b_name not in resp.headers.get("Set-Cookie", "")
 
 
-def test_an_id_token_for_one_school_is_refused_by_another(idp, browser, make_tenant,
-                                                          make_person, school_app):
+def test_an_id_token_for_one_school_is_refused_by_another(
+    idp, browser, make_tenant, make_person, school_app
+):
     from school_instance.provider import IdTokenInvalid, provider, validate_id_token
 
     a, b = make_tenant(), make_tenant()
@@ -90,25 +95,31 @@ def test_an_id_token_for_one_school_is_refused_by_another(idp, browser, make_ten
     assert data is not None
     prov = provider(idp, 5)
 
-    claims = validate_id_token(prov, data["id_token"], client_id=a.client.client_id,
-                               nonce=None, leeway=30, timeout=5)
+    claims = validate_id_token(
+        prov, data["id_token"], client_id=a.client.client_id, nonce=None, leeway=30, timeout=5
+    )
     assert claims["sub"] == person.sub  # the control: valid for the school it was issued to
     with pytest.raises(IdTokenInvalid, match="audience"):
-        validate_id_token(prov, data["id_token"], client_id=b.client.client_id, nonce=None,
-                          leeway=30, timeout=5)
+        validate_id_token(
+            prov, data["id_token"], client_id=b.client.client_id, nonce=None, leeway=30, timeout=5
+        )
 
 
 def test_tokens_of_one_school_are_inactive_when_another_introspects_them(
-        idp, browser, make_tenant, make_person, school_app):
+    idp, browser, make_tenant, make_person, school_app
+):
     a, b = make_tenant(), make_tenant()
     person = make_person(a.client)
     data = _session_data(school_app, a, _sign_in(browser, a, person))
     assert data is not None and data["refresh_token"]
 
     def introspect(tenant: Tenant, token: str) -> dict[str, Any]:
-        resp = requests.post(f"{idp}/introspect", data={"token": token},
-                             auth=(tenant.client.client_id, tenant.client.client_secret or ""),
-                             timeout=10)
+        resp = requests.post(
+            f"{idp}/introspect",
+            data={"token": token},
+            auth=(tenant.client.client_id, tenant.client.client_secret or ""),
+            timeout=10,
+        )
         assert resp.status_code == 200
         return dict(resp.json())
 
@@ -135,8 +146,7 @@ def _refused(resp: requests.Response, heading: str) -> None:
     assert "Set-Cookie" not in resp.headers
 
 
-def test_a_callback_of_one_school_replayed_at_another_is_refused(browser, make_tenant,
-                                                                 make_person):
+def test_a_callback_of_one_school_replayed_at_another_is_refused(browser, make_tenant, make_person):
     a, b = make_tenant(), make_tenant()
     person = make_person(a.client, given_name="Tiina", family_name="Õunapuu")
     link = _callback_url(browser, a, person)
@@ -151,8 +161,9 @@ def test_a_callback_of_one_school_replayed_at_another_is_refused(browser, make_t
     assert at_a.status_code == 303 and f"stuudium_{a.client.slug}=" in at_a.headers["Set-Cookie"]
 
 
-def test_a_code_of_one_school_under_a_state_of_another_is_refused(idp, browser, make_tenant,
-                                                                  make_person):
+def test_a_code_of_one_school_under_a_state_of_another_is_refused(
+    idp, browser, make_tenant, make_person
+):
     """Code injection: a code issued to A, pasted into B's callback with a state B issued."""
     a, b = make_tenant(), make_tenant()
     person = make_person(a.client, given_name="Tiina", family_name="Õunapuu")
@@ -161,8 +172,11 @@ def test_a_code_of_one_school_under_a_state_of_another_is_refused(idp, browser, 
     attacker = requests.Session()
     start = attacker.get(f"{b.url}/auth/login", allow_redirects=False, timeout=10)
     state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
-    resp = attacker.get(f"{b.url}/auth/callback?" + urlencode(
-        {"code": code, "state": state, "iss": idp}), allow_redirects=False, timeout=10)
+    resp = attacker.get(
+        f"{b.url}/auth/callback?" + urlencode({"code": code, "state": state, "iss": idp}),
+        allow_redirects=False,
+        timeout=10,
+    )
     _refused(resp, "Sisselogimine ei õnnestunud")
     assert _is_visitor(b, dict(attacker.cookies.items()), "Tiina Õunapuu")
 
@@ -174,18 +188,20 @@ def _logout_token(idp_app: Any, client_id: str, sub: str | None, sid: str | None
 
     with idp_app.app_context():
         ring = idp_app.extensions["keys"].ring(get_db())
-        return str(tokens.logout_token(ring, idp_app.config["ISSUER"], client_id=client_id,
-                                       sub=sub, sid=sid))
+        return str(
+            tokens.logout_token(
+                ring, idp_app.config["ISSUER"], client_id=client_id, sub=sub, sid=sid
+            )
+        )
 
 
 def test_a_logout_token_of_one_school_ends_only_that_schools_sessions(
-        idp, idp_app, school_app, make_tenant, make_person, link_account):
+    idp, idp_app, school_app, make_tenant, make_person, link_account
+):
     a, b = make_tenant("Laagri Kool"), make_tenant("Laagri Lasteaed")
-    teacher = make_person(a.client, given_name="Tiina", family_name="Õunapuu",
-                          roles=("teacher",))
+    teacher = make_person(a.client, given_name="Tiina", family_name="Õunapuu", roles=("teacher",))
     link_account(teacher, b.client, ["parent"])
-    colleague = make_person(a.client, given_name="Peeter", family_name="Paju",
-                            roles=("teacher",))
+    colleague = make_person(a.client, given_name="Peeter", family_name="Paju", roles=("teacher",))
     tiina, peeter = Browser(idp), Browser(idp)
     a_cookie = _sign_in(tiina, a, teacher)
     b_cookie = _jump(tiina, idp, b)
@@ -197,16 +213,18 @@ def test_a_logout_token_of_one_school_ends_only_that_schools_sessions(
 
     # B is given the logout token meant for A: refused, and nothing ends anywhere.
     token = _logout_token(idp_app, a.client.client_id, teacher.sub, sid)
-    resp = requests.post(f"{b.url}/auth/backchannel-logout", data={"logout_token": token},
-                         timeout=10)
+    resp = requests.post(
+        f"{b.url}/auth/backchannel-logout", data={"logout_token": token}, timeout=10
+    )
     assert resp.status_code == 400
     assert resp.headers["Cache-Control"] == "no-store"
     assert _session_data(school_app, a, a_cookie) is not None
     assert _session_data(school_app, b, b_cookie) is not None
 
     # At A it ends A's sessions under that sid, and nothing else.
-    resp = requests.post(f"{a.url}/auth/backchannel-logout", data={"logout_token": token},
-                         timeout=10)
+    resp = requests.post(
+        f"{a.url}/auth/backchannel-logout", data={"logout_token": token}, timeout=10
+    )
     assert resp.status_code == 200
     assert _session_data(school_app, a, a_cookie) is None
     assert _is_visitor(a, {f"stuudium_{a.client.slug}": a_cookie}, "Tiina Õunapuu")
@@ -215,7 +233,8 @@ def test_a_logout_token_of_one_school_ends_only_that_schools_sessions(
 
 
 def test_a_logout_token_by_sub_for_one_school_leaves_the_other_school_alone(
-        idp, idp_app, school_app, make_tenant, make_person, link_account):
+    idp, idp_app, school_app, make_tenant, make_person, link_account
+):
     """A token without sid ends that sub's sessions — only at the school it is for."""
     a, b = make_tenant(), make_tenant()
     person = make_person(a.client)
@@ -225,18 +244,21 @@ def test_a_logout_token_by_sub_for_one_school_leaves_the_other_school_alone(
     b_cookie = _jump(browser, idp, b)
 
     token = _logout_token(idp_app, b.client.client_id, b_sub, None)
-    resp = requests.post(f"{a.url}/auth/backchannel-logout", data={"logout_token": token},
-                         timeout=10)
+    resp = requests.post(
+        f"{a.url}/auth/backchannel-logout", data={"logout_token": token}, timeout=10
+    )
     assert resp.status_code == 400
-    resp = requests.post(f"{b.url}/auth/backchannel-logout", data={"logout_token": token},
-                         timeout=10)
+    resp = requests.post(
+        f"{b.url}/auth/backchannel-logout", data={"logout_token": token}, timeout=10
+    )
     assert resp.status_code == 200
     assert _session_data(school_app, b, b_cookie) is None
     assert _session_data(school_app, a, a_cookie) is not None
 
 
-def test_one_schools_data_is_not_visible_at_another(idp, school_app, browser, make_tenant,
-                                                    make_person, link_account):
+def test_one_schools_data_is_not_visible_at_another(
+    idp, school_app, browser, make_tenant, make_person, link_account
+):
     from sqlalchemy import select
     from werkzeug.exceptions import NotFound
 
@@ -245,15 +267,16 @@ def test_one_schools_data_is_not_visible_at_another(idp, school_app, browser, ma
     from shared.db import get_db
 
     a, b = make_tenant("Laagri Kool"), make_tenant("Laagri Lasteaed")
-    teacher = make_person(a.client, given_name="Tiina", family_name="Õunapuu",
-                          roles=("teacher",))
+    teacher = make_person(a.client, given_name="Tiina", family_name="Õunapuu", roles=("teacher",))
     b_sub = link_account(teacher, b.client, ["parent"])
     a_cookie = _sign_in(browser, a, teacher)
     b_cookie = _jump(browser, idp, b)
 
     # Each school knows the person by its own account: its own sub and its own roles.
-    a_data, b_data = (_session_data(school_app, a, a_cookie),
-                      _session_data(school_app, b, b_cookie))
+    a_data, b_data = (
+        _session_data(school_app, a, a_cookie),
+        _session_data(school_app, b, b_cookie),
+    )
     assert a_data and b_data
     assert (a_data["sub"], a_data["roles"]) == (teacher.sub, ["teacher"])
     assert (b_data["sub"], b_data["roles"]) == (b_sub, ["parent"])
@@ -279,17 +302,26 @@ def test_one_schools_data_is_not_visible_at_another(idp, school_app, browser, ma
         assert tenancy.get_scoped(Member, a_member_id).sub == teacher.sub  # the control
 
 
-@pytest.mark.parametrize("host", ["unknown.example", "localhost:{port}", "127.0.0.1:1",
-                                  "127.0.0.1", "evil.example:{port}"])
+@pytest.mark.parametrize(
+    "host",
+    ["unknown.example", "localhost:{port}", "127.0.0.1:1", "127.0.0.1", "evil.example:{port}"],
+)
 def test_a_request_for_an_unknown_host_is_404(make_tenant, host):
     school = make_tenant()
     port = urlsplit(school.url).port
     headers = {"Host": host.format(port=port)}
-    for method, path in (("GET", "/"), ("GET", "/profile"), ("GET", "/auth/login"),
-                         ("GET", "/auth/login?iss=x"), ("GET", "/auth/callback?state=x&code=y"),
-                         ("POST", "/auth/backchannel-logout"), ("POST", "/auth/logout")):
-        resp = requests.request(method, school.url + path, headers=headers,
-                                allow_redirects=False, timeout=10)
+    for method, path in (
+        ("GET", "/"),
+        ("GET", "/profile"),
+        ("GET", "/auth/login"),
+        ("GET", "/auth/login?iss=x"),
+        ("GET", "/auth/callback?state=x&code=y"),
+        ("POST", "/auth/backchannel-logout"),
+        ("POST", "/auth/logout"),
+    ):
+        resp = requests.request(
+            method, school.url + path, headers=headers, allow_redirects=False, timeout=10
+        )
         assert resp.status_code == 404, (method, path)
         assert "<h1>Lehte ei leitud</h1>" in resp.text
         assert "Location" not in resp.headers and "Set-Cookie" not in resp.headers
@@ -303,25 +335,32 @@ def _post_form(browser: Browser, page_url: str, action: str, data: dict[str, str
 
     found = CSRF_RE.search(browser.http.get(page_url, timeout=10).text)
     assert found, "a form with a CSRF token expected"
-    return browser.http.post(action, data={"csrf_token": found.group(1), **data},
-                             allow_redirects=False, timeout=10)
+    return browser.http.post(
+        action, data={"csrf_token": found.group(1), **data}, allow_redirects=False, timeout=10
+    )
 
 
-def test_an_admin_of_two_schools_sees_each_schools_data_only_there(idp, browser, make_tenant,
-                                                                     make_person, link_account):
+def test_an_admin_of_two_schools_sees_each_schools_data_only_there(
+    idp, browser, make_tenant, make_person, link_account
+):
     """The same person with the same role at both schools: what A holds never shows at B."""
     a, b = make_tenant("Laagri Kool"), make_tenant("Laagri Lasteaed")
     admin = make_person(a.client, given_name="Kaja", family_name="Kask", roles=("admin",))
     link_account(admin, b.client, ["admin"])
     _sign_in(browser, a, admin)
 
-    made = _post_form(browser, a.url + "/admin/classes", a.url + "/admin/classes",
-                      {"name": "Salajane 9.c"})
+    made = _post_form(
+        browser, a.url + "/admin/classes", a.url + "/admin/classes", {"name": "Salajane 9.c"}
+    )
     assert made.status_code == 303
     class_path = urlsplit(made.headers["Location"]).path
     assert class_path.startswith("/admin/classes/")
-    posted = _post_form(browser, a.url + "/news/new", a.url + "/news/new",
-                        {"title": "Ainult Laagri Koolile", "body": "Homme on spordipäev."})
+    posted = _post_form(
+        browser,
+        a.url + "/news/new",
+        a.url + "/news/new",
+        {"title": "Ainult Laagri Koolile", "body": "Homme on spordipäev."},
+    )
     assert posted.status_code == 303
     assert "Ainult Laagri Koolile" in browser.http.get(a.url + "/news", timeout=10).text
     assert "Salajane 9.c" in browser.http.get(a.url + class_path, timeout=10).text
@@ -332,6 +371,7 @@ def test_an_admin_of_two_schools_sees_each_schools_data_only_there(idp, browser,
     assert "Salajane 9.c" not in browser.http.get(b.url + "/admin/classes", timeout=10).text
     other = browser.http.get(b.url + class_path, allow_redirects=False, timeout=10)
     assert other.status_code == 404 and "Salajane 9.c" not in other.text
-    change = _post_form(browser, b.url + "/admin/classes", b.url + class_path + "/teacher",
-                        {"teacher_id": ""})
+    change = _post_form(
+        browser, b.url + "/admin/classes", b.url + class_path + "/teacher", {"teacher_id": ""}
+    )
     assert change.status_code == 404

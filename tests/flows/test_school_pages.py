@@ -28,8 +28,13 @@ def _trail(http: requests.Session, url: str, max_hops: int = 12) -> list[request
     """Follow redirects across hosts like a browser, keeping every response."""
     trail = [http.get(url, allow_redirects=False, timeout=10)]
     while trail[-1].status_code in (302, 303) and len(trail) < max_hops:
-        trail.append(http.get(urljoin(trail[-1].url, trail[-1].headers["Location"]),
-                              allow_redirects=False, timeout=10))
+        trail.append(
+            http.get(
+                urljoin(trail[-1].url, trail[-1].headers["Location"]),
+                allow_redirects=False,
+                timeout=10,
+            )
+        )
     return trail
 
 
@@ -49,15 +54,17 @@ def _school_cookie(http: requests.Session, slug: str) -> str | None:
 
 
 def test_a_jump_to_a_school_without_an_account_shows_the_no_account_page(
-        idp, browser, make_tenant, make_person):
+    idp, browser, make_tenant, make_person
+):
     kool = make_tenant("Laagri Kool")
     lasteaed = make_tenant("Laagri Lasteaed")
     person = make_person(kool.client, given_name="Tiina", family_name="Õunapuu")
     _sign_in(browser, kool, person)
 
     trail = _trail(browser.http, _jump_url(lasteaed.url, idp, lasteaed.url + "/"))
-    authorizations = [parse_qs(urlsplit(r.url).query) for r in trail
-                      if r.url.startswith(f"{idp}/authorize?")]
+    authorizations = [
+        parse_qs(urlsplit(r.url).query) for r in trail if r.url.startswith(f"{idp}/authorize?")
+    ]
     # First silently; the IdP answers login_required; then the school asks interactively.
     assert [a.get("prompt") for a in authorizations] == [["none"], None]
     callback = next(r for r in trail if r.url.startswith(lasteaed.url + "/auth/callback?"))
@@ -68,11 +75,12 @@ def test_a_jump_to_a_school_without_an_account_shows_the_no_account_page(
     assert page.url.startswith(f"{idp}/no-account?")
     text = unescape(page.text)
     assert "<h1>Selles koolis sul kontot ei ole</h1>" in text
-    assert ("Oled Stuudium ID-sse sisse logitud, kuid sinu kasutajaga ei ole seotud ühtegi "
-            "kontot koolis Laagri Lasteaed.") in text
+    assert (
+        "Oled Stuudium ID-sse sisse logitud, kuid sinu kasutajaga ei ole seotud ühtegi "
+        "kontot koolis Laagri Lasteaed."
+    ) in text
     # The ways forward: another e-mail address, or an application the school's admin reviews.
-    assert ("Kui sul on selles koolis konto teise e-posti aadressiga, logi sisse sellega."
-            in text)
+    assert "Kui sul on selles koolis konto teise e-posti aadressiga, logi sisse sellega." in text
     assert "esita andmed ja taotle kontot" in text
     assert f'href="/s/{lasteaed.client.slug}/new">Loo uus konto</a>' in text
     assert "Logi sisse teise kasutajana" in text
@@ -114,8 +122,9 @@ def test_a_failed_silent_login_shows_its_page_with_a_way_to_log_in(hostile):
 def test_a_jump_from_an_issuer_the_school_does_not_trust_is_refused(idp, make_tenant):
     school = make_tenant()
     for issuer in ("https://evil.example", idp + ".evil.example", "http://127.0.0.1:1", ""):
-        resp = requests.get(_jump_url(school.url, issuer, school.url + "/"),
-                            allow_redirects=False, timeout=10)
+        resp = requests.get(
+            _jump_url(school.url, issuer, school.url + "/"), allow_redirects=False, timeout=10
+        )
         assert resp.status_code == 400, issuer
         assert "<h1>Tundmatu sisselogimise teenus</h1>" in resp.text
         assert "Logi sisse kooli avalehelt" in resp.text
@@ -134,21 +143,25 @@ def _landing(browser: Browser, school: Tenant, idp: str, target: str) -> str:
     return str(done.headers["Location"])
 
 
-@pytest.mark.parametrize("target", [
-    "http://evil.example/steal",
-    "https://evil.example/",
-    "//evil.example/x",
-    " //evil.example/x",
-    "/\t/evil.example/x",
-    "\\\\evil.example/x",
-    "javascript:alert(1)",
-    "http://127.0.0.1:1/",
-    "https://{host}/profile",
-    "http://{host}@evil.example/",
-    "profile",
-])
-def test_a_jump_to_another_origin_lands_on_the_front_page(idp, browser, make_tenant,
-                                                          make_person, target):
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://evil.example/steal",
+        "https://evil.example/",
+        "//evil.example/x",
+        " //evil.example/x",
+        "/\t/evil.example/x",
+        "\\\\evil.example/x",
+        "javascript:alert(1)",
+        "http://127.0.0.1:1/",
+        "https://{host}/profile",
+        "http://{host}@evil.example/",
+        "profile",
+    ],
+)
+def test_a_jump_to_another_origin_lands_on_the_front_page(
+    idp, browser, make_tenant, make_person, target
+):
     school = make_tenant()
     person = make_person(school.client)
     _sign_in(browser, school, person)
@@ -162,26 +175,40 @@ def _as_a_browser_resolves(base: str, location: str) -> str:
     return urljoin(base + "/", cleaned.replace("\\", "/"))
 
 
-@pytest.mark.parametrize("target", ["/\\evil.example/x", "/\\/evil.example/x", "///evil.example/x",
-                                    "/%5C%5Cevil.example/x", "/%2F%2Fevil.example/x"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\\evil.example/x",
+        "/\\/evil.example/x",
+        "///evil.example/x",
+        "/%5C%5Cevil.example/x",
+        "/%2F%2Fevil.example/x",
+    ],
+)
 def test_a_jump_target_that_looks_like_a_path_stays_on_the_schools_origin(
-        idp, browser, make_tenant, make_person, target):
+    idp, browser, make_tenant, make_person, target
+):
     school = make_tenant()
     person = make_person(school.client)
     _sign_in(browser, school, person)
     landing = _landing(browser, school, idp, target)
-    assert urlsplit(_as_a_browser_resolves(school.url, landing)).netloc == \
-        urlsplit(school.url).netloc, landing
+    assert (
+        urlsplit(_as_a_browser_resolves(school.url, landing)).netloc == urlsplit(school.url).netloc
+    ), landing
 
 
-@pytest.mark.parametrize("target,landing", [
-    ("{url}/profile", "/profile"),
-    ("/profile?tab=1", "/profile?tab=1"),
-    ("{url}/", "/"),
-    ("", "/"),
-])
-def test_a_jump_keeps_a_target_on_the_schools_own_origin(idp, browser, make_tenant, make_person,
-                                                         target, landing):
+@pytest.mark.parametrize(
+    "target,landing",
+    [
+        ("{url}/profile", "/profile"),
+        ("/profile?tab=1", "/profile?tab=1"),
+        ("{url}/", "/"),
+        ("", "/"),
+    ],
+)
+def test_a_jump_keeps_a_target_on_the_schools_own_origin(
+    idp, browser, make_tenant, make_person, target, landing
+):
     school = make_tenant()
     person = make_person(school.client)
     _sign_in(browser, school, person)
@@ -206,8 +233,9 @@ def test_oauth_state_is_kept_on_the_server_not_in_a_cookie(idp, make_tenant):
                 assert state not in value and nonce not in value
 
 
-def test_a_callback_started_in_another_browser_does_not_sign_this_one_in(idp, make_tenant,
-                                                                        make_person):
+def test_a_callback_started_in_another_browser_does_not_sign_this_one_in(
+    idp, make_tenant, make_person
+):
     """Login CSRF (RFC 9700 §4.7): the attacker's own callback URL is useless to a victim."""
     from tests.support import Browser
 
@@ -215,8 +243,9 @@ def test_a_callback_started_in_another_browser_does_not_sign_this_one_in(idp, ma
     attacker = make_person(school.client, given_name="Kuri", family_name="Kasutaja")
     mallory = Browser(idp)
     page = mallory.follow(school.url + "/auth/login", stop_prefix="\x00")
-    to_callback = mallory.submit_login(page, attacker.email, attacker.password,
-                                       stop_prefix=school.url + "/auth/callback")
+    to_callback = mallory.submit_login(
+        page, attacker.email, attacker.password, stop_prefix=school.url + "/auth/callback"
+    )
     callback_url = to_callback.headers["Location"]
     assert callback_url.startswith(school.url + "/auth/callback")
     victim = Browser(idp)

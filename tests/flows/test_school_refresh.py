@@ -23,8 +23,9 @@ def _local_sessions(school_app, tenant_url):
     return [json.loads(r.get(k)) for k in r.scan_iter("si:sess:*") if r.get(k)]
 
 
-def test_the_school_refreshes_before_the_access_token_expires(browser, make_tenant, make_person,
-                                                              school_app, refresh_every_request):
+def test_the_school_refreshes_before_the_access_token_expires(
+    browser, make_tenant, make_person, school_app, refresh_every_request
+):
     school = make_tenant()
     person = make_person(school.client, given_name="Mari", family_name="Tamm")
     _sign_in(browser, school.url, person)
@@ -39,15 +40,15 @@ def test_the_school_refreshes_before_the_access_token_expires(browser, make_tena
 
 
 def test_a_lost_logout_message_ends_the_school_session_at_the_next_refresh(
-        browser, make_tenant, make_person, school_app, idp_app, refresh_every_request):
+    browser, make_tenant, make_person, school_app, idp_app, refresh_every_request
+):
     from idp.sso.logout import Scope, end_sessions
     from shared.db import get_db
 
     school = make_tenant()
     person = make_person(school.client, given_name="Mari", family_name="Tamm")
     _sign_in(browser, school.url, person)
-    sid = next(s["sid"] for s in _local_sessions(school_app, school.url)
-               if s["sub"] == person.sub)
+    sid = next(s["sid"] for s in _local_sessions(school_app, school.url) if s["sub"] == person.sub)
     with idp_app.test_request_context():
         # The IdP session ends but the back-channel message is never sent (as if it got lost).
         end_sessions(get_db(), Scope(session_ids=(sid,)), "logout", deliver=False)

@@ -7,19 +7,20 @@ from tests.support import sign_in_at_school as _sign_in
 
 def test_sign_in_at_a_school_shows_the_diary(browser, make_tenant, make_person):
     school = make_tenant("Laagri Kool")
-    person = make_person(school.client, given_name="Tiina", family_name="Õunapuu",
-                         roles=("teacher",))
+    person = make_person(
+        school.client, given_name="Tiina", family_name="Õunapuu", roles=("teacher",)
+    )
     _sign_in(browser, school.url, person)
     home = browser.http.get(school.url + "/", timeout=10)
     assert "Tiina Õunapuu" in home.text
 
 
-def test_jump_to_a_linked_school_signs_in_silently(browser, make_tenant, make_person,
-                                                   link_account):
+def test_jump_to_a_linked_school_signs_in_silently(browser, make_tenant, make_person, link_account):
     kool = make_tenant("Laagri Kool")
     lasteaed = make_tenant("Laagri Lasteaed")
-    teacher = make_person(kool.client, given_name="Tiina", family_name="Õunapuu",
-                          roles=("teacher",))
+    teacher = make_person(
+        kool.client, given_name="Tiina", family_name="Õunapuu", roles=("teacher",)
+    )
     link_account(teacher, lasteaed.client, ["parent"])
     _sign_in(browser, kool.url, teacher)
     home = browser.http.get(kool.url + "/", timeout=10)

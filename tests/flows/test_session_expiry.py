@@ -56,7 +56,8 @@ def _rounds_until_walked(idp_app) -> list[str]:
 
 
 def test_an_idle_session_is_ended_by_the_worker_and_the_school_is_told(
-        idp, idp_app, make_tenant, make_person, browser, monkeypatch):
+    idp, idp_app, make_tenant, make_person, browser, monkeypatch
+):
     from idp.worker import START_GRACE
 
     monkeypatch.setitem(idp_app.config, "SESSION_IDLE_SECONDS", 1)
@@ -74,8 +75,7 @@ def test_an_idle_session_is_ended_by_the_worker_and_the_school_is_told(
     assert profile.status_code == 303 and "/auth/login" in profile.headers["Location"]
 
 
-def test_a_live_session_is_left_alone(idp, idp_app, make_tenant, make_person, browser,
-                                      monkeypatch):
+def test_a_live_session_is_left_alone(idp, idp_app, make_tenant, make_person, browser, monkeypatch):
     from idp.worker import START_GRACE
 
     monkeypatch.setitem(idp_app.config, "SESSION_IDLE_SECONDS", 1)
@@ -91,8 +91,7 @@ def test_a_live_session_is_left_alone(idp, idp_app, make_tenant, make_person, br
     assert _profile(browser, school).status_code == 200
 
 
-def test_a_session_past_its_absolute_cap_is_ended(idp, idp_app, make_tenant, make_person,
-                                                  browser):
+def test_a_session_past_its_absolute_cap_is_ended(idp, idp_app, make_tenant, make_person, browser):
     import datetime as dt
 
     from sqlalchemy import update
@@ -106,8 +105,11 @@ def test_a_session_past_its_absolute_cap_is_ended(idp, idp_app, make_tenant, mak
     [(sid, _)], _ = _sessions_of(idp_app, person.sub)
     with idp_app.app_context():
         db = get_db()
-        db.execute(update(SsoSession).where(SsoSession.id == sid)
-                   .values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+        db.execute(
+            update(SsoSession)
+            .where(SsoSession.id == sid)
+            .values(expires_at=utcnow() - dt.timedelta(seconds=1))
+        )
         db.commit()
     assert sid in _rounds_until_walked(idp_app)
     assert _sessions_of(idp_app, person.sub) == ([(sid, "timeout")], ["delivered"])
@@ -117,7 +119,8 @@ def test_a_session_past_its_absolute_cap_is_ended(idp, idp_app, make_tenant, mak
 
 
 def test_each_round_ends_a_bounded_batch_and_the_walk_wraps_around(
-        idp, idp_app, make_school, make_person, monkeypatch):
+    idp, idp_app, make_school, make_person, monkeypatch
+):
     import datetime as dt
 
     from sqlalchemy import update
@@ -135,8 +138,11 @@ def test_each_round_ends_a_bounded_batch_and_the_walk_wraps_around(
         sids.add(unverified_claims(tokens["id_token"])["sid"])
     with idp_app.app_context():
         db = get_db()
-        db.execute(update(SsoSession).where(SsoSession.id.in_(sids))
-                   .values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+        db.execute(
+            update(SsoSession)
+            .where(SsoSession.id.in_(sids))
+            .values(expires_at=utcnow() - dt.timedelta(seconds=1))
+        )
         db.commit()
     expiry, ended = worker.Expiry(), set()
     for _ in range(30):

@@ -53,8 +53,11 @@ class Setup:
 
 
 @pytest.fixture
-def setup(make_school: Callable[..., SchoolClient], make_person: Callable[..., PersonLogin],
-          browser: Browser) -> Setup:
+def setup(
+    make_school: Callable[..., SchoolClient],
+    make_person: Callable[..., PersonLogin],
+    browser: Browser,
+) -> Setup:
     """A confidential school client and a signed-in person."""
     school = make_school()
     return Setup(school, make_person(school), browser)
@@ -78,12 +81,16 @@ def _s256(verifier: str) -> str:
 
 # --- PKCE verifier ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("how", ["missing", "empty"])
 def test_missing_verifier_is_invalid_request(idp: str, setup: Setup, how: str) -> None:
     """A parameter sent without a value is treated as omitted (RFC 6749 §3.1)."""
     code, _ = setup.code(idp)
-    data = {"grant_type": "authorization_code", "code": code,
-            "redirect_uri": setup.school.redirect_uri}
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": setup.school.redirect_uri,
+    }
     if how == "empty":
         data["code_verifier"] = ""
     assert_token_error(token_request(idp, setup.school, data), "invalid_request")
@@ -111,16 +118,16 @@ def test_bad_verifier_is_invalid_grant(idp: str, setup: Setup, kind: str) -> Non
     right = secrets.token_urlsafe(48)
     assert len(right) == 64
     verifier, challenge = VERIFIERS[kind](right)
-    params = setup.browser.login(authorize_url(idp, setup.school, challenge), setup.person,
-                                 setup.school)
+    params = setup.browser.login(
+        authorize_url(idp, setup.school, challenge), setup.person, setup.school
+    )
     assert_token_error(redeem(idp, setup.school, params["code"], verifier), "invalid_grant")
 
 
 def test_code_is_burnt_by_a_wrong_verifier(idp: str, setup: Setup) -> None:
     """One guess per code: after a wrong verifier even the right one gets nothing."""
     code, verifier = setup.code(idp)
-    assert_token_error(redeem(idp, setup.school, code, secrets.token_urlsafe(48)),
-                       "invalid_grant")
+    assert_token_error(redeem(idp, setup.school, code, secrets.token_urlsafe(48)), "invalid_grant")
     assert_token_error(redeem(idp, setup.school, code, verifier), "invalid_grant")
 
 
@@ -134,14 +141,21 @@ def test_verifier_without_challenge_is_refused(idp: str, setup: Setup) -> None:
 
 # --- the code itself ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("code", ["missing", "empty", "unknown", "oversized", "wrong form"])
 def test_bad_code(idp: str, setup: Setup, code: str) -> None:
-    data: dict[str, Any] = {"grant_type": "authorization_code",
-                            "redirect_uri": setup.school.redirect_uri,
-                            "code_verifier": secrets.token_urlsafe(48)}
+    data: dict[str, Any] = {
+        "grant_type": "authorization_code",
+        "redirect_uri": setup.school.redirect_uri,
+        "code_verifier": secrets.token_urlsafe(48),
+    }
     if code != "missing":
-        data["code"] = {"empty": "", "unknown": secrets.token_urlsafe(32),
-                        "oversized": "c" * 5000, "wrong form": "used|x|{}"}[code]
+        data["code"] = {
+            "empty": "",
+            "unknown": secrets.token_urlsafe(32),
+            "oversized": "c" * 5000,
+            "wrong form": "used|x|{}",
+        }[code]
     expected = "invalid_request" if code in ("missing", "empty") else "invalid_grant"
     assert_token_error(token_request(idp, setup.school, data), expected)
 
@@ -156,8 +170,9 @@ def _first_tokens(idp: str, setup: Setup) -> tuple[str, dict[str, Any]]:
     return code, {**tokens, "verifier": verifier}
 
 
-def assert_dead(idp: str, school: SchoolClient, access_tokens: list[str],
-                refresh_tokens: list[str]) -> None:
+def assert_dead(
+    idp: str, school: SchoolClient, access_tokens: list[str], refresh_tokens: list[str]
+) -> None:
     """Every listed token is refused: access tokens at userinfo, refresh tokens at /token."""
     for access in access_tokens:
         resp = userinfo(idp, access)
@@ -181,8 +196,12 @@ def test_code_reused_later_revokes_everything_the_grant_issued(idp: str, setup: 
     assert userinfo(idp, second["access_token"]).status_code == 200
     time.sleep(1.1)  # "later": a different second from the redemption
     assert_token_error(redeem(idp, setup.school, code, first["verifier"]), "invalid_grant")
-    assert_dead(idp, setup.school, [first["access_token"], second["access_token"]],
-                [second["refresh_token"]])
+    assert_dead(
+        idp,
+        setup.school,
+        [first["access_token"], second["access_token"]],
+        [second["refresh_token"]],
+    )
 
 
 def test_other_grants_of_the_session_survive_a_replay(idp: str, setup: Setup) -> None:
@@ -201,8 +220,9 @@ def _sid(idp_app: Flask, browser: Browser) -> str:
     cookie = browser.http.cookies.get(idp_app.config["SSO_COOKIE_NAME"])
     assert cookie
     with idp_app.app_context():
-        sid = get_db().scalar(select(SsoSession.id).where(
-            SsoSession.cookie_hash == sha256_hex(cookie)))
+        sid = get_db().scalar(
+            select(SsoSession.id).where(SsoSession.cookie_hash == sha256_hex(cookie))
+        )
     assert sid
     return str(sid)
 
@@ -211,16 +231,19 @@ def _stored_for(idp_app: Flask, sid: str) -> tuple[int, int]:
     """How many schools the session records as holding tokens, and its refresh tokens."""
     with idp_app.app_context():
         db = get_db()
-        schools = db.scalar(select(func.count()).select_from(SessionClient)
-                            .where(SessionClient.session_id == sid))
-        tokens = db.scalar(select(func.count()).select_from(RefreshToken)
-                           .where(RefreshToken.session_id == sid))
+        schools = db.scalar(
+            select(func.count()).select_from(SessionClient).where(SessionClient.session_id == sid)
+        )
+        tokens = db.scalar(
+            select(func.count()).select_from(RefreshToken).where(RefreshToken.session_id == sid)
+        )
         return schools or 0, tokens or 0
 
 
 @pytest.mark.parametrize("change", ["account disabled", "session ended"])
-def test_a_refused_exchange_stores_nothing(idp: str, idp_app: Flask, setup: Setup,
-                                           change: str) -> None:
+def test_a_refused_exchange_stores_nothing(
+    idp: str, idp_app: Flask, setup: Setup, change: str
+) -> None:
     """A code whose account or session changed before its exchange gets no tokens, and the
     session records neither the school (a logout would tell it) nor a refresh token."""
     code, verifier = setup.code(idp, scope="openid offline_access")
@@ -228,8 +251,9 @@ def test_a_refused_exchange_stores_nothing(idp: str, idp_app: Flask, setup: Setu
     with idp_app.app_context():
         db = get_db()
         if change == "account disabled":
-            db.execute(update(Account).where(Account.sub == setup.person.sub)
-                       .values(status="disabled"))
+            db.execute(
+                update(Account).where(Account.sub == setup.person.sub).values(status="disabled")
+            )
         else:
             db.execute(update(SsoSession).where(SsoSession.id == sid).values(ended_at=utcnow()))
         db.commit()
@@ -238,15 +262,17 @@ def test_a_refused_exchange_stores_nothing(idp: str, idp_app: Flask, setup: Setu
 
 
 def test_an_exchange_records_its_school_and_stores_its_refresh_token(
-        idp: str, idp_app: Flask, setup: Setup) -> None:
+    idp: str, idp_app: Flask, setup: Setup
+) -> None:
     """What the refused exchanges above must not store, a successful one does."""
     code, verifier = setup.code(idp, scope="openid offline_access")
     assert redeem(idp, setup.school, code, verifier).status_code == 200
     assert _stored_for(idp_app, _sid(idp_app, setup.browser)) == (1, 1)
 
 
-def _race(idp: str, school: SchoolClient, code: str, verifier: str,
-          n: int) -> list[requests.Response]:
+def _race(
+    idp: str, school: SchoolClient, code: str, verifier: str, n: int
+) -> list[requests.Response]:
     start = threading.Barrier(n)
 
     def attempt(_: int) -> requests.Response:
@@ -286,15 +312,23 @@ def test_racing_redemptions_leave_no_live_tokens(idp: str, setup: Setup) -> None
 
 # --- binding to client and redirect_uri ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("public", [False, True], ids=["confidential", "public"])
-def test_another_clients_code_is_invalid_grant(idp: str, setup: Setup,
-                                               make_school: Callable[..., SchoolClient],
-                                               public: bool) -> None:
+def test_another_clients_code_is_invalid_grant(
+    idp: str, setup: Setup, make_school: Callable[..., SchoolClient], public: bool
+) -> None:
     code, verifier = setup.code(idp)
     thief = make_school(public=public)
-    resp = token_request(idp, thief, {"grant_type": "authorization_code", "code": code,
-                                      "redirect_uri": setup.school.redirect_uri,
-                                      "code_verifier": verifier})
+    resp = token_request(
+        idp,
+        thief,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": setup.school.redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
     assert_token_error(resp, "invalid_grant")
     resp = redeem(idp, thief, code, verifier)  # with its own redirect_uri
     assert_token_error(resp, "invalid_grant")
@@ -312,24 +346,28 @@ REDIRECT_CHANGES: dict[str, Callable[[str], str]] = {
 
 
 @pytest.mark.parametrize("change", sorted(REDIRECT_CHANGES))
-def test_redirect_uri_differing_from_authorize_is_invalid_grant(idp: str, setup: Setup,
-                                                                change: str) -> None:
+def test_redirect_uri_differing_from_authorize_is_invalid_grant(
+    idp: str, setup: Setup, change: str
+) -> None:
     code, verifier = setup.code(idp)
     bad = REDIRECT_CHANGES[change](setup.school.redirect_uri)
-    assert_token_error(redeem(idp, setup.school, code, verifier, redirect_uri=bad),
-                       "invalid_grant")
+    assert_token_error(redeem(idp, setup.school, code, verifier, redirect_uri=bad), "invalid_grant")
 
 
 def test_redirect_uri_of_a_second_registered_client_is_invalid_grant(
-        idp: str, make_school: Callable[..., SchoolClient],
-        make_person: Callable[..., PersonLogin], browser: Browser) -> None:
+    idp: str,
+    make_school: Callable[..., SchoolClient],
+    make_person: Callable[..., PersonLogin],
+    browser: Browser,
+) -> None:
     """Even a URI registered elsewhere is refused when it is not the one the code was for."""
     school = make_school()
     other = make_school()
     person = make_person(school)
     code, verifier = obtain_code(browser, idp, school, person)
-    assert_token_error(redeem(idp, school, code, verifier, redirect_uri=other.redirect_uri),
-                       "invalid_grant")
+    assert_token_error(
+        redeem(idp, school, code, verifier, redirect_uri=other.redirect_uri), "invalid_grant"
+    )
 
 
 @pytest.mark.parametrize("how", ["missing", "empty"])
@@ -344,14 +382,21 @@ def test_missing_redirect_uri_is_invalid_request(idp: str, setup: Setup, how: st
 
 # --- duplicated parameters, client authentication, grant types ---------------------------------
 
-@pytest.mark.parametrize("name", ["grant_type", "code", "redirect_uri", "code_verifier",
-                                  "client_id"])
+
+@pytest.mark.parametrize(
+    "name", ["grant_type", "code", "redirect_uri", "code_verifier", "client_id"]
+)
 def test_duplicated_parameter_is_invalid_request(idp: str, setup: Setup, name: str) -> None:
     code, verifier = setup.code(idp)
     school = setup.school
-    fields = [("grant_type", "authorization_code"), ("code", code),
-              ("redirect_uri", school.redirect_uri), ("code_verifier", verifier),
-              ("client_id", school.client_id), ("client_secret", school.client_secret or "")]
+    fields = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", school.redirect_uri),
+        ("code_verifier", verifier),
+        ("client_id", school.client_id),
+        ("client_secret", school.client_secret or ""),
+    ]
     fields += [(k, v) for k, v in fields if k == name]  # the same value a second time
     resp = requests.post(f"{idp}/token", data=fields, timeout=10)
     assert_token_error(resp, "invalid_request")
@@ -361,20 +406,32 @@ def test_duplicated_parameter_is_invalid_request(idp: str, setup: Setup, name: s
 
 def test_duplicated_refresh_token_is_invalid_request(idp: str, setup: Setup) -> None:
     _, first = _first_tokens(idp, setup)
-    fields = [("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"]),
-              ("refresh_token", first["refresh_token"])]
-    resp = requests.post(f"{idp}/token", data=fields, timeout=10,
-                         auth=(setup.school.client_id, setup.school.client_secret or ""))
+    fields = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", first["refresh_token"]),
+        ("refresh_token", first["refresh_token"]),
+    ]
+    resp = requests.post(
+        f"{idp}/token",
+        data=fields,
+        timeout=10,
+        auth=(setup.school.client_id, setup.school.client_secret or ""),
+    )
     assert_token_error(resp, "invalid_request")
 
 
-@pytest.mark.parametrize("case", ["unknown client", "wrong secret", "no secret",
-                                  "secret in body and header"])
+@pytest.mark.parametrize(
+    "case", ["unknown client", "wrong secret", "no secret", "secret in body and header"]
+)
 def test_client_authentication_failures(idp: str, setup: Setup, case: str) -> None:
     code, verifier = setup.code(idp)
     school = setup.school
-    data: dict[str, str] = {"grant_type": "authorization_code", "code": code,
-                            "redirect_uri": school.redirect_uri, "code_verifier": verifier}
+    data: dict[str, str] = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": school.redirect_uri,
+        "code_verifier": verifier,
+    }
     auth: tuple[str, str] | None = None
     if case == "unknown client":
         auth = ("c-doesnotexist", "x" * 43)
@@ -394,16 +451,24 @@ def test_client_authentication_failures(idp: str, setup: Setup, case: str) -> No
     assert redeem(idp, school, code, verifier).status_code == 200
 
 
-@pytest.mark.parametrize("grant_type", ["password", "implicit",
-                                        "urn:ietf:params:oauth:grant-type:device_code", ""])
+@pytest.mark.parametrize(
+    "grant_type", ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code", ""]
+)
 def test_unsupported_grant_type(idp: str, setup: Setup, grant_type: str) -> None:
-    resp = token_request(idp, setup.school, {"grant_type": grant_type,
-                                             "username": setup.person.email,
-                                             "password": setup.person.password})
+    resp = token_request(
+        idp,
+        setup.school,
+        {
+            "grant_type": grant_type,
+            "username": setup.person.email,
+            "password": setup.person.password,
+        },
+    )
     assert_token_error(resp, "unsupported_grant_type")
 
 
 # --- headers and oversized requests -------------------------------------------------------------
+
 
 def test_successful_token_responses_are_not_cacheable(idp: str, setup: Setup) -> None:
     _, first = _first_tokens(idp, setup)
@@ -421,10 +486,18 @@ def test_successful_token_responses_are_not_cacheable(idp: str, setup: Setup) ->
 def test_megabyte_body_is_refused_fast(idp: str, setup: Setup) -> None:
     code, verifier = setup.code(idp)
     started = time.monotonic()
-    resp = requests.post(f"{idp}/token", timeout=5, data={
-        "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-        "redirect_uri": setup.school.redirect_uri, "padding": "p" * 1024 * 1024},
-        auth=(setup.school.client_id, setup.school.client_secret or ""))
+    resp = requests.post(
+        f"{idp}/token",
+        timeout=5,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": setup.school.redirect_uri,
+            "padding": "p" * 1024 * 1024,
+        },
+        auth=(setup.school.client_id, setup.school.client_secret or ""),
+    )
     assert resp.status_code == 413, resp.text
     assert "access_token" not in resp.text
     assert time.monotonic() - started < 3

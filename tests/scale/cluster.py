@@ -31,10 +31,22 @@ class IdpProcess:
         metrics = self.log.parent / f"metrics-{self.port}"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy/gunicorn.conf.py"),
-                 "--bind", f"127.0.0.1:{self.port}", "idp:create_app()"],
-                cwd=ROOT, env={**self.env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)},
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    str(ROOT / "deploy/gunicorn.conf.py"),
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "idp:create_app()",
+                ],
+                cwd=ROOT,
+                env={**self.env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
         def ready() -> bool:
             try:
@@ -68,16 +80,19 @@ class Nginx:
     def __init__(self, directory: Path, port: int, upstreams: list[int]) -> None:
         self.dir, self.port = directory, port
         self.url = f"http://127.0.0.1:{port}"
-        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;"
-                            for p in upstreams)
-        temp = "\n".join(f"    {kind}_temp_path {directory / kind};"
-                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        servers = "\n".join(
+            f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in upstreams
+        )
+        temp = "\n".join(
+            f"    {kind}_temp_path {directory / kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
         user = "user root;\n" if os.geteuid() == 0 else ""
         self.conf = directory / "nginx.conf"
         self.conf.write_text(f"""{user}worker_processes 1;
 daemon off;
-pid {directory / 'nginx.pid'};
-error_log {directory / 'error.log'} warn;
+pid {directory / "nginx.pid"};
+error_log {directory / "error.log"} warn;
 events {{ worker_connections 512; }}
 http {{
     access_log off;
@@ -90,7 +105,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location / {{
-            include {ROOT / 'deploy/nginx/proxy.conf'};
+            include {ROOT / "deploy/nginx/proxy.conf"};
             proxy_pass http://stuudium_idp;
         }}
     }}
@@ -100,10 +115,17 @@ http {{
 
     def start(self) -> Nginx:
         """Check the configuration, start nginx and wait until it proxies."""
-        subprocess.run([NGINX, "-t", "-q", "-p", str(self.dir), "-c", str(self.conf)],
-                       check=True, timeout=30, capture_output=True)
-        self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [NGINX, "-t", "-q", "-p", str(self.dir), "-c", str(self.conf)],
+            check=True,
+            timeout=30,
+            capture_output=True,
+        )
+        self.proc = subprocess.Popen(
+            [NGINX, "-p", str(self.dir), "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
         def proxies() -> bool:
             try:

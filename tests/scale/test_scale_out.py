@@ -52,8 +52,9 @@ class CountedRetry(Retry):
         retry.noted = self.noted
         return retry
 
-    def increment(self, method: str | None = None, url: str | None = None,
-                  *args: Any, **kwargs: Any) -> Self:
+    def increment(
+        self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any
+    ) -> Self:
         self.noted.append(f"{method} {url}")
         return super().increment(method, url, *args, **kwargs)
 
@@ -79,9 +80,17 @@ class CutOffRetrying(requests.Session):
 def _browser(issuer: str, noted: list[str]) -> Browser:
     browser = Browser(issuer)
     browser.http = CutOffRetrying(noted)
-    retry = CountedRetry(total=1, connect=1, read=1, status=1, allowed_methods=None,
-                         status_forcelist=(502, 504), raise_on_status=False,
-                         respect_retry_after_header=False, noted=noted)
+    retry = CountedRetry(
+        total=1,
+        connect=1,
+        read=1,
+        status=1,
+        allowed_methods=None,
+        status_forcelist=(502, 504),
+        raise_on_status=False,
+        respect_retry_after_header=False,
+        noted=noted,
+    )
     browser.http.mount("http://", HTTPAdapter(max_retries=retry))
     return browser
 
@@ -95,14 +104,22 @@ class Outcome:
     retried: list[str] = field(default_factory=list)
 
 
-def _sign_in(issuer: str, browser: Browser, school: SchoolClient, login: PersonLogin,
-             scope: str) -> dict[str, Any]:
+def _sign_in(
+    issuer: str, browser: Browser, school: SchoolClient, login: PersonLogin, scope: str
+) -> dict[str, Any]:
     """sign_in, with the school's token request also through the retrying session."""
     code, verifier = obtain_code(browser, issuer, school, login, scope=scope)
-    resp = browser.http.post(f"{issuer}/token", timeout=10, auth=(
-        school.client_id, school.client_secret or ""), data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": school.redirect_uri,
-        "code_verifier": verifier})
+    resp = browser.http.post(
+        f"{issuer}/token",
+        timeout=10,
+        auth=(school.client_id, school.client_secret or ""),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": school.redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
@@ -115,8 +132,9 @@ def _journey(issuer: str, schools: list[SchoolClient], logins: list[PersonLogin]
         outcome.sid = unverified_claims(first["id_token"])["sid"]
         jumped = _sign_in(issuer, browser, schools[1], logins[1], scope="openid")
         assert unverified_claims(jumped["id_token"])["sid"] == outcome.sid
-        page = browser.http.get(f"{issuer}/logout", timeout=10,
-                                params={"id_token_hint": first["id_token"]})
+        page = browser.http.get(
+            f"{issuer}/logout", timeout=10, params={"id_token_hint": first["id_token"]}
+        )
         assert page.status_code == 200, page.status_code
     except (AssertionError, requests.RequestException, KeyError) as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"[:300]
@@ -125,14 +143,18 @@ def _journey(issuer: str, schools: list[SchoolClient], logins: list[PersonLogin]
 
 def _silent_code(browser: Browser, base: str, school: SchoolClient) -> dict[str, str]:
     _, challenge = pkce_pair()
-    resp = browser.http.get(authorize_url(base, school, challenge, prompt="none"),
-                            allow_redirects=False, timeout=10)
+    resp = browser.http.get(
+        authorize_url(base, school, challenge, prompt="none"), allow_redirects=False, timeout=10
+    )
     return callback_params(resp)
 
 
 def _logouts(receiver: Receiver) -> Counter[str]:
-    return Counter(unverified_claims(p["logout_token"][0])["sid"]
-                   for p in list(receiver.posts) if "logout_token" in p)
+    return Counter(
+        unverified_claims(p["logout_token"][0])["sid"]
+        for p in list(receiver.posts)
+        if "logout_token" in p
+    )
 
 
 def _events(receiver: Receiver) -> set[tuple[str, int]]:
@@ -148,9 +170,12 @@ def _events(receiver: Receiver) -> set[tuple[str, int]]:
 def _samples(url: str, name: str, **labels: str) -> float:
     """The sum of a metric's samples (with these labels) at a /metrics URL."""
     text = requests.get(url, timeout=10).text
-    return sum(s.value for family in text_string_to_metric_families(text)
-               for s in family.samples
-               if s.name == name and labels.items() <= s.labels.items())
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    )
 
 
 def _served(process: IdpProcess, route: str) -> float:
@@ -158,9 +183,13 @@ def _served(process: IdpProcess, route: str) -> float:
     return _samples(f"{process.url}/metrics", "stuudium_http_requests_total", route=route)
 
 
-def test_scale_out_survives_a_killed_idp_process(tmp_path: Path, postgres: Postgres,
-                                                  redis_server: RedisServer,
-                                                  receivers: list[Receiver], monkeypatch):
+def test_scale_out_survives_a_killed_idp_process(
+    tmp_path: Path,
+    postgres: Postgres,
+    redis_server: RedisServer,
+    receivers: list[Receiver],
+    monkeypatch,
+):
     from idp.models import Account, Delivery
     from idp.people.sync import record_person_change
     from shared.db import get_db
@@ -169,10 +198,17 @@ def test_scale_out_survives_a_killed_idp_process(tmp_path: Path, postgres: Postg
     monkeypatch.setenv("STUUDIUM_VAR_DIR", str(tmp_path))
     nginx_port, ports = free_port(), [free_port() for _ in range(3)]
     issuer = f"http://127.0.0.1:{nginx_port}"
-    seed = fault_idp(tmp_path, postgres.url, redis_server.url, ISSUER=issuer,
-                     DELIVERY_BACKOFF_SECONDS=0)
-    seed.env.update({"IDP_ISSUER": issuer, "STUUDIUM_PROXY_COUNT": "1",
-                     "GUNICORN_WORKERS": "1", "IDP_CLIENT_CACHE_SECONDS": "10"})
+    seed = fault_idp(
+        tmp_path, postgres.url, redis_server.url, ISSUER=issuer, DELIVERY_BACKOFF_SECONDS=0
+    )
+    seed.env.update(
+        {
+            "IDP_ISSUER": issuer,
+            "STUUDIUM_PROXY_COUNT": "1",
+            "GUNICORN_WORKERS": "1",
+            "IDP_CLIENT_CACHE_SECONDS": "10",
+        }
+    )
     # The second school is down for its first messages: the workers deliver those later.
     receivers.extend([Receiver(), Receiver()])
     receivers[1].script = [503] * 15
@@ -216,8 +252,9 @@ def test_scale_out_survives_a_killed_idp_process(tmp_path: Path, postgres: Postg
                 for logins in people[:CHANGES]:
                     account = db.scalar(select(Account).where(Account.sub == logins[0].sub))
                     assert account is not None
-                    version = record_person_change(db, account.person_id, ["email"],
-                                                   "scale-test", None)
+                    version = record_person_change(
+                        db, account.person_id, ["email"], "scale-test", None
+                    )
                     db.commit()
                     versions += [(logins[0].sub, logins[1].sub, version)]
             time.sleep(1.0)
@@ -243,9 +280,11 @@ def test_scale_out_survives_a_killed_idp_process(tmp_path: Path, postgres: Postg
         # Every logout of a journey reaches both schools; every change, both schools.
         expected = {o.sid for o in done if o.sid and not o.error}
         with seed.app.app_context():
+
             def all_delivered() -> bool:
-                waiting = get_db().scalar(select(func.count()).select_from(Delivery).where(
-                    Delivery.state != "delivered"))
+                waiting = get_db().scalar(
+                    select(func.count()).select_from(Delivery).where(Delivery.state != "delivered")
+                )
                 get_db().rollback()
                 return waiting == 0
 
@@ -258,9 +297,10 @@ def test_scale_out_survives_a_killed_idp_process(tmp_path: Path, postgres: Postg
         for worker in workers:
             assert worker.poll() is None, "the workers kept running"
         # The workers delivered what the down school refused at first (their own /metrics).
-        by_workers = sum(_samples(f"http://127.0.0.1:{p}/metrics",
-                                  "stuudium_idp_delivery_latency_seconds_count")
-                         for p in worker_ports)
+        by_workers = sum(
+            _samples(f"http://127.0.0.1:{p}/metrics", "stuudium_idp_delivery_latency_seconds_count")
+            for p in worker_ports
+        )
         assert by_workers >= 1
     finally:
         nginx.stop()

@@ -30,21 +30,27 @@ def test_a_known_guardians_name_with_another_address_is_name_only() -> None:
     assert found.match is Match.NAME_ONLY and found.named == [real]
 
 
-@pytest.mark.parametrize(("guardians", "applicant"), [
-    ([], _applicant("olga@example.ee")),
-    ([_guardian("Igor", "Šmidt", "igor@example.ee")], _applicant("olga@example.ee")),
-    ([_guardian("Olga", "Smidt", None)], _applicant("olga@example.ee")),  # Šmidt ≠ Smidt
-    ([_guardian("Olga", "Šmidt", None)], _applicant("", "Igor")),  # no address is no match
-    ([_guardian("Olga", "Šmidt", "")], _applicant("  ", "Igor")),
-])
-def test_anything_else_is_not_a_known_guardian(guardians: list[Member],
-                                               applicant: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("guardians", "applicant"),
+    [
+        ([], _applicant("olga@example.ee")),
+        ([_guardian("Igor", "Šmidt", "igor@example.ee")], _applicant("olga@example.ee")),
+        ([_guardian("Olga", "Smidt", None)], _applicant("olga@example.ee")),  # Šmidt ≠ Smidt
+        ([_guardian("Olga", "Šmidt", None)], _applicant("", "Igor")),  # no address is no match
+        ([_guardian("Olga", "Šmidt", "")], _applicant("  ", "Igor")),
+    ],
+)
+def test_anything_else_is_not_a_known_guardian(
+    guardians: list[Member], applicant: dict[str, str]
+) -> None:
     assert match_guardian(guardians, applicant).match is Match.NONE
 
 
 def test_a_look_alike_letter_does_not_fold_onto_a_recorded_address() -> None:
     # KELVIN SIGN lower-cases to "k" with str.lower(): it must not match kati@….
     assert comparable_address("\u212aati@example.ee") != comparable_address("kati@example.ee")
-    found = match_guardian([_guardian("Kati", "Kask", "kati@example.ee")],
-                           _applicant("\u212aati@example.ee", "Mari", "Maasikas"))
+    found = match_guardian(
+        [_guardian("Kati", "Kask", "kati@example.ee")],
+        _applicant("\u212aati@example.ee", "Mari", "Maasikas"),
+    )
     assert found.match is Match.NONE

@@ -17,7 +17,8 @@ def _collected_ids() -> set[int]:
 
 
 def test_a_worker_freezes_what_it_loaded_so_full_collections_skip_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # The settings file sets defaults in the environment (the metrics directory): a copy takes
     # them, so that the tests after this one see the environment they had.
     monkeypatch.setattr(os, "environ", dict(os.environ))

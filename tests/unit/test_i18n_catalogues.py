@@ -11,8 +11,11 @@ from babel.messages.mofile import read_mo
 
 from tests.i18n_support import APPS, LANGS, ROOT, catalogue, only_in, po_path
 
-METHODS = [("**/templates/**.html", "jinja2"), ("**/templates/mail/**.txt", "jinja2"),
-           ("**.py", "python")]
+METHODS = [
+    ("**/templates/**.html", "jinja2"),
+    ("**/templates/mail/**.txt", "jinja2"),
+    ("**.py", "python"),
+]
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 
 
@@ -20,7 +23,8 @@ def _source_ids(app: str) -> set[str]:
     found: set[str] = set()
     for folder in (app, "shared"):
         for _file, _line, message, _comments, _context in extract_from_dir(
-                ROOT / folder, METHODS, keywords={"_": None, "gettext": None}):
+            ROOT / folder, METHODS, keywords={"_": None, "gettext": None}
+        ):
             if isinstance(message, str) and message:
                 found.add(message)
     return found
@@ -44,7 +48,8 @@ def test_russian_and_english_translate_every_message(app, lang):
     assert not untranslated and not fuzzy, (untranslated[:5], fuzzy[:5])
     for m in messages:
         assert sorted(PLACEHOLDER.findall(str(m.id))) == sorted(
-            PLACEHOLDER.findall(str(m.string))), (lang, m.id, m.string)
+            PLACEHOLDER.findall(str(m.string))
+        ), (lang, m.id, m.string)
         assert m.string != m.id or len(str(m.id).split()) == 1, (lang, m.id)
 
 
@@ -52,8 +57,9 @@ def test_russian_speaks_to_parents_politely():
     """As the guide for parents does: «Вы», never «ты»."""
     for app in APPS:
         for m in catalogue(app, "ru"):
-            assert not re.search(r"\b(ты|тебя|тебе|твой|твоя|твои|твоё)\b", str(m.string),
-                                 re.IGNORECASE), m.string
+            assert not re.search(
+                r"\b(ты|тебя|тебе|твой|твоя|твои|твоё)\b", str(m.string), re.IGNORECASE
+            ), m.string
 
 
 @pytest.mark.parametrize("app", APPS)

@@ -11,15 +11,25 @@ from tests.i18n_support import LANGS, ROOT, leaks
 
 MAIL_DIR = ROOT / "idp" / "templates" / "mail"
 TEMPLATES = sorted(p.stem for p in MAIL_DIR.glob("*.txt"))
-CONTEXT = {"given_name": "Aino", "new_email": "aino.uus@example.ee",
-           "old_email": "aino@example.ee", "reason": "—"}
+CONTEXT = {
+    "given_name": "Aino",
+    "new_email": "aino.uus@example.ee",
+    "old_email": "aino@example.ee",
+    "reason": "—",
+}
 DATA = {"aino", "uus", "vabakool"}
 GREETING = {"et": "Tere", "ru": "Здравствуйте", "en": "Hello"}
 
 
 def test_every_mail_template_is_covered():
-    assert TEMPLATES == ["access", "apply_confirm", "email_changed", "email_confirm",
-                         "rejected", "welcome"]
+    assert TEMPLATES == [
+        "access",
+        "apply_confirm",
+        "email_changed",
+        "email_confirm",
+        "rejected",
+        "welcome",
+    ]
     assert all(Path(MAIL_DIR / f"{t}.txt").exists() for t in TEMPLATES)
 
 

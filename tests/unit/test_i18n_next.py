@@ -20,34 +20,46 @@ def _as_a_browser_resolves(location: str) -> str:
     return urljoin(ORIGIN + "/page", cleaned)
 
 
-@pytest.mark.parametrize("target", [
-    "/\t/evil.com",
-    "/\n/evil.com",
-    "/\r/evil.com",
-    "\\\\evil.com",
-    "/\\evil.com",
-    "\\/evil.com",
-    "//evil.com",
-    "///evil.com",
-    "https://evil.com",
-    "HTTPS://evil.com/x",
-    "https:/evil.com",
-    " /x",
-    "/x ",
-    "\x00/x",
-    "/\u00a0/evil.com",
-    "/\u200b/evil.com",
-    "javascript:alert(1)",
-    "evil.com",
-    "",
-    None,
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.com",
+        "/\n/evil.com",
+        "/\r/evil.com",
+        "\\\\evil.com",
+        "/\\evil.com",
+        "\\/evil.com",
+        "//evil.com",
+        "///evil.com",
+        "https://evil.com",
+        "HTTPS://evil.com/x",
+        "https:/evil.com",
+        " /x",
+        "/x ",
+        "\x00/x",
+        "/\u00a0/evil.com",
+        "/\u200b/evil.com",
+        "javascript:alert(1)",
+        "evil.com",
+        "",
+        None,
+    ],
+)
 def test_refused_targets_fall_back_to_the_front_page(target: str | None) -> None:
     assert local_path(target) == "/"
 
 
-@pytest.mark.parametrize("target", ["/account", "/s/kool/login?ix=1", "/", "/account#top",
-                                    "/s/kool/klass?nimi=3.a&p=2", "/päevik"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/account",
+        "/s/kool/login?ix=1",
+        "/",
+        "/account#top",
+        "/s/kool/klass?nimi=3.a&p=2",
+        "/päevik",
+    ],
+)
 def test_paths_on_this_origin_are_kept(target: str) -> None:
     assert local_path(target) == target
 
@@ -57,15 +69,33 @@ def test_a_percent_encoded_tab_stays_a_path_here() -> None:
     target = "/%09/evil.com"
     assert local_path(target) == target
     went = urlsplit(_as_a_browser_resolves(local_path(target)))
-    assert (went.scheme, went.netloc, went.path) == ("https", "id.stuudium.example",
-                                                     "/%09/evil.com")
+    assert (went.scheme, went.netloc, went.path) == (
+        "https",
+        "id.stuudium.example",
+        "/%09/evil.com",
+    )
 
 
-@pytest.mark.parametrize("target", [
-    "/\t/evil.com", "/\n/evil.com", "\\\\evil.com", "/\\evil.com", "//evil.com",
-    "https://evil.com", "/%09/evil.com", "/%2F/evil.com", "/%5C/evil.com", " /x",
-    "javascript:alert(1)", "/./\t/evil.com", "/..//evil.com", "/account", "/s/kool/login?ix=1",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.com",
+        "/\n/evil.com",
+        "\\\\evil.com",
+        "/\\evil.com",
+        "//evil.com",
+        "https://evil.com",
+        "/%09/evil.com",
+        "/%2F/evil.com",
+        "/%5C/evil.com",
+        " /x",
+        "javascript:alert(1)",
+        "/./\t/evil.com",
+        "/..//evil.com",
+        "/account",
+        "/s/kool/login?ix=1",
+    ],
+)
 def test_no_answer_leaves_this_origin(target: str) -> None:
     went = urlsplit(_as_a_browser_resolves(local_path(target)))
     assert (went.scheme, went.netloc) == ("https", "id.stuudium.example"), target

@@ -8,9 +8,13 @@ def test_the_https_cookie_is_cleared_with_secure(idp_app, monkeypatch):
     from idp.views.logout_page import logged_out_page
 
     monkeypatch.setenv("IDP_ISSUER", "https://id.example.ee")
-    app = create_app({"TESTING": True,
-                      "DATABASE_URL": idp_app.config["DATABASE_URL"],
-                      "REDIS_URL": idp_app.config["REDIS_URL"]})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": idp_app.config["DATABASE_URL"],
+            "REDIS_URL": idp_app.config["REDIS_URL"],
+        }
+    )
     with app.test_request_context("/account/sessions/end-all", method="POST"):
         resp = logged_out_page(None)
     cleared = resp.headers["Set-Cookie"]

@@ -42,8 +42,12 @@ def _pod_specs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_every_builtin_manifest_is_valid(docs):
-    builtin = [d for d in docs if "." not in d["apiVersion"].split("/")[0]
-               or d["apiVersion"].split("/")[0].endswith(".k8s.io")]
+    builtin = [
+        d
+        for d in docs
+        if "." not in d["apiVersion"].split("/")[0]
+        or d["apiVersion"].split("/")[0].endswith(".k8s.io")
+    ]
     assert len(builtin) >= 18
     for doc in builtin:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -72,19 +76,27 @@ def test_the_idp_scales_out_with_probes_budget_and_autoscaler(docs):
     assert worker["spec"]["replicas"] >= 2
     assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["idp", "worker"]
     rotation = _one(docs, "CronJob", "stuudium-key-rotation")
-    assert rotation["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0][
-        "args"] == ["idp", "keys", "rotate"]
+    assert rotation["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "idp",
+        "keys",
+        "rotate",
+    ]
 
 
 def test_services_ingress_and_references_meet(docs):
-    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
-            for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+    }
     for svc in (d for d in docs if d["kind"] == "Service"):
         selector = svc["spec"]["selector"]
         assert any(selector.items() <= labels.items() for labels in pods.values()), svc
     ingress = _one(docs, "Ingress", "stuudium")
-    hosts = {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"]
-             for r in ingress["spec"]["rules"]}
+    hosts = {
+        r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"]
+        for r in ingress["spec"]["rules"]
+    }
     assert hosts == {"id.stuudium.ee": "stuudium-idp", "*.stuudium.ee": "stuudium-school"}
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     for spec in _pod_specs(docs):
@@ -108,7 +120,9 @@ def test_services_ingress_and_references_meet(docs):
 def test_a_patch_must_match_one_resource(tmp_path):
     (tmp_path / "kustomization.yaml").write_text(
         "resources: [../base]\npatches: [{path: p.yaml}]\n".replace(
-            "../base", str(ROOT / "deploy/k8s/base")))
+            "../base", str(ROOT / "deploy/k8s/base")
+        )
+    )
     (tmp_path / "p.yaml").write_text("kind: Deployment\nmetadata: {name: nothing}\n")
     with pytest.raises(ValueError, match="matches 0"):
         render(tmp_path)
@@ -116,9 +130,12 @@ def test_a_patch_must_match_one_resource(tmp_path):
 
 def test_systemd_units_start_what_exists():
     units = sorted((ROOT / "deploy/systemd").glob("*.service"))
-    assert {u.name for u in units} == {"stuudium-idp.service", "stuudium-idp-worker.service",
-                                       "stuudium-school.service",
-                                       "stuudium-key-rotation.service"}
+    assert {u.name for u in units} == {
+        "stuudium-idp.service",
+        "stuudium-idp-worker.service",
+        "stuudium-school.service",
+        "stuudium-key-rotation.service",
+    }
     timer = configparser.ConfigParser(strict=False)
     timer.read(ROOT / "deploy/systemd/stuudium-key-rotation.timer")
     assert timer["Timer"]["OnCalendar"]

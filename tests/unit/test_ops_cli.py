@@ -16,8 +16,10 @@ from click.testing import Result
 from tests.flows.test_backchannel import _school_at
 from tests.support import Browser, Receiver, authorize_url, pkce_pair, refresh, sign_in
 
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
 
 
 def ok_json(result: Result) -> Any:
@@ -41,8 +43,20 @@ def test_list_update_branding_and_address(idp, idp_app, cli, make_school, tmp_pa
     logo = tmp_path / "logo.png"
     logo.write_bytes(PNG)
     new_url = f"http://127.0.0.1:9/uus-{school.slug}"
-    changed = ok_json(cli("schools", "update", school.slug, "--name", "Uus Kool", "--logo",
-                          str(logo), "--url", new_url, "--json"))
+    changed = ok_json(
+        cli(
+            "schools",
+            "update",
+            school.slug,
+            "--name",
+            "Uus Kool",
+            "--logo",
+            str(logo),
+            "--url",
+            new_url,
+            "--json",
+        )
+    )
     assert changed["changed"] == ["name", "logo", "url"] and changed["logo"]
     assert changed["name"] == "Uus Kool" and changed["url"] == new_url
 
@@ -60,8 +74,9 @@ def test_list_update_branding_and_address(idp, idp_app, cli, make_school, tmp_pa
     assert cli("schools", "update", "no-such-school", "--name", "X").exit_code != 0
 
 
-def test_disable_ends_sessions_through_single_logout(idp, idp_app, cli, make_person, receiver,
-                                                     monkeypatch):
+def test_disable_ends_sessions_through_single_logout(
+    idp, idp_app, cli, make_person, receiver, monkeypatch
+):
     monkeypatch.setitem(idp_app.config, "CLIENT_CACHE_SECONDS", 0)
     monkeypatch.setenv("IDP_CLIENT_CACHE_SECONDS", "0")
     school = _school_at(idp_app, receiver.url)
@@ -70,11 +85,17 @@ def test_disable_ends_sessions_through_single_logout(idp, idp_app, cli, make_per
     tokens = sign_in(idp, browser, school, person, scope="openid offline_access")
 
     done = ok_json(cli("schools", "disable", school.slug, "--json"))
-    assert done == {"school": school.slug, "status": "disabled", "sessions_ended": 1,
-                    "logouts_queued": 1}
+    assert done == {
+        "school": school.slug,
+        "status": "disabled",
+        "sessions_ended": 1,
+        "logouts_queued": 1,
+    }
     assert len(receiver.posts) == 1 and receiver.posts[0]["logout_token"]
     assert refresh(idp, school, tokens["refresh_token"]).json()["error"] in (
-        "invalid_grant", "invalid_client")
+        "invalid_grant",
+        "invalid_client",
+    )
     _, challenge = pkce_pair()
     page = browser.http.get(authorize_url(idp, school, challenge), timeout=10)
     assert page.status_code == 400 and "Tundmatu rakendus" in page.text
@@ -86,8 +107,9 @@ def test_disable_ends_sessions_through_single_logout(idp, idp_app, cli, make_per
     everywhere = ok_json(cli("deliveries", "stats", "--json"))
     assert everywhere["by_state"]["logout"]["pending"] >= 1
     assert "oldest pending logout" in cli("deliveries", "stats").output
-    assert [s["status"] for s in ok_json(cli("schools", "list", "--json"))
-            if s["slug"] == school.slug] == ["disabled"]
+    assert [
+        s["status"] for s in ok_json(cli("schools", "list", "--json")) if s["slug"] == school.slug
+    ] == ["disabled"]
 
 
 def test_audit_export_by_date_range(idp, cli, make_school):
@@ -97,16 +119,23 @@ def test_audit_export_by_date_range(idp, cli, make_school):
     rows = ok_json(cli("audit", "export", "--from", str(today), "--to", str(today), "--json"))
     mine = [r for r in rows if r["school"] == school.slug]
     assert [(r["action"], r["actor"], r["details"]) for r in mine] == [
-        ("school.update", "ops", {"changed": ["name"]})]
+        ("school.update", "ops", {"changed": ["name"]})
+    ]
 
-    table = list(csv.DictReader(io.StringIO(cli(
-        "audit", "export", "--from", str(today), "--to", str(today), "--csv").output)))
+    table = list(
+        csv.DictReader(
+            io.StringIO(
+                cli("audit", "export", "--from", str(today), "--to", str(today), "--csv").output
+            )
+        )
+    )
     assert any(r["school"] == school.slug and r["action"] == "school.update" for r in table)
     lines = cli("audit", "export", "--from", str(today), "--to", str(today)).output
     assert len([json.loads(line) for line in lines.splitlines()]) == len(rows)
 
     yesterday = today - dt.timedelta(days=1)
-    earlier = ok_json(cli("audit", "export", "--from", str(yesterday), "--to", str(yesterday),
-                          "--json"))
+    earlier = ok_json(
+        cli("audit", "export", "--from", str(yesterday), "--to", str(yesterday), "--json")
+    )
     assert all(r["school"] != school.slug for r in earlier)
     assert cli("audit", "export", "--from", str(today), "--to", str(yesterday)).exit_code != 0

@@ -7,52 +7,65 @@ import pytest
 
 from idp.people.passwords import Owner, fold, reason, refusal
 
-OWNER = Owner(given_name="Tiina-Mari", family_name="Õunapuu", email="tiina.oun@example.ee",
-              isikukood="49001010007")
+OWNER = Owner(
+    given_name="Tiina-Mari",
+    family_name="Õunapuu",
+    email="tiina.oun@example.ee",
+    isikukood="49001010007",
+)
 
 
-@pytest.mark.parametrize("password", [
-    "Kass jalutas mööda katust",
-    "mets-kask-7f3a9c2e11",
-    "Laagri kooli spordisaal avati 2019",
-    "ühe-pika-lause-parool-ÕÄÖÜ",
-])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "Kass jalutas mööda katust",
+        "mets-kask-7f3a9c2e11",
+        "Laagri kooli spordisaal avati 2019",
+        "ühe-pika-lause-parool-ÕÄÖÜ",
+    ],
+)
 def test_strong_passwords_pass(password):
     assert refusal(password, OWNER, 10) is None
 
 
-@pytest.mark.parametrize(("password", "code"), [
-    ("lühike1", "too_short"),
-    ("x" * 9, "too_short"),
-    ("a" * 1025, "too_long"),
-    # The Estonian and Russian favourites from the list, with digits and signs around them.
-    ("parool12345", "popular"),
-    ("Salasõna2024", "popular"),
-    ("SALASONA!!!!", "popular"),
-    ("Tallinn2024!", "popular"),
-    ("qwerty123456", "popular"),
-    ("пароль12345", "popular"),
-    ("йцукенгшщзхъ", "popular"),
-    ("ЙЦУКЕН-2024", "popular"),
-    # zxcvbn's own list of leaked passwords.
-    ("password1234", "popular"),
-    ("1q2w3e4r5t6y", "popular"),
-    # Not from a list, but guessed at once.
-    ("aaaaaaaaaaaa", "weak"),
-    ("abcdefghijkl", "weak"),
-])
+@pytest.mark.parametrize(
+    ("password", "code"),
+    [
+        ("lühike1", "too_short"),
+        ("x" * 9, "too_short"),
+        ("a" * 1025, "too_long"),
+        # The Estonian and Russian favourites from the list, with digits and signs around them.
+        ("parool12345", "popular"),
+        ("Salasõna2024", "popular"),
+        ("SALASONA!!!!", "popular"),
+        ("Tallinn2024!", "popular"),
+        ("qwerty123456", "popular"),
+        ("пароль12345", "popular"),
+        ("йцукенгшщзхъ", "popular"),
+        ("ЙЦУКЕН-2024", "popular"),
+        # zxcvbn's own list of leaked passwords.
+        ("password1234", "popular"),
+        ("1q2w3e4r5t6y", "popular"),
+        # Not from a list, but guessed at once.
+        ("aaaaaaaaaaaa", "weak"),
+        ("abcdefghijkl", "weak"),
+    ],
+)
 def test_popular_and_weak_passwords_are_refused(password, code):
     assert refusal(password, OWNER, 10) == code
 
 
-@pytest.mark.parametrize("password", [
-    "Õunapuu kasvab aias",    # as written
-    "ÕUNAPUU kasvab aias",    # upper case
-    "ounapuu kasvab aias",    # without the diacritic
-    "OUNAPUU-on-perenimi",    # both
-    "minu nimi on tiina!!",   # the first part of a double given name
-    "Mari armastab matemaatikat",
-])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "Õunapuu kasvab aias",  # as written
+        "ÕUNAPUU kasvab aias",  # upper case
+        "ounapuu kasvab aias",  # without the diacritic
+        "OUNAPUU-on-perenimi",  # both
+        "minu nimi on tiina!!",  # the first part of a double given name
+        "Mari armastab matemaatikat",
+    ],
+)
 def test_own_name_is_refused_in_any_case_and_without_diacritics(password):
     assert refusal(password, OWNER, 10) == "name"
 
@@ -99,19 +112,22 @@ RUSSIAN = Owner(given_name="Жанна", family_name="Хрущёва", email="zh
 ESTONIAN = Owner(given_name="Žanna", family_name="Šmidt-Männik", email="z@example.ee")
 
 
-@pytest.mark.parametrize(("owner", "password"), [
-    # A Cyrillic name, in Cyrillic or in either Latin transliteration, any case.
-    (RUSSIAN, "жанна любит весну"),
-    (RUSSIAN, "Zhanna armastab kevadet"),
-    (RUSSIAN, "ZANNA armastab kevadet"),
-    (RUSSIAN, "kevad-khrushchyova-aias"),
-    (RUSSIAN, "kevad-hrustsjova-aias"),
-    # A Latin name with š/ž/ä, written with or without them, or in Cyrillic.
-    (ESTONIAN, "zanna armastab kevadet"),
-    (ESTONIAN, "SMIDT armastab kevadet"),
-    (ESTONIAN, "kevadine mannik metsas"),
-    (ESTONIAN, "кевад шмидт аиас 2026"),
-])
+@pytest.mark.parametrize(
+    ("owner", "password"),
+    [
+        # A Cyrillic name, in Cyrillic or in either Latin transliteration, any case.
+        (RUSSIAN, "жанна любит весну"),
+        (RUSSIAN, "Zhanna armastab kevadet"),
+        (RUSSIAN, "ZANNA armastab kevadet"),
+        (RUSSIAN, "kevad-khrushchyova-aias"),
+        (RUSSIAN, "kevad-hrustsjova-aias"),
+        # A Latin name with š/ž/ä, written with or without them, or in Cyrillic.
+        (ESTONIAN, "zanna armastab kevadet"),
+        (ESTONIAN, "SMIDT armastab kevadet"),
+        (ESTONIAN, "kevadine mannik metsas"),
+        (ESTONIAN, "кевад шмидт аиас 2026"),
+    ],
+)
 def test_own_names_refused_in_any_script(owner, password):
     assert refusal(password, owner, 10) == "name"
 

@@ -26,23 +26,34 @@ STRANGER = RSAKey.generate_key(2048, parameters={"kid": "r1", "alg": "RS256"})
 @pytest.fixture
 def prov() -> Provider:
     """A provider whose keys were just fetched (so no refetch is attempted)."""
-    keys = KeySet.import_key_set({"keys": [RSA.as_dict(private=False),
-                                           EC.as_dict(private=False)]})
+    keys = KeySet.import_key_set({"keys": [RSA.as_dict(private=False), EC.as_dict(private=False)]})
     return Provider(ISSUER, {"jwks_uri": f"{ISSUER}/jwks"}, keys, time.monotonic())
 
 
 def _claims(**changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims: dict[str, Any] = {"iss": ISSUER, "sub": "s1", "aud": CLIENT, "iat": now,
-                              "exp": now + 300, "sid": "sid1", "nonce": "n1"}
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": "s1",
+        "aud": CLIENT,
+        "iat": now,
+        "exp": now + 300,
+        "sid": "sid1",
+        "nonce": "n1",
+    }
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
 
 
 def _token(claims: dict[str, Any], key: Any = RSA, **header: Any) -> str:
     head = {"alg": "RS256", "kid": "r1", "typ": "JWT", **header}
-    return jwt.encode({k: v for k, v in head.items() if v is not None}, claims, key,
-                      default_type=None, algorithms=[head["alg"]])
+    return jwt.encode(
+        {k: v for k, v in head.items() if v is not None},
+        claims,
+        key,
+        default_type=None,
+        algorithms=[head["alg"]],
+    )
 
 
 def _check(prov: Provider, token: Any, nonce: str | None = "n1") -> dict[str, Any]:
@@ -133,8 +144,7 @@ def test_a_tampered_token_is_refused(prov):
         _check(prov, forged)
 
 
-@pytest.mark.parametrize("token", ["", "abc", "a.b.c", "x" * 20000, None, 42,
-                                   {"iss": ISSUER}])
+@pytest.mark.parametrize("token", ["", "abc", "a.b.c", "x" * 20000, None, 42, {"iss": ISSUER}])
 def test_something_that_is_no_token_is_refused(prov, token):
     with pytest.raises(IdTokenInvalid):
         _check(prov, token)

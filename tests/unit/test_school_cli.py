@@ -20,22 +20,36 @@ def test_a_school_is_imported_from_the_idp_json(idp_app, school_app, monkeypatch
     monkeypatch.setenv("REDIS_URL", idp_app.config["REDIS_URL"])
     monkeypatch.setenv("IDP_ISSUER", idp_app.config["ISSUER"])
     slug = "cli-" + secrets.token_hex(3)
-    out = CliRunner().invoke(idp_main, ["schools", "add", "--slug", slug, "--name",
-                                        "Laagri Kool", "--url", "http://localhost:7001",
-                                        "--json"])
+    out = CliRunner().invoke(
+        idp_main,
+        [
+            "schools",
+            "add",
+            "--slug",
+            slug,
+            "--name",
+            "Laagri Kool",
+            "--url",
+            "http://localhost:7001",
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     assert data["issuer"] == idp_app.config["ISSUER"]
     monkeypatch.setenv("SCHOOL_DATABASE_URL", school_app.config["DATABASE_URL"])
-    res = CliRunner().invoke(school_main, ["schools", "add", "--from-json", "-"],
-                             input=json.dumps(data))
+    res = CliRunner().invoke(
+        school_main, ["schools", "add", "--from-json", "-"], input=json.dumps(data)
+    )
     assert res.exit_code == 0, res.output
     assert "localhost:7001" in res.output
     with school_app.app_context():
         tenant = get_db().scalar(select(Tenant).where(Tenant.slug == slug))
         assert tenant is not None
-        assert (tenant.client_id, tenant.client_secret) == (data["client_id"],
-                                                             data["client_secret"])
+        assert (tenant.client_id, tenant.client_secret) == (
+            data["client_id"],
+            data["client_secret"],
+        )
         assert tenant.hosts == ["localhost:7001"] and tenant.issuer == idp_app.config["ISSUER"]
 
 
@@ -58,12 +72,21 @@ def test_a_host_serves_one_school_the_last_registered(school_app):
     host = f"127.0.0.1:{secrets.randbelow(20000) + 40000}"
     first, second = "h-" + secrets.token_hex(3), "h-" + secrets.token_hex(3)
     for slug in (first, second):
-        add_tenant(school_app, slug=slug, name=slug, url=f"http://{host}",
-                   issuer="http://127.0.0.1:9", client_id=slug, client_secret="x" * 32,
-                   hosts=[host, f"{slug}.example"])
+        add_tenant(
+            school_app,
+            slug=slug,
+            name=slug,
+            url=f"http://{host}",
+            issuer="http://127.0.0.1:9",
+            client_id=slug,
+            client_secret="x" * 32,
+            hosts=[host, f"{slug}.example"],
+        )
     with school_app.app_context():
-        rows = {t.slug: t.hosts for t in get_db().scalars(
-            select(Tenant).where(Tenant.slug.in_((first, second))))}
+        rows = {
+            t.slug: t.hosts
+            for t in get_db().scalars(select(Tenant).where(Tenant.slug.in_((first, second))))
+        }
         assert rows == {first: [f"{first}.example"], second: [host, f"{second}.example"]}
         tenants = school_app.extensions["tenants"]
         tenants.invalidate()

@@ -22,8 +22,13 @@ class _Recorder(BaseHTTPRequestHandler):
         """Record the request, then answer."""
         server: Any = self.server
         length = int(self.headers.get("Content-Length", "0"))
-        server.seen.append({"path": self.path, "headers": dict(self.headers),
-                            "body": self.rfile.read(length).decode()})
+        server.seen.append(
+            {
+                "path": self.path,
+                "headers": dict(self.headers),
+                "body": self.rfile.read(length).decode(),
+            }
+        )
         status, headers, body = server.answer
         self.send_response(status)
         for name, value in headers.items():
@@ -55,8 +60,9 @@ def _url(httpd: Any) -> str:
 
 def test_client_credentials_are_form_encoded_before_basic(server: Any) -> None:
     """RFC 6749 §2.3.1: client_id and secret are form-urlencoded, then Basic-encoded."""
-    resp = post_token(_url(server), "grant_type=authorization_code&code=c", "school:1 ä",
-                      "s/e+c=r%t", 5)
+    resp = post_token(
+        _url(server), "grant_type=authorization_code&code=c", "school:1 ä", "s/e+c=r%t", 5
+    )
     assert resp.status == 200 and resp.body == {"access_token": "a"}
     sent = server.seen[-1]
     scheme, _, encoded = sent["headers"]["Authorization"].partition(" ")
@@ -78,8 +84,11 @@ def test_a_body_that_is_not_json_is_none(server: Any) -> None:
     """An HTML error page from a proxy decodes to None (the caller refuses it)."""
     server.answer = (200, {"Content-Type": "text/html"}, b"<html>Service unavailable</html>")
     assert post_token(_url(server), "code=c", "id", "secret", 5).body is None
-    server.answer = (400, {"Content-Type": "application/json"},
-                     json.dumps({"error": "invalid_grant"}).encode())
+    server.answer = (
+        400,
+        {"Content-Type": "application/json"},
+        json.dumps({"error": "invalid_grant"}).encode(),
+    )
     resp = post_token(_url(server), "code=c", "id", "secret", 5)
     assert resp.status == 400 and resp.body == {"error": "invalid_grant"}
 
