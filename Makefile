@@ -37,8 +37,9 @@ messages: install ## Extract every text (Python, templates, mail), update et/ru/
 compile-messages:
 	@for app in $(APPS); do $(VENV)/bin/pybabel -q compile -d $$app/translations || exit 1; done
 
-lint: install ## ruff, mypy and the import layers (import-linter)
+lint: install ## ruff (lint and format), mypy and the import layers (import-linter)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy idp shared school_instance deploy tests
 	$(VENV)/bin/lint-imports
 
