@@ -15,6 +15,7 @@ from idp.dispatch import deliveries
 from idp.metrics import gauges
 from idp.oidc import endpoints
 from idp.oidc.keys import KeyStore, key_encryption
+from idp.store import limits
 from idp.views import (
     access,
     account,
@@ -46,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             abort(414)
 
     ops.init_app(app, Path(__file__).parent / "migrations", "alembic_version", gauges)
+    limits.init_app(app)
     deliveries.init_app(app)
     errors.init_app(app)
     endpoints.init_app(app)

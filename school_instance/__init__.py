@@ -1,4 +1,8 @@
-"""The multi-tenant school e-diary, an OIDC client of Stuudium ID per school."""
+"""The multi-tenant school e-diary: one deployment serves every school (tenancy: the school by
+its host), each school an OIDC client of Stuudium ID (sso, provider), with its own copies of
+people kept in sync by the IdP's events (sync), its storage contract in Redis (sessions), the
+tenant admin API client (admin_api) and the diary itself (diary/). Imports shared/ and never
+idp/: it knows the IdP only over HTTP (import-linter checks it)."""
 
 from __future__ import annotations
 

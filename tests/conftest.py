@@ -42,6 +42,7 @@ def idp_app(state_dir: Path, idp_port: int) -> Flask:
         "KEY_CACHE_SECONDS": 0,
         "TESTING": True,
         "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000,
+        "FORM_RATE_LIMIT": "1000000 per minute",
     }
     if not os.environ.get("DATABASE_URL"):
         config["DATABASE_URL"] = f"sqlite:///{state_dir / 'idp.db'}"

@@ -17,6 +17,8 @@ Each key, what it holds, and how long it lives:
 - `idp:req:<kind>:<school>:<e-mail>`, `idp:req:<kind>:<school>:addr:<address>`: mails asked
   for, per typed address and per client address; likewise.
 - `idp:eid:<sha256 of state>`: a pending upstream eID request; the interaction time.
+- `idp:limit…`: Flask-Limiter's windows of the coarse form limit (its own layout under this
+  prefix, `store/limits.py`); a minute.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ INTERACTION = "idp:ix:"
 DENY_GRANT = "idp:deny:grant:"
 DENY_JTI = "idp:deny:jti:"
 EID_PENDING = "idp:eid:"
+# Flask-Limiter's coarse per-route windows (its own key layout under this prefix).
+LIMITS = "idp:limit"
 
 
 def session(cookie_hash: str) -> str:

@@ -24,7 +24,7 @@ from idp.outbox.queue import queue_mail
 from idp.people import one_time_links as links
 from idp.sso.sessions import SessionRefused
 from idp.sso.signin import LINK_AMR, school_login_uri, start_session
-from idp.store import counters
+from idp.store import counters, limits
 from idp.views.login import set_sso_cookie
 from shared import i18n
 from shared.db import get_db
@@ -120,6 +120,7 @@ def too_many_mails(kind: str, school: str, email: str) -> bool:
 
 
 @bp.route("/s/<slug>/access", methods=["GET", "POST"])
+@limits.forms()
 def request_link(slug: str) -> Any:
     """The form, and on POST the same answer whether or not the address has an account: the
     request is queued either way and resolved by the mail sender."""
@@ -157,6 +158,7 @@ def signin_page(slug: str) -> Response:
 
 
 @bp.post("/s/<slug>/signin")
+@limits.forms()
 def signin(slug: str) -> Response:
     """Use the login link: start the session at this school and continue to the school."""
     check_csrf()

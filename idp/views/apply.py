@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 
 from idp.models import Application, School, utcnow
 from idp.outbox.queue import queue_mail
+from idp.store import limits
 from idp.views.access import (
     invalid_link,
     link_page,
@@ -75,6 +76,7 @@ def new_account(slug: str) -> str:
 
 
 @bp.route("/s/<slug>/apply", methods=["GET", "POST"])
+@limits.forms()
 def start(slug: str) -> Any:
     """Esita taotlus sisse logimata: the e-mail and the child's code; a confirmation link is
     mailed. The answer is the same for every address."""
@@ -134,6 +136,7 @@ def confirm_page(slug: str) -> Response:
 
 
 @bp.post("/s/<slug>/apply/confirm")
+@limits.forms()
 def confirm(slug: str) -> Response:
     """Use the confirmation link: the application is confirmed and this browser may fill it."""
     check_csrf()
@@ -166,6 +169,7 @@ def _confirmed(school: School) -> Application | None:
 
 
 @bp.route("/s/<slug>/apply/form", methods=["GET", "POST"])
+@limits.forms()
 def form(slug: str) -> Any:
     """The application form, pre-filled with the e-mail and the child's code; submitting it
     leaves it pending for the school's administrator."""

@@ -19,7 +19,7 @@ from idp.metrics import LOGINS
 from idp.people.proofing import NoAnchoredAccount, ProofingError
 from idp.sso import sessions
 from idp.sso.sessions import SessionRefused
-from idp.store import batch
+from idp.store import batch, limits
 from idp.store import eid as eid_pending
 from idp.views.errors import error_page
 from idp.views.link import eid_proof, open_for_eid
@@ -33,6 +33,7 @@ BINDING_COOKIE = "stuudium_idp_eid"
 
 
 @bp.post("/start")
+@limits.forms()
 def start() -> Any:
     """Send the browser to the upstream with the chosen method (scope), state, nonce and PKCE."""
     check_csrf()

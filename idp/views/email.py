@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from idp.models import Person
 from idp.people.email_change import apply_change, request_change, taken_at
 from idp.sso import sessions
+from idp.store import limits
 from idp.views.access import invalid_link, link_page, private, take_link
 from idp.views.account import signed_in
 from idp.views.errors import error_page
@@ -33,6 +34,7 @@ def _taken(names: list[str]) -> str:
 
 
 @bp.route("/account/email", methods=["GET", "POST"])
+@limits.forms()
 @signed_in
 def change() -> Any:
     """The form; on POST a confirmation link goes to the new address (nothing changes yet)."""
@@ -75,6 +77,7 @@ def confirm_page() -> Response:
 
 
 @bp.post("/account/email/confirm")
+@limits.forms()
 def confirm() -> Response:
     """Use the link: the new address becomes the person's e-mail everywhere."""
     check_csrf()

@@ -98,6 +98,17 @@ def init_app(app: Flask) -> None:
                 ),
                 404,
             )
+        if status == 429:
+            resp = error_page(
+                _("Liiga palju päringuid"),
+                _(
+                    "Sellelt aadressilt tuli lühikese aja jooksul liiga palju päringuid. Oota "
+                    "minut ja proovi siis uuesti."
+                ),
+                429,
+            )
+            resp.headers["Retry-After"] = "60"
+            return resp
         if status in (413, 414):
             return error_page(
                 _("Päring on liiga suur"),

@@ -17,7 +17,7 @@ from idp.people.linking import LinkRefused
 from idp.people.proofing import ProofingError
 from idp.sso import sessions
 from idp.sso.signin import school_login_uri
-from idp.store import batch
+from idp.store import batch, limits
 from idp.views.account import signed_in
 from idp.views.errors import error_page
 from idp.views.login import password_login, set_sso_cookie, wrong_password
@@ -214,6 +214,7 @@ def start() -> Any:
 
 
 @bp.post("/link/login")
+@limits.forms()
 @signed_in
 def login() -> Any:
     """The other account's password: a proof stored in the attempt, never a session."""

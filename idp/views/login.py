@@ -15,7 +15,7 @@ from idp.models import Client, School
 from idp.people import accounts
 from idp.sso import sessions
 from idp.sso.signin import start_session
-from idp.store import Batch, batch, interactions
+from idp.store import Batch, batch, interactions, limits
 from idp.views.errors import error_page
 from idp.views.locale import adopt_visitor_choice
 from shared.db import get_db
@@ -89,6 +89,7 @@ def wrong_password() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limits.forms()
 def login() -> Any:
     """Show the school-branded login form, and sign the person in on a right password."""
     ix = request.values.get("ix", "")

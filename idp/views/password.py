@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 
 from idp.people.password_change import change_password, current_password_ok
 from idp.people.passwords import MAX_LENGTH, Owner, reason, refusal
+from idp.store import limits
 from idp.views.account import signed_in
 from idp.views.login import set_sso_cookie
 from idp.views.logout_page import logged_out_page
@@ -30,6 +31,7 @@ def _form(error: str | None = None) -> Any:
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
+@limits.forms()
 @signed_in
 def change() -> Any:
     """Show the password form; on a good new password change it and end the other sessions."""

@@ -290,6 +290,7 @@ def main() -> int:
                 "REDIS_URL": redis_url,
                 "TESTING": True,
                 "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000,
+                "FORM_RATE_LIMIT": "1000000 per minute",
                 "BACKCHANNEL_TIMEOUT_SECONDS": 0.2,
             }
         )

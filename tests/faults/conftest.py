@@ -370,6 +370,7 @@ def fault_idp(tmp: Path, database_url: str, redis_url: str, **config: Any) -> Fa
         "SECRET_KEY": secret,
         "TESTING": True,
         "LOGIN_MAX_FAILURES_PER_ADDRESS": 1_000_000,
+        "FORM_RATE_LIMIT": "1000000 per minute",
         **config,
     }
     app = create_app(settings)
@@ -383,6 +384,7 @@ def fault_idp(tmp: Path, database_url: str, redis_url: str, **config: Any) -> Fa
         "IDP_SECRET_KEY": secret,
         "STUUDIUM_VAR_DIR": str(tmp),
         "IDP_WORKER_POLL_SECONDS": "0.2",
+        "IDP_FORM_RATE_LIMIT": "1000000 per minute",
         "IDP_DELIVERY_BACKOFF_SECONDS": "0",
         "IDP_DELIVERY_TIMEOUT": "1",
     }

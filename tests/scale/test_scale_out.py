@@ -204,6 +204,7 @@ def test_scale_out_survives_a_killed_idp_process(
     seed.env.update(
         {
             "IDP_ISSUER": issuer,
+            "IDP_FORM_RATE_LIMIT": "1000000 per minute",
             "STUUDIUM_PROXY_COUNT": "1",
             "GUNICORN_WORKERS": "1",
             "IDP_CLIENT_CACHE_SECONDS": "10",
