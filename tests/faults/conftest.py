@@ -350,6 +350,8 @@ class FaultIdp:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()  # its pipe, read or not, is ours to close
         self.server.stop()
 
 

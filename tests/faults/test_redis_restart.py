@@ -32,8 +32,7 @@ def test_a_redis_restart_mid_fan_out_revives_no_session(
     receivers: list[Receiver],
     monkeypatch,
 ):
-    from idp.deliveries import run_once
-
+    from idp.dispatch.deliveries import run_once
     from idp.store.keys import sid as alive_key
 
     monkeypatch.setitem(idp.app.config, "DELIVERY_BACKOFF_SECONDS", 0)
