@@ -46,7 +46,7 @@ def load_config() -> dict[str, Any]:
         "LOGIN_MAX_FAILURES": env_int("IDP_LOGIN_MAX_FAILURES", 10),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": env_int("IDP_LOGIN_MAX_FAILURES_PER_ADDRESS", 100),
         "LOGIN_FAILURE_WINDOW_SECONDS": env_int("IDP_LOGIN_FAILURE_WINDOW_SECONDS", 900),
-        # Coarse limit on the forms a person posts, per client address (Flask-Limiter): far
+        # Coarse limit on the forms a person posts, per client address (store/limits): far
         # above any person's pace; the exact failure counters stay the real brute-force guard.
         "FORM_RATE_LIMIT": env_str("IDP_FORM_RATE_LIMIT", "120 per minute"),
         "BACKCHANNEL_TIMEOUT_SECONDS": float(env_str("IDP_BACKCHANNEL_TIMEOUT", "0.5") or 0.5),

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, g
 
+from school_instance import sso, sync, tenancy, views  # noqa: F401 (sync: its route)
 from school_instance.config import load_config
 from shared import i18n, ops, security
 from shared.app import build_app
@@ -49,8 +50,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 security.content_security_policy(f"{issuer.scheme}://{issuer.netloc}"),
             )
         return response
-
-    from school_instance import sso, sync, tenancy, views  # noqa: F401 (sync: its route)
 
     ops.init_app(app, Path(__file__).parent / "migrations", "diary_alembic_version")
     tenancy.init_app(app)

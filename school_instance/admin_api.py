@@ -11,7 +11,7 @@ from urllib.parse import quote
 import requests
 from flask import current_app
 
-from school_instance.provider import HTTP
+from school_instance.provider import HTTP, provider
 from school_instance.tenancy import TenantInfo
 
 PREFIX = "/api/admin/v1"
@@ -76,7 +76,6 @@ def client_token(tenant: TenantInfo) -> str:
     cached = _CLIENT_TOKENS.get(tenant.id)
     if cached is not None and cached[1] > time.monotonic():
         return cached[0]
-    from school_instance.provider import provider
 
     timeout = current_app.config["IDP_TIMEOUT_SECONDS"]
     try:

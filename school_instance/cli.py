@@ -11,13 +11,13 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from school_instance import create_app
 from school_instance.models import Tenant
 from shared.app import add_db_commands, upgrade_schema
 from shared.db import get_db
 
 
 def _app() -> Flask:
-    from school_instance import create_app
 
     return create_app()
 

@@ -24,6 +24,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from joserfc.errors import JoseError
 from sqlalchemy import Table, bindparam, insert, select, update
 from werkzeug.wrappers import Response
 
@@ -36,6 +37,7 @@ from school_instance.provider import (
     post_token,
     provider,
     validate_id_token,
+    verify_jwt,
 )
 from school_instance.tenancy import TenantInfo, current
 from shared import i18n, security
@@ -476,7 +478,6 @@ def backchannel_logout() -> Response:
 def idp_token_claims(tenant: TenantInfo, token: str, typ: str) -> dict[str, Any]:
     """Verify a token the IdP sent this school (logout token, security event): signature (the
     JWKS fetched again on an unknown kid), typ, iss, aud = this school, iat not in the future."""
-    from joserfc.errors import JoseError
 
     if not token or len(token) > 8192:
         raise IdTokenInvalid("missing")
@@ -522,7 +523,6 @@ def _logout_claims(tenant: TenantInfo, token: str) -> dict[str, Any]:
 
 
 def _verify(prov: Provider, token: str) -> Any:
-    from school_instance.provider import verify_jwt
 
     return verify_jwt(prov, token, ["ES256", "RS256"], current_app.config["IDP_TIMEOUT_SECONDS"])
 

@@ -12,6 +12,8 @@ from werkzeug.wrappers import Response
 
 from school_instance import sessions
 from school_instance.admin_api import tell_idp
+from school_instance.diary.views import bp as diary_bp
+from school_instance.diary.views import dashboard
 from school_instance.sso import login_required, page
 from school_instance.tenancy import current
 from shared import i18n
@@ -32,7 +34,6 @@ def home() -> Any:
     """The front page: sign-in for visitors, the diary for the signed-in."""
     if g.get("user") is None:
         return render_template("landing.html")
-    from school_instance.diary.views import dashboard
 
     return dashboard()
 
@@ -72,7 +73,6 @@ def switch_locale() -> Response:
 
 def init_app(app: Flask) -> None:
     """Register pages, template helpers and error pages."""
-    from school_instance.diary.views import bp as diary_bp
 
     app.register_blueprint(bp)
     app.register_blueprint(diary_bp)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+from alembic import command
+from alembic.config import Config
 from flask import Flask
 from flask_babel import Babel
 
@@ -52,8 +54,6 @@ def build_app(
 
 def upgrade_schema(app: Flask, migrations: Path) -> None:
     """Apply an app's Alembic migrations to head on the app's own engine."""
-    from alembic import command
-    from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import redis
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from flask import Flask, Response, current_app, jsonify
 from sqlalchemy import column, select, table
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,8 +15,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 def migration_heads(migrations: Path) -> frozenset[str]:
     """The head revisions of an app's Alembic scripts (read once, at start)."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations))

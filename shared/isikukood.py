@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from stdnum.ee import ik
-from stdnum.exceptions import ValidationError
+from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
 
 def is_valid(code: str) -> bool:
@@ -25,7 +25,6 @@ def birth_date(code: str) -> datetime.date:
 def problem(code: str) -> str | None:
     """Why a typed code is not an isikukood: "characters" (only the digits 0–9), "length"
     (11 digits), "date" (no such birth date), "checksum"; None when it is one."""
-    from stdnum.exceptions import InvalidChecksum, InvalidLength
 
     if not code or any(c not in "0123456789" for c in code):
         return "characters"  # str.isdigit would let Arabic-Indic and other digits through

@@ -17,7 +17,7 @@ Each key, what it holds, and how long it lives:
 - `idp:req:<kind>:<school>:<e-mail>`, `idp:req:<kind>:<school>:addr:<address>`: mails asked
   for, per typed address and per client address; likewise.
 - `idp:eid:<sha256 of state>`: a pending upstream eID request; the interaction time.
-- `idp:limit…`: Flask-Limiter's windows of the coarse form limit (its own layout under this
+- `idp:limit…`: the fixed windows of the coarse form limit (the limits library's layout under this
   prefix, `store/limits.py`); a minute.
 """
 
@@ -30,7 +30,7 @@ INTERACTION = "idp:ix:"
 DENY_GRANT = "idp:deny:grant:"
 DENY_JTI = "idp:deny:jti:"
 EID_PENDING = "idp:eid:"
-# Flask-Limiter's coarse per-route windows (its own key layout under this prefix).
+# The coarse per-route windows of store/limits (the limits library's layout under this prefix).
 LIMITS = "idp:limit"
 
 

@@ -1,6 +1,6 @@
-"""The coarse per-address limit on the forms a person posts (Flask-Limiter on the app's Redis):
-past it the page says to wait and carries Retry-After; the exact failure counters stay the
-brute-force guard, and the protocol's endpoints are not limited by it."""
+"""The coarse per-address limit on the forms a person posts (the limits library, its windows
+in the app's Redis): past it the page says to wait and carries Retry-After; the exact failure
+counters stay the brute-force guard, and the protocol's endpoints are not limited by it."""
 
 from __future__ import annotations
 
