@@ -43,7 +43,7 @@ from school_instance.tenancy import TenantInfo, current
 from shared import i18n, security
 from shared.db import get_reader
 from shared.messages import BACKCHANNEL_EVENT, LOGOUT_TOKEN_TYP, STUUDIUM_SCOPE
-from shared.security import check_csrf, exempt, sha256_hex
+from shared.security import check_csrf, sha256_hex
 
 bp = Blueprint("sso", __name__, url_prefix="/auth")
 
@@ -456,7 +456,6 @@ LOGOUT_EVENT = BACKCHANNEL_EVENT
 
 
 @bp.post("/backchannel-logout")
-@exempt  # a signed logout token from Stuudium ID, not a form
 def backchannel_logout() -> Response:
     """Back-Channel Logout 1.0 §2.6: validate the logout token, end the matching sessions."""
     tenant = current()

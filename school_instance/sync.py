@@ -21,7 +21,6 @@ from school_instance.tenancy import TenantInfo, current
 from shared import i18n
 from shared.db import get_db
 from shared.messages import PERSON_CHANGED_EVENT, SET_MEDIA_TYPE, SET_TYP
-from shared.security import exempt
 
 PERSON_CHANGED = PERSON_CHANGED_EVENT
 SET_MAX_AGE_SECONDS = 300
@@ -97,7 +96,6 @@ def _set_error(err: str, description: str) -> Response:
 
 
 @bp.post("/events")
-@exempt  # a signed Security Event Token from Stuudium ID, not a form
 def events() -> Response:
     """RFC 8935 push: 202 once the event is taken (applied, or older than the copy); 400 for an
     invalid token; 503 when it failed here, so that the IdP tries again."""

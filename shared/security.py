@@ -1,27 +1,24 @@
-"""Security headers; CSRF protection for every form (Flask-WTF's CSRFProtect); the hash under
+"""Security headers; CSRF tokens for every form (made and checked by Flask-WTF); the hash under
 which secrets are stored.
 
 Every form of ours carries the token of this browser's session (the field csrf_token, from
 csrf_token() in the templates), and the view that takes it calls check_csrf() where it decides to
 act on it — after its own checks that answer first (a browser that is not signed in is told so,
-not that a form expired). Flask-WTF makes and checks the token; its blanket before-request check
-is off, so nothing is checked where a view does not ask. The endpoints that are not our forms
-(the protocol's, the APIs', the back-channel) call no check and are marked exempt() with their
-reason, so turning the blanket check on later exempts them. A refused token answers 400 with
-description "csrf", which each app renders as its "the form expired" page.
+not that a form expired). Nothing runs on requests that are not our forms (the protocol's, the
+APIs', the back-channel): Flask-WTF's CSRFProtect, whose hook runs before every request, is not
+installed. A refused token answers 400 with description "csrf", which each app renders as its
+"the form expired" page.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, TypeVar
 
-from flask import Flask, Response
-from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
-from werkzeug.exceptions import BadRequest
+from flask import Flask, Response, abort, request
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from wtforms import ValidationError
 
-_CSRF = CSRFProtect()
-Exempted = TypeVar("Exempted")
+CSRF_FIELD = "csrf_token"
 
 
 def sha256_hex(value: str) -> str:
@@ -36,29 +33,17 @@ def csrf_token() -> str:
 
 def check_csrf() -> None:
     """Check the posted form's token; 400 "csrf" when it is missing or wrong."""
-    _CSRF.protect()
-
-
-def exempt(view: Exempted) -> Exempted:
-    """Exempt a view or a blueprint from the blanket check: its requests are not our forms."""
-    _CSRF.exempt(view)  # type: ignore[arg-type]
-    return view
+    try:
+        validate_csrf(request.form.get(CSRF_FIELD, ""))
+    except ValidationError:
+        abort(400, description="csrf")
 
 
 def init_app(app: Flask) -> None:
-    """Install security headers and the CSRF check of every form."""
-    # The token lives as long as the browser's session (a form may stay open long, as before);
-    # no Referer check on https: our pages send Referrer-Policy: no-referrer, and the session
-    # cookie is SameSite=Lax.
+    """Install security headers and the CSRF token for the templates."""
+    # The token lives as long as the browser's session (a form may stay open long, as before).
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
-    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
-    _CSRF.init_app(app)
-
-    @app.errorhandler(CSRFError)
-    def _refused(_exc: CSRFError) -> Any:
-        # The app's own page for a form that expired (its 400 handler knows "csrf").
-        return app.handle_http_exception(BadRequest(description="csrf"))
+    app.jinja_env.globals["csrf_token"] = csrf_token
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -30,7 +30,6 @@ from idp.people import one_time_links as links
 from idp.people.accounts import find_login_account
 from idp.sso.logout import Scope, end_sessions, lock_person
 from shared.db import get_db
-from shared.security import exempt
 
 bp = Blueprint("admin_api", __name__, url_prefix=ADMIN_API_PATH)
 ACTING_SUB = "Stuudium-Acting-Sub"
@@ -50,7 +49,6 @@ def error_answer(exc: AdminApiError) -> Response:
 
 
 bp.register_error_handler(AdminApiError, error_answer)
-exempt(bp)  # a school's server with a bearer token, not a form
 
 
 def _acting_account() -> Account | Response:

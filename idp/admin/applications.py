@@ -27,11 +27,9 @@ from idp.outbox.queue import queue_mail
 from idp.people import proofing
 from idp.people.accounts import AccountError, IsikukoodTaken, create_account, find_login_account
 from shared.db import get_db
-from shared.security import exempt
 
 bp = Blueprint("admin_applications", __name__, url_prefix="/api/admin/v1/applications")
 bp.register_error_handler(AdminApiError, error_answer)
-exempt(bp)  # a school's server with a bearer token, not a form
 
 MAX_REASON = 2000
 

@@ -24,11 +24,8 @@ from idp.oidc.server import create_server
 from idp.sso.sessions import load as load_session
 from idp.store import interactions
 from shared.db import get_db
-from shared.security import exempt
 
 bp = Blueprint("oidc", __name__)
-# The protocol's requests: client authentication, or an authorization request a school sends.
-exempt(bp)
 
 
 def _server() -> Any:

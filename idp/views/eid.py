@@ -252,7 +252,19 @@ def _confirm_refused(mismatch: bool = False) -> Response:
             "proovi uuesti."
         )
     )
-    resp = error_page(_("Isikukoodi ei kinnitatud"), message, 400)
+    resp = current_app.make_response(
+        (
+            render_template(
+                "link_done.html",
+                heading=_("Isikukoodi ei kinnitatud"),
+                message=message,
+                accounts=[],
+                back=url_for("account.overview"),
+                back_label=_("Tagasi Stuudium ID lehele"),
+            ),
+            400,
+        )
+    )
     resp.delete_cookie(BINDING_COOKIE, path="/eid/")
     return resp
 

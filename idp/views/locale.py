@@ -29,7 +29,6 @@ from idp.sso import sessions
 from idp.store import interactions
 from shared import i18n
 from shared.db import get_db
-from shared.security import exempt
 
 bp = Blueprint("locale", __name__)
 
@@ -44,7 +43,6 @@ def store_choice(db: Session, person: Person, locale: str) -> bool:
 
 
 @bp.post("/locale")
-@exempt  # same-origin checked: error pages carry the switch and set no cookie
 def switch() -> Response:
     """The switch on every IdP page: remember the choice and go back to the page."""
     i18n.check_same_origin()
@@ -73,7 +71,6 @@ def adopt_visitor_choice(db: Session, person_id: int, resp: Response) -> None:
 
 
 @bp.post("/me/locale")
-@exempt  # a school's server with the person's bearer token
 def from_school() -> Response:
     """A school passes on the choice its signed-in person made there (their access token)."""
     claims = check_access_token(bearer_token() or "")

@@ -14,7 +14,7 @@ from idp.sso.logout import Ended, Scope, delivery_states, end_sessions, frontcha
 from idp.sso.sessions import load as load_session
 from idp.tenants.schools import origin
 from shared.db import get_db
-from shared.security import check_csrf, content_security_policy, exempt
+from shared.security import check_csrf, content_security_policy
 
 
 def logged_out_page(
@@ -59,7 +59,6 @@ bp = Blueprint("logout", __name__)
 
 
 @bp.route("/logout", methods=["GET", "POST"])
-@exempt  # a school may POST it; the answer to our question is checked below
 def end_session() -> Any:
     """RP-initiated logout: redirect only to an exact registered URI, and only with a valid hint;
     a session the hint does not name ends only when the person confirms."""
