@@ -24,6 +24,8 @@ def load_config() -> dict[str, Any]:
         "KEY_ENCRYPTION_KEYS": env_str("IDP_KEY_ENCRYPTION_KEYS"),
         "SESSION_IDLE_SECONDS": env_int("IDP_SESSION_IDLE_SECONDS", 15 * 60),
         "SESSION_MAX_SECONDS": env_int("IDP_SESSION_MAX_SECONDS", 12 * 3600),
+        # last_seen in SQL is stamped at most once a step of use (a Redis miss reads it).
+        "SESSION_SEEN_STEP_SECONDS": env_int("IDP_SESSION_SEEN_STEP_SECONDS", 60),
         "CODE_TTL_SECONDS": env_int("IDP_CODE_TTL_SECONDS", 60),
         "ACCESS_TOKEN_TTL_SECONDS": env_int("IDP_ACCESS_TOKEN_TTL_SECONDS", 300),
         "ID_TOKEN_TTL_SECONDS": env_int("IDP_ID_TOKEN_TTL_SECONDS", 600),

@@ -24,6 +24,12 @@ SSO_JUMPS = Counter(
     "stuudium_idp_sso_jumps_total",
     "Authorization requests answered from an existing SSO session (no login).",
 )
+SESSION_READS = Counter(
+    "stuudium_idp_session_record_reads_total",
+    "SSO sessions read from SQL because Redis had no copy (restored), cookies that matched no "
+    "live session, and copies found to outlive their session's end (removed).",
+    ["outcome"],
+)
 RATE_LIMITED = Counter(
     "stuudium_idp_rate_limited_total",
     "Requests refused or not acted on because a rate limit was reached.",

@@ -51,9 +51,11 @@ class Expiry:
         """Return (past the absolute cap, possibly idle) session ids of the next batch."""
         now = utcnow()
         idle = dt.timedelta(seconds=app.config["SESSION_IDLE_SECONDS"])
-        # Only a session unseen (in SQL) for the idle lifetime can have lost its Redis key by
-        # idling; last_seen lags the Redis slide, so the Redis key decides.
-        quiet = max(idle, START_GRACE)
+        # Only a session unseen in SQL for the idle time and a stamp step (last_seen is stamped
+        # once a step of use) can have idled out; one whose Redis key is still there is in use.
+        # A key lost in a Redis failover does not end a session SQL saw recently.
+        step = dt.timedelta(seconds=app.config["SESSION_SEEN_STEP_SECONDS"])
+        quiet = max(idle + step, START_GRACE)
         rows = db.execute(
             select(SsoSession.id, SsoSession.expires_at)
             .where(

@@ -16,7 +16,7 @@ from school_instance.diary.views import bp as diary_bp
 from school_instance.diary.views import dashboard
 from school_instance.sso import login_required, page
 from school_instance.tenancy import current
-from shared import i18n
+from shared import i18n, outage
 
 bp = Blueprint("main", __name__)
 
@@ -76,6 +76,20 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(diary_bp)
     app.jinja_env.globals["jump_url"] = jump_url
     app.jinja_env.globals["tenant"] = lambda: g.get("tenant")
+
+    def retry_page() -> Response:
+        return page(
+            _("Teenus on ajutiselt kättesaamatu"),
+            _(
+                "Me ei saanud sinu päringut praegu täita ja midagi ei muutunud. Proovi mõne minuti "
+                "pärast uuesti."
+            ),
+            503,
+            (_("Proovi uuesti"), request.full_path if request.method == "GET" else "/"),
+        )
+
+    # The IdP's calls (back-channel logout, sync events) get the OAuth error body.
+    outage.install(app, retry_page, ("/auth/backchannel-logout", "/auth/events", "/api/"))
 
     @app.errorhandler(HTTPException)
     def _error(exc: HTTPException) -> Response:

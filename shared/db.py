@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -135,21 +135,30 @@ def init_app(app: Flask) -> None:
             else:
                 db.rollback()
         except (SQLAlchemyError, DBAPIError) as exc:
-            db.rollback()
+            _discard(db)
             failed = current_app.extensions.get(COMMIT_FAILED)
             if failed is None:
                 raise
             return failed(exc)
-        finally:
-            db.close()
+        _discard(db)
         return response
 
     @app.teardown_appcontext
     def _close(_exc: BaseException | None) -> None:
         db: Session | None = g.pop("_db", None)
         if db is not None:
-            db.rollback()
-            db.close()
+            _discard(db)
+
+
+def _discard(db: Session) -> None:
+    """End a request's session: roll back what is open and give the connection back. On a
+    connection that broke (the server went away) the rollback fails too: the connection is
+    invalidated, never reused, and the request's answer stands."""
+    try:
+        db.rollback()
+        db.close()
+    except (SQLAlchemyError, DBAPIError):
+        db.invalidate()
 
 
 def row_locks(db: Session) -> bool:
@@ -175,6 +184,16 @@ def get_reader() -> Session:
     if not db.in_transaction():
         db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     return db
+
+
+@contextmanager
+def own_statement() -> Iterator[Connection]:
+    """A connection of its own in autocommit mode, for a single statement that must neither
+    wait for the request's transaction nor hold its row locks until the request ends (the SSO
+    session's last_seen stamp and its read from SQL on a Redis miss)."""
+    engine: Engine = current_app.extensions["db_engine"]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Refresh-token rotation in one round trip (RFC 6749 §6, RFC 9700 §4.14.2).
 
-Claiming the presented token, checking the session is live (and sliding its last_seen), loading
+Claiming the presented token, checking the session is live (not ended, within its cap, seen
+within the idle time; its last_seen slid), loading
 the account with its person, and storing the next token are one statement on PostgreSQL (data-
 modifying CTEs) and a short sequence in one transaction on SQLite. Either way nothing commits
 unless the request succeeds: a refusal after the claim (ended session, inactive account, a wider
@@ -17,6 +18,7 @@ was most of a refresh's time on this hardware; nothing that revokes or ends is r
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -90,7 +92,7 @@ WITH claimed AS (
 ), live AS (
   UPDATE sso_session SET last_seen = :now FROM claimed
   WHERE sso_session.id = claimed.session_id AND sso_session.ended_at IS NULL
-    AND sso_session.expires_at > :now
+    AND sso_session.expires_at > :now AND sso_session.last_seen > :floor
   RETURNING sso_session.id, sso_session.person_id, sso_session.auth_time, sso_session.acr,
             sso_session.amr, sso_session.expires_at
 ), minted AS (
@@ -108,7 +110,7 @@ FROM claimed LEFT JOIN live ON true
 LEFT JOIN account a ON a.id = claimed.account_id
 LEFT JOIN person p ON p.id = a.person_id
 """)
-    .bindparams(bindparam("now", type_=TZDateTime()))
+    .bindparams(bindparam("now", type_=TZDateTime()), bindparam("floor", type_=TZDateTime()))
     .columns(
         # Typed, positional: the row processors are built once and cached (see grants.py).
         _REFRESH.c.grant_id,
@@ -158,6 +160,7 @@ _SLIDE = (
         _SSO.c.id == bindparam("sid"),
         _SSO.c.ended_at.is_(None),
         _SSO.c.expires_at > bindparam("now", type_=TZDateTime()),
+        _SSO.c.last_seen > bindparam("floor", type_=TZDateTime()),
     )
     .values(last_seen=bindparam("now", type_=TZDateTime()))
     .returning(
@@ -200,12 +203,25 @@ def _rows(claimed: Any, session: Any, account: Any) -> Rotation:
 
 
 def rotate(
-    db: Session, client_pk: int, hashed: str, new_hash: str, now: dt.datetime
+    db: Session,
+    client_pk: int,
+    hashed: str,
+    new_hash: str,
+    now: dt.datetime,
+    idle_floor: Callable[[dt.datetime], dt.datetime],
 ) -> Rotation | None:
     """Claim the token with this hash for this client and store its successor; None when the
-    token is unknown, used, revoked, expired or another client's."""
+    token is unknown, used, revoked, expired or another client's. The session is live when it
+    has not ended, is within its cap and was seen after idle_floor(now)."""
     conn = db.connection()
-    params = {"hashed": hashed, "new_hash": new_hash, "client_pk": client_pk, "now": now}
+    floor = idle_floor(now)
+    params = {
+        "hashed": hashed,
+        "new_hash": new_hash,
+        "client_pk": client_pk,
+        "now": now,
+        "floor": floor,
+    }
     if conn.dialect.name == "postgresql":
         row = conn.execute(_ROTATE_PG, params).first()
         if row is None:
@@ -215,7 +231,7 @@ def rotate(
     claimed = conn.execute(_CLAIM, params).first()
     if claimed is None:
         return None
-    session = conn.execute(_SLIDE, {"sid": claimed.session_id, "now": now}).first()
+    session = conn.execute(_SLIDE, {"sid": claimed.session_id, "now": now, "floor": floor}).first()
     account = conn.execute(_ACCOUNT_PERSON, {"account_id": claimed.account_id}).first()
     if session is not None:
         conn.execute(

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.models import Client, School, SessionClient, SsoSession, utcnow
+from idp.sso.sessions import idle_floor
 from idp.sso.user_agents import device_label
 from idp.store import sessions as store_sessions
 
@@ -56,6 +57,7 @@ def live_sessions(db: Session, person_id: int, current_sid: str) -> list[Session
     if not rows:
         return []
     ttls = store_sessions.remaining([row.id for row in rows])
+    floor = idle_floor(now)
     schools: dict[str, list[str]] = defaultdict(list)
     for sid, name in db.execute(
         select(SessionClient.session_id, School.name)
@@ -75,8 +77,10 @@ def live_sessions(db: Session, person_id: int, current_sid: str) -> list[Session
             schools=schools[row.id],
             current=row.id == current_sid,
         )
-        # A missing Redis key (TTL -2) is a session past its idle time: the worker ends it.
+        # Without its Redis key (TTL -2) a session is live while SQL saw it within the idle
+        # time (a failover lost the key; its next use writes it back); otherwise it idled out
+        # and the worker ends it.
         for row, ttl in zip(rows, ttls, strict=True)
-        if ttl > 0
+        if ttl > 0 or row.last_seen > floor
     ]
     return sorted(found, key=lambda s: not s.current)

@@ -1,4 +1,14 @@
-"""IdP single-sign-on sessions: the cookie secret, the Redis hot copy, the SQL record."""
+"""IdP single-sign-on sessions: the cookie secret, the Redis hot copy, the SQL record.
+
+Redis is the fast copy, SQL the record of truth. A request reads the copy by the cookie's
+hash (one round trip); when Redis has none (lost in a failover, or idled out) the record is
+read by the same hash (one indexed statement) and, when it is live, the copy is written back,
+so a failover signs nobody out. A session is live in SQL while it has not ended, is within its
+absolute cap and was seen within the idle time plus one stamp step: last_seen is stamped at
+most once a step (SESSION_SEEN_STEP_SECONDS) as the session is used, so it is never more than
+a step behind the Redis slide. A cookie that matches nothing is marked in Redis for a while, so
+random cookies cannot turn into SQL load.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +21,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import FromClause, Insert, Table, bindparam, func, insert, select
+from sqlalchemy import FromClause, Insert, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from idp.models import Account, Person, SsoSession, utcnow
+from idp.metrics import SESSION_READS
+from idp.models import Account, Person, SsoSession, TZDateTime, utcnow
 from idp.store import Batch, batch
 from idp.store import sessions as store_sessions
+from shared.db import own_statement
 from shared.security import sha256_hex
 
 # A plain table insert on the connection (the ORM's DML path costs more than the SQL). For a
@@ -102,14 +114,115 @@ class LiveSession:
             exp=d["exp"],
         )
 
+    def copy(self, seen: int) -> str:
+        """The Redis copy, with when SQL's last_seen was stamped."""
+        return json.dumps({**self.__dict__, "seen": seen})
+
+
+# A Redis miss: the live record with this cookie hash, stamped as seen now (one statement).
+_RECORD = (
+    update(_SESSIONS)
+    .where(
+        _SESSIONS.c.cookie_hash == bindparam("hashed"),
+        _SESSIONS.c.ended_at.is_(None),
+        _SESSIONS.c.expires_at > bindparam("now", type_=TZDateTime()),
+        _SESSIONS.c.last_seen > bindparam("floor", type_=TZDateTime()),
+    )
+    .values(last_seen=bindparam("now", type_=TZDateTime()))
+    .returning(
+        _SESSIONS.c.id,
+        _SESSIONS.c.person_id,
+        _SESSIONS.c.auth_time,
+        _SESSIONS.c.amr,
+        _SESSIONS.c.acr,
+        _SESSIONS.c.expires_at,
+    )
+)
+# The stamp: last_seen moves while the session is in use; no row when it has ended.
+_STAMP = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("sid"), _SESSIONS.c.ended_at.is_(None))
+    .values(last_seen=bindparam("now", type_=TZDateTime()))
+    .returning(_SESSIONS.c.id)
+)
+
+
+def idle_floor(now: dt.datetime) -> dt.datetime:
+    """A record last seen at or before this is past its idle time (a step of slack: last_seen
+    is stamped once a step)."""
+    cfg = current_app.config
+    return now - dt.timedelta(
+        seconds=cfg["SESSION_IDLE_SECONDS"] + cfg["SESSION_SEEN_STEP_SECONDS"]
+    )
+
 
 def load(cookie: str | None) -> LiveSession | None:
-    """Return the live session for a cookie secret and slide its expiry (one round trip)."""
+    """Return the live session for a cookie secret and slide its expiry: one round trip to
+    Redis; on a miss one statement in SQL; once a step the last_seen stamp."""
     if not cookie or len(cookie) > 100:
         return None
-    idle = current_app.config["SESSION_IDLE_SECONDS"]
-    raw = store_sessions.touch(sha256_hex(cookie), idle)
-    return LiveSession.from_json(raw) if raw else None
+    cfg = current_app.config
+    hashed = sha256_hex(cookie)
+    found = store_sessions.touch(
+        hashed, cfg["SESSION_IDLE_SECONDS"], cfg["SESSION_SEEN_STEP_SECONDS"]
+    )
+    if found.gone:
+        return None
+    if found.copy is None:
+        return _from_record(hashed)
+    live = LiveSession.from_json(found.copy)
+    if found.stamp_due and not _stamp(hashed, live):
+        return None
+    return live
+
+
+def _stamp(cookie_hash: str, live: LiveSession) -> bool:
+    """Move last_seen to now; False (and the copy removed) when SQL says the session ended:
+    its copy outlived the end (a Redis failover lost the removal)."""
+    now = utcnow()
+    with own_statement() as conn:
+        stamped = conn.execute(_STAMP, {"sid": live.sid, "now": now}).first()
+    if stamped is None:
+        store_sessions.forget([(live.sid, cookie_hash)])
+        SESSION_READS.labels("ended_copy").inc()
+        return False
+    store_sessions.mark_seen(cookie_hash, live.copy(int(now.timestamp())))
+    return True
+
+
+def _from_record(cookie_hash: str) -> LiveSession | None:
+    """A Redis miss: read the live record by the cookie hash and write its copy back, or mark
+    the cookie as matching nothing."""
+    now = utcnow()
+    with own_statement() as conn:
+        row = conn.execute(
+            _RECORD, {"hashed": cookie_hash, "now": now, "floor": idle_floor(now)}
+        ).first()
+    if row is None:
+        store_sessions.remember_miss(cookie_hash)
+        SESSION_READS.labels("no_session").inc()
+        return None
+    expires_at = _aware(row.expires_at)
+    stamp = int(now.timestamp())
+    live = LiveSession(
+        sid=row.id,
+        person_id=row.person_id,
+        auth_time=int(_aware(row.auth_time).timestamp()),
+        amr=list(row.amr),
+        acr=row.acr,
+        exp=int(expires_at.timestamp()),
+    )
+    ttl = max(1, min(current_app.config["SESSION_IDLE_SECONDS"], live.exp - stamp))
+    if not store_sessions.restore(cookie_hash, live.sid, live.copy(stamp), ttl):
+        SESSION_READS.labels("ended_copy").inc()
+        return None  # ended while it was read
+    SESSION_READS.labels("restored").inc()
+    return live
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite gives timestamps back naive; they are UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def create(
@@ -165,7 +278,7 @@ def create(
     ttl = min(idle, max_age)
     own = pipe is None
     pipe = batch() if pipe is None else pipe
-    store_sessions.publish(pipe, hashed, sid, json.dumps(live.__dict__), ttl)
+    store_sessions.publish(pipe, hashed, sid, live.copy(stamp), ttl)
     if own:
         pipe.execute()
     return secret, live
@@ -204,5 +317,6 @@ def renew(
         exp=live.exp,
     )
     ttl = max(1, min(current_app.config["SESSION_IDLE_SECONDS"], live.exp - int(time.time())))
-    store_sessions.replace(old_hash, row.cookie_hash, live.sid, json.dumps(renewed.__dict__), ttl)
+    copy = renewed.copy(int(now.timestamp()))
+    store_sessions.replace(old_hash, row.cookie_hash, live.sid, copy, ttl)
     return secret, renewed

@@ -5,6 +5,10 @@ Each key, what it holds, and how long it lives:
 - `idp:sess:<sha256 of cookie>`: the SSO session's hot copy (JSON: sid, person, auth time,
   amr, acr, exp); the idle time, slid on use, never past the absolute cap.
 - `idp:sid:<sid>`: that session's cookie hash; while it exists the session is live; as above.
+- `idp:nosess:<sha256 of cookie>`: a cookie that matched no live session in SQL either (random,
+  ended, idled out): asked again only after 30 s, so unknown cookies cannot turn into SQL load.
+- `idp:ended:<sid>`: a session whose end is committed; a minute, so that a Redis miss read from
+  SQL just before the end cannot write the copy back after it.
 - `idp:code:<sha256 of code>`: `client|grant|payload`, then the marker `used|grant|` after
   redemption; 60 s, the marker 10 minutes.
 - `idp:ix:<id>`: a pending authorization request and its result; the interaction time.
@@ -25,6 +29,8 @@ from __future__ import annotations
 
 SESSION = "idp:sess:"
 SID = "idp:sid:"
+NO_SESSION = "idp:nosess:"
+ENDED = "idp:ended:"
 CODE = "idp:code:"
 INTERACTION = "idp:ix:"
 DENY_GRANT = "idp:deny:grant:"
@@ -42,6 +48,16 @@ def session(cookie_hash: str) -> str:
 def sid(session_id: str) -> str:
     """The key whose existence says a session is live."""
     return SID + session_id
+
+
+def no_session(cookie_hash: str) -> str:
+    """The mark of a cookie that matched no live session, by the SHA-256 of its secret."""
+    return NO_SESSION + cookie_hash
+
+
+def ended(session_id: str) -> str:
+    """The mark of a session whose end was just committed."""
+    return ENDED + session_id
 
 
 def code(code_hash: str) -> str:

@@ -10,24 +10,42 @@ from redis.commands.core import Script
 
 from idp.store import keys
 
-# KEYS[1] the session's hot copy; ARGV idle seconds, now. Reads the copy and slides its expiry
-# (and the sid key's), never past the absolute cap; nil when missing or past it.
+# KEYS[1] the session's hot copy, KEYS[2] its cookie's no-session mark; ARGV idle seconds, now,
+# the last_seen step. Reads the copy and slides its expiry (and the sid key's), never past the
+# absolute cap: {copy, 1 when SQL's last_seen is a step behind}; 0 when gone for certain (past
+# the cap, or the cookie is marked as matching nothing); nil when there is no copy (SQL knows).
 TOUCH_SESSION = f"""
 local v = redis.call('GET', KEYS[1])
-if not v then return nil end
+if not v then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+  return nil
+end
 local d = cjson.decode(v)
-local ttl = math.min(tonumber(ARGV[1]), d.exp - tonumber(ARGV[2]))
+local now = tonumber(ARGV[2])
+local ttl = math.min(tonumber(ARGV[1]), d.exp - now)
 if ttl <= 0 then
   redis.call('DEL', KEYS[1], '{keys.SID}' .. d.sid)
-  return nil
+  return 0
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', '{keys.SID}' .. d.sid, ttl)
-return v
+local due = 0
+if now - (d.seen or 0) >= tonumber(ARGV[3]) then due = 1 end
+return {{v, due}}
+"""
+
+# KEYS[1] the session's hot copy, KEYS[2] its sid key, KEYS[3] its ended mark; ARGV the copy,
+# its lifetime, the cookie hash. Writes a copy read from SQL back, unless the session's end was
+# committed meanwhile: 1 when written, 0 when ended.
+RESTORE_SESSION = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2])
+return 1
 """
 
 # KEYS[1] the session's sid key, KEYS[2] the grant's deny mark; ARGV idle seconds, now. A
-# refresh slides its session: 1; 0 when the session has idled out; -1 when the grant is
+# refresh slides its session: 1; 0 when its copy is missing; -1 when the grant is
 # deny-listed (revoked while a redemption or rotation was still committing).
 TOUCH_FOR_REFRESH = f"""
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end

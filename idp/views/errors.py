@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from flask import Flask, Response, make_response, render_template
 from flask_babel import gettext as _
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from idp.oidc.authorize import PageError
-from shared.db import COMMIT_FAILED
+from shared import outage
 
 log = logging.getLogger(__name__)
+
+
+# Machine endpoints: the token endpoint and the other back-channel calls, the admin API.
+API_PATHS = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks", "/api/", "/.well-known/")
 
 
 def error_page(title: str, message: str, status: int) -> Response:
@@ -24,14 +26,10 @@ def error_page(title: str, message: str, status: int) -> Response:
 def init_app(app: Flask) -> None:
     """Render HTTP errors as pages."""
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(redis.ConnectionError)
-    @app.errorhandler(redis.TimeoutError)
-    def _store_unavailable(exc: Exception) -> Response:
+    def retry_page() -> Response:
         # Nothing was half done: logout commits in SQL before it touches Redis, so the person
         # may simply try again.
-        log.warning("storage unavailable: %s", type(exc).__name__)
-        resp = error_page(
+        return error_page(
             _("Teenus on ajutiselt kättesaamatu"),
             _(
                 "Me ei saanud sinu päringut praegu täita ja midagi ei muutunud. Proovi mõne minuti "
@@ -40,11 +38,9 @@ def init_app(app: Flask) -> None:
             ),
             503,
         )
-        resp.headers["Retry-After"] = "30"
-        return resp
 
-    # The request's commit after the view (shared/db.py) fails the same way.
-    app.extensions[COMMIT_FAILED] = _store_unavailable
+    # Clients of the protocol and the admin API get the OAuth error body instead of the page.
+    outage.install(app, retry_page, API_PATHS)
 
     @app.errorhandler(PageError)
     def _authorization_error(exc: PageError) -> Response:

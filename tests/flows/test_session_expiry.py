@@ -61,6 +61,7 @@ def test_an_idle_session_is_ended_by_the_worker_and_the_school_is_told(
     from idp.worker import START_GRACE
 
     monkeypatch.setitem(idp_app.config, "SESSION_IDLE_SECONDS", 1)
+    monkeypatch.setitem(idp_app.config, "SESSION_SEEN_STEP_SECONDS", 1)
     school = make_tenant()
     person = make_person(school.client)
     _sign_in(browser, school, person)
@@ -79,6 +80,7 @@ def test_a_live_session_is_left_alone(idp, idp_app, make_tenant, make_person, br
     from idp.worker import START_GRACE
 
     monkeypatch.setitem(idp_app.config, "SESSION_IDLE_SECONDS", 1)
+    monkeypatch.setitem(idp_app.config, "SESSION_SEEN_STEP_SECONDS", 1)
     school = make_tenant()
     person = make_person(school.client)
     _sign_in(browser, school, person)
