@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelConnectionPoolProxy
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,34 @@ def _through_sentinels(url: str) -> redis.Redis:
     return master
 
 
+# How long the replica a failover is promoting stands for the master before the sentinels
+# announce the switch (or, should the failover abort, the pool asks them again).
+PROMOTION_SECONDS = 10.0
+# The sentinels' messages the pool follows.
+PROMOTING, SWITCHED = "+failover-state-send-slaveof-noone", "+switch-master"
+
+
 class FollowingPool(SentinelConnectionPool):
-    """A master pool that hears of a failover from the sentinels (their +switch-master
-    message) and moves to the new master at once: idle connections are dropped and in-use
-    ones are dropped as they come back, so no write goes to the demoted master while it
-    still thinks it is one (until the sentinels turn it into a replica, ~10 s later, redis-py
-    would only notice on a READONLY answer). One listening thread per process, started on
-    first use (after a fork too), ending when the pool is gone."""
+    """A master pool that follows a failover as the sentinels run it: when they tell the
+    chosen replica to become master (+failover-state-send-slaveof-noone) new commands go to it,
+    and when they announce the switch (+switch-master) the pool asks them again. Idle
+    connections to the old master are dropped at once and in-use ones as they come back, so
+    writes stop going to the demoted master within milliseconds — redis-py's pool alone moves
+    only when the old master, turned into a replica ~10 s later, refuses a write, and writes in
+    between are lost. A command that meets the replica before it has become master gets
+    READONLY, which redis-py turns into a reconnect and our retry repeats. One listening thread
+    per process, started on first use (after a fork too), ending when the pool is gone."""
 
     def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any) -> None:
         super().__init__(service_name, sentinel_manager, **kwargs)
+        self.proxy = PromotionAwareProxy(
+            connection_pool=self,
+            is_master=self.is_master,
+            check_connection=self.check_connection,
+            service_name=service_name,
+            sentinel_manager=sentinel_manager,
+        )
+        self.connection_kwargs["connection_pool"] = self.proxy
         self._listener_pid = 0
         self._listener_lock = threading.Lock()
 
@@ -120,9 +138,22 @@ class FollowingPool(SentinelConnectionPool):
                 daemon=True,
             ).start()
 
+    def _proxy(self) -> PromotionAwareProxy:
+        assert isinstance(self.proxy, PromotionAwareProxy)
+        return self.proxy
+
+    def promote(self, address: tuple[str, int]) -> None:
+        """Send new commands to the replica being promoted; drop idle connections."""
+        proxy = self._proxy()
+        proxy.promoting = address
+        proxy.promoting_until = time.monotonic() + PROMOTION_SECONDS
+        self.get_master_address()
+
     def follow(self) -> None:
         """Ask the sentinels for the master again and drop connections to the old one."""
-        self.proxy.reset()
+        proxy = self._proxy()
+        proxy.promoting = None
+        proxy.reset()
         try:
             self.get_master_address()  # drops idle connections when the address changed
         except redis.RedisError:
@@ -130,10 +161,31 @@ class FollowingPool(SentinelConnectionPool):
         self.disconnect(inuse_connections=False)
 
 
+class PromotionAwareProxy(SentinelConnectionPoolProxy):
+    """Where the pool's connections go: the replica being promoted while a failover runs,
+    otherwise the master the sentinels name."""
+
+    promoting: tuple[str, int] | None = None
+    promoting_until = 0.0
+
+    def get_master_address(self) -> Any:
+        """The promoted replica's address during a failover, else the sentinels' answer."""
+        promoting = self.promoting
+        if promoting is None or time.monotonic() >= self.promoting_until:
+            self.promoting = None
+            return super().get_master_address()
+        if self.master_address != promoting:
+            self.master_address = promoting
+            pool = self.connection_pool_ref()
+            if pool is not None:
+                pool.disconnect(inuse_connections=False)
+        return promoting
+
+
 def _listen(
     pool_ref: weakref.ref[FollowingPool], service: str, nodes: list[tuple[str, int]]
 ) -> None:
-    """Follow +switch-master on one sentinel after another, while the pool lives."""
+    """Follow a failover's messages on one sentinel after another, while the pool lives."""
     while pool_ref() is not None:
         for host, port in nodes:
             try:
@@ -156,13 +208,23 @@ def _listen_on(pool_ref: weakref.ref[FollowingPool], service: str, host: str, po
         decode_responses=True,
     )
     with node, node.pubsub(ignore_subscribe_messages=True) as channel:
-        channel.subscribe("+switch-master")
+        channel.subscribe(PROMOTING, SWITCHED)
         while True:
             message = channel.get_message(timeout=1.0)
             pool = pool_ref()
             if pool is None:
                 return
-            if message is not None and str(message["data"]).split(" ", 1)[0] == service:
-                log.warning("redis master of %s switched: %s", service, message["data"])
-                pool.follow()
+            if message is not None:
+                _follow(pool, service, str(message["channel"]), str(message["data"]).split())
             del pool
+
+
+def _follow(pool: FollowingPool, service: str, event: str, words: list[str]) -> None:
+    """Act on one sentinel message: `<master name> <old ip> <old port> <new ip> <new port>`
+    for a switch, `slave <ip:port> <ip> <port> @ <master name> …` for a promotion."""
+    if event == SWITCHED and words[:1] == [service]:
+        log.warning("redis master of %s switched: %s", service, " ".join(words))
+        pool.follow()
+    elif event == PROMOTING and len(words) >= 6 and words[5] == service:
+        log.warning("redis failover of %s promoting %s:%s", service, words[2], words[3])
+        pool.promote((words[2], int(words[3])))

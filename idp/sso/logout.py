@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -26,7 +27,10 @@ from idp.outbox import queue
 from idp.outbox.queue import notify_worker
 from idp.sso.sessions import forget
 from idp.store.grants import deny_grants
+from shared import outage
 from shared.db import row_locks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,20 @@ def end_sessions(db: Session, scope: Scope, reason: str, deliver: bool = True) -
     # fail, the school's grants stay denied: the person signs in there again.
     deny_grants(denied)
     db.commit()
-    forget(pairs)
     delivery_ids = [row.id for row in outbox]
-    if deliver:
-        queue.deliver_now(delivery_ids)
+    # The end is committed: what follows may fail with Redis or PostgreSQL (a failover) and
+    # the person is still logged out. A copy left in Redis opens nothing (SQL has the last
+    # word) and goes at its next stamp; rows not sent now are the worker's once their lease
+    # runs out.
+    try:
+        forget(pairs)
+    except outage.FAILURES as exc:
+        log.warning("after a committed logout, Redis: %s", type(exc).__name__)
+    try:
+        if deliver:
+            queue.deliver_now(delivery_ids)
+    except outage.FAILURES as exc:
+        log.warning("after a committed logout: %s; the worker sends the rest", type(exc).__name__)
     return Ended([s.id for s in whole], delivery_ids, [s.id for s in part])
 
 

@@ -13,6 +13,7 @@ from idp.oidc import end_session as rp_logout
 from idp.sso.logout import Ended, Scope, delivery_states, end_sessions, frontchannel_frames
 from idp.sso.sessions import load as load_session
 from idp.tenants.schools import origin
+from shared import outage
 from shared.db import get_db
 from shared.security import check_csrf, content_security_policy
 
@@ -28,12 +29,18 @@ def logged_out_page(
     add a back link (heading, message, back_to)."""
     db = get_db()
     issuer = current_app.config["ISSUER"]
-    frames = [
-        f
-        for sid in (ended.session_ids if ended else [])
-        for f in frontchannel_frames(db, sid, issuer)
-    ]
-    schools = delivery_states(db, ended.delivery_ids) if ended else []
+    try:
+        frames = [
+            f
+            for sid in (ended.session_ids if ended else [])
+            for f in frontchannel_frames(db, sid, issuer)
+        ]
+        schools = delivery_states(db, ended.delivery_ids) if ended else []
+    except outage.FAILURES:
+        # The sessions have ended (committed) and the worker tells the schools: the page says
+        # so without the list it could not read.
+        db.rollback()
+        frames, schools = [], []
     resp = make_response(
         render_template(
             "logged_out.html", continue_to=continue_to, schools=schools, frames=frames, **texts
