@@ -8,10 +8,11 @@ from typing import Any
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import select
 
-from idp.models import SsoSession
+from idp.models import SsoSession, utcnow
 from idp.oidc import tokens
 from idp.oidc.client_credentials import ADMIN_SCOPE, admin_audience
 from idp.oidc.clients import find_client
+from idp.sso.sessions import idle_floor
 from idp.store.grants import access_token_state, token_denied
 from shared.db import get_db
 
@@ -64,16 +65,23 @@ def check_access_token(token: str) -> dict[str, Any] | None:
     denied_jti, denied_grant, alive = access_token_state(
         str(claims.get("jti")), str(claims.get("grant_id")), str(claims.get("sid"))
     )
-    if denied_jti or denied_grant or not alive:
+    if denied_jti or denied_grant:
         return None
     # SQL has the last word: a Redis copy revived by a restart or failover of Redis must not
-    # bring an ended session back.
+    # bring an ended session back, and a sid key lost in one does not end a session SQL saw
+    # within the idle time.
     session = (
         get_db()
-        .execute(select(SsoSession.ended_at).where(SsoSession.id == str(claims.get("sid"))))
+        .execute(
+            select(SsoSession.ended_at, SsoSession.last_seen).where(
+                SsoSession.id == str(claims.get("sid"))
+            )
+        )
         .first()
     )
     if session is None or session.ended_at is not None:
+        return None
+    if not alive and session.last_seen <= idle_floor(utcnow()):
         return None
     return claims
 

@@ -27,6 +27,7 @@ from tests.support import (
     refresh,
     sign_in,
     unverified_claims,
+    userinfo,
 )
 
 COOKIE = "stuudium_idp_sso"
@@ -104,6 +105,9 @@ def test_a_session_whose_redis_copy_was_lost_goes_on_and_logs_out(
     _drop_redis_copy(idp_app, sid)
     renewed = refresh(idp, schools[0], first["refresh_token"])
     assert renewed.status_code == 200, renewed.text
+    # The IdP's resources take the school's access token without the session's sid key.
+    assert not _in_redis(idp_app, sid)
+    assert userinfo(idp, renewed.json()["access_token"]).status_code == 200
 
     # The account pages (the refresh left the copy to the browser's next request).
     _drop_redis_copy(idp_app, sid, present=False)
@@ -216,6 +220,7 @@ def test_a_copy_revived_after_the_end_opens_nothing(
     assert _silent(idp, browser, schools[0])["error"] == "login_required"
     assert NOT_SIGNED_IN in browser.http.get(f"{idp}/account", timeout=10).text
     assert refresh(idp, schools[0], tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    assert userinfo(idp, tokens["access_token"]).status_code == 401
     # The stamp of last_seen, due once a step, finds the end and removes the copy.
     monkeypatch.setitem(idp_app.config, "SESSION_SEEN_STEP_SECONDS", 0)
     browser.http.get(f"{idp}/account", timeout=10)
@@ -239,6 +244,7 @@ def test_a_record_past_its_idle_time_is_not_read_back(
         db.get_one(SsoSession, sid).last_seen = utcnow() - dt.timedelta(seconds=quiet)
         db.commit()
     _drop_redis_copy(idp_app, sid)
+    assert userinfo(idp, tokens["access_token"]).status_code == 401
     assert NOT_SIGNED_IN in browser.http.get(f"{idp}/account", timeout=10).text
     assert _silent(idp, browser, schools[0])["error"] == "login_required"
     assert refresh(idp, schools[0], tokens["refresh_token"]).json()["error"] == "invalid_grant"
