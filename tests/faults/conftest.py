@@ -99,6 +99,40 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> str:
     return out.decode()
 
 
+def redis_server_args(port: int, directory: Path) -> list[str]:
+    """A redis-server's command line: on loopback at port, in directory, and persisting only
+    through an explicit SAVE, so a test decides what a restart revives."""
+    return [
+        REDIS_SERVER,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+
+
+def wait_for_redis(port: int, what: str) -> None:
+    """Wait until the redis-server (or sentinel) on port answers PING."""
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    try:
+        wait_for(answers, 10, what)
+    finally:
+        client.close()
+
+
 class RedisServer:
     """A redis-server of the test's own on a free loopback port, in a directory it keeps."""
 
@@ -111,33 +145,10 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start the server (loading dump.rdb if one was saved) and wait until it answers."""
-        # Persistence only through an explicit SAVE, so a test decides what a restart revives.
-        args = [
-            REDIS_SERVER,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.dir),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dbfilename",
-            "dump.rdb" if self.snapshots else "none.rdb",
-        ]
+        dbfilename = "dump.rdb" if self.snapshots else "none.rdb"
+        args = [*redis_server_args(self.port, self.dir), "--dbfilename", dbfilename]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
-
-        def answers() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        wait_for(answers, 10, "redis-server")
-        client.close()
+        wait_for_redis(self.port, "redis-server")
         return self
 
     def kill(self) -> None:
@@ -150,11 +161,12 @@ class RedisServer:
 class Postgres:
     """A PostgreSQL cluster of the test's own (initdb refuses root, so it runs as postgres)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, settings: str = "-c wal_writer_delay=10s") -> None:
         self.dir = directory
         self.data = directory / "data"
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.settings = settings  # the server's options after fsync=off
         self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def _run(self, *args: str) -> None:
@@ -184,9 +196,9 @@ class Postgres:
         return self
 
     def start(self) -> None:
-        """Start the server and wait until it accepts connections. The WAL writer waits its
-        longest (10 s), so a commit that did not wait for its own flush is reliably lost in an
-        immediate stop, as in a crash at the worst moment."""
+        """Start the server and wait until it accepts connections. By default the WAL writer
+        waits its longest (10 s), so a commit that did not wait for its own flush is reliably
+        lost in an immediate stop, as in a crash at the worst moment."""
         self._run(
             str(PG_BIN / "pg_ctl"),
             "-D",
@@ -198,7 +210,7 @@ class Postgres:
             str(self.data / "log"),
             "-o",
             f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c wal_writer_delay=10s",
+            f"-c fsync=off {self.settings}",
             "start",
         )
 

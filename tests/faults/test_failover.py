@@ -30,8 +30,14 @@ def _passed(report: Report, capsys: pytest.CaptureFixture[str]) -> None:
     assert not problems, "\n".join([report.summary(), "problems:", *problems[:40]])
 
 
-def test_journeys_through_a_sentinel_failover(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "fault", [SentinelFailover, MasterKill], ids=["sentinel-failover", "master-sigkill"]
+)
+def test_journeys_through_a_redis_failover(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fault: type[SentinelFailover | MasterKill],
 ):
     monkeypatch.setenv("STUUDIUM_VAR_DIR", str(tmp_path))
     with (
@@ -39,20 +45,7 @@ def test_journeys_through_a_sentinel_failover(
         own_database(tmp_path) as database,
         served_idp(tmp_path, database, cache.url) as served,
     ):
-        report = run_scenario(served, SentinelFailover(cache))
-    _passed(report, capsys)
-
-
-def test_journeys_through_a_redis_master_kill(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-):
-    monkeypatch.setenv("STUUDIUM_VAR_DIR", str(tmp_path))
-    with (
-        sentinel_redis(tmp_path) as cache,
-        own_database(tmp_path) as database,
-        served_idp(tmp_path, database, cache.url) as served,
-    ):
-        report = run_scenario(served, MasterKill(cache))
+        report = run_scenario(served, fault(cache))
     _passed(report, capsys)
 
 
