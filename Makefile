@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint unit bench clean messages
+.PHONY: help install system-packages run test lint unit bench clean messages
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -43,12 +43,16 @@ lint: install ## ruff (lint and format), mypy and the import layers (import-lint
 	$(VENV)/bin/mypy idp shared school_instance deploy tests
 	$(VENV)/bin/lint-imports
 
-test: install lint ## Every test (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
+system-packages: ## Install the Debian packages the tests need (chromium, nginx) when missing
+	@sh deploy/dev/system-packages.sh
+
+test: install system-packages lint ## Every test (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install ## Benchmarks against gunicorn on PostgreSQL + Redis (figures in artifacts/bench)
 	$(PY) -m tests.bench.run
 	$(PY) -m tests.bench.jump
+	$(PY) -m tests.bench.fallback
 	$(PY) -m tests.bench.logout
 	$(PY) -m tests.bench.sync
 	$(PY) -m tests.bench.capacity

@@ -1,0 +1,19 @@
+#!/bin/sh
+# The Debian packages `make test` needs beyond Python: chromium (tests/e2e drive it through
+# Playwright, never `playwright install`) and nginx (tests/scale run it as a process of their
+# own). Installed with apt-get when missing and run as root; otherwise the exact command is
+# printed and the target fails. `make test` and `.ci/run` both call this.
+set -eu
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/sbin/nginx ] || missing="$missing nginx"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "make test needs the Debian packages:$missing" >&2
+  echo "install them with:  sudo apt-get install -y$missing   (then run make test again)" >&2
+  exit 1
+fi
+echo "installing the Debian packages:$missing"
+apt-get update -qq
+# shellcheck disable=SC2086 (one word per package)
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
