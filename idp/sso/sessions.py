@@ -145,6 +145,12 @@ _STAMP = (
     .values(last_seen=bindparam("now", type_=TZDateTime()))
     .returning(_SESSIONS.c.id)
 )
+# Both only move last_seen: on PostgreSQL they commit without waiting for the WAL flush (half
+# their round trip; measured 0.14 against 0.28 ms). A stamp lost in a server crash leaves
+# last_seen a step older, which the idle floor's step of slack absorbs.
+_UNFLUSHED = func.set_config("synchronous_commit", "off", True)
+_RECORD_PG = _RECORD.returning(_UNFLUSHED)
+_STAMP_PG = _STAMP.returning(_UNFLUSHED)
 
 
 def idle_floor(now: dt.datetime) -> dt.datetime:
@@ -181,7 +187,8 @@ def _stamp(cookie_hash: str, live: LiveSession) -> bool:
     its copy outlived the end (a Redis failover lost the removal)."""
     now = utcnow()
     with own_statement() as conn:
-        stamped = conn.execute(_STAMP, {"sid": live.sid, "now": now}).first()
+        statement = _STAMP_PG if conn.dialect.name == "postgresql" else _STAMP
+        stamped = conn.execute(statement, {"sid": live.sid, "now": now}).first()
     if stamped is None:
         store_sessions.forget([(live.sid, cookie_hash)])
         SESSION_READS.labels("ended_copy").inc()
@@ -196,7 +203,8 @@ def _from_record(cookie_hash: str) -> LiveSession | None:
     now = utcnow()
     with own_statement() as conn:
         row = conn.execute(
-            _RECORD, {"hashed": cookie_hash, "now": now, "floor": idle_floor(now)}
+            _RECORD_PG if conn.dialect.name == "postgresql" else _RECORD,
+            {"hashed": cookie_hash, "now": now, "floor": idle_floor(now)},
         ).first()
     if row is None:
         store_sessions.remember_miss(cookie_hash)
