@@ -366,8 +366,19 @@ def keys_rotate(as_json: bool) -> None:
             app.config["KEY_RETIRE_AFTER_SECONDS"],
         )
         session.commit()
-        data = [{"kid": r.kid, "alg": r.alg} for r in promoted]
-    _emit(as_json, data, lambda: "\n".join(f"{d['alg']} now signs with {d['kid']}" for d in data))
+        # Each running IdP process reads the key ring again when its cache expires.
+        within = int(app.config["KEY_CACHE_SECONDS"])
+        data = [{"kid": r.kid, "alg": r.alg, "signing_within_seconds": within} for r in promoted]
+    _emit(
+        as_json,
+        data,
+        lambda: "\n".join(
+            f"{d['alg']}: {d['kid']} is the active key; every running IdP process signs with it "
+            f"within {within} s (IDP_KEY_CACHE_SECONDS), until then with the previous key, "
+            "which keeps verifying"
+            for d in data
+        ),
+    )
 
 
 @keys.command("list")

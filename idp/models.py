@@ -78,7 +78,9 @@ class Person(Base):
     email_verified: Mapped[bool] = mapped_column(default=False)
     phone: Mapped[str | None] = mapped_column(String(40))
     address: Mapped[dict[str, str] | None] = mapped_column(JSON)
-    locale: Mapped[str] = mapped_column(String(8), default="et")
+    # The language the person chose (et, ru, en); None until they choose, so that pages follow
+    # the browser's language and mail the language of the page that sent it.
+    locale: Mapped[str | None] = mapped_column(String(8))
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)

@@ -62,7 +62,7 @@ SCHEMAS: dict[str, Any] = {
             "email": _NULLABLE,
             "email_verified": {"type": "boolean"},
             "phone_number": _NULLABLE,
-            "locale": _STRING,
+            "locale": _NULLABLE,  # none: the person has chosen no language
         },
     },
     "AccountSummary": {

@@ -13,6 +13,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from idp.models import MailOutbox
+from shared import i18n
 from shared.db import row_locks
 
 WAKE_CHANNEL = "idp_deliveries"
@@ -41,7 +42,7 @@ def queue_mail(
     template: str,
     *,
     school_id: int | None = None,
-    locale: str = "et",
+    locale: str | None = "et",
     kind: str = "mail",
     **context: Any,
 ) -> None:
@@ -52,7 +53,7 @@ def queue_mail(
             kind=kind,
             school_id=school_id,
             recipient=recipient.strip()[:320],
-            locale=locale,
+            locale=locale or i18n.DEFAULT,  # a person who chose no language: Estonian
             template=template,
             context=context,
         )

@@ -14,6 +14,7 @@ from idp.people import one_time_links as links
 from idp.people.password_change import end_other_sessions
 from idp.people.sync import record_person_change
 from idp.sso.logout import Ended
+from shared import i18n
 
 
 def taken_at(db: Session, person_id: int, email: str) -> list[str]:
@@ -41,7 +42,7 @@ def request_change(db: Session, person: Person, new_email: str) -> None:
         db,
         new_email,
         "email_confirm",
-        locale=person.locale,
+        locale=person.locale or i18n.current(),
         given_name=person.given_name,
         one_time_link={
             "purpose": "email",
@@ -69,7 +70,7 @@ def apply_change(db: Session, person: Person, new_email: str, keep_sid: str | No
             db,
             old,
             "email_changed",
-            locale=person.locale,
+            locale=person.locale or i18n.current(),
             given_name=person.given_name,
             old_email=old,
             new_email=new_email,

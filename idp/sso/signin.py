@@ -55,18 +55,29 @@ def start_session(
 def school_login_uri(db: Session, school: School, path: str = "/") -> str:
     """The school's login initiation URI (OIDC Core §4) with target_link_uri on its own origin:
     the school starts an authorization request, which the new session answers at once."""
-    login_uri = db.scalar(
-        select(Client.initiate_login_uri)
+    return school_login_uris(db, [school], path)[school.id]
+
+
+def school_login_uris(db: Session, schools: list[School], path: str = "/") -> dict[int, str]:
+    """school_login_uri of several schools at once (one query), by school id; a school without
+    a login initiation URI gets its base URL."""
+    rows = db.execute(
+        select(Client.school_id, Client.initiate_login_uri)
         .where(
-            Client.school_id == school.id,
+            Client.school_id.in_([s.id for s in schools]),
             Client.initiate_login_uri.is_not(None),
             Client.status == "active",
         )
-        .order_by(Client.id)
-    )
-    if not login_uri:
-        return school.base_url
-    query = urlencode(
-        {"iss": current_app.config["ISSUER"], "target_link_uri": school.base_url.rstrip("/") + path}
-    )
-    return f"{login_uri}{'&' if '?' in login_uri else '?'}{query}"
+        .order_by(Client.id.desc())
+    ).all()
+    login_uris = {school_id: uri for school_id, uri in rows if uri}  # the first client wins
+    issuer = current_app.config["ISSUER"]
+    found = {}
+    for school in schools:
+        login_uri = login_uris.get(school.id)
+        if not login_uri:
+            found[school.id] = school.base_url
+            continue
+        query = urlencode({"iss": issuer, "target_link_uri": school.base_url.rstrip("/") + path})
+        found[school.id] = f"{login_uri}{'&' if '?' in login_uri else '?'}{query}"
+    return found

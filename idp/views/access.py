@@ -160,7 +160,8 @@ def signin_page(slug: str) -> Response:
 @bp.post("/s/<slug>/signin")
 @limits.forms()
 def signin(slug: str) -> Response:
-    """Use the login link: start the session at this school and continue to the school."""
+    """Use the login link: start the session at this school and continue to the school (by
+    the offer to set a password, when the person has none)."""
     check_csrf()
     school = school_or_404(slug)
     again = (url_for("access.request_link", slug=school.slug), _("Saada mulle uus link"))
@@ -175,6 +176,10 @@ def signin(slug: str) -> Response:
     except SessionRefused:  # the account was disabled or moved just now
         db.rollback()
         return invalid_link(school, *again)
-    resp = redirect(school_login_uri(db, school), 303)
+    if account.person.password_hash is None:
+        # Signed in by a link with no password yet: offer to set one (skippable), then the school.
+        resp = redirect(url_for("password.change", school=school.slug), 303)
+    else:
+        resp = redirect(school_login_uri(db, school), 303)
     set_sso_cookie(resp, secret)
     return private(resp)

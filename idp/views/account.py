@@ -25,13 +25,17 @@ from idp.people.linking import linked_accounts
 from idp.sso import sessions
 from idp.sso.logout import Scope, end_sessions
 from idp.sso.session_list import live_sessions
+from idp.views import home
 from idp.views.errors import error_page
+from idp.views.home import active_schools
 from idp.views.logout_page import logged_out_page
+from idp.views.onward import onward, session_school
 from shared import i18n
 from shared.db import get_db
 from shared.security import check_csrf
 
 bp = Blueprint("account", __name__)
+bp.add_url_rule("/", "home", home.home)  # the Stuudium ID home (views/home.py)
 
 
 @bp.app_template_filter("tallinn_time")
@@ -53,7 +57,7 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Response]:
         ended = record is None or record.ended_at is not None
         person = db.get(Person, live.person_id) if live is not None and not ended else None
         if live is None or person is None:
-            resp = make_response(render_template("not_signed_in.html"))
+            resp = make_response(render_template("not_signed_in.html", schools=active_schools(db)))
         else:
             g.live_session, g.person = live, person
             resp = make_response(view(*args, **kwargs))
@@ -111,6 +115,7 @@ def end_one() -> Any:
     return logged_out_page(
         ended,
         clear_cookie=False,
+        way=onward(sid=g.live_session.sid),
         heading=_("Seanss on lõpetatud"),
         message=_(
             "Valitud seadme Stuudium ID seanss on lõppenud ja koolidele, "
@@ -123,11 +128,21 @@ def end_one() -> Any:
 @bp.post("/account/sessions/end-all")
 @signed_in
 def end_all() -> Any:
-    """Logi välja kõikjal: end every session of the person, this one included."""
+    """Logi välja kõikjal: asked first (the question lists what ends), then, confirmed, end
+    every session of the person, this one included."""
     check_csrf()
-    ended = end_sessions(get_db(), Scope(person_id=g.person.id), "logout_everywhere")
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "end_all_confirm.html",
+            sessions=live_sessions(get_db(), g.person.id, g.live_session.sid),
+        )
+    db = get_db()
+    # The way onward is the school this browser came from (read before its session ends).
+    way = onward(session_school(db, g.live_session.sid), signed_in=False)
+    ended = end_sessions(db, Scope(person_id=g.person.id), "logout_everywhere")
     return logged_out_page(
         ended,
+        way=way,
         heading=_("Oled kõikjal välja logitud"),
         message=_(
             "Kõik sinu Stuudium ID seansid on lõppenud, kõigis seadmetes ja kõigis koolides. "

@@ -10,11 +10,13 @@ from werkzeug.wrappers import Response
 
 from idp.models import Person
 from idp.people.email_change import apply_change, request_change, taken_at
+from idp.people.linking import linked_accounts
 from idp.sso import sessions
 from idp.store import limits
 from idp.views.access import invalid_link, link_page, private, take_link
 from idp.views.account import signed_in
 from idp.views.errors import error_page
+from idp.views.onward import onward, session_school
 from shared.db import get_db
 from shared.mail import is_address
 from shared.security import check_csrf
@@ -93,7 +95,12 @@ def confirm() -> Response:
         db.rollback()
         return error_page(_("E-posti aadressi ei saa muuta"), _taken(names), 409)
     live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
-    apply_change(db, person, new, live.sid if live and live.person_id == person.id else None)
+    sid = live.sid if live and live.person_id == person.id else None
+    # The way on: the school this browser came from, else the person's only school.
+    schools = [a.school for a in linked_accounts(db, person.id)]
+    only = schools[0] if len(schools) == 1 else None
+    way = onward(session_school(db, sid) or only, signed_in=sid is not None)
+    apply_change(db, person, new, sid)
     return private(
         error_page(
             _("E-posti aadress on muudetud"),
@@ -104,5 +111,6 @@ def confirm() -> Response:
                 email=new,
             ),
             200,
+            way,
         )
     )

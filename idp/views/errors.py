@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, make_response, render_template
+import redis
+from flask import Flask, Response, make_response, render_template, request
 from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from idp.models import Client, School
 from idp.oidc.authorize import PageError
+from idp.store import interactions
+from idp.views.onward import Onward, browser_sid, onward
 from shared import outage
+from shared.db import get_db
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +25,48 @@ log = logging.getLogger(__name__)
 API_PATHS = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks", "/api/", "/.well-known/")
 
 
-def error_page(title: str, message: str, status: int) -> Response:
-    """Render an error page for a person."""
-    return make_response(render_template("error.html", title=title, message=message), status)
+def error_page(
+    title: str, message: str, status: int, way: Onward | None = None, restart: bool = False
+) -> Response:
+    """Render an error page for a person, with its way onward (the home when none is given;
+    restart: the way starts a sign-in again)."""
+    return make_response(
+        render_template("error.html", title=title, message=message, onward=way, restart=restart),
+        status,
+    )
+
+
+def interaction_school(ix: str | None) -> School | None:
+    """The school whose client started the pending sign-in ix, while it is stored."""
+    try:
+        data = interactions.load(ix)
+        if data is None:
+            return None
+        return get_db().scalar(
+            select(School)
+            .join(Client, Client.school_id == School.id)
+            .where(Client.client_id == data["request"]["client_id"])
+        )
+    except (SQLAlchemyError, redis.RedisError):
+        return None
+
+
+def sign_in_expired(school: School | None = None) -> Response:
+    """A sign-in that expired: start it again at the school when it is known (the interaction's
+    client, or the login form's `school`), else the home's list of schools."""
+    way = onward(school)
+    if way.school is not None:
+        message = _(
+            "Sisselogimise aeg sai läbi: sisselogimise leht kehtib piiratud aja. Alusta "
+            "sisselogimist kooli %(school)s Stuudiumis uuesti.",
+            school=way.school.name,
+        )
+    else:
+        message = _(
+            "Sisselogimise aeg sai läbi: sisselogimise leht kehtib piiratud aja. Vali Stuudium "
+            "ID avalehel oma kool ja logi uuesti sisse."
+        )
+    return error_page(_("Sisselogimine aegus"), message, 400, way, restart=True)
 
 
 def init_app(app: Flask) -> None:
@@ -45,14 +91,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(PageError)
     def _authorization_error(exc: PageError) -> Response:
         if exc.code == "sign_in_expired":
-            return error_page(
-                _("Sisselogimine aegus"),
-                _(
-                    "Sisselogimise aeg sai läbi. Mine tagasi oma kooli Stuudiumi lehele ja logi "
-                    "uuesti sisse."
-                ),
-                400,
-            )
+            return sign_in_expired(interaction_school(request.args.get("ix")))
         if exc.code == "invalid_client":
             return error_page(
                 _("Tundmatu rakendus"),
@@ -89,8 +128,8 @@ def init_app(app: Flask) -> None:
             return error_page(
                 _("Lehte ei leitud"),
                 _(
-                    "Sellist lehte ei ole. Kontrolli aadressi või alusta oma kooli Stuudiumi "
-                    "avalehelt."
+                    "Sellist lehte ei ole. Kontrolli aadressi või alusta Stuudium ID avalehelt, "
+                    "kust leiad oma kooli."
                 ),
                 404,
             )
@@ -115,10 +154,16 @@ def init_app(app: Flask) -> None:
                 status,
             )
         if status == 405:
+            # Typically a page that answered a form, opened again by its address: nothing
+            # changed, and the way on is the school this browser came from.
             return error_page(
                 _("Lubamatu päring"),
-                _("Seda lehte ei saa nii avada. Alusta oma kooli Stuudiumi avalehelt."),
+                _(
+                    "Seda lehte ei saa aadressi kaudu avada: see avaneb ainult lehel oleva "
+                    "nupuga. Midagi ei muutunud."
+                ),
                 405,
+                onward(sid=browser_sid()),
             )
         return error_page(
             _("Midagi läks valesti"),

@@ -97,14 +97,15 @@ def from_school() -> Response:
 def select_locale() -> str:
     """The page's language, in order: the signed-in person's choice (Person.locale), this
     browser's choice (the switch's cookie), ui_locales of the request (or of the authorization
-    request a login page serves), the school's default, the browser's Accept-Language, Estonian.
-    Each source is read only when the ones before it gave nothing."""
+    request a login page serves), the browser's Accept-Language (a first visit is in the
+    browser's language), the school's default, Estonian. Each source is read only when the ones
+    before it gave nothing."""
     sources: tuple[Callable[[], str | None], ...] = (
         _person_choice,
         i18n.visitor_choice,
         _ui_locales,
-        _school_default,
         i18n.browser_language,
+        _school_default,
     )
     if g.get("page_locale"):  # a page whose language is known (the one applied in)
         sources = (_person_choice, i18n.visitor_choice, lambda: g.page_locale)
@@ -125,7 +126,7 @@ def _person_choice() -> str | None:
     if person is None:
         live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
         person = get_db().get(Person, live.person_id) if live is not None else None
-    return str(person.locale) if person is not None else None
+    return person.locale if person is not None else None
 
 
 def _pending() -> dict[str, Any] | None:

@@ -16,8 +16,9 @@ from idp.people import accounts
 from idp.sso import sessions
 from idp.sso.signin import start_session
 from idp.store import Batch, batch, interactions, limits
-from idp.views.errors import error_page
+from idp.views.errors import sign_in_expired
 from idp.views.locale import adopt_visitor_choice
+from idp.views.typos import suggestion
 from shared.db import get_db
 from shared.security import check_csrf
 
@@ -27,14 +28,7 @@ bp = Blueprint("login", __name__)
 def _interaction_or_error(ix: str) -> tuple[dict[str, Any] | None, Any]:
     data = interactions.load(ix)
     if data is None:
-        return None, error_page(
-            _("Sisselogimine aegus"),
-            _(
-                "Sisselogimise aeg sai läbi. Mine tagasi oma kooli Stuudiumi lehele ja logi uuesti "
-                "sisse."
-            ),
-            400,
-        )
+        return None, sign_in_expired()  # the login form names its school: restart there
     return data, None
 
 
@@ -88,6 +82,35 @@ def wrong_password() -> str:
     return _("E-posti aadress või parool on vale.")
 
 
+# After this many wrong answers on one login page it offers the other ways in (a login link,
+# eID). The page counts only for itself (a form field); the brute-force guard stays the
+# counters of store.counters, whose limits are unchanged.
+OFFER_AFTER_FAILURES = 3
+
+
+def _failures_so_far() -> int:
+    try:
+        return max(0, min(int(request.form.get("failures", "0")), 99))
+    except ValueError:
+        return 0
+
+
+def wrong_login_page(ix: str, school: School | None, email: str) -> Any:
+    """The login form again after a wrong answer: the same message whatever was wrong, a hint
+    when the e-mail's domain looks mistyped, and after a few tries the other ways in."""
+    failures = _failures_so_far() + 1
+    return render_template(
+        "login.html",
+        ix=ix,
+        school=school,
+        email=email,
+        error=wrong_password(),
+        failures=failures,
+        offer_other_ways=failures >= OFFER_AFTER_FAILURES,
+        typo=suggestion(email),
+    )
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limits.forms()
 def login() -> Any:
@@ -135,9 +158,7 @@ def login() -> Any:
     LOGINS.labels("password", "ok" if resp is not None else "wrong").inc()
     if resp is None:
         school = db.get(School, school_id) if school_id is not None else None
-        return render_template(
-            "login.html", ix=ix, school=school, email=email, error=wrong_password()
-        ), 200
+        return wrong_login_page(ix, school, email), 200
     return resp
 
 

@@ -1,18 +1,23 @@
 """RP-initiated logout's pages (the question, when the school's hint does not name this
 browser's session) and the page after sessions end: the schools being signed out, their state,
-front-channel frames."""
+front-channel frames, and the way onward — with a registered post_logout_redirect_uri, back to
+the school by itself (static/logout_return.js) once the frames have loaded, at most ~2 s."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Blueprint, current_app, make_response, render_template, request
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from idp.models import Client, School
 from idp.oidc import end_session as rp_logout
+from idp.oidc.resource import check_id_token_hint
 from idp.sso.logout import Ended, Scope, delivery_states, end_sessions, frontchannel_frames
 from idp.sso.sessions import load as load_session
 from idp.tenants.schools import origin
+from idp.views.onward import Onward, onward, session_school
 from shared import outage
 from shared.db import get_db
 from shared.security import check_csrf, content_security_policy
@@ -23,10 +28,13 @@ def logged_out_page(
     *,
     clear_cookie: bool = True,
     continue_to: str | None = None,
+    way: Onward | None = None,
     **texts: str | None,
 ) -> Response:
     """Render logged_out.html for ended sessions; texts may replace its heading and message and
-    add a back link (heading, message, back_to)."""
+    add a back link (heading, message, back_to). continue_to (a registered post-logout URI) is
+    where the browser returns by itself; otherwise way is the page's way onward (by default
+    the ended session's school, else the home)."""
     db = get_db()
     issuer = current_app.config["ISSUER"]
     try:
@@ -36,14 +44,22 @@ def logged_out_page(
             for f in frontchannel_frames(db, sid, issuer)
         ]
         schools = delivery_states(db, ended.delivery_ids) if ended else []
+        if way is None:
+            sid = ended.session_ids[0] if ended and ended.session_ids else None
+            way = onward(session_school(db, sid), signed_in=not clear_cookie)
     except outage.FAILURES:
         # The sessions have ended (committed) and the worker tells the schools: the page says
         # so without the list it could not read.
         db.rollback()
-        frames, schools = [], []
+        frames, schools, way = [], [], None
     resp = make_response(
         render_template(
-            "logged_out.html", continue_to=continue_to, schools=schools, frames=frames, **texts
+            "logged_out.html",
+            continue_to=continue_to,
+            schools=schools,
+            frames=frames,
+            onward=way,
+            **texts,
         )
     )
     if frames:
@@ -62,6 +78,18 @@ def logged_out_page(
     return resp
 
 
+def hint_school(id_token_hint: str | None) -> School | None:
+    """The school of the client a valid ID-token hint was issued to."""
+    hint = check_id_token_hint(id_token_hint)
+    if hint is None:
+        return None
+    return get_db().scalar(
+        select(School)
+        .join(Client, Client.school_id == School.id)
+        .where(Client.client_id == hint["aud"], School.status == "active")
+    )
+
+
 bp = Blueprint("logout", __name__)
 
 
@@ -76,8 +104,12 @@ def end_session() -> Any:
     if confirmed:
         check_csrf()
     if asked.needs_confirmation(session.sid if session else None, confirmed):
-        return render_template("logout_confirm.html", values=dict(values.items()))
+        # Not logging out is a way on too: back to the school this browser signed in to last.
+        stay = onward(sid=session.sid if session else None)
+        return render_template("logout_confirm.html", values=dict(values.items()), onward=stay)
     ended = None
     if session is not None:
         ended = end_sessions(get_db(), Scope(session_ids=(session.sid,)), "logout")
-    return logged_out_page(ended, continue_to=asked.continue_to)
+    school = hint_school(values.get("id_token_hint")) if values.get("id_token_hint") else None
+    way = onward(school, signed_in=False) if school is not None else None
+    return logged_out_page(ended, continue_to=asked.continue_to, way=way)

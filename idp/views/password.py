@@ -14,6 +14,7 @@ from idp.store import limits
 from idp.views.account import signed_in
 from idp.views.login import set_sso_cookie
 from idp.views.logout_page import logged_out_page
+from idp.views.onward import named_school, onward
 from shared.db import get_db
 from shared.security import check_csrf
 
@@ -21,12 +22,15 @@ bp = Blueprint("password", __name__)
 
 
 def _form(error: str | None = None) -> Any:
-    # Nothing typed is sent back: the form holds only passwords.
+    # Nothing typed is sent back: the form holds only passwords. A person without a password
+    # (signed in by a link) may skip setting one: the way onward is the school they came from.
     return render_template(
         "account_password.html",
         person=g.person,
         error=error,
         min_length=current_app.config["PASSWORD_MIN_LENGTH"],
+        school=named_school(get_db()),
+        onward=onward(sid=g.live_session.sid),
     )
 
 
@@ -59,18 +63,29 @@ def change() -> Any:
     )
     if code is not None:
         return _form(reason(code, min_length))
+    first = person.password_hash is None  # set after a login link: no sessions to review
+    way = onward(sid=g.live_session.sid, signed_in=True)
     ended, secret = change_password(get_db(), person, new, g.live_session)
-    resp = logged_out_page(
-        ended,
-        clear_cookie=secret is None,
-        heading=_("Parool on muudetud"),
-        message=_(
-            "Sinu uus parool on salvestatud ja selles seadmes jääd sisse logituks. Turvalisuse "
-            "huvides lõpetasime sinu Stuudium ID seansid kõigis teistes seadmetes; seal logi sisse "
-            "uue parooliga."
-        ),
-        back_to=url_for("account.sessions_page"),
+    texts = (
+        {
+            "heading": _("Parool on salvestatud"),
+            "message": _(
+                "Edaspidi saad sisse logida oma e-posti aadressi ja selle parooliga – ka siis, "
+                "kui sisselogimise link on aegunud."
+            ),
+        }
+        if first
+        else {
+            "heading": _("Parool on muudetud"),
+            "message": _(
+                "Sinu uus parool on salvestatud ja selles seadmes jääd sisse logituks. "
+                "Turvalisuse huvides lõpetasime sinu Stuudium ID seansid kõigis teistes "
+                "seadmetes; seal logi sisse uue parooliga."
+            ),
+            "back_to": url_for("account.sessions_page"),
+        }
     )
+    resp = logged_out_page(ended, clear_cookie=secret is None, way=way, **texts)
     if secret is not None:
         set_sso_cookie(resp, secret)
     return resp

@@ -63,6 +63,16 @@ def test_the_sessions_page_lists_every_device_with_its_schools(
     assert [(s.sid, s.current) for s in seen_by_phone] == [(other.sid, True), (this.sid, False)]
 
 
+def test_each_button_says_which_session_it_ends(idp, make_tenant, make_person, link_account):
+    _, _, _, laptop, _ = _two_browsers(idp, make_tenant, make_person, link_account)
+    page, listed = sessions_page(laptop)
+    this, other = (page.text.split(f'data-sid="{s.sid}"')[1].split("</li>")[0] for s in listed)
+    # Per-session buttons are secondary; "Logi välja kõikjal" stays the page's main action.
+    assert '<button type="submit" class="secondary end-one">Logi välja siin (see seade)' in this
+    assert '<button type="submit" class="secondary end-one">Lõpeta seanss: Safari, iPhone' in other
+    assert "see seade" not in other
+
+
 def _seen(idp_app, sid: str, sql_minutes_ago: int, redis_minutes_ago: int) -> None:
     """As if the session's last refresh (SQL) and last renewal (Redis) were that long ago."""
     from idp.models import SsoSession, utcnow
@@ -130,9 +140,18 @@ def test_log_out_everywhere_ends_every_session_and_tells_every_school(
     assert 'id="end-all">Logi välja kõikjal</button>' in sessions_page(phone)[0].text
     page = phone.http.get(f"{idp}/account", timeout=10)
     assert 'id="end-all">Logi välja kõikjal</button>' in page.text
-    done = post_form(phone, page, "/account/sessions/end-all")
+    # Asked first: the question lists what ends, and ends nothing yet.
+    asked = post_form(phone, page, "/account/sessions/end-all")
+    assert asked.status_code == 200 and "<h1>Kas logid välja kõikjal?</h1>" in asked.text
+    assert asked.text.count('<li class="session-summary">') == 2
+    assert "Chrome, Linux: Laagri Kool, Laagri Lasteaed" in asked.text
+    assert 'id="cancel" href="/account/sessions"' in asked.text
+    assert all(signed_in_at(b, s) for b, s in ((laptop, kool), (laptop, lasteaed), (phone, kool)))
+    done = post_form(phone, asked, "/account/sessions/end-all", confirm="yes")
     assert done.status_code == 200
     assert "<h1>Oled kõikjal välja logitud</h1>" in done.text
+    # The way on: the school this phone signed in to, at its front page.
+    assert f'id="onward" href="{kool.url}">Tagasi kooli Laagri Kool</a>' in done.text
     # One logout message per school and session: Laagri Kool twice (laptop and phone).
     assert school_states(done) == {"Laagri Kool": "delivered", "Laagri Lasteaed": "delivered"}
     assert done.text.count('data-state="delivered"') == 3
@@ -171,6 +190,7 @@ def test_forms_without_the_csrf_token_end_nothing(idp, make_tenant, make_person)
         ("/account/sessions/end", {"sid": listed[1].sid}),
         ("/account/sessions/end-all", {}),
         ("/account/sessions/end-all", {"csrf_token": "forged"}),
+        ("/account/sessions/end-all", {"confirm": "yes"}),
     ):
         resp = laptop.http.post(f"{idp}{path}", data=data, allow_redirects=False, timeout=10)
         assert resp.status_code == 400 and "<h1>Vorm aegus</h1>" in resp.text
@@ -200,7 +220,8 @@ def test_without_a_session_the_pages_say_how_to_sign_in(idp, make_tenant, make_p
     for path in ("/account", "/account/sessions", "/account/password"):
         page = stranger.http.get(f"{idp}{path}", timeout=10)
         assert page.status_code == 200 and NOT_SIGNED_IN in page.text
-        assert "Ava oma kooli Stuudiumi leht ja logi sisse." in page.text
+        # The way to sign in: every active school, through its login initiation URI.
+        assert "Logi sisse oma kooli kaudu" in page.text and 'id="schools"' in page.text
     # A cookie that names no session is no session either.
     stranger.http.cookies.set("stuudium_idp_sso", "made-up", domain="127.0.0.1")
     page = stranger.http.get(f"{idp}/account/sessions", timeout=10)

@@ -148,7 +148,11 @@ def test_unregistered_or_altered_uri_is_never_offered(idp, make_school, make_per
     )
     assert page.status_code == 200
     assert continue_link(page) is None
-    shown = _without_frames(page.text)
+    # The way onward is the hint's school by its own registered address (base_url), which one
+    # variant happens to spell: that link is the school's, not the altered URI.
+    onward = f'id="onward" href="http://127.0.0.1:9/{school.slug}">'
+    assert onward in page.text
+    shown = _without_frames(page.text).replace(onward, "")
     assert target not in shown and html.escape(target) not in shown
     # The logout itself still happened: the hint is this session's.
     assert_ended(idp, browser, school, tokens)

@@ -784,7 +784,10 @@ def test_standard_scopes_map_to_the_persons_data(idp, idp_app, make_school, make
     profile = claims_for("openid profile")
     assert profile["name"] == "Kadri Kask" and profile["given_name"] == "Kadri"
     assert profile["family_name"] == "Kask" and profile["birthdate"] == "1985-03-14"
-    assert profile["locale"] == "et" and isinstance(profile["updated_at"], int)
+    assert isinstance(profile["updated_at"], int)
+    assert "locale" not in profile  # she has chosen no language: the school follows her browser
+    set_person(idp_app, person, locale="ru")
+    assert claims_for("openid profile")["locale"] == "ru"
     assert not {"email", "phone_number", "address"} & set(profile)
     email = claims_for("openid email")
     assert email == {"sub": person.sub, "email": person.email, "email_verified": True}

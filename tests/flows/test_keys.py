@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import requests
@@ -75,7 +76,21 @@ def test_rotation_keeps_old_tokens_verifiable_and_signs_new_ones_with_the_next_k
         assert kid_of(old[alg]["id_token"]) == active_before[alg][0]
     assert kid_of(old["RS256"]["access_token"]) == active_before["ES256"][0]
 
-    promoted = ok_json(cli("keys", "rotate", "--json"))
+    # The operator is told when the new key starts signing (each process's key cache).
+    rotated = cli("keys", "rotate")
+    assert rotated.exit_code == 0, rotated.output
+    said = [
+        re.fullmatch(
+            r"(RS256|ES256): (\S+) is the active key; every running IdP process signs with it "
+            r"within (\d+) s \(IDP_KEY_CACHE_SECONDS\), until then with the previous key, "
+            r"which keeps verifying",
+            line,
+        )
+        for line in rotated.output.strip().splitlines()
+    ]
+    assert all(said), rotated.output
+    promoted = [{"alg": m.group(1), "kid": m.group(2)} for m in said if m]
+    assert {int(m.group(3)) for m in said if m} == {30}
     assert {p["alg"]: p["kid"] for p in promoted} == {
         alg: next_before[alg][0] for alg in ("RS256", "ES256")
     }

@@ -18,7 +18,7 @@ def _signed_in_as(browser: Browser, school: Tenant, name: str) -> bool:
     """Tell whether the school's front page greets the person (the diary, not the landing)."""
     home = browser.http.get(school.url + "/", timeout=10)
     assert home.status_code == 200, home.text
-    signed_in = 'class="me"' in home.text and name in home.text
+    signed_in = 'class="menu account"' in home.text and name in home.text
     assert signed_in != ('id="login"' in home.text), "either the diary or the sign-in button"
     return signed_in
 

@@ -204,11 +204,15 @@ def test_a_person_without_a_password_sets_one(idp, idp_app, make_tenant, make_pe
         account = db.scalars(select(Account).where(Account.sub == person.sub)).one()
         db.get_one(Person, account.person_id).password_hash = None
         db.commit()
-    page = _form(browser)
+    page = browser.http.get(f"{idp}/account/password", timeout=10)
+    assert "<h1>Sea endale parool</h1>" in page.text
     assert 'name="current_password"' not in page.text
+    # Skippable: the way on is the school this browser signed in to.
+    assert 'id="skip" href="' + kool.url + "/auth/login?" in page.text
     done = post_form(browser, page, "/account/password", new_password=NEW, new_password_again=NEW)
-    assert "<h1>Parool on muudetud</h1>" in done.text
+    assert "<h1>Parool on salvestatud</h1>" in done.text
     assert school_states(done) == {}  # no other session: nothing ended
+    assert 'id="onward" href="' + kool.url + "/auth/login?" in done.text
     assert signed_in_at(browser, kool)
     _sign_in(Browser(idp), kool.url, dataclasses.replace(person, password=NEW))
 
