@@ -22,15 +22,15 @@ LOCALES = i18n.LOCALES
 
 def select_locale() -> str:
     """The page's language, in order: the signed-in person's choice (the locale claim, kept in
-    the session), this browser's choice (the switch's cookie), the school's default, the
-    browser's Accept-Language, Estonian."""
+    the session), this browser's choice (the switch's cookie), the browser's Accept-Language
+    (a first visit reads the language the browser asks for), the school's default, Estonian."""
     user, tenant = g.get("user"), g.get("tenant")
     return i18n.first(
         (
             user.get("locale") if user else None,
             i18n.visitor_choice(),
-            str(tenant.default_locale) if tenant is not None else None,
             i18n.browser_language(),
+            str(tenant.default_locale) if tenant is not None else None,
         )
     )
 

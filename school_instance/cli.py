@@ -38,6 +38,7 @@ def add_tenant(
     client_secret: str,
     hosts: list[str],
     locale: str = "et",
+    logo_url: str | None = None,
 ) -> Tenant:
     """Register (or update) a school served by this deployment; a host serves one school, so
     hosts given here are taken from any other school that had them."""
@@ -52,6 +53,7 @@ def add_tenant(
         tenant.client_id, tenant.client_secret = client_id, client_secret
         tenant.hosts = hosts
         tenant.default_locale = locale
+        tenant.logo_url = logo_url
         db.add(tenant)
         db.commit()
         app.extensions["tenants"].invalidate()
@@ -84,7 +86,13 @@ def schools() -> None:
 @click.option("--issuer", help="The IdP's issuer URL.")
 @click.option("--client-id")
 @click.option("--client-secret-stdin", is_flag=True)
-@click.option("--host", "hosts", multiple=True, help="Host (host:port) the school is served at.")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="Host (host:port) the school answers at; one other than the URL's redirects to the URL.",
+)
+@click.option("--logo-url", help="The school's own logo in its bar: the IdP's /schools/SLUG/logo.")
 def schools_add(
     from_json: click.File | None,
     slug: str | None,
@@ -94,6 +102,7 @@ def schools_add(
     client_id: str | None,
     client_secret_stdin: bool,
     hosts: tuple[str, ...],
+    logo_url: str | None,
 ) -> None:
     """Register a school with its client credentials and the IdP issuer."""
     data = json.load(from_json) if from_json else {}  # type: ignore[arg-type]
@@ -109,5 +118,5 @@ def schools_add(
     missing = [k for k, v in values.items() if not v]
     if missing:
         raise click.ClickException("missing: " + ", ".join(missing))
-    tenant = add_tenant(_app(), hosts=list(hosts), **values)  # type: ignore[arg-type]
+    tenant = add_tenant(_app(), hosts=list(hosts), logo_url=logo_url, **values)  # type: ignore[arg-type]
     click.echo(f"school {tenant.slug} served at {', '.join(tenant.hosts)}")

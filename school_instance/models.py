@@ -28,6 +28,8 @@ class Tenant(DiaryBase):
     client_id: Mapped[str] = mapped_column(String(64))
     client_secret: Mapped[str] = mapped_column(String(200))
     default_locale: Mapped[str] = mapped_column(String(8), default="et")
+    # The school's own logo in the bar (the IdP's /schools/<slug>/logo); none: its initial.
+    logo_url: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(String(16), default="active")
 
 
@@ -131,5 +133,7 @@ class Announcement(DiaryBase):
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     event_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The audience: one class (its pupils, their guardians, its teacher), or None: the school.
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("diary_class.id"))
     created_at: Mapped[dt.datetime] = mapped_column(TZDateTime(), default=utcnow)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)

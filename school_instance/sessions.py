@@ -1,7 +1,8 @@
 """The school instance's storage contract: every key it keeps in Redis is built and touched
 here, each keyed by tenant — local sessions (`si:sess:<tenant>:<cookie hash>`, indexed by the
 IdP sid and sub: `si:sid:…`, `si:sub:…`; tokens stay on the server), the refresh lock
-(`si:lock:…`), OAuth state (`si:oauth:…`) and the replay store of tokens (`si:jti:…`)."""
+(`si:lock:…`), OAuth state (`si:oauth:…`), the replay store of tokens (`si:jti:…`) and the
+count of pending applications the admin's menu shows (`si:pending:…`)."""
 
 from __future__ import annotations
 
@@ -122,3 +123,20 @@ def take_state(tenant: TenantInfo, state: str | None) -> dict[str, Any] | None:
 def claim_once(tenant: TenantInfo, jti: str, seconds: int) -> bool:
     """Record a token id for this school; False when it was seen already (a replay)."""
     return bool(_r().set(f"si:jti:{tenant.id}:{jti}", "1", nx=True, ex=seconds))
+
+
+def pending_applications(tenant: TenantInfo) -> int | None:
+    """The school's count of pending applications as last read from the IdP (None: unknown,
+    -1: the IdP did not answer then)."""
+    raw = _r().get(f"si:pending:{tenant.id}")
+    return int(raw) if raw is not None else None
+
+
+def remember_pending_applications(tenant: TenantInfo, count: int, seconds: int = 60) -> None:
+    """Keep the count briefly: the menu asks the IdP at most once a minute per school."""
+    _r().set(f"si:pending:{tenant.id}", str(count), ex=seconds)
+
+
+def forget_pending_applications(tenant: TenantInfo) -> None:
+    """A decision changed the count: the next page reads it anew."""
+    _r().delete(f"si:pending:{tenant.id}")

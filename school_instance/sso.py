@@ -423,8 +423,13 @@ def role_required(*roles: str) -> Any:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """End the local session and go to the IdP to log out of every school."""
-    check_csrf()
+    """End the local session and go to the IdP to log out of every school. The profile page's
+    button sends the form's token; the account menu's, on every page (error pages too, which
+    set no cookie), sends none and is checked like the language switch: same origin only."""
+    if request.form.get("csrf_token") is None:
+        i18n.check_same_origin()
+    else:
+        check_csrf()
     tenant = current()
     hint = g.user["id_token"] if g.get("user") else None
     if g.get("session_handle"):

@@ -6,9 +6,12 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from flask import Flask, abort, g, request
+from flask import Flask, abort, g, make_response, redirect, render_template, request
+from flask_babel import gettext as _
 from sqlalchemy import Select, select
+from werkzeug.wrappers import Response
 
 from school_instance.models import Tenant
 from shared.db import get_db
@@ -30,11 +33,17 @@ class TenantInfo:
     client_id: str
     client_secret: str
     default_locale: str
+    logo_url: str | None = None
 
     @property
     def cookie_name(self) -> str:
         """The local session cookie: one name per school (browsers share cookies across ports)."""
         return f"stuudium_{self.slug}"
+
+    @property
+    def canonical_host(self) -> str:
+        """The host of the registered address (its default port left out)."""
+        return _without_default_port(urlsplit(self.base_url))
 
     @property
     def redirect_uri(self) -> str:
@@ -65,6 +74,12 @@ class TenantCache:
         self._loaded = 0.0
 
 
+def _without_default_port(parts: Any) -> str:
+    default = {"http": ":80", "https": ":443"}.get(parts.scheme, "")
+    host = str(parts.netloc).lower()
+    return host[: -len(default)] if default and host.endswith(default) else host
+
+
 def _info(t: Tenant) -> TenantInfo:
     return TenantInfo(
         t.id,
@@ -75,6 +90,7 @@ def _info(t: Tenant) -> TenantInfo:
         t.client_id,
         t.client_secret,
         t.default_locale,
+        t.logo_url,
     )
 
 
@@ -115,8 +131,38 @@ class TenantSessionInterface(LeanSessionInterface):
         return f"{tenant.cookie_name}_ui" if tenant else "stuudium_ui"
 
 
+def is_alias(tenant: TenantInfo) -> bool:
+    """Whether this request came by another host of the school than its registered address's
+    (127.0.0.1:5001 for localhost:5001): cookies, sign-in and the IdP's redirects all belong
+    to the registered address."""
+    scheme = urlsplit(tenant.base_url).scheme
+    asked = _without_default_port(urlsplit(f"{scheme}://{request.host}"))
+    return asked != tenant.canonical_host
+
+
+def to_registered_address(tenant: TenantInfo) -> Response:
+    """GET and HEAD move permanently (308) to the same path at the registered address; any
+    other method gets a page with a link there (a form is not re-sent to another origin)."""
+    target = tenant.base_url + request.full_path.rstrip("?")
+    if request.method in ("GET", "HEAD"):
+        return redirect(target, 308)
+    body = render_template(
+        "message.html",
+        title=_("Kool on teisel aadressil"),
+        message=_(
+            "Kooli %(school)s e-päevik on aadressil %(url)s. Seda toimingut siin teha ei saa: "
+            "ava kool selle aadressi kaudu ja proovi uuesti.",
+            school=tenant.name,
+            url=tenant.base_url,
+        ),
+        action=(_("Ava %(school)s", school=tenant.name), tenant.base_url + "/"),
+    )
+    return make_response(body, 421)
+
+
 def init_app(app: Flask) -> None:
-    """Resolve the tenant before every request; unknown hosts get 404."""
+    """Resolve the tenant before every request; unknown hosts get 404, a school's other hosts
+    go to its registered address."""
     cache = TenantCache(app.config["TENANT_CACHE_SECONDS"])
     app.extensions["tenants"] = cache
     app.session_interface = TenantSessionInterface()
@@ -125,6 +171,9 @@ def init_app(app: Flask) -> None:
     def _tenant() -> Any:
         if request.path in OPS_PATHS or request.path.startswith("/static/"):
             return None
-        if resolve(app) is None:
+        tenant = resolve(app)
+        if tenant is None:
             abort(404)
+        if is_alias(tenant):
+            return to_registered_address(tenant)
         return None

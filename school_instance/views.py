@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from school_instance import sessions
+from school_instance import bar, sessions
 from school_instance.admin_api import tell_idp
 from school_instance.diary.views import bp as diary_bp
 from school_instance.diary.views import dashboard
@@ -19,13 +19,6 @@ from school_instance.tenancy import current
 from shared import i18n, outage
 
 bp = Blueprint("main", __name__)
-
-
-def jump_url(school: dict[str, Any]) -> str:
-    """The link to another school: its login initiation URI with our issuer (OIDC Core §4)."""
-    target = school.get("url") or ""
-    login_url = school.get("login_url") or f"{target}/auth/login"
-    return f"{login_url}?{urlencode({'iss': current().issuer, 'target_link_uri': target + '/'})}"
 
 
 @bp.get("/")
@@ -74,8 +67,13 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(bp)
     app.register_blueprint(diary_bp)
-    app.jinja_env.globals["jump_url"] = jump_url
+    bar.init_app(app)
     app.jinja_env.globals["tenant"] = lambda: g.get("tenant")
+    # The school's own words (its name, lessons, news) are in its language, whatever the
+    # page's: marked so that a screen reader reads them as that language.
+    app.jinja_env.globals["content_lang"] = lambda: (
+        str(g.tenant.default_locale) if g.get("tenant") is not None else i18n.DEFAULT
+    )
 
     def retry_page() -> Response:
         return page(

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, abort, request
 from flask_babel import format_date, format_datetime, get_locale
+from werkzeug.datastructures import LanguageAccept
 from werkzeug.wrappers import Response
 
 LOCALES = ("et", "ru", "en")
@@ -40,8 +41,10 @@ def visitor_choice() -> str | None:
 
 
 def browser_language() -> str | None:
-    """The best of ours by the browser's Accept-Language."""
-    return request.accept_languages.best_match(LOCALES)
+    """The best of ours by the browser's Accept-Language; a bare "*" names no language (the
+    next source decides, as when the header is missing)."""
+    named = LanguageAccept([(tag, q) for tag, q in request.accept_languages if tag != "*"])
+    return named.best_match(LOCALES)
 
 
 def remember_choice(resp: Response, locale: str) -> Response:

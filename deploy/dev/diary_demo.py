@@ -34,6 +34,7 @@ class DemoNews:
     author: str
     days_ago: int
     event_in: int | None = None
+    audience: str | None = None  # a class's name: only its people see it; None: the school
 
 
 TEACHER, PARENT, ADMIN = "opetaja@laagri.demo", "lapsevanem@laagri.demo", "admin@laagri.demo"
@@ -83,6 +84,7 @@ DEMO_DIARY: dict[str, tuple[list[DemoClass], list[DemoNews]]] = {
                 TEACHER,
                 2,
                 5,
+                "3.a",
             ),
             DemoNews(
                 "Heategevuslaat",
@@ -145,7 +147,8 @@ DEMO_DIARY: dict[str, tuple[list[DemoClass], list[DemoNews]]] = {
 
 # The children's personal codes on the roster (by school and given name): an application for a
 # parent's account names a child by code, and the school's review finds the child by it. Seed
-# 003's parent applies for Oskar Tamm, whom no parent follows yet.
+# 003's parent applies for Oskar Tamm at Laagri Kool, or for Hugo Rebane (51411071008) at Laagri
+# Huvialakool, whom no parent follows yet. Valid test codes (checksum and birth date).
 DEMO_STUDENT_CODES: dict[str, dict[str, str]] = {
     "laagri-kool": {
         "Mia": "61703142202",
@@ -155,5 +158,15 @@ DEMO_STUDENT_CODES: dict[str, dict[str, str]] = {
         "Emma": "61701182482",
         "Markus": "51709302553",
         "Liisa": "61604112260",
+    },
+    "laagri-huvialakool": {
+        "Karl": "51504231006",
+        "Hugo": "51411071008",
+        "Anna": "61602191003",
+    },
+    "laagri-lasteaed": {
+        "Lotte": "62106111009",
+        "Rasmus": "52009301003",
+        "Mirjam": "62103051005",
     },
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -39,43 +40,19 @@ DEMO_SCHOOLS = [
     ("laagri-huvialakool", "Laagri Huvialakool", 5002),
     ("laagri-lasteaed", "Laagri Lasteaed", 5003),
 ]
-LOGO_COLOURS = {
-    "laagri-kool": (11, 107, 203),
-    "laagri-huvialakool": (214, 120, 20),
-    "laagri-lasteaed": (46, 139, 87),
-}
+LOGOS = Path(__file__).parent / "logos"
 
 
-def logo_png(rgb: tuple[int, int, int], size: int = 64) -> str:
-    """A round logo of one colour, as a PNG data URL (no image library needed)."""
-    import base64
-    import struct
-    import zlib
+def logo_data_url(slug: str) -> str:
+    """The demo school's logo (the SVG in deploy/dev/logos) as the IdP stores it: a data URL."""
+    svg = (LOGOS / f"{slug}.svg").read_bytes()
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
 
-    rows = b""
-    r2 = (size / 2) ** 2
-    for y in range(size):
-        row = b"\x00"
-        for x in range(size):
-            inside = (x - size / 2 + 0.5) ** 2 + (y - size / 2 + 0.5) ** 2 <= r2
-            row += bytes((*rgb, 255)) if inside else b"\x00\x00\x00\x00"
-        rows += row
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    png = (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-    return "data:image/png;base64," + base64.b64encode(png).decode()
+def school_hosts(port: int) -> list[str]:
+    """The hosts a demo school answers at: its registered address first, then the loopback
+    address people also type, which the school instance redirects to the registered one."""
+    return [f"localhost:{port}", f"127.0.0.1:{port}"]
 
 
 DEMO_PASSWORD = "Kevadine-Laagri-2026"
@@ -128,7 +105,7 @@ def seed(app: Flask, state_file: Path) -> dict[str, Any]:
                     name,
                     f"http://localhost:{port}",
                     development=True,
-                    logo=logo_png(LOGO_COLOURS[slug]),
+                    logo=logo_data_url(slug),
                 )
                 known[slug] = {
                     "name": name,
@@ -138,6 +115,8 @@ def seed(app: Flask, state_file: Path) -> dict[str, Any]:
                 }
         db.flush()
         schools = {s.slug: s for s in db.scalars(select(School))}
+        for slug, _name, _port in DEMO_SCHOOLS:  # schools seeded before the logos came
+            schools[slug].logo = logo_data_url(slug)
         for email, given, family, code, memberships, linked in DEMO_PEOPLE:
             # By isikukood too: a demo person may have changed the e-mail since.
             if db.scalar(
@@ -197,7 +176,8 @@ def seed_schools(school_app: Flask, clients: dict[str, Any], issuer: str) -> Non
             issuer=issuer,
             client_id=creds["client_id"],
             client_secret=creds["client_secret"],
-            hosts=[f"localhost:{port}"],
+            hosts=school_hosts(port),
+            logo_url=f"{issuer}/schools/{slug}/logo",
         )
 
 
@@ -346,10 +326,16 @@ def _demo_class(
 def _demo_news(db: Session, tenant_id: int, item: DemoNews, members: dict[str, Member]) -> None:
     author = members.get(item.author)
     event_on = dt.date.today() + dt.timedelta(days=item.event_in) if item.event_in else None
+    audience = db.scalar(
+        select(SchoolClass.id).where(
+            SchoolClass.tenant_id == tenant_id, SchoolClass.name == item.audience
+        )
+    )
     db.add(
         Announcement(
             tenant_id=tenant_id,
             author_id=author.id if author else None,
+            class_id=audience if item.audience else None,
             kind="event" if event_on else "news",
             title=item.title,
             body=item.body,

@@ -1,12 +1,14 @@
 #!/bin/sh
 # The Debian packages `make test` needs beyond Python: chromium (tests/e2e drive it through
-# Playwright, never `playwright install`) and nginx (tests/scale run it as a process of their
-# own). Installed with apt-get when missing and run as root; otherwise the exact command is
-# printed and the target fails. `make test` and `.ci/run` both call this.
+# Playwright, never `playwright install`), nginx (tests/scale run it as a process of their
+# own) and nodejs with npm (`npm ci` installs tests/e2e's axe-core). Installed with apt-get when
+# missing and run as root; otherwise the exact command is printed and the target fails.
+# `make test` and `.ci/run` both call this.
 set -eu
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+[ -x /usr/bin/npm ] || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "make test needs the Debian packages:$missing" >&2

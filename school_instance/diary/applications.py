@@ -2,20 +2,25 @@
 in which class, who are the child's known guardians, is the applicant one of them by a verified
 identifier), approved or rejected at the IdP with this admin's own access token.
 
-Approving someone who is not a verified guardian takes a second, explicit confirmation, and
-makes them the child's guardian only when the admin says so separately."""
+Approving when a risk applies — the child is not on the roster, or the applicant is not a
+verified guardian — takes a second, explicit confirmation naming that risk (a confirmation of
+another risk does not count, so a roster that changed since the page was read is asked again),
+and makes the applicant the child's guardian only when the admin says so separately. The child's
+code as the applicant typed it is shown to the admin on this page only (no-store), never put in
+a URL, a log or a mail."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from school_instance import admin_api
+from school_instance import admin_api, sessions
 from school_instance.diary import queries
 from school_instance.diary.accounts import _access_token, failure
 from school_instance.diary.blueprint import bp
@@ -23,6 +28,7 @@ from school_instance.diary.guardianship import Match, match_guardian
 from school_instance.models import Guardian, Member, SchoolClass, Student
 from school_instance.sso import page, role_required
 from school_instance.tenancy import current, get_scoped
+from shared import i18n
 from shared.db import get_db
 from shared.security import check_csrf
 
@@ -46,6 +52,29 @@ class Review:
     def applicant_is_guardian(self) -> bool:
         """The applicant is a known guardian by a verified identifier (their e-mail)."""
         return self.match is Match.VERIFIED
+
+    @property
+    def risk(self) -> str | None:
+        """The risk approving takes, which the second confirmation must name: "not-enrolled"
+        (no child with this code on the roster), "not-guardian" (not a verified guardian)."""
+        if self.student is None:
+            return "not-enrolled"
+        return None if self.applicant_is_guardian else "not-guardian"
+
+    @property
+    def submitted(self) -> dt.datetime | None:
+        """When the applicant submitted the form."""
+        value = self.application.get("submitted_at")
+        try:
+            return dt.datetime.fromisoformat(str(value)) if value else None
+        except ValueError:
+            return None
+
+    @property
+    def language(self) -> str:
+        """The language the applicant used (the welcome mail's), in its own name."""
+        code = str(self.application.get("locale") or "")
+        return i18n.NAMES.get(code, code)
 
 
 def review(application: dict[str, Any]) -> Review:
@@ -118,11 +147,16 @@ def applications() -> Any:
         found = admin_api.applications(current(), token)
     except admin_api.AdminApiError as exc:
         return failure(exc)
-    return render_template(
-        "diary/applications.html",
-        reviews=[review(a) for a in found],
-        confirm_risk_label=confirm_risk_label(),
+    sessions.remember_pending_applications(current(), len(found))
+    resp = make_response(
+        render_template(
+            "diary/applications.html",
+            reviews=[review(a) for a in found],
+            confirm_risk_label=confirm_risk_label,
+        )
     )
+    resp.headers["Cache-Control"] = "no-store"  # the children's codes as the applicants typed
+    return resp
 
 
 def _pending_review(token: str, application_id: int) -> Review | Response:
@@ -137,8 +171,13 @@ def _pending_review(token: str, application_id: int) -> Review | Response:
     return _decision_failure(admin_api.AdminApiError(404, "not_found"))
 
 
-def confirm_risk_label() -> str:
+def confirm_risk_label(risk: str | None) -> str:
     """The second confirmation's words: they name the risk the admin takes."""
+    if risk == "not-enrolled":
+        return _(
+            "Kontrollisin taotlejat muul viisil ja loon konto, kuigi selle isikukoodiga last "
+            "kooli nimekirjas ei ole ja taotleja ei näe ühegi lapse andmeid."
+        )
     return _(
         "Kontrollisin taotlejat muul viisil ja loon konto, kuigi tema e-posti aadress ei "
         "ole kooli andmetes lapse vanema oma."
@@ -146,21 +185,25 @@ def confirm_risk_label() -> str:
 
 
 def _unconfirmed_risk(checked: Review) -> Response | None:
-    """Approving someone who is not a verified guardian needs the form's second confirmation."""
-    if checked.applicant_is_guardian or request.form.get("confirm_risk") == "1":
+    """Approving when a risk applies needs the form's second confirmation of that very risk."""
+    if checked.risk is None or request.form.get("confirm_risk") == checked.risk:
         return None
-    return page(
-        _("Kontot ei loodud"),
-        _(
+    if checked.risk == "not-enrolled":
+        why = _(
+            "Selle isikukoodiga last kooli nimekirjas ei ole: konto loomisel ei näe taotleja "
+            "ühegi lapse andmeid. Kontrolli isikukoodi ja lapse nimekirja; kui lood konto "
+            "ikkagi, märgi taotluse juures „%(label)s” ja vajuta uuesti „Kinnita ja loo konto”.",
+            label=confirm_risk_label(checked.risk),
+        )
+    else:
+        why = _(
             "Taotleja e-posti aadress ei ole kooli andmetes lapse vanema oma, ja nime võib "
             "sisestada igaüks. Kui oled taotlejat muul viisil kontrollinud (näiteks helistanud "
             "vanemale kooli andmetes oleval numbril), märgi taotluse juures „%(label)s” ja vajuta "
             "uuesti „Kinnita ja loo konto”.",
-            label=confirm_risk_label(),
-        ),
-        400,
-        _back(),
-    )
+            label=confirm_risk_label(checked.risk),
+        )
+    return page(_("Kontot ei loodud"), why, 400, _back())
 
 
 def _add_member(account: dict[str, Any]) -> Member:
@@ -245,6 +288,8 @@ def decide(application_id: int, action: str) -> Any:
         result = admin_api.decide(current(), token, application_id, action, reason or None)
     except admin_api.AdminApiError as exc:
         return _decision_failure(exc)
+    finally:
+        sessions.forget_pending_applications(current())
     if checked is None:
         flash(_("Taotlus on tagasi lükatud ja taotlejale on saadetud põhjus."))
     else:

@@ -6,6 +6,7 @@ back there version-checked, so that a change made meanwhile is shown rather than
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -17,7 +18,7 @@ from school_instance.diary import queries
 from school_instance.diary.accounts import failure
 from school_instance.diary.blueprint import bp, has_role
 from school_instance.diary.forms import Form
-from school_instance.models import Member
+from school_instance.models import Member, SchoolClass, Student
 from school_instance.sso import page, role_required
 from school_instance.tenancy import current, scoped
 from shared.db import get_db
@@ -39,6 +40,31 @@ def correctable() -> list[Member]:
         s.id for s in students
     )
     return sorted((m for m in queries.members_by_id(ids).values() if m.sub), key=queries.person_key)
+
+
+@dataclass(frozen=True)
+class ChildGroup:
+    """One child of a class the teacher leads: the child's own account, if any, and the
+    guardians the school knows."""
+
+    student: Student
+    school_class: SchoolClass
+    account: Member | None
+    guardians: list[Member]
+
+
+def child_groups() -> list[ChildGroup]:
+    """A class teacher's people, grouped by child (an admin sees everyone in one list)."""
+    if has_role("admin") or not has_role("teacher"):
+        return []
+    groups = []
+    for cls in queries.classes_taught(queries.my_id()):
+        students = queries.students_of(cls.id)
+        accounts = queries.members_by_id(s.member_id for s in students)
+        for student in students:
+            own = accounts.get(student.member_id) if student.member_id else None
+            groups.append(ChildGroup(student, cls, own, queries.guardians_of(student.id)))
+    return groups
 
 
 def _may_correct(sub: str) -> bool:
@@ -106,7 +132,7 @@ def _form_page(
 @role_required("teacher", "admin")
 def people() -> Any:
     """Whose data the signed-in person may correct."""
-    return render_template("diary/people.html", people=correctable())
+    return render_template("diary/people.html", people=correctable(), groups=child_groups())
 
 
 @bp.get("/people/<sub>/correct")

@@ -8,7 +8,18 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from flask import g
-from sqlalchemy import Date, Row, Table, bindparam, func, literal_column, select, union_all
+from sqlalchemy import (
+    Date,
+    Row,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    union,
+    union_all,
+)
 
 from school_instance.diary.blueprint import TALLINN
 from school_instance.models import (
@@ -213,8 +224,13 @@ def lessons_with_marks(lesson_ids: Iterable[int]) -> set[int]:
 
 # The school's news and its coming events: plain statements built once (their cache keys are
 # computed once), for the news page and, both in one round trip, for every start page; rows
-# carry the columns the templates show.
+# carry the columns the templates show. A class's announcement reaches the school's staff and
+# admins (everyone: true) and the class's own people: its teacher, its pupils and their
+# guardians (a subquery of the same statement, no round trip of its own).
 _ANN = cast(Table, Announcement.__table__)
+_CLS = cast(Table, SchoolClass.__table__)
+_STU = cast(Table, Student.__table__)
+_GRD = cast(Table, Guardian.__table__)
 _ANN_COLS = (
     _ANN.c.id,
     _ANN.c.kind,
@@ -223,17 +239,39 @@ _ANN_COLS = (
     _ANN.c.event_on,
     _ANN.c.created_at,
     _ANN.c.author_id,
+    _ANN.c.class_id,
+    _CLS.c.name.label("class_name"),
 )
+_MY_CLASSES = union(
+    select(_CLS.c.id).where(
+        _CLS.c.tenant_id == bindparam("tenant_id"), _CLS.c.teacher_id == bindparam("member_id")
+    ),
+    select(_STU.c.class_id).where(
+        _STU.c.tenant_id == bindparam("tenant_id"), _STU.c.member_id == bindparam("member_id")
+    ),
+    select(_STU.c.class_id)
+    .join(_GRD, _GRD.c.student_id == _STU.c.id)
+    .where(_GRD.c.tenant_id == bindparam("tenant_id"), _GRD.c.member_id == bindparam("member_id")),
+)
+_AUDIENCE = or_(
+    _ANN.c.class_id.is_(None),
+    bindparam("everyone") == True,  # noqa: E712 (an SQL expression)
+    _ANN.c.class_id.in_(_MY_CLASSES.scalar_subquery()),
+)
+_ANN_FROM = _ANN.outerjoin(_CLS, _CLS.c.id == _ANN.c.class_id)
 _LATEST = (
     select(*_ANN_COLS)
-    .where(_ANN.c.tenant_id == bindparam("tenant_id"))
+    .select_from(_ANN_FROM)
+    .where(_ANN.c.tenant_id == bindparam("tenant_id"), _AUDIENCE)
     .order_by(_ANN.c.created_at.desc(), _ANN.c.id.desc())
     .limit(bindparam("limit"))
 )
 _COMING = (
     select(*_ANN_COLS)
+    .select_from(_ANN_FROM)
     .where(
         _ANN.c.tenant_id == bindparam("tenant_id"),
+        _AUDIENCE,
         _ANN.c.event_on.is_not(None),
         _ANN.c.event_on >= bindparam("today", type_=Date()),
     )
@@ -248,10 +286,18 @@ _NEWS_AND_EVENTS = union_all(
 
 
 def _announcements(statement: Any, limit: int) -> list[Row[Any]]:
-    """Run one of the announcement statements for this school."""
-    return list(
-        get_db().execute(statement, {"tenant_id": current().id, "limit": limit, "today": today()})
-    )
+    """Run one of the announcement statements for this school, as the signed-in person sees
+    it (staff and admins see every class's announcements)."""
+    user = g.get("user") or {}
+    everyone = bool({"admin", "staff"} & set(user.get("roles") or []))
+    params = {
+        "tenant_id": current().id,
+        "limit": limit,
+        "today": today(),
+        "member_id": user.get("member_id") or 0,
+        "everyone": everyone,
+    }
+    return list(get_db().execute(statement, params))
 
 
 def latest_news(limit: int) -> list[Row[Any]]:

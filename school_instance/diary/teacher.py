@@ -114,10 +114,21 @@ def _roster(lesson: Lesson, marks: dict[int, Attendance]) -> list[Student]:
 
 
 def _lesson_page(
-    lesson: Lesson, cls: SchoolClass, form: Form, students: list[Student], status: int = 200
+    lesson: Lesson,
+    cls: SchoolClass,
+    form: Form,
+    students: list[Student],
+    status: int = 200,
+    unmarked: list[Student] | None = None,
 ) -> Any:
     return render_template(
-        "diary/lesson.html", lesson=lesson, cls=cls, form=form, students=students, marks=MARKS
+        "diary/lesson.html",
+        lesson=lesson,
+        cls=cls,
+        form=form,
+        students=students,
+        marks=MARKS,
+        unmarked=unmarked or [],
     ), status
 
 
@@ -139,7 +150,9 @@ def lesson(lesson_id: int) -> Any:
 @bp.post("/lessons/<int:lesson_id>")
 @role_required("teacher", "admin")
 def save_lesson(lesson_id: int) -> Any:
-    """Save the topic and every student's attendance in one go."""
+    """Save the topic and every student's attendance in one go. "Märgi kõik kohal" marks
+    everyone without another mark present; saving with pupils left unmarked first lists them
+    and asks (nothing is saved until the teacher says so)."""
     check_csrf()
     lesson = get_scoped(Lesson, lesson_id)
     cls = get_scoped(SchoolClass, lesson.class_id)
@@ -158,6 +171,13 @@ def save_lesson(lesson_id: int) -> Any:
             chosen[student.id] = value
     if not form.ok:
         return _lesson_page(lesson, cls, form, students, 400)
+    if request.form.get("all_present") == "1":
+        for student in students:
+            if chosen.setdefault(student.id, "present") == "present":
+                form.values[f"mark-{student.id}"] = "present"
+    unmarked = [s for s in students if s.id not in chosen and s.id not in marks]
+    if unmarked and request.form.get("confirm_unmarked") != "1":
+        return _lesson_page(lesson, cls, form, students, 200, unmarked)
     lesson.topic = topic or None
     for student_id, status in chosen.items():
         row = marks.get(student_id)

@@ -169,7 +169,7 @@ def test_apply_confirm_approve_and_sign_in_with_the_welcome_link(
 
     # Not a known guardian: the admin confirms the risk and, having checked, records her.
     approved = _decide(
-        admin_browser, tenant, listing, "approve", confirm_risk="1", add_guardian="1"
+        admin_browser, tenant, listing, "approve", confirm_risk="not-guardian", add_guardian="1"
     )
     assert approved.status_code == 303, approved.text
     after = admin_browser.http.get(f"{tenant.url}/admin/applications", timeout=10)

@@ -102,7 +102,14 @@ class Laagri:
 
 @pytest.fixture
 def laagri(make_tenant, make_person, school_app) -> Laagri:
-    from school_instance.models import Attendance, Guardian, Lesson, SchoolClass, Student
+    from school_instance.models import (
+        Announcement,
+        Attendance,
+        Guardian,
+        Lesson,
+        SchoolClass,
+        Student,
+    )
 
     school = make_tenant("Laagri Kool")
     people = {
@@ -194,6 +201,17 @@ def laagri(make_tenant, make_person, school_app) -> Laagri:
                 for lesson, kid, status in marks
             ]
         )
+        # Tiina's word to her class only (its people see it, 4.b's do not).
+        news_3a = Announcement(
+            tenant_id=tid,
+            author_id=members["tiina"],
+            class_id=classes["3a"].id,
+            title="Matemaatika",
+            body="Murdude liitmine",
+        )
+        db.add(news_3a)
+        db.flush()
+        ids["news_3a"] = news_3a.id
         ids.update({f"class_{k}": c.id for k, c in classes.items()})
         ids.update({k: s.id for k, s in kids.items()})
         ids.update({f"lesson_{k}": le.id for k, le in lessons.items()})
@@ -267,16 +285,25 @@ def test_teacher_marks_attendance_and_writes_the_topic_parent_then_sees_it(brows
     )
     assert odd.status_code == 400 and "Vali „kohal”, „puudus” või „hilines”" in odd.text
     assert ">Taimede kasvamine kevadel</textarea>" in odd.text
-    saved = _post(
-        browser,
-        lesson_url,
-        {
-            "topic": "Taimede kasvamine kevadel",
-            f"mark-{laagri.ids['mia']}": "absent",
-            f"mark-{laagri.ids['oskar']}": "late",
-        },
-        lesson_page.text,
+    topic = {"topic": "Taimede kasvamine kevadel"}
+    mia, oskar = f"mark-{laagri.ids['mia']}", f"mark-{laagri.ids['oskar']}"
+    # A pupil left unmarked: listed, and nothing saved until the teacher says so.
+    asked = _post(browser, lesson_url, {**topic, mia: "absent"}, lesson_page.text)
+    assert asked.status_code == 200
+    unmarked = re.search(
+        r'<div class="warning" role="alert" id="unmarked">.*?</div>', asked.text, re.S
     )
+    assert unmarked and "Oskar Tamm" in unmarked.group(0) and "Mia Mägi" not in unmarked.group(0)
+    assert re.search(rf'name="{mia}" value="absent" checked', asked.text)
+    assert "Taimede kasvamine kevadel" not in _get(browser, url + "/").text
+    # "Märgi kõik kohal": everyone without another mark is present, and it is saved.
+    all_present = _post(
+        browser, lesson_url, {**topic, mia: "absent", "all_present": "1"}, asked.text
+    )
+    again = _follow(browser, all_present, url)
+    assert re.search(rf'name="{oskar}" value="present" checked', again.text)
+    assert re.search(rf'name="{mia}" value="absent" checked', again.text)
+    saved = _post(browser, lesson_url, {**topic, mia: "absent", oskar: "late"}, again.text)
     after = _follow(browser, saved, url)
     assert "Salvestatud" in after.text and "Taimede kasvamine kevadel" in after.text
     assert re.search(rf'name="mark-{laagri.ids["mia"]}" value="absent" checked', after.text)

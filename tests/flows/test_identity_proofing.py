@@ -59,9 +59,11 @@ def _approve(idp: str, tenant: Tenant, admin: PersonLogin) -> requests.Response:
     )
     csrf = CSRF_RE.search(listing.text)
     assert csrf
+    # The second confirmation names the risk it accepts (the checkbox's value).
+    risk = re.search(r'name="confirm_risk" type="checkbox" value="([^"]+)"', listing.text)
     return browser.http.post(
         tenant.url + html.unescape(url),
-        data={"csrf_token": csrf.group(1), "confirm_risk": "1"},
+        data={"csrf_token": csrf.group(1), "confirm_risk": risk.group(1) if risk else ""},
         allow_redirects=False,
         timeout=10,
     )
