@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages run test lint unit bench clean messages
+.PHONY: help install system-packages run test lint unit bench clean messages browser-tools
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -43,10 +43,19 @@ lint: install ## ruff (lint and format), mypy and the import layers (import-lint
 	$(VENV)/bin/mypy idp shared school_instance deploy tests
 	$(VENV)/bin/lint-imports
 
-system-packages: ## Install the Debian packages the tests need (chromium, nginx) when missing
+system-packages: ## Install the Debian packages the tests need (chromium, nginx, npm) when missing
 	@sh deploy/dev/system-packages.sh
 
-test: install system-packages lint ## Every test (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
+# The browser tests' own npm packages (axe-core, pinned in tests/e2e/package-lock.json), installed
+# once: npm ci runs only while tests/e2e/node_modules/axe-core is missing.
+E2E_TOOLS := tests/e2e/node_modules/axe-core
+browser-tools: $(E2E_TOOLS) ## Install the browser tests' npm packages (axe-core) when missing
+
+$(E2E_TOOLS): tests/e2e/package.json tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund
+	touch $(E2E_TOOLS)
+
+test: install system-packages browser-tools lint ## Every test (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install ## Benchmarks against gunicorn on PostgreSQL + Redis (figures in artifacts/bench)
@@ -58,4 +67,4 @@ bench: install ## Benchmarks against gunicorn on PostgreSQL + Redis (figures in 
 	$(PY) -m tests.bench.capacity
 
 clean: ## Remove local state (var/) and caches
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache tests/e2e/node_modules

@@ -66,12 +66,13 @@ def test_a_parent_with_a_mistyped_email_corrects_it_after_eid_and_gets_access_li
 
         # 2. Signed in at Laagri Kool without e-mail or password; her child is there.
         page.wait_for_url(f"{KOOL}/**")
-        expect(page.locator("nav a.me")).to_have_text(NAME)
+        expect(page.locator("details.account .who")).to_have_text(NAME)
         expect(page.locator("#children")).to_contain_text(CHILD)
         shot("3-laagri-kool-signed-in")
 
         # 3. Profile → Stuudium ID → Muuda e-posti aadressi: the mistyped address is shown.
-        page.locator("nav a.me").click()
+        page.locator("details.account summary").click()
+        page.locator("#menu-profile").click()
         page.wait_for_url(f"{KOOL}/profile")
         page.locator("#idp-account").click()
         page.wait_for_url(f"{dev_system}/account")
@@ -107,6 +108,7 @@ def test_a_parent_with_a_mistyped_email_corrects_it_after_eid_and_gets_access_li
         page.locator("#logout").click()
         page.wait_for_url(f"{dev_system}/logout**")
         expect(page.locator("h1")).to_have_text("Oled välja logitud")
+        page.wait_for_url(f"{KOOL}/**")
 
         # 7. "Saada mulle ligipääsuandmed": first the old address (the page answers the same, the
         # outbox drops it), then the corrected one — queued after it, so its mail arriving means
@@ -122,7 +124,7 @@ def test_a_parent_with_a_mistyped_email_corrects_it_after_eid_and_gets_access_li
         page.goto(access)
         page.locator("#use-link").click()
         page.wait_for_url(f"{KOOL}/**")
-        expect(page.locator("nav a.me")).to_have_text(NAME)
+        expect(page.locator("details.account .who")).to_have_text(NAME)
         expect(page.locator("#children")).to_contain_text(CHILD)
         shot("8-signed-in-by-link")
         final_url = page.url

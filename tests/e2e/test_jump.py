@@ -57,7 +57,7 @@ def test_jump_from_laagri_kool_to_laagri_lasteaed_signs_in_silently(
 
         # 3. Back at Laagri Kool, signed in.
         page.wait_for_url(f"{KOOL}/**")
-        expect(page.locator("nav a.me")).to_have_text(NAME)
+        expect(page.locator("details.account .who")).to_have_text(NAME)
         expect(page.locator("main")).to_contain_text(NAME)
         jump = page.locator("nav a.school-jump", has_text="Laagri Lasteaed")
         expect(jump).to_be_visible()
@@ -73,9 +73,9 @@ def test_jump_from_laagri_kool_to_laagri_lasteaed_signs_in_silently(
         jump.click()
         page.wait_for_url(f"{LASTEAED}/**")
         page.wait_for_load_state("load")
-        expect(page.locator("nav a.me")).to_have_text(NAME)
+        expect(page.locator("details.account .who")).to_have_text(NAME)
         expect(page.locator("main")).to_contain_text(NAME)
-        expect(page.locator("nav a.home")).to_have_text("Laagri Lasteaed")
+        expect(page.locator("a.school-here .school-name")).to_have_text("Laagri Lasteaed")
         expect(page.locator("input[type=password]")).to_have_count(0)
         shot("4-laagri-lasteaed-signed-in")
         final_url = page.url

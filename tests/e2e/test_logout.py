@@ -33,8 +33,8 @@ def test_logout_at_one_school_signs_out_at_all_three(
     page, navigations, problems, shot = w.page, w.navigations, w.problems, w.shot
 
     def signed_in_at(p: Page, school: str) -> None:
-        expect(p.locator("nav a.home")).to_have_text(school)
-        expect(p.locator("nav a.me")).to_have_text(NAME)
+        expect(p.locator("a.school-here .school-name")).to_have_text(school)
+        expect(p.locator("details.account .who")).to_have_text(NAME)
         expect(p.locator("input[type=password]")).to_have_count(0)
 
     try:
@@ -69,13 +69,15 @@ def test_logout_at_one_school_signs_out_at_all_three(
         expect(page.locator("h1")).to_have_text("Oled välja logitud")
         expect(page.locator("#schools li[data-state=delivered]")).to_have_count(3)
         shot("4-idp-logged-out")
+        # With its states shown, the page returns to the school that asked, by itself.
+        page.wait_for_url(f"{SCHOOLS[HUVIALAKOOL]}/**")
 
         # 4. Every school: the sign-in button, and a silent attempt ends on the login page.
         for number, school in enumerate(SCHOOLS, start=5):
             base = SCHOOLS[school]
             page.goto(f"{base}/")
             expect(page.locator("#login")).to_be_visible()
-            expect(page.locator("nav a.me")).to_have_count(0)
+            expect(page.locator("details.account")).to_have_count(0)
             shot(f"{number}-{school.lower().replace(' ', '-')}-signed-out")
             before = len(navigations)
             page.goto(
