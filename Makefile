@@ -59,6 +59,7 @@ test: install system-packages browser-tools lint ## Every test (PostgreSQL/Redis
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install ## Benchmarks against gunicorn on PostgreSQL + Redis (figures in artifacts/bench)
+	$(PY) -m tests.bench.compare
 	$(PY) -m tests.bench.run
 	$(PY) -m tests.bench.jump
 	$(PY) -m tests.bench.fallback

@@ -488,6 +488,7 @@ class CpuSnapshot:
 
     parts: dict[str, float] = field(default_factory=dict)
     others: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid → (comm, cpu)
+    postgres: dict[int, float] = field(default_factory=dict)  # pid → cpu
 
 
 def redis_server_pids(redis_url: str) -> set[int]:
@@ -515,6 +516,7 @@ def cpu_snapshot(
     machine."""
     parts = dict.fromkeys(("idp", "school", "postgres", "redis", "client"), 0.0)
     others: dict[int, tuple[str, float]] = {}
+    postgres: dict[int, float] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -530,20 +532,22 @@ def cpu_snapshot(
         elif n in clients:
             parts["client"] += cpu
         elif comm.startswith("postgres"):
-            parts["postgres"] += cpu
+            postgres[n] = cpu
         elif n in redis_pids:
             parts["redis"] += cpu
         elif n != os.getpid():
             others[n] = (comm, cpu)
     f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     parts["machine"] = (sum(f[:8]) - f[3] - f[4]) / TICK  # all but idle and iowait
-    return CpuSnapshot(parts, others)
+    return CpuSnapshot(parts, others, postgres)
 
 
 def cpu_per_jump(before: CpuSnapshot, after: CpuSnapshot, jumps: int) -> dict[str, float]:
     """CPU milliseconds per jump by component; 'other' is whatever else ran meanwhile."""
     n = max(jumps, 1)
     delta = {k: after.parts[k] - before.parts[k] for k in before.parts}
+    # backends that ended meanwhile (other clients') are left out rather than subtracted
+    delta["postgres"] = sum(c - before.postgres.get(pid, 0.0) for pid, c in after.postgres.items())
     known = sum(v for k, v in delta.items() if k != "machine")
     delta["other"] = max(0.0, delta["machine"] - known)
     return {k: round(1000 * v / n, 2) for k, v in delta.items()}
@@ -614,9 +618,10 @@ def load(
     warm: float,
     seconds: float,
     mode: str = "jump",
+    quiet: bool = True,
 ) -> dict[str, Any]:
     """Run `concurrency` client processes: warm-up, then a measured window."""
-    busy_before = wait_quiet()
+    busy_before = wait_quiet() if quiet else machine_busy(0.2)
     probe = speed_probe()
     ctx = mp.get_context("fork")
     start_at = time.monotonic() + 0.3 + 0.02 * concurrency

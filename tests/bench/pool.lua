@@ -1,13 +1,15 @@
 -- wrk script for the Stuudium ID benchmarks: POSTs prepared form bodies, one per request.
 --
 -- wrk <options> -s pool.lua <url> -- <file> <threads> <path> <expect> <once|cycle> [Header: value]...
+--     [+body:<text>]...
 --
 -- <file> holds one request per line: "<form body>" or "<cookie header>\t<form body>". wrk thread
 -- k of n takes lines k, k+n, k+2n, ... so no two threads send the same line. In "once" mode each
 -- line is sent once (codes and refresh tokens are single-use): a thread that runs out stops and
 -- counts the shortfall as "exhausted". In "cycle" mode every thread takes every line and starts
 -- over at the end. A response whose status is not
--- <expect> counts as "unexpected" (a failed login answers 200 with the form, a success 303).
+-- <expect> counts as "unexpected" (a failed login answers 200 with the form, a success 303), and
+-- so does one whose body lacks any "+body:" text (e.g. +body:"id_token" for a token response).
 -- done() prints one line "BENCH_JSON {...}" that the runner parses.
 
 local threads = {}
@@ -24,9 +26,14 @@ function init(args)
   expect = tonumber(args[4])
   cycle = args[5] == "cycle"
   static = {}
+  needles = {}
   for i = 6, #args do
-    local name, value = string.match(args[i], "^([^:]+):%s*(.*)$")
-    static[name] = value
+    if string.sub(args[i], 1, 6) == "+body:" then
+      table.insert(needles, string.sub(args[i], 7))
+    else
+      local name, value = string.match(args[i], "^([^:]+):%s*(.*)$")
+      static[name] = value
+    end
   end
   static["Content-Type"] = "application/x-www-form-urlencoded"
   items = {}
@@ -70,6 +77,13 @@ end
 function response(status, headers, body)
   if status ~= expect then
     unexpected = unexpected + 1
+    return
+  end
+  for _, needle in ipairs(needles) do
+    if not string.find(body, needle, 1, true) then
+      unexpected = unexpected + 1
+      return
+    end
   end
 end
 

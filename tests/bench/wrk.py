@@ -66,8 +66,9 @@ def run(
     cycle: bool = False,
     headers: dict[str, str] | None = None,
     timeout_s: int = 10,
+    body_has: tuple[str, ...] = (),
 ) -> WrkResult:
-    """Run wrk against url+path, POSTing the prepared lines; return its figures."""
+    """Run wrk POSTing the prepared lines; a body lacking a text of body_has is unexpected."""
     threads = max(1, min(threads, connections))
     args = [
         wrk,
@@ -86,6 +87,7 @@ def run(
         "cycle" if cycle else "once",
     ]
     args += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    args += [f"+body:{text}" for text in body_has]
     done = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=False)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
