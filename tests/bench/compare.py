@@ -8,7 +8,10 @@ peer's code exchange and refresh; our password login's credential POST and raw a
 in as many processes (tests/bench/rawargon.py); the silent jump between two schools (the whole
 redirect chain: tests/bench/jump.py's 4 client processes, the bench's IdP and one
 school-instance gunicorn, 2 sync workers, serving schools A and B) and, beside it, chains of
-four /healthz requests over the same servers and hops. Load comes from wrk (16 connections, 2
+four /healthz requests over the same servers and hops; and, as the serving stack's candidate,
+the same floor, code exchange and refresh on granian (WSGI, 2 worker processes with one thread
+each, HTTP/1.1 keep-alive; tests/bench/services.py Granian) beside gunicorn, same apps, same
+environment, same database and Redis. Load comes from wrk (16 connections, 2
 threads) except for the jump; an answer that is not the expected one (200 with access_token
 and id_token, plus refresh_token for a refresh; 303 for a login; a jump ending on B's page
 with the person's name) fails the run. Codes, refresh tokens and logins are seeded before
@@ -51,7 +54,8 @@ p50 latency (4 clients) <= 4 x the four-request chain's.
 
 Run: .venv/bin/python -m tests.bench.compare (writes artifacts/bench/compare.md, compare.json).
 Environment: COMPARE_ROUNDS, COMPARE_WINDOW_SECONDS, COMPARE_WARM_SECONDS,
-COMPARE_CONNECTIONS (16), COMPARE_PEER_REDIS_DB (10), COMPARE_LOGIN (1; 0 leaves the login and
+COMPARE_CONNECTIONS (16), COMPARE_PEER_REDIS_DB (10), COMPARE_GRANIAN (1; 0 leaves the granian
+windows out), COMPARE_LOGIN (1; 0 leaves the login and
 raw argon2id windows out), COMPARE_JUMP (1; 0 leaves the jump windows out), COMPARE_STRICT=1
 to exit non-zero when a goal is missed; run.py's DATABASE_URL, REDIS_URL, BENCH_WORKERS,
 BENCH_PERSONS.
@@ -90,6 +94,8 @@ CONNECTIONS = services.env_int("COMPARE_CONNECTIONS", 16)
 PEER_REDIS_DB = services.env_int("COMPARE_PEER_REDIS_DB", 10)
 WITH_LOGIN = os.environ.get("COMPARE_LOGIN", "1") != "0"
 WITH_JUMP = os.environ.get("COMPARE_JUMP", "1") != "0"
+# The serving stack's candidate: the same floor and IdP on granian (WSGI) beside gunicorn.
+WITH_GRANIAN = os.environ.get("COMPARE_GRANIAN", "1") != "0"
 JUMP_CLIENTS = 4
 PEER_WORKERS = 2
 TIME_LIMIT_SECONDS = 900
@@ -100,6 +106,7 @@ GOAL_JUMP_RATIO = 4.0
 TOKEN_TEXTS = ('"access_token"', '"id_token"')
 COMPONENTS = (
     "gunicorn",
+    "granian",
     "node",
     "postgres",
     "redis",
@@ -357,6 +364,13 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
+def _versus(
+    measure: Callable[[dict[str, Any], str], float], a: str, b: str
+) -> Callable[[dict[str, Any]], float]:
+    """A round's ratio of one measure of scenario a to that of scenario b."""
+    return lambda r: measure(r, a) / measure(r, b)
+
+
 def ratios(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
     """The issue's ratios, each computed within a round, then spread over the rounds."""
 
@@ -374,6 +388,12 @@ def ratios(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float
         "code_rate_vs_peer": lambda r: rate(r, "code") / rate(r, "peer_code"),
         "refresh_rate_vs_peer": lambda r: rate(r, "refresh") / rate(r, "peer_refresh"),
     }
+    if "code_granian" in rounds[0]:
+        for key in ("floor", "code", "refresh"):
+            fns[f"{key}_granian_cpu_vs_gunicorn"] = _versus(mcpu, f"{key}_granian", key)
+            fns[f"{key}_granian_rate_vs_gunicorn"] = _versus(rate, f"{key}_granian", key)
+        fns["code_granian_cpu_vs_peer"] = _versus(mcpu, "code_granian", "peer_code")
+        fns["refresh_granian_cpu_vs_peer"] = _versus(mcpu, "refresh_granian", "peer_refresh")
     if "login" in rounds[0]:
         fns["login_vs_raw_argon2"] = lambda r: rate(r, "login") / rate(r, "raw_argon2")
     if "jump" in rounds[0]:
@@ -465,6 +485,30 @@ def write(result: dict[str, Any]) -> tuple[Path, Path]:
 
 
 @contextmanager
+def granian_running(b: run.Bench) -> Iterator[tuple[services.Granian, services.Granian] | None]:
+    """The floor and the IdP, the same apps and environment, on granian beside gunicorn."""
+    if not WITH_GRANIAN:
+        yield None
+        return
+    assert b.idp.proc is not None
+    env = dict(os.environ)
+    idp = services.Granian(
+        "tests.bench.wsgi:app", free_port(), env, run.WORKERS, OUT / "granian-idp.log"
+    )
+    base = services.Granian(
+        "tests.bench.baseline:app", free_port(), env, run.WORKERS, OUT / "granian-baseline.log"
+    )
+    try:
+        idp.start().wait_ready()
+        base.start().wait_ready()
+        log(f"granian ({run.WORKERS} workers, 1 thread each): IdP {idp.url}, floor {base.url}")
+        yield idp, base
+    finally:
+        idp.stop()
+        base.stop()
+
+
+@contextmanager
 def peer_running() -> Iterator[nodepeer.Peer]:
     """The peer on a free port with its own Redis db, flushed before and after."""
     nodepeer.ensure_modules()
@@ -509,7 +553,11 @@ def jump_running(b: run.Bench) -> Iterator[tuple[jump.Setup | None, tuple[int, i
         school.stop()
 
 
-def scenarios(b: run.Bench, peer: nodepeer.Peer) -> list[Scenario]:
+def scenarios(
+    b: run.Bench,
+    peer: nodepeer.Peer,
+    granian: tuple[services.Granian, services.Granian] | None = None,
+) -> list[Scenario]:
     """The interleaved scenarios, in their first round's order."""
     auth = {"Authorization": b.fx.basic_auth}
     peer_fx = seed.Fixture(0, peer.client_id, peer.client_secret, "", [], 0)
@@ -560,6 +608,35 @@ def scenarios(b: run.Bench, peer: nodepeer.Peer) -> list[Scenario]:
             body_has=refresh_texts,
         ),
     ]
+    if granian is not None:
+        g_idp, g_base = granian
+        out += [
+            Scenario(
+                "floor_granian",
+                "floor on granian",
+                g_base.url,
+                "/floor/token",
+                lambda n: [urlencode({"code": secrets.token_urlsafe(32)})],
+                cycle=True,
+            ),
+            Scenario(
+                "code_granian",
+                "ours on granian: code exchange",
+                g_idp.url,
+                "/token",
+                lambda n: seed.codes_pool(b.app, b.fx, n),
+                headers=auth,
+            ),
+            Scenario(
+                "refresh_granian",
+                "ours on granian: refresh (rotation)",
+                g_idp.url,
+                "/token",
+                lambda n: seed.refresh_pool(b.app, b.fx, n),
+                headers=auth,
+                body_has=refresh_texts,
+            ),
+        ]
     if WITH_LOGIN:
         out.append(
             Scenario(
@@ -620,6 +697,7 @@ def _notes(summary: dict[str, Any], probes: list[float]) -> list[str]:
         "Windows are interleaved (the order rotates each round), so a drift of the machine's "
         "speed hits every scenario alike; ratios are taken within each round.",
         "gunicorn: our masters and their workers (the IdP, the floor's server, the schools); "
+        "granian: the same IdP and floor on granian (WSGI, one thread a worker, keep-alive); "
         "node: the peer's primary and workers; postgres: every postgres process; load: wrk, "
         "the raw argon2id processes or the jump's clients; other: the rest of the machine "
         "(for the jump windows also interrupts and this runner).",
@@ -651,15 +729,17 @@ def main() -> int:
             run.prepared(wrk_bin) as b,
             peer_running() as peer,
             jump_running(b) as (jump_setup, jump_masters),
+            granian_running(b) as granian,
         ):
             assert b.idp.proc and b.base.proc and peer.proc
             roots = {
                 "gunicorn": {b.idp.proc.pid, b.base.proc.pid, jump_masters[1]} - {0},
                 "node": {peer.proc.pid},
+                "granian": {s.proc.pid for s in granian or () if s.proc is not None},
             }
             redis_pids = redis_server_pids(b.redis_url)
             rig = Rig(wrk_bin, b.work, roots, redis_pids, jump_setup, jump_masters)
-            rounds = measure(scenarios(b, peer), rig)
+            rounds = measure(scenarios(b, peer, granian), rig)
             probes.append(speed_probe())
             machine = report.machine(wrk_bin, b.database_url, b.redis_url)
     finally:

@@ -149,3 +149,45 @@ def env_float(name: str, default: float) -> float:
 def env_int(name: str, default: int) -> int:
     """A whole number from the environment (unset or empty: the default)."""
     return int(os.environ.get(name) or default)
+
+
+class Granian(Gunicorn):
+    """One granian server (WSGI; `workers` processes with one blocking thread each, so one
+    request at a time per process as gunicorn's sync workers; HTTP/1.1 keep-alive) that this
+    process started and alone stops (its workers follow it)."""
+
+    def start(self) -> Granian:
+        """Start the server; it starts its worker processes."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "granian",
+                    "--interface",
+                    "wsgi",
+                    "--workers",
+                    str(self.workers),
+                    "--blocking-threads",
+                    "1",
+                    "--runtime-threads",
+                    "1",
+                    "--no-ws",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--backlog",
+                    "2048",
+                    "--log-level",
+                    "warning",
+                    self.app,
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
