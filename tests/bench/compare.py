@@ -70,7 +70,6 @@ import os
 import resource
 import secrets
 import signal
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -84,6 +83,7 @@ import requests
 
 from tests.bench import cpu, jump, nodepeer, rawargon, report, run, seed, services, wrk
 from tests.bench.jump import redis_server_pids, speed_probe
+from tests.bench.report import cell, spread
 from tests.support import free_port
 
 OUT = services.ROOT / "artifacts" / "bench"
@@ -104,6 +104,7 @@ GOAL_PEER_CPU_RATIO = 1.5
 GOAL_LOGIN_RATIO = 0.85
 GOAL_JUMP_RATIO = 4.0
 TOKEN_TEXTS = ('"access_token"', '"id_token"')
+REFRESH_TEXTS = (*TOKEN_TEXTS, '"refresh_token"')
 COMPONENTS = (
     "gunicorn",
     "granian",
@@ -118,9 +119,7 @@ COMPONENTS = (
 )
 
 
-def log(msg: str) -> None:
-    """Progress on stderr, with the time."""
-    print(f"[compare {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = services.progress("compare")
 
 
 @dataclass
@@ -157,17 +156,14 @@ class Probe:
 def probe(roots: dict[str, set[int]], redis_pids: set[int]) -> Probe:
     """Read the counters now: each root's process and its children form one component."""
     groups: dict[str, dict[str, float]] = {name: {} for name in (*roots, "postgres", "redis")}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or (st := cpu._stat(pid)) is None:
-            continue
-        comm, ppid, seconds = st
-        owner = next((n for n, r in roots.items() if int(pid) in r or ppid in r), None)
+    for pid, comm, ppid, seconds in cpu.processes():
+        owner = next((n for n, r in roots.items() if pid in r or ppid in r), None)
         if owner is None and comm.startswith("postgres"):
             owner = "postgres"
-        elif owner is None and int(pid) in redis_pids:
+        elif owner is None and pid in redis_pids:
             owner = "redis"
         if owner is not None:
-            groups[owner][pid] = seconds
+            groups[owner][str(pid)] = seconds
     own = resource.getrusage(resource.RUSAGE_CHILDREN)
     return Probe(groups, own.ru_utime + own.ru_stime, *cpu._machine())
 
@@ -342,15 +338,6 @@ def jump_window(rig: Rig, mode: str) -> dict[str, Any]:
 # --- summary -----------------------------------------------------------------------------------
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    """Median, minimum and maximum."""
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-    }
-
-
 def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     """Per scenario: the spread of its rate and of its CPU ms per request by component."""
     out: dict[str, Any] = {}
@@ -431,10 +418,6 @@ def goals(rat: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
 # --- report ------------------------------------------------------------------------------------
 
 
-def _cell(s: dict[str, float], digits: int = 2) -> str:
-    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
-
-
 def tables(result: dict[str, Any]) -> list[str]:
     """Markdown tables: rates and CPU by component; the ratios; the goals."""
     head = "| scenario | answers/s | p50 ms | " + " | ".join(COMPONENTS) + " |"
@@ -446,15 +429,15 @@ def tables(result: dict[str, Any]) -> list[str]:
         "|" + "---|" * (len(COMPONENTS) + 3),
     ]
     for key, s in result["scenarios"].items():
-        cells = " | ".join(_cell(s["cpu_ms"][c]) for c in COMPONENTS)
-        p50 = _cell(s["p50_ms"]) if s["p50_ms"] else "–"
-        lines.append(f"| {key} | {_cell(s['rps'], 1)} | {p50} | {cells} |")
+        cells = " | ".join(cell(s["cpu_ms"][c]) for c in COMPONENTS)
+        p50 = cell(s["p50_ms"]) if s["p50_ms"] else "–"
+        lines.append(f"| {key} | {cell(s['rps'], 1)} | {p50} | {cells} |")
     lines += ["", "| ratio (within each round) | median (min–max) |", "|---|---|"]
-    lines += [f"| {k} | {_cell(v, 3)} |" for k, v in result["ratios"].items()]
+    lines += [f"| {k} | {cell(v, 3)} |" for k, v in result["ratios"].items()]
     lines += ["", "| goal | median (min–max) | verdict |", "|---|---|---|"]
     for g in result["goals"]:
         verdict = "PASS" if g["pass"] else "FALLS SHORT"
-        lines.append(f"| {g['goal']} | {_cell(g, 3)} | {verdict} |")
+        lines.append(f"| {g['goal']} | {cell(g, 3)} | {verdict} |")
     return lines
 
 
@@ -553,43 +536,51 @@ def jump_running(b: run.Bench) -> Iterator[tuple[jump.Setup | None, tuple[int, i
         school.stop()
 
 
+def _ours(
+    b: run.Bench, idp_url: str, base_url: str, suffix: str, floor: str, ours: str
+) -> list[Scenario]:
+    """The floor, our code exchange and our refresh on one serving stack."""
+    auth = {"Authorization": b.fx.basic_auth}
+    return [
+        Scenario(
+            f"floor{suffix}",
+            floor,
+            base_url,
+            "/floor/token",
+            lambda n: [urlencode({"code": secrets.token_urlsafe(32)})],
+            cycle=True,
+        ),
+        Scenario(
+            f"code{suffix}",
+            f"{ours}: code exchange",
+            idp_url,
+            "/token",
+            lambda n: seed.codes_pool(b.app, b.fx, n),
+            headers=auth,
+        ),
+        Scenario(
+            f"refresh{suffix}",
+            f"{ours}: refresh (rotation)",
+            idp_url,
+            "/token",
+            lambda n: seed.refresh_pool(b.app, b.fx, n),
+            headers=auth,
+            body_has=REFRESH_TEXTS,
+        ),
+    ]
+
+
 def scenarios(
     b: run.Bench,
     peer: nodepeer.Peer,
     granian: tuple[services.Granian, services.Granian] | None = None,
 ) -> list[Scenario]:
     """The interleaved scenarios, in their first round's order."""
-    auth = {"Authorization": b.fx.basic_auth}
     peer_fx = seed.Fixture(0, peer.client_id, peer.client_secret, "", [], 0)
     peer_auth = {"Authorization": peer_fx.basic_auth}
     people = peer.seed("people", run.PERSONS, seed.REFRESH_SCOPE)
-    refresh_texts = (*TOKEN_TEXTS, '"refresh_token"')
     out = [
-        Scenario(
-            "floor",
-            "floor: Flask + Redis + SQL + 2 JWTs",
-            b.base.url,
-            "/floor/token",
-            lambda n: [urlencode({"code": secrets.token_urlsafe(32)})],
-            cycle=True,
-        ),
-        Scenario(
-            "code",
-            "ours: code exchange",
-            b.idp.url,
-            "/token",
-            lambda n: seed.codes_pool(b.app, b.fx, n),
-            headers=auth,
-        ),
-        Scenario(
-            "refresh",
-            "ours: refresh (rotation)",
-            b.idp.url,
-            "/token",
-            lambda n: seed.refresh_pool(b.app, b.fx, n),
-            headers=auth,
-            body_has=refresh_texts,
-        ),
+        *_ours(b, b.idp.url, b.base.url, "", "floor: Flask + Redis + SQL + 2 JWTs", "ours"),
         Scenario(
             "peer_code",
             "peer: code exchange",
@@ -605,38 +596,12 @@ def scenarios(
             "/token",
             lambda n: list(peer.seed("refresh", n, seed.REFRESH_SCOPE, people)),
             headers=peer_auth,
-            body_has=refresh_texts,
+            body_has=REFRESH_TEXTS,
         ),
     ]
     if granian is not None:
         g_idp, g_base = granian
-        out += [
-            Scenario(
-                "floor_granian",
-                "floor on granian",
-                g_base.url,
-                "/floor/token",
-                lambda n: [urlencode({"code": secrets.token_urlsafe(32)})],
-                cycle=True,
-            ),
-            Scenario(
-                "code_granian",
-                "ours on granian: code exchange",
-                g_idp.url,
-                "/token",
-                lambda n: seed.codes_pool(b.app, b.fx, n),
-                headers=auth,
-            ),
-            Scenario(
-                "refresh_granian",
-                "ours on granian: refresh (rotation)",
-                g_idp.url,
-                "/token",
-                lambda n: seed.refresh_pool(b.app, b.fx, n),
-                headers=auth,
-                body_has=refresh_texts,
-            ),
-        ]
+        out += _ours(b, g_idp.url, g_base.url, "_granian", "floor on granian", "ours on granian")
     if WITH_LOGIN:
         out.append(
             Scenario(
@@ -688,10 +653,6 @@ def measure(scs: list[Scenario], rig: Rig) -> list[dict[str, dict[str, Any]]]:
     return rounds
 
 
-def _alarm(_signum: int, _frame: Any) -> None:
-    raise TimeoutError(f"the comparison ran past {TIME_LIMIT_SECONDS} s")
-
-
 def _notes(summary: dict[str, Any], probes: list[float]) -> list[str]:
     notes = [
         "Windows are interleaved (the order rotates each round), so a drift of the machine's "
@@ -719,8 +680,7 @@ def main() -> int:
     if wrk_bin is None:
         print(wrk.INSTALL_HINT, file=sys.stderr)
         return 2
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(TIME_LIMIT_SECONDS)
+    services.time_limit(TIME_LIMIT_SECONDS, "the comparison")
     started = time.monotonic()
     probes = [speed_probe()]
     log(f"speed probe: {probes[0]} ms of CPU for 50 000 SHA-256 (lower is faster)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,13 @@ def _stat(pid: str) -> tuple[str, int, float] | None:
     comm = raw[raw.index("(") + 1 : raw.rindex(")")]
     fields = raw[raw.rindex(")") + 2 :].split()
     return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+
+
+def processes() -> Iterator[tuple[int, str, int, float]]:
+    """(pid, comm, ppid, cpu seconds) of every process still there when read."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and (st := _stat(pid)) is not None:
+            yield int(pid), *st
 
 
 def _machine() -> tuple[float, float, float]:
@@ -52,19 +60,13 @@ def snapshot(master_pid: int) -> Snapshot:
     workers: dict[str, float] = {}
     postgres: dict[str, float] = {}
     redis: dict[str, float] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        st = _stat(pid)
-        if st is None:
-            continue
-        comm, ppid, cpu = st
+    for pid, comm, ppid, cpu in processes():
         if ppid == master_pid:
-            workers[pid] = cpu
+            workers[str(pid)] = cpu
         elif comm.startswith("postgres"):
-            postgres[pid] = cpu
+            postgres[str(pid)] = cpu
         elif comm.startswith("redis-server"):
-            redis[pid] = cpu
+            redis[str(pid)] = cpu
     own = resource.getrusage(resource.RUSAGE_CHILDREN)
     return Snapshot(workers, postgres, redis, own.ru_utime + own.ru_stime, *_machine())
 

@@ -44,15 +44,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing as mp
 import os
 import re
 import secrets
-import shutil
-import signal
-import statistics
 import sys
-import tempfile
 import time
 from array import array
 from collections import Counter
@@ -60,17 +55,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from tests.bench import services
+from tests.bench import report, services
+from tests.bench.cpu import _machine as machine_cpu
 from tests.bench.cpu import _stat as _proc_stat
-from tests.bench.jump import JumpError, _get, _percentile, machine, redis_server_pids, speed_probe
+from tests.bench.cpu import processes
+from tests.bench.jump import (
+    JumpError,
+    _get,
+    _percentile,
+    forked,
+    machine,
+    redis_server_pids,
+    speed_probe,
+)
+from tests.bench.report import cell, spread
 
 OUT = services.ROOT / "artifacts" / "bench"
 TIME_LIMIT_SECONDS = 300
-TICK = os.sysconf("SC_CLK_TCK")
 UA = "stuudium-fallback-bench"
 CASES = ("hot", "fallback", "unknown_first", "unknown_marked", "stamp_due")
 TITLES = {
@@ -95,9 +99,7 @@ INPROC_ROUNDS = services.env_int("FALLBACK_INPROC_ROUNDS", 5)
 REDIS_DB = services.env_int("FALLBACK_REDIS_DB", 13)
 
 
-def log(msg: str) -> None:
-    """Progress on stderr, with the time."""
-    print(f"[fallback {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = services.progress("fallback")
 
 
 # --- seeding -----------------------------------------------------------------------------------
@@ -338,14 +340,7 @@ def cpu_snapshot(
 ) -> dict[str, float]:
     """Cumulative CPU seconds: IdP gunicorn, PostgreSQL cluster, Redis, clients, machine."""
     parts = dict.fromkeys(PARTS, 0.0)
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        st = _proc_stat(pid)
-        if st is None:
-            continue
-        _comm, ppid, cpu = st
-        n = int(pid)
+    for n, _comm, ppid, cpu in processes():
         if master in (n, ppid):
             parts["idp"] += cpu
         elif n in clients:
@@ -354,8 +349,7 @@ def cpu_snapshot(
             parts["redis"] += cpu
         elif postmaster in (n, ppid):
             parts["postgres"] += cpu
-    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    parts["machine"] = (sum(f[:8]) - f[3] - f[4]) / TICK  # all but idle and iowait
+    parts["machine"] = machine_cpu()[0]  # all but idle and iowait
     return parts
 
 
@@ -397,41 +391,21 @@ def seen_stamps(setup: Setup) -> list[int]:
 def measure(setup: Setup, master: int) -> list[dict[str, Any]]:
     """Fork the clients once, run the schedule, snapshot CPU per window; a result each."""
     windows = schedule(time.monotonic() + 0.5 + 0.05 * CONCURRENCY)
-    ctx = mp.get_context("fork")
-    procs, pipes = [], []
-    for i in range(CONCURRENCY):
-        receiver, sender = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_client, args=(i, setup, windows, sender), daemon=True)
-        proc.start()
-        sender.close()
-        procs.append(proc)
-        pipes.append(receiver)
-    clients = {p.pid for p in procs if p.pid is not None}
-    postmaster = postmaster_pid(setup.database_url)
-    redis_pids = redis_server_pids(setup.redis_url)
     marks: list[tuple[dict[str, float], dict[str, float], int]] = []
-    try:
+    with forked(_client, [(i, setup, windows) for i in range(CONCURRENCY)]) as clients:
+        postmaster = postmaster_pid(setup.database_url)
+        redis_pids = redis_server_pids(setup.redis_url)
         for window in windows:
             time.sleep(max(0.0, window.measure - time.monotonic()))
-            before = cpu_snapshot(master, clients, postmaster, redis_pids)
+            before = cpu_snapshot(master, clients.pids, postmaster, redis_pids)
             seen_before = seen_stamps(setup)
             time.sleep(max(0.0, window.stop - time.monotonic()))
             # the copies first: the next window's clients start GAP_SECONDS after this stop
             seen_after = seen_stamps(setup)
-            after = cpu_snapshot(master, clients, postmaster, redis_pids)
+            after = cpu_snapshot(master, clients.pids, postmaster, redis_pids)
             stamps = sum(1 for a, b in zip(seen_before, seen_after, strict=True) if a != b)
             marks.append((before, after, stamps))
-        results = []
-        for receiver in pipes:
-            if not receiver.poll(60):
-                raise RuntimeError("a client process did not report")
-            results.append(receiver.recv())
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive() and proc.pid is not None:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.join(timeout=5)
+        results = clients.reports()
     per_window: list[list[float]] = [[] for _ in windows]
     done = [0] * len(windows)
     errors = [0] * len(windows)
@@ -644,15 +618,6 @@ def in_process(app: Any, setup: Setup) -> dict[str, Any]:
 # --- summaries and the report --------------------------------------------------------------------
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    """Median and the range."""
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-    }
-
-
 def summarise(windows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per case: medians and ranges over the rounds; ratios to hot, taken per round."""
     rounds: dict[int, dict[str, dict[str, Any]]] = {}
@@ -689,10 +654,6 @@ def summarise(windows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"cases": cases, "ratios_to_hot": ratios}
 
 
-def _cell(s: dict[str, float], digits: int = 2) -> str:
-    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
-
-
 def markdown(result: dict[str, Any]) -> str:
     """The human-readable record."""
     m = result["machine"]
@@ -722,8 +683,8 @@ def markdown(result: dict[str, Any]) -> str:
     for case in CASES:
         c = summ["cases"][case]
         lines.append(
-            f"| {TITLES[case]} | {_cell(c['rps'], 0)} | {_cell(c['p50_ms'])} | "
-            f"{_cell(c['p90_ms'])} | {_cell(c['idp_cpu_ms'], 3)} | "
+            f"| {TITLES[case]} | {cell(c['rps'], 0)} | {cell(c['p50_ms'])} | "
+            f"{cell(c['p90_ms'])} | {cell(c['idp_cpu_ms'], 3)} | "
             f"{c['postgres_cpu_ms']['median']:.3f} | {c['redis_cpu_ms']['median']:.3f} | "
             f"{c['clients_cpu_ms']['median']:.3f} | {c['other_cpu_ms']['median']:.3f} | "
             f"{c['prep_us_per_request']['median']:.0f} |"
@@ -742,9 +703,9 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for name, r in summ["ratios_to_hot"].items():
         lines.append(
-            f"| {name} | {_cell(r['rps'], 3)} | {_cell(r['p50_ms'], 3)} | "
-            f"{_cell(r['p90_ms'], 3)} | {_cell(r['idp_cpu_ms'], 3)} | "
-            f"{_cell(r['postgres_cpu_ms'], 3)} |"
+            f"| {name} | {cell(r['rps'], 3)} | {cell(r['p50_ms'], 3)} | "
+            f"{cell(r['p90_ms'], 3)} | {cell(r['idp_cpu_ms'], 3)} | "
+            f"{cell(r['postgres_cpu_ms'], 3)} |"
         )
     ip = result["in_process"]
     hot = ip["cpu_ms"]["hot"]
@@ -761,7 +722,7 @@ def markdown(result: dict[str, Any]) -> str:
     for case in CASES:
         vals = ip["cpu_ms"][case]
         ratio = spread([v / h for v, h in zip(vals, hot, strict=True)])
-        lines.append(f"| {TITLES[case]} | {_cell(spread(vals), 3)} | {_cell(ratio, 3)} |")
+        lines.append(f"| {TITLES[case]} | {cell(spread(vals), 3)} | {cell(ratio, 3)} |")
     lines += [
         "",
         "## Where the time goes: events per request (counted in process)",
@@ -879,37 +840,14 @@ def warm(setup: Setup) -> None:
                     raise RuntimeError(f"{case}: {status} → {location[:120]}")
 
 
-def _alarm(_signum: int, _frame: Any) -> None:
-    raise TimeoutError(f"the fallback benchmark ran past {TIME_LIMIT_SECONDS} s")
-
-
-def create_database() -> tuple[str, str]:
-    """A fresh database stuudium_fallback_<pid>; (URL, name)."""
-    import psycopg
-
-    name = f"stuudium_fallback_{os.getpid()}"
-    with psycopg.connect(services.ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(services.ADMIN_URL)
-    return f"{parts.scheme}://{parts.netloc}/{name}", name
-
-
 def main() -> int:
     """Set up, measure the cases in rounds, count in process, write the record, undo all."""
     from tests.support import free_port
 
     started = time.monotonic()
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(TIME_LIMIT_SECONDS)
-    work = Path(tempfile.mkdtemp(prefix="stuudium-fallback-"))
-    db_name = None
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    idp: services.Gunicorn | None = None
-    try:
-        database_url, db_name = create_database()
-        services.flush_redis(redis_url)
-        log(f"database {db_name} created; Redis db {REDIS_DB} flushed")
+    limit = (TIME_LIMIT_SECONDS, "the fallback benchmark")
+    with services.scratch("fallback", REDIS_DB, log, limit=limit) as scratch:
+        database_url, redis_url, work = scratch.database_url, scratch.redis_url, scratch.work
         port = free_port()
         env = services.idp_env(database_url, redis_url, f"http://127.0.0.1:{port}", work / "var")
         os.environ.update(env)
@@ -921,8 +859,14 @@ def main() -> int:
         upgrade_database(app)
         setup = seed(app, port, redis_url, database_url)
         log(f"migrated; one school, {PERSONS} persons with a live session each")
-        idp = services.Gunicorn(
-            "tests.bench.wsgi:app", port, {**os.environ, **env}, WORKERS, OUT / "fallback-idp.log"
+        idp = scratch.own(
+            services.Gunicorn(
+                "tests.bench.wsgi:app",
+                port,
+                {**os.environ, **env},
+                WORKERS,
+                OUT / "fallback-idp.log",
+            )
         )
         idp.start()
         idp.wait_ready()
@@ -976,28 +920,9 @@ def main() -> int:
         }
         result["notes"] = notes(result)
         result["elapsed_seconds"] = round(time.monotonic() - started, 1)
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "fallback.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        text = markdown(result)
-        (OUT / "fallback.md").write_text(text)
-        print(text)
+        report.write_record(OUT, "fallback", result, markdown)
         log(f"written {OUT / 'fallback.md'} and {OUT / 'fallback.json'}")
         return 1 if errors or missing else 0
-    finally:
-        signal.alarm(0)
-        if idp is not None:
-            idp.stop()
-        try:
-            services.flush_redis(redis_url)
-        except Exception as exc:
-            log(f"could not flush Redis db {REDIS_DB}: {exc}")
-        if db_name is not None:
-            try:
-                services.drop_database(db_name)
-                log(f"database {db_name} dropped")
-            except Exception as exc:
-                log(f"could not drop database {db_name}: {exc}")
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

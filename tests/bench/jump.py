@@ -40,30 +40,31 @@ import multiprocessing as mp
 import os
 import platform
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from tests.bench import services
-from tests.bench.cpu import _stat as _proc_stat
+from tests.bench import report, services
+from tests.bench.cpu import _machine as machine_cpu
+from tests.bench.cpu import processes
 
 OUT = services.ROOT / "artifacts" / "bench"
 GOAL_P50_MS = 20.0
 GOAL_JUMPS_PER_S = 200.0
 TIME_LIMIT_SECONDS = 240
 UA = "Mozilla/5.0 (stuudium-jump-bench)"
-TICK = os.sysconf("SC_CLK_TCK")
 HOPS = ("B /auth/login", "IdP /authorize", "B /auth/callback", "B /")
 
 
@@ -81,31 +82,10 @@ PERSONS = int(services.env_float("JUMP_PERSONS", 64))
 REDIS_DB = int(services.env_float("JUMP_REDIS_DB", 14))
 
 
-def log(msg: str) -> None:
-    """Progress on stderr, with the time."""
-    print(f"[jump {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = services.progress("jump")
 
 
-# --- services: database, Redis, gunicorn on several addresses ----------------------------------
-
-
-def create_database() -> tuple[str, str]:
-    """A fresh database stuudium_jump_<pid> (not the IdP benchmark's name); (URL, name)."""
-    import psycopg
-
-    name = f"stuudium_jump_{os.getpid()}"
-    with psycopg.connect(services.ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(services.ADMIN_URL)
-    return f"{parts.scheme}://{parts.netloc}/{name}", name
-
-
-def flush_redis(url: str) -> None:
-    """Empty the benchmark's Redis db number."""
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
+# --- gunicorn on several addresses ----------------------------------------------------------------
 
 
 class MultiBindGunicorn(services.Gunicorn):
@@ -118,38 +98,9 @@ class MultiBindGunicorn(services.Gunicorn):
         super().__init__(app, ports[0], env, workers, log)
         self.ports = ports
 
-    def start(self) -> MultiBindGunicorn:
-        """Start the master; workers are forked by it."""
-        binds = [arg for port in self.ports for arg in ("--bind", f"127.0.0.1:{port}")]
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--workers",
-                    str(self.workers),
-                    "--worker-class",
-                    "sync",
-                    *binds,
-                    "--backlog",
-                    "2048",
-                    "--timeout",
-                    "60",
-                    "--log-level",
-                    "warning",
-                    "--error-logfile",
-                    "-",
-                    self.app,
-                ],
-                cwd=services.ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
+    def binds(self) -> list[str]:
+        """A --bind for each of its ports."""
+        return [arg for port in self.ports for arg in ("--bind", f"127.0.0.1:{port}")]
 
 
 # --- seeding -----------------------------------------------------------------------------------
@@ -517,14 +468,7 @@ def cpu_snapshot(
     parts = dict.fromkeys(("idp", "school", "postgres", "redis", "client"), 0.0)
     others: dict[int, tuple[str, float]] = {}
     postgres: dict[int, float] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        st = _proc_stat(pid)
-        if st is None:
-            continue
-        comm, ppid, cpu = st
-        n = int(pid)
+    for n, comm, ppid, cpu in processes():
         if idp_master in (n, ppid):
             parts["idp"] += cpu
         elif school_master in (n, ppid):
@@ -537,8 +481,7 @@ def cpu_snapshot(
             parts["redis"] += cpu
         elif n != os.getpid():
             others[n] = (comm, cpu)
-    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    parts["machine"] = (sum(f[:8]) - f[3] - f[4]) / TICK  # all but idle and iowait
+    parts["machine"] = machine_cpu()[0]  # all but idle and iowait
     return CpuSnapshot(parts, others, postgres)
 
 
@@ -567,8 +510,7 @@ def machine_busy(seconds: float = 1.0) -> float:
     """Busy cores on the whole machine over a short interval (for the quiet check)."""
 
     def total() -> tuple[float, float]:
-        f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        return (sum(f[:8]) - f[3] - f[4]) / TICK, time.monotonic()
+        return machine_cpu()[0], time.monotonic()
 
     c0, t0 = total()
     time.sleep(seconds)
@@ -602,6 +544,50 @@ def wait_quiet(limit: float = 0.25, patience: float = 8.0) -> float:
 # --- one load run ------------------------------------------------------------------------------
 
 
+class Clients:
+    """Client processes forked from this one, each to send one report down its pipe."""
+
+    def __init__(self, target: Callable[..., None], args: list[tuple[Any, ...]]) -> None:
+        ctx = mp.get_context("fork")
+        self.procs: list[BaseProcess] = []
+        self.pipes: list[Connection] = []
+        for one in args:
+            receiver, sender = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=target, args=(*one, sender), daemon=True)
+            proc.start()
+            sender.close()
+            self.procs.append(proc)
+            self.pipes.append(receiver)
+        self.pids = {p.pid for p in self.procs if p.pid is not None}
+
+    def reports(self) -> list[Any]:
+        """Each client's report, in order (a minute at most for each)."""
+        results = []
+        for receiver in self.pipes:
+            if not receiver.poll(60):
+                raise RuntimeError("a client process did not report")
+            results.append(receiver.recv())
+        return results
+
+    def join(self) -> None:
+        """Wait for the clients to end; kill (by PID) one that does not."""
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.join(timeout=5)
+
+
+@contextmanager
+def forked(target: Callable[..., None], args: list[tuple[Any, ...]]) -> Iterator[Clients]:
+    """Fork a client per argument tuple (its pipe's sending end added last); join them after."""
+    clients = Clients(target, args)
+    try:
+        yield clients
+    finally:
+        clients.join()
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -623,40 +609,17 @@ def load(
     """Run `concurrency` client processes: warm-up, then a measured window."""
     busy_before = wait_quiet() if quiet else machine_busy(0.2)
     probe = speed_probe()
-    ctx = mp.get_context("fork")
     start_at = time.monotonic() + 0.3 + 0.02 * concurrency
     measure_at = start_at + warm
     stop_at = measure_at + seconds
-    procs, pipes = [], []
-    for i in range(concurrency):
-        receiver, sender = ctx.Pipe(duplex=False)
-        proc = ctx.Process(
-            target=_worker,
-            args=(i, concurrency, setup, mode, start_at, stop_at, sender),
-            daemon=True,
-        )
-        proc.start()
-        sender.close()
-        procs.append(proc)
-        pipes.append(receiver)
-    clients = {p.pid for p in procs if p.pid is not None}
-    redis_pids = redis_server_pids(setup.redis_url)
-    try:
+    args = [(i, concurrency, setup, mode, start_at, stop_at) for i in range(concurrency)]
+    with forked(_worker, args) as clients:
+        redis_pids = redis_server_pids(setup.redis_url)
         time.sleep(max(0.0, measure_at - time.monotonic()))
-        before = cpu_snapshot(*masters, clients, redis_pids)
+        before = cpu_snapshot(*masters, clients.pids, redis_pids)
         time.sleep(max(0.0, stop_at - time.monotonic()))
-        after = cpu_snapshot(*masters, clients, redis_pids)
-        results = []
-        for receiver in pipes:
-            if not receiver.poll(60):
-                raise RuntimeError("a client process did not report")
-            results.append(receiver.recv())
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive() and proc.pid is not None:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.join(timeout=5)
+        after = cpu_snapshot(*masters, clients.pids, redis_pids)
+        results = clients.reports()
     latencies: list[float] = []
     hop_lists: list[list[float]] = [[], [], [], []]
     done = errors = errors_total = 0
@@ -995,24 +958,14 @@ def measure_layout(setup: Setup, idp_workers: int, school_workers: int) -> dict[
         idp.stop()
 
 
-def _alarm(_signum: int, _frame: Any) -> None:
-    raise TimeoutError(f"the jump benchmark ran past {TIME_LIMIT_SECONDS} s")
-
-
 def main() -> int:
     """Set up, measure every layout, write the record, undo everything."""
     from tests.support import free_port
 
     started = time.monotonic()
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(TIME_LIMIT_SECONDS)
-    work = Path(tempfile.mkdtemp(prefix="stuudium-jump-"))
-    db_name = None
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    try:
-        database_url, db_name = create_database()
-        flush_redis(redis_url)
-        log(f"database {db_name} created; Redis db {REDIS_DB} flushed")
+    limit = (TIME_LIMIT_SECONDS, "the jump benchmark")
+    with services.scratch("jump", REDIS_DB, log, limit=limit) as scratch:
+        database_url, redis_url, work = scratch.database_url, scratch.redis_url, scratch.work
         ports = (free_port(), free_port(), free_port())
         env = {
             "DATABASE_URL": database_url,
@@ -1049,27 +1002,10 @@ def main() -> int:
         }
         result["goals"] = goals(layouts)
         result["elapsed_seconds"] = round(time.monotonic() - started, 1)
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "jump.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        text = markdown(result)
-        (OUT / "jump.md").write_text(text)
-        print(text)
+        report.write_record(OUT, "jump", result, markdown)
         log(f"written {OUT / 'jump.md'} and {OUT / 'jump.json'}")
         failed = [g for g in result["goals"] if not g["pass"]]
         return 1 if failed and os.environ.get("JUMP_STRICT") == "1" else 0
-    finally:
-        signal.alarm(0)
-        try:
-            flush_redis(redis_url)
-        except Exception as exc:
-            log(f"could not flush Redis db {REDIS_DB}: {exc}")
-        if db_name is not None:
-            try:
-                services.drop_database(db_name)
-                log(f"database {db_name} dropped")
-            except Exception as exc:
-                log(f"could not drop database {db_name}: {exc}")
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -71,9 +71,7 @@ MEMORY_SESSIONS = services.env_int("LOGOUT_MEMORY_SESSIONS", 1000)
 REDIS_DB = services.env_int("LOGOUT_REDIS_DB", 15)
 
 
-def log(msg: str) -> None:
-    """Progress on stderr, with the time."""
-    print(f"[logout {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = services.progress("logout")
 
 
 @dataclass

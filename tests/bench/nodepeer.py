@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.bench.services import Server
 
 PEER_DIR = Path(__file__).with_name("peer")
 SCRIPT = PEER_DIR / "server.mjs"
@@ -46,25 +46,30 @@ def package_version(name: str) -> str:
     return str(json.loads(path.read_text())["version"])
 
 
-class Peer:
+class Peer(Server):
     """One node primary (with its cluster workers) that this process started and alone stops."""
+
+    ready_answers = 4  # every worker listening
+    stop_seconds = 15.0
+    kill_group = True
 
     def __init__(
         self, port: int, redis_url: str, workers: int, max_seconds: int, log: Path
     ) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        super().__init__(port, workers, log)
         self.redis_url = redis_url
-        self.workers = workers
         self.max_seconds = max_seconds
-        self.log = log
         self.client_id = "bench-school"
         self.client_secret = secrets.token_urlsafe(24)
         self.redirect_uri = "http://127.0.0.1:9/bench/auth/callback"
         self.seed_key = secrets.token_urlsafe(24)
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def env(self) -> dict[str, str]:
+    @property
+    def name(self) -> str:
+        """What the errors call it."""
+        return "the peer"
+
+    def environment(self) -> dict[str, str]:
         """The script's environment."""
         return {
             **os.environ,
@@ -80,38 +85,13 @@ class Peer:
             "NODE_ENV": "production",
         }
 
-    def start(self) -> Peer:
-        """Start the primary; it forks the workers."""
-        node = shutil.which("node") or "node"
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [node, str(SCRIPT)],
-                cwd=PEER_DIR,
-                env=self.env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
+    def command(self) -> list[str]:
+        """The primary's command line; it forks the workers."""
+        return [shutil.which("node") or "node", str(SCRIPT)]
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until /healthz answers a few times in a row (every worker listening)."""
-        deadline = time.monotonic() + timeout
-        ok = 0
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"the peer exited; see {self.log}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    ok += 1
-                    if ok >= 4 * self.workers:
-                        return
-                    continue
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the peer did not answer /healthz; see {self.log}")
+    def cwd(self) -> Path:
+        """The peer's folder (its node_modules)."""
+        return PEER_DIR
 
     def seed(self, kind: str, n: int, scope: str, people: list[Any] | None = None) -> Any:
         """Ask the peer to store n persons, codes or refresh tokens; returns what it answers."""
@@ -123,15 +103,3 @@ class Peer:
         )
         resp.raise_for_status()
         return resp.json()
-
-    def stop(self) -> None:
-        """Stop the primary by its PID (it stops its workers); kill its own group if it hangs."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the session this process created for it
-            proc.wait(timeout=10)

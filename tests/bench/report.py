@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,20 @@ def machine(wrk: str, database_url: str, redis_url: str) -> dict[str, Any]:
 def loadavg() -> list[float]:
     """The 1, 5 and 15 minute load averages."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, minimum and maximum."""
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def cell(s: dict[str, float], digits: int = 2) -> str:
+    """A spread as 'median (min–max)'."""
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
 
 
 def _mark(ok: bool) -> str:
@@ -256,4 +272,17 @@ def write(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     md = out_dir / "results.md"
     js.write_text(json.dumps(results, indent=2) + "\n")
     md.write_text(markdown(results))
+    return js, md
+
+
+def write_record(
+    out_dir: Path, name: str, result: dict[str, Any], markdown: Callable[[dict[str, Any]], str]
+) -> tuple[Path, Path]:
+    """Write <name>.json, then <name>.md from `markdown`, and print the Markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, md = out_dir / f"{name}.json", out_dir / f"{name}.md"
+    js.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    text = markdown(result)
+    md.write_text(text)
+    print(text)
     return js, md

@@ -67,9 +67,7 @@ class Scenario:
     max_pool: int = 60000
 
 
-def log(msg: str) -> None:
-    """Progress on stderr, with the time."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = services.progress("bench")
 
 
 def _pool_file(sc: Scenario, label: str, n: int, work: Path) -> Path:
@@ -258,12 +256,8 @@ def prepared(wrk_bin: str) -> Iterator[Bench]:
         for server in servers:
             server.stop()
         if db_name is not None:
-            try:
-                # the runner's own pooled connections go with the database (WITH (FORCE))
-                services.drop_database(db_name)
-                log(f"database {db_name} dropped")
-            except Exception as exc:
-                log(f"could not drop database {db_name}: {exc}")
+            # the runner's own pooled connections go with the database (WITH (FORCE))
+            services.drop_database_logged(db_name, log)
         if own_redis is not None:
             services.flush_redis(own_redis)
         shutil.rmtree(work, ignore_errors=True)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -37,9 +44,29 @@ def idp_env(database_url: str, redis_url: str, issuer: str, var_dir: Path) -> di
     }
 
 
-def create_database() -> tuple[str, str]:
-    """Create a fresh database stuudium_bench_<pid>; return (its URL, its name)."""
-    name = f"stuudium_bench_{os.getpid()}"
+def progress(tag: str) -> Callable[[str], None]:
+    """A `log` for one benchmark: progress lines on stderr, with its tag and the time."""
+
+    def log(msg: str) -> None:
+        """Progress on stderr, with the time."""
+        print(f"[{tag} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def time_limit(seconds: int, what: str) -> None:
+    """Raise TimeoutError in the main thread once `seconds` pass (signal.alarm(0) disarms)."""
+
+    def alarm(_signum: int, _frame: FrameType | None) -> None:
+        raise TimeoutError(f"{what} ran past {seconds} s")
+
+    signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+
+
+def create_database(prefix: str = "stuudium_bench") -> tuple[str, str]:
+    """Create a fresh database <prefix>_<pid>; return (its URL, its name)."""
+    name = f"{prefix}_{os.getpid()}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -51,6 +78,15 @@ def drop_database(name: str) -> None:
     """Drop the benchmark's database (closing any connection left to it)."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def drop_database_logged(name: str, log: Callable[[str], None]) -> None:
+    """Drop the benchmark's database and say so; a failure is logged, not raised."""
+    try:
+        drop_database(name)
+        log(f"database {name} dropped")
+    except Exception as exc:
+        log(f"could not drop database {name}: {exc}")
 
 
 def own_redis() -> str:
@@ -65,45 +101,45 @@ def flush_redis(url: str) -> None:
     redis.Redis.from_url(url).flushdb()
 
 
-class Gunicorn:
-    """One gunicorn master (sync workers) that this process started and alone stops."""
+class Server:
+    """A server process (with the workers it starts) that this process started and alone stops."""
 
-    def __init__(self, app: str, port: int, env: dict[str, str], workers: int, log: Path) -> None:
-        self.app = app
+    ready_answers = 2  # /healthz answers in a row per worker before it counts as ready
+    stop_seconds = 30.0  # how long a SIGTERM may take before SIGKILL
+    kill_group = False  # SIGKILL the process group it leads rather than the process alone
+
+    def __init__(self, port: int, workers: int, log: Path) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.env = env
         self.workers = workers
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Gunicorn:
-        """Start the master; workers are forked by it."""
+    @property
+    def name(self) -> str:
+        """What the errors call it."""
+        return "the server"
+
+    def command(self) -> list[str]:
+        """The command line that starts it."""
+        raise NotImplementedError
+
+    def cwd(self) -> Path:
+        """The folder it runs in."""
+        return ROOT
+
+    def environment(self) -> dict[str, str]:
+        """Its environment."""
+        return dict(os.environ)
+
+    def start(self) -> Self:
+        """Start it in a session of its own, output to the log; it starts its workers."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--workers",
-                    str(self.workers),
-                    "--worker-class",
-                    "sync",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--backlog",
-                    "2048",
-                    "--timeout",
-                    "60",
-                    "--log-level",
-                    "warning",
-                    "--error-logfile",
-                    "-",
-                    self.app,
-                ],
-                cwd=ROOT,
-                env=self.env,
+                self.command(),
+                cwd=self.cwd(),
+                env=self.environment(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -116,29 +152,76 @@ class Gunicorn:
         ok = 0
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn {self.app} exited; see {self.log}")
+                raise RuntimeError(f"{self.name} exited; see {self.log}")
             try:
                 if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
                     ok += 1
-                    if ok >= 2 * self.workers:
+                    if ok >= self.ready_answers * self.workers:
                         return
                     continue
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"gunicorn {self.app} did not answer /healthz; see {self.log}")
+        raise RuntimeError(f"{self.name} did not answer /healthz; see {self.log}")
 
     def stop(self) -> None:
-        """Stop the master by its PID (it stops its workers) and wait for it."""
+        """Stop it by its PID (it stops its workers) and wait; SIGKILL when it hangs."""
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
         os.kill(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=self.stop_seconds)
         except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
+            if self.kill_group:
+                os.killpg(proc.pid, signal.SIGKILL)  # the session this process created for it
+            else:
+                os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+class Gunicorn(Server):
+    """One gunicorn master (sync workers) that this process started and alone stops."""
+
+    def __init__(self, app: str, port: int, env: dict[str, str], workers: int, log: Path) -> None:
+        super().__init__(port, workers, log)
+        self.app = app
+        self.env = env
+
+    @property
+    def name(self) -> str:
+        """What the errors call it."""
+        return f"gunicorn {self.app}"
+
+    def environment(self) -> dict[str, str]:
+        """The environment it was given."""
+        return self.env
+
+    def binds(self) -> list[str]:
+        """The --bind arguments: its one port on the loopback."""
+        return ["--bind", f"127.0.0.1:{self.port}"]
+
+    def command(self) -> list[str]:
+        """The master's command line; it forks the workers."""
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            "sync",
+            *self.binds(),
+            "--backlog",
+            "2048",
+            "--timeout",
+            "60",
+            "--log-level",
+            "warning",
+            "--error-logfile",
+            "-",
+            self.app,
+        ]
 
 
 def env_float(name: str, default: float) -> float:
@@ -156,38 +239,81 @@ class Granian(Gunicorn):
     request at a time per process as gunicorn's sync workers; HTTP/1.1 keep-alive) that this
     process started and alone stops (its workers follow it)."""
 
-    def start(self) -> Granian:
-        """Start the server; it starts its worker processes."""
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "granian",
-                    "--interface",
-                    "wsgi",
-                    "--workers",
-                    str(self.workers),
-                    "--blocking-threads",
-                    "1",
-                    "--runtime-threads",
-                    "1",
-                    "--no-ws",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--backlog",
-                    "2048",
-                    "--log-level",
-                    "warning",
-                    self.app,
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
+    def command(self) -> list[str]:
+        """The server's command line; it starts its worker processes."""
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--workers",
+            str(self.workers),
+            "--blocking-threads",
+            "1",
+            "--runtime-threads",
+            "1",
+            "--no-ws",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--backlog",
+            "2048",
+            "--log-level",
+            "warning",
+            self.app,
+        ]
+
+
+S = TypeVar("S", bound=Server)
+
+
+@dataclass
+class Scratch:
+    """A run's temporary folder, own database and Redis db, and the servers to stop first."""
+
+    work: Path
+    redis_url: str
+    database_url: str = ""
+    db_name: str | None = None
+    stops: list[Callable[[], object]] = field(default_factory=list)
+
+    def own(self, server: S) -> S:
+        """Stop this server when the run ends (the last owned stops first)."""
+        self.stops.append(server.stop)
+        return server
+
+
+@contextmanager
+def scratch(
+    tag: str,
+    redis_db: int,
+    log: Callable[[str], None],
+    *,
+    database_prefix: str | None = None,
+    limit: tuple[int, str] | None = None,
+) -> Iterator[Scratch]:
+    """A time limit, a folder, a fresh database <prefix>_<pid>, Redis db flushed; undone after."""
+    if limit is not None:
+        time_limit(*limit)
+    s = Scratch(
+        Path(tempfile.mkdtemp(prefix=f"stuudium-{tag}-")), f"redis://127.0.0.1:6379/{redis_db}"
+    )
+    try:
+        s.database_url, s.db_name = create_database(database_prefix or f"stuudium_{tag}")
+        flush_redis(s.redis_url)
+        log(f"database {s.db_name} created; Redis db {redis_db} flushed")
+        yield s
+    finally:
+        if limit is not None:
+            signal.alarm(0)
+        for stop in reversed(s.stops):
+            stop()
+        try:
+            flush_redis(s.redis_url)
+        except Exception as exc:
+            log(f"could not flush Redis db {redis_db}: {exc}")
+        if s.db_name is not None:
+            drop_database_logged(s.db_name, log)
+        shutil.rmtree(s.work, ignore_errors=True)

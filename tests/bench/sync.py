@@ -22,21 +22,17 @@ non-zero when the goal is missed.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import requests
 
-from tests.bench import services
+from tests.bench import report, services
 from tests.bench.jump import MultiBindGunicorn
 from tests.bench.logout import _percentiles, stop
 from tests.support import free_port
@@ -49,9 +45,7 @@ REDIS_DB = int(os.environ.get("SYNC_REDIS_DB") or 12)
 WAIT_LIMIT_SECONDS = 10.0
 
 
-def log(msg: str) -> None:
-    """Progress on stderr, with the time."""
-    print(f"[sync {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = services.progress("sync")
 
 
 def seed(issuer: str, ports: list[int]) -> dict[str, Any]:
@@ -251,14 +245,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> int:
     """Set up, measure, write the record, undo everything."""
-    work = Path(tempfile.mkdtemp(prefix="stuudium-sync-"))
-    db_name = None
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    idp = school = None
-    worker: subprocess.Popen[bytes] | None = None
-    try:
-        database_url, db_name = services.create_database()
-        services.flush_redis(redis_url)
+    with services.scratch("sync", REDIS_DB, log, database_prefix="stuudium_bench") as scratch:
+        database_url, redis_url, work = scratch.database_url, scratch.redis_url, scratch.work
         idp_port, ports = free_port(), [free_port() for _ in range(SCHOOLS)]
         issuer = f"http://127.0.0.1:{idp_port}"
         env = {
@@ -271,13 +259,25 @@ def main() -> int:
         os.environ.update(env)
         os.environ.pop("SCHOOL_DATABASE_URL", None)
         seeded = seed(issuer, ports)
-        log(f"database {db_name}; {SCHOOLS} schools, one person with an account at each")
+        log(f"database {scratch.db_name}; {SCHOOLS} schools, one person with an account at each")
         full_env = {**os.environ, **env}
-        idp = services.Gunicorn(
-            "tests.bench.jump_wsgi:idp_app", idp_port, full_env, 2, OUT / "sync-gunicorn-idp.log"
+        idp = scratch.own(
+            services.Gunicorn(
+                "tests.bench.jump_wsgi:idp_app",
+                idp_port,
+                full_env,
+                2,
+                OUT / "sync-gunicorn-idp.log",
+            )
         ).start()
-        school = MultiBindGunicorn(
-            "tests.bench.jump_wsgi:school_app", ports, full_env, 2, OUT / "sync-gunicorn-school.log"
+        school = scratch.own(
+            MultiBindGunicorn(
+                "tests.bench.jump_wsgi:school_app",
+                ports,
+                full_env,
+                2,
+                OUT / "sync-gunicorn-school.log",
+            )
         ).start()
         idp.wait_ready()
         school.wait_ready()
@@ -289,6 +289,7 @@ def main() -> int:
             stderr=(work / "worker.log").open("wb"),
             start_new_session=True,
         )
+        scratch.stops.append(lambda: stop(worker))
         measure(issuer, seeded, database_url, 3)  # warm-up: JWKS, pools, token
         measured = measure(issuer, seeded, database_url, N)
         p99 = measured["visible_everywhere_ms"].get("p99", float("inf"))
@@ -302,29 +303,9 @@ def main() -> int:
                 "pass": p99 <= GOAL_P99_MS and not measured["not_visible_in_time"],
             },
         }
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "sync.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        text = markdown(result)
-        (OUT / "sync.md").write_text(text)
-        print(text)
+        report.write_record(OUT, "sync", result, markdown)
         failed = not result["goal"]["pass"]
         return 1 if failed and os.environ.get("SYNC_STRICT") == "1" else 0
-    finally:
-        if worker is not None:
-            stop(worker)
-        for server in (school, idp):
-            if server is not None:
-                server.stop()
-        try:
-            services.flush_redis(redis_url)
-        except Exception as exc:
-            log(f"could not flush Redis db {REDIS_DB}: {exc}")
-        if db_name is not None:
-            try:
-                services.drop_database(db_name)
-            except Exception as exc:
-                log(f"could not drop database {db_name}: {exc}")
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
