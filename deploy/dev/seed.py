@@ -105,7 +105,6 @@ def seed(app: Flask, state_file: Path) -> dict[str, Any]:
                     name,
                     f"http://localhost:{port}",
                     development=True,
-                    logo=logo_data_url(slug),
                 )
                 known[slug] = {
                     "name": name,
@@ -115,7 +114,7 @@ def seed(app: Flask, state_file: Path) -> dict[str, Any]:
                 }
         db.flush()
         schools = {s.slug: s for s in db.scalars(select(School))}
-        for slug, _name, _port in DEMO_SCHOOLS:  # schools seeded before the logos came
+        for slug, _name, _port in DEMO_SCHOOLS:  # new schools, and those seeded before logos
             schools[slug].logo = logo_data_url(slug)
         for email, given, family, code, memberships, linked in DEMO_PEOPLE:
             # By isikukood too: a demo person may have changed the e-mail since.

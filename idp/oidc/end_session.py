@@ -21,6 +21,7 @@ class LogoutRequest:
 
     hint_sid: str | None
     continue_to: str | None
+    school_id: int | None = None  # the school of the hint's client, when the hint is valid
 
     def needs_confirmation(self, session_sid: str | None, confirmed: bool) -> bool:
         """Ask before ending a session the hint does not name (another site may have sent it)."""
@@ -43,4 +44,8 @@ def parse(values: Mapping[str, str]) -> LogoutRequest:
         continue_to = target + (
             ("&" if "?" in target else "?") + urlencode({"state": state}) if state else ""
         )
-    return LogoutRequest(hint.get("sid") if hint is not None else None, continue_to)
+    return LogoutRequest(
+        hint.get("sid") if hint is not None else None,
+        continue_to,
+        client.school_id if client is not None else None,
+    )

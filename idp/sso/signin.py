@@ -68,9 +68,12 @@ def school_login_uris(db: Session, schools: list[School], path: str = "/") -> di
             Client.initiate_login_uri.is_not(None),
             Client.status == "active",
         )
-        .order_by(Client.id.desc())
+        .order_by(Client.id)
     ).all()
-    login_uris = {school_id: uri for school_id, uri in rows if uri}  # the first client wins
+    login_uris: dict[int, str] = {}
+    for school_id, uri in rows:
+        if uri:
+            login_uris.setdefault(school_id, uri)  # a school's first client, as before
     issuer = current_app.config["ISSUER"]
     found = {}
     for school in schools:

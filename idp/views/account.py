@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    current_app,
     g,
     make_response,
     render_template,
@@ -20,9 +19,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from idp.models import Person, SsoSession
+from idp.models import SsoSession
 from idp.people.linking import linked_accounts
-from idp.sso import sessions
 from idp.sso.logout import Scope, end_sessions
 from idp.sso.session_list import live_sessions
 from idp.views import home
@@ -50,16 +48,12 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Response]:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Response:
-        live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
         db = get_db()
-        record = db.get(SsoSession, live.sid) if live is not None else None
-        # SQL has the last word: a Redis copy revived after the session ended opens nothing.
-        ended = record is None or record.ended_at is not None
-        person = db.get(Person, live.person_id) if live is not None and not ended else None
-        if live is None or person is None:
+        signed_in = home.signed_in_person(db)
+        if signed_in is None:
             resp = make_response(render_template("not_signed_in.html", schools=active_schools(db)))
         else:
-            g.live_session, g.person = live, person
+            g.live_session, g.person = signed_in
             resp = make_response(view(*args, **kwargs))
         resp.headers["Cache-Control"] = "no-store"
         return resp

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from idp.models import Person, School, SsoSession
 from idp.people.linking import linked_accounts
 from idp.sso import sessions
+from idp.sso.sessions import LiveSession
 from idp.sso.signin import school_login_uris
 from shared.db import get_db
 
@@ -26,20 +27,23 @@ def active_schools(db: Session) -> list[tuple[School, str]]:
     return [(school, uris[school.id]) for school in schools]
 
 
-def signed_in_person(db: Session) -> Person | None:
-    """The person of this browser's live session (SQL has the last word), if any."""
+def signed_in_person(db: Session) -> tuple[LiveSession, Person] | None:
+    """This browser's live session and its person, if any. SQL has the last word: a Redis copy
+    revived after the session ended opens nothing."""
     live = sessions.load(request.cookies.get(current_app.config["SSO_COOKIE_NAME"]))
     record = db.get(SsoSession, live.sid) if live is not None else None
     if live is None or record is None or record.ended_at is not None:
         return None
-    return db.get(Person, live.person_id)
+    person = db.get(Person, live.person_id)
+    return (live, person) if person is not None else None
 
 
 def home() -> Any:
     """The home: the person's schools when signed in, else what Stuudium ID is and where to
     sign in."""
     db = get_db()
-    person = signed_in_person(db)
+    signed_in = signed_in_person(db)
+    person = signed_in[1] if signed_in is not None else None
     if person is None:
         resp = make_response(render_template("home.html", person=None, schools=active_schools(db)))
     else:

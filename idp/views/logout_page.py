@@ -8,12 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, make_response, render_template, request
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from idp.models import Client, School
+from idp.models import School
 from idp.oidc import end_session as rp_logout
-from idp.oidc.resource import check_id_token_hint
 from idp.sso.logout import Ended, Scope, delivery_states, end_sessions, frontchannel_frames
 from idp.sso.sessions import load as load_session
 from idp.tenants.schools import origin
@@ -78,18 +76,6 @@ def logged_out_page(
     return resp
 
 
-def hint_school(id_token_hint: str | None) -> School | None:
-    """The school of the client a valid ID-token hint was issued to."""
-    hint = check_id_token_hint(id_token_hint)
-    if hint is None:
-        return None
-    return get_db().scalar(
-        select(School)
-        .join(Client, Client.school_id == School.id)
-        .where(Client.client_id == hint["aud"], School.status == "active")
-    )
-
-
 bp = Blueprint("logout", __name__)
 
 
@@ -110,6 +96,8 @@ def end_session() -> Any:
     ended = None
     if session is not None:
         ended = end_sessions(get_db(), Scope(session_ids=(session.sid,)), "logout")
-    school = hint_school(values.get("id_token_hint")) if values.get("id_token_hint") else None
-    way = onward(school, signed_in=False) if school is not None else None
+    # The way onward: the school whose valid hint asked (parse checked it), if still active.
+    school = get_db().get(School, asked.school_id) if asked.school_id is not None else None
+    active = school is not None and school.status == "active"
+    way = onward(school, signed_in=False) if active else None
     return logged_out_page(ended, continue_to=asked.continue_to, way=way)

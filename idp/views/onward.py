@@ -89,8 +89,3 @@ def onward(
     except (SQLAlchemyError, redis.RedisError):
         return home()
     return Onward(url, school)
-
-
-def restart(school: School | None) -> Onward:
-    """For a sign-in that expired: start it again at the school (its login initiation URI)."""
-    return onward(school, signed_in=True)

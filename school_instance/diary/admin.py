@@ -67,7 +67,7 @@ def class_page(cls: SchoolClass, enrol: Form | None = None, error: str | None = 
         cls=cls,
         teacher=teacher,
         students=students,
-        guardians={s.id: queries.guardians_of(s.id) for s in students},
+        guardians=queries.guardians_by_student(s.id for s in students),
         choices=queries.members_with_role("teacher"),
         enrol=enrol or Form(),
         error=error,

@@ -26,22 +26,6 @@ from shared.phones import is_phone
 from shared.security import check_csrf
 
 
-def correctable() -> list[Member]:
-    """The people the signed-in person may correct (with an account at the school)."""
-    if has_role("admin"):
-        rows = get_db().scalars(scoped(Member).where(Member.sub.is_not(None))).all()
-        return sorted(rows, key=queries.person_key)
-    if not has_role("teacher"):
-        return []
-    students = [
-        s for c in queries.classes_taught(queries.my_id()) for s in queries.students_of(c.id)
-    ]
-    ids = {s.member_id for s in students if s.member_id} | queries.guardian_ids(
-        s.id for s in students
-    )
-    return sorted((m for m in queries.members_by_id(ids).values() if m.sub), key=queries.person_key)
-
-
 @dataclass(frozen=True)
 class ChildGroup:
     """One child of a class the teacher leads: the child's own account, if any, and the
@@ -57,14 +41,33 @@ def child_groups() -> list[ChildGroup]:
     """A class teacher's people, grouped by child (an admin sees everyone in one list)."""
     if has_role("admin") or not has_role("teacher"):
         return []
-    groups = []
-    for cls in queries.classes_taught(queries.my_id()):
-        students = queries.students_of(cls.id)
-        accounts = queries.members_by_id(s.member_id for s in students)
-        for student in students:
-            own = accounts.get(student.member_id) if student.member_id else None
-            groups.append(ChildGroup(student, cls, own, queries.guardians_of(student.id)))
-    return groups
+    taught = [
+        (cls, s)
+        for cls in queries.classes_taught(queries.my_id())
+        for s in queries.students_of(cls.id)
+    ]
+    accounts = queries.members_by_id(s.member_id for _cls, s in taught)
+    guardians = queries.guardians_by_student(s.id for _cls, s in taught)
+    return [
+        ChildGroup(
+            s, cls, accounts.get(s.member_id) if s.member_id else None, guardians.get(s.id, [])
+        )
+        for cls, s in taught
+    ]
+
+
+def correctable(groups: list[ChildGroup] | None = None) -> list[Member]:
+    """The people the signed-in person may correct (with an account at the school): an admin
+    everyone, a class teacher the children of their classes and those children's guardians."""
+    if has_role("admin"):
+        rows = get_db().scalars(scoped(Member).where(Member.sub.is_not(None))).all()
+        return sorted(rows, key=queries.person_key)
+    people = {
+        m.id: m
+        for g in (child_groups() if groups is None else groups)
+        for m in ([g.account] if g.account else []) + g.guardians
+    }
+    return sorted((m for m in people.values() if m.sub), key=queries.person_key)
 
 
 def _may_correct(sub: str) -> bool:
@@ -132,7 +135,8 @@ def _form_page(
 @role_required("teacher", "admin")
 def people() -> Any:
     """Whose data the signed-in person may correct."""
-    return render_template("diary/people.html", people=correctable(), groups=child_groups())
+    groups = child_groups()
+    return render_template("diary/people.html", people=correctable(groups), groups=groups)
 
 
 @bp.get("/people/<sub>/correct")

@@ -154,22 +154,21 @@ def is_guardian(member_id: int, student_id: int) -> bool:
 
 def guardians_of(student_id: int) -> list[Member]:
     """The student's guardians, by name."""
-    links = get_db().scalars(scoped(Guardian).where(Guardian.student_id == student_id)).all()
-    return sorted(members_by_id(link.member_id for link in links).values(), key=person_key)
+    return guardians_by_student([student_id]).get(student_id, [])
 
 
-def guardian_ids(student_ids: Iterable[int]) -> set[int]:
-    """The member ids of these students' guardians."""
+def guardians_by_student(student_ids: Iterable[int]) -> dict[int, list[Member]]:
+    """Each of these students' guardians, by name, by student id (two queries in all)."""
     ids = list(student_ids)
     if not ids:
-        return set()
-    return set(
-        get_db().scalars(
-            scoped(Guardian)
-            .with_only_columns(Guardian.member_id)
-            .where(Guardian.student_id.in_(ids))
-        )
-    )
+        return {}
+    links = get_db().scalars(scoped(Guardian).where(Guardian.student_id.in_(ids))).all()
+    members = members_by_id(link.member_id for link in links)
+    found: dict[int, list[Member]] = {}
+    for link in links:
+        if link.member_id in members:
+            found.setdefault(link.student_id, []).append(members[link.member_id])
+    return {sid: sorted(rows, key=person_key) for sid, rows in found.items()}
 
 
 def member_by_sub(sub: str) -> Member | None:

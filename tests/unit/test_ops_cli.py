@@ -65,7 +65,9 @@ def test_list_update_branding_and_address(idp, idp_app, cli, make_school, tmp_pa
     _, challenge = pkce_pair()
     page = Browser(idp).follow(authorize_url(idp, moved, challenge), moved.redirect_uri)
     assert page.status_code == 200 and "Uus Kool" in page.text
-    assert 'src="data:image/png;base64,' in page.text
+    assert f'src="/schools/{school.slug}/logo"' in page.text
+    served = requests.get(f"{idp}/schools/{school.slug}/logo", timeout=10)
+    assert served.headers["Content-Type"] == "image/png" and served.content == PNG
     _, challenge = pkce_pair()
     old = requests.get(authorize_url(idp, school, challenge), allow_redirects=False, timeout=10)
     assert old.status_code == 400  # the old address is no longer registered
