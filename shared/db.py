@@ -14,13 +14,18 @@ separate_transaction. A commit that fails after the view answers like every stor
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import threading
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, current_app, g
+from psycopg.pq import TransactionStatus
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
@@ -113,6 +118,94 @@ def _ping_when_idle(engine: Engine) -> None:
 
 # app.extensions key: the response to a commit that failed after the view (a 503 page).
 COMMIT_FAILED = "db.commit_failed"
+# app.extensions key: the process's HotConnections (PostgreSQL only).
+HOT = "db.hot"
+
+
+class HotConnections:
+    """A process's own PostgreSQL connections (psycopg, autocommit) for the token endpoint's
+    statements, outside SQLAlchemy: its session, pool checkout and result machinery cost more
+    CPU than a code exchange's one statement. A stack of idle connections, pinged before use
+    after PING_IDLE_SECONDS idle like the pool's; a broken one is closed, never given back;
+    a forked child never uses its parent's."""
+
+    def __init__(self, conninfo: str, keep: int = 4) -> None:
+        self._conninfo = conninfo
+        self._keep = keep
+        self._idle: list[tuple[psycopg.Connection[Any], float]] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def acquire(self) -> psycopg.Connection[Any]:
+        """An idle connection known to be alive, or a new one."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._idle, self._pid = [], os.getpid()
+            item = self._idle.pop() if self._idle else None
+        if item is not None:
+            conn, since = item
+            if time.monotonic() - since < PING_IDLE_SECONDS or _answers(conn):
+                return conn
+            conn.close()
+        return psycopg.connect(self._conninfo, autocommit=True)
+
+    def release(self, conn: psycopg.Connection[Any]) -> None:
+        """Give a connection back; one broken or still in a transaction is closed."""
+        idle = conn.info.transaction_status == TransactionStatus.IDLE
+        if not conn.closed and not conn.broken and idle:
+            with self._lock:
+                if self._pid == os.getpid() and len(self._idle) < self._keep:
+                    self._idle.append((conn, time.monotonic()))
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection (the app is going away)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn, _since in idle:
+            conn.close()
+
+
+def psycopg_sql(sql: str) -> str:
+    """A statement with :name parameters (SQLAlchemy's text()) in psycopg's %(name)s style."""
+    return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", sql.replace("%", "%%"))
+
+
+def _answers(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection still answers (a failed-over server dropped it)."""
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def hot_connection() -> psycopg.Connection[Any] | None:
+    """The request's hot connection (autocommit; a statement that must commit with the
+    request opens a transaction with BEGIN, which the request's end commits or rolls back like
+    its session), or None on SQLite, where the request's session serves."""
+    hot: HotConnections | None = current_app.extensions.get(HOT)
+    if hot is None:
+        return None
+    conn: psycopg.Connection[Any] | None = g.get("_hot")
+    if conn is None:
+        conn = g._hot = hot.acquire()
+    return conn
+
+
+def open_hot_connection() -> psycopg.Connection[Any] | None:
+    """The request's hot connection if it has taken one, else None."""
+    return g.get("_hot")
+
+
+def _end_hot(conn: psycopg.Connection[Any], commit: bool) -> None:
+    """Commit or roll back what the request's hot connection holds open, and give it back."""
+    try:
+        if conn.info.transaction_status == TransactionStatus.INTRANS:
+            conn.commit() if commit else conn.rollback()
+    finally:
+        current_app.extensions[HOT].release(conn)
 
 
 def init_app(app: Flask) -> None:
@@ -123,9 +216,24 @@ def init_app(app: Flask) -> None:
     # connections instead of leaving them to the collector.
     weakref.finalize(app, engine.dispose)
     app.extensions["db_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    if engine.dialect.name == "postgresql":
+        hot = HotConnections(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        app.extensions[HOT] = hot
+        weakref.finalize(app, hot.close)
 
     @app.after_request
     def _commit(response: Response) -> Response:
+        conn: psycopg.Connection[Any] | None = g.pop("_hot", None)
+        if conn is not None:
+            try:
+                _end_hot(conn, response.status_code < 400)
+            except psycopg.Error as exc:
+                failed = current_app.extensions.get(COMMIT_FAILED)
+                if failed is None:
+                    raise
+                return failed(exc)
         db: Session | None = g.pop("_db", None)
         if db is None:
             return response
@@ -145,6 +253,12 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_appcontext
     def _close(_exc: BaseException | None) -> None:
+        conn: psycopg.Connection[Any] | None = g.pop("_hot", None)
+        if conn is not None:
+            try:
+                _end_hot(conn, commit=False)
+            except psycopg.Error:
+                conn.close()
         db: Session | None = g.pop("_db", None)
         if db is not None:
             _discard(db)

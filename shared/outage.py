@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import psycopg
 import redis
 from flask import Flask, jsonify, request
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -18,13 +19,16 @@ from shared.db import COMMIT_FAILED
 log = logging.getLogger(__name__)
 
 # SQL: the server is gone, restarting or refusing (OperationalError), the connection broke
-# under the driver (InterfaceError), the pool could not get a live one (DisconnectionError).
+# under the driver (InterfaceError), the pool could not get a live one (DisconnectionError);
+# psycopg's own two where the token path runs outside SQLAlchemy (db.HotConnections).
 # Redis: no connection or no answer in time (ConnectionError, TimeoutError; a failover's
 # "previous master is now a replica" is one), a write on a replica (ReadOnlyError).
 FAILURES: tuple[type[Exception], ...] = (
     OperationalError,
     InterfaceError,
     DisconnectionError,
+    psycopg.OperationalError,  # the same, met on the token path's own connections (db.py)
+    psycopg.InterfaceError,
     redis.ConnectionError,
     redis.TimeoutError,
     redis.ReadOnlyError,

@@ -17,16 +17,12 @@ from typing import Any, cast
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from flask import current_app
+from psycopg.types.json import Json
 from sqlalchemy import (
-    JSON,
-    String,
     Table,
-    TextualSelect,
     bindparam,
-    column,
     insert,
     select,
-    text,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
@@ -37,7 +33,6 @@ from idp.models import (
     RefreshToken,
     SessionClient,
     SsoSession,
-    TZDateTime,
     utcnow,
 )
 from idp.oidc import tokens
@@ -54,7 +49,7 @@ from idp.oidc.rotation import Rotation, SessionRow, narrow, rotate
 from idp.sso.sessions import idle_floor
 from idp.store import codes
 from idp.store import sessions as store_sessions
-from shared.db import get_db, get_reader
+from shared.db import get_db, hot_connection, psycopg_sql
 from shared.messages import STUUDIUM_SCOPE
 from shared.security import sha256_hex
 
@@ -137,13 +132,14 @@ def _needs_person(scope: str, claims_request: dict[str, Any] | None) -> bool:
 
 
 # PostgreSQL: the same read and the recording of the client (for single logout) in one
-# statement, which runs on its own (autocommit: one round trip, no BEGIN or COMMIT of its own;
-# see _one_statement) and so records the client, and stores the refresh token, only when every
-# check after it will pass: a live session, an active account of the session's person. A refused
-# exchange writes nothing. Unlike a refresh rotation, the exchange's commit waits for its WAL
-# flush: the recorded client is what a logout tells, so a crash must not forget a school that
-# holds tokens (the fault tests' restart test fails on a relaxed commit), and the flush makes the
-# password login's session durable too; the tokens are signed after that commit.
+# statement, which runs on its own (autocommit on the request's hot connection, shared.db: one
+# round trip, no BEGIN or COMMIT of its own) and so records the client, and stores the refresh
+# token, only when every check after it will pass: a live session, an active account of the
+# session's person. A refused exchange writes nothing. Unlike a refresh rotation, the exchange's
+# commit waits for its WAL flush: the recorded client is what a logout tells, so a crash must
+# not forget a school that holds tokens (the fault tests' restart test fails on a relaxed
+# commit), and the flush makes the password login's session durable too; the tokens are signed
+# after that commit.
 # The session row is read FOR KEY SHARE (the lock a new recording's foreign key takes anyway):
 # an exchange that meets a logout under way waits for it, then reads the ended session and is
 # refused; a logout that meets an exchange waits for it, then tells its school too. An exchange
@@ -191,27 +187,19 @@ _WITH_SCHOOLS = (
 )
 
 
-def _live_statement(with_schools: bool, minting: bool) -> TextualSelect:
-    """The PostgreSQL statement, with typed positional result columns: SQLAlchemy then builds
-    the row processors once and caches them, instead of reading the cursor's description on
-    every execution."""
-    columns: list[Any] = [*_SESSION_COLS, *_ACCOUNT_COLS, *_PERSON_COLS]
-    if with_schools:
-        columns.append(column("other_schools", JSON()))
-    columns.append(column("synchronous_commit", String()))
-    sql = _LIVE_AND_RECORD_SQL.format(
-        schools=_WITH_SCHOOLS if with_schools else "",
-        minted=_MINTED if minting else "",
-        stored=" OR EXISTS (SELECT 1 FROM minted)" if minting else "",
+def _live_sql(with_schools: bool, minting: bool) -> str:
+    """The PostgreSQL statement as psycopg runs it on the hot connection (shared.db)."""
+    return psycopg_sql(
+        _LIVE_AND_RECORD_SQL.format(
+            schools=_WITH_SCHOOLS if with_schools else "",
+            minted=_MINTED if minting else "",
+            stored=" OR EXISTS (SELECT 1 FROM minted)" if minting else "",
+        )
     )
-    params = [bindparam("now", type_=TZDateTime())]
-    if minting:
-        params.append(bindparam("claims", type_=cast(Table, RefreshToken.__table__).c.claims.type))
-    return text(sql).bindparams(*params).columns(*columns)
 
 
 _LIVE_AND_RECORD_PG = {
-    (schools, minting): _live_statement(schools, minting)
+    (schools, minting): _live_sql(schools, minting)
     for schools in (False, True)
     for minting in (False, True)
 }
@@ -241,30 +229,28 @@ def _live_session(
     account with _active() (so the checks keep their order). Also returned: the person's
     other schools when asked for, and mint's token once stored (PostgreSQL; None: the caller
     reads or stores them itself)."""
-    conn = db.connection()
     params: dict[str, Any] = {"sid": sid, "account_id": account_id}
-    postgres = conn.dialect.name == "postgresql"
+    hot = hot_connection()
+    postgres = hot is not None
     schools = None
     row: Any
-    if postgres:
+    if hot is not None:
         if mint is not None:
             params.update(
                 refresh_hash=sha256_hex(mint.token),
                 grant_id=mint.grant_id,
                 scope=mint.scope,
-                claims=mint.claims,
+                claims=None if mint.claims is None else Json(mint.claims),
             )
-        row = conn.execute(
-            _LIVE_AND_RECORD_PG[with_schools, mint is not None],
-            {**params, "client_pk": client_pk, "now": utcnow()},
-        ).first()
+        params.update(client_pk=client_pk, now=utcnow())
+        row = hot.execute(_LIVE_AND_RECORD_PG[with_schools, mint is not None], params).fetchone()
         row = row[:-1] if row is not None else None  # set_config's answer
         if row is not None and with_schools:
             schools = list(row[-1] or [])
             row = row[:-1]
     else:
         stmt = _SESSION_ACCOUNT_PERSON if with_person else _SESSION_AND_ACCOUNT
-        row = conn.execute(stmt, params).first()
+        row = db.connection().execute(stmt, params).first()
     if row is None:
         raise InvalidGrantError("The session has ended.")
     session = SessionRow(*row[:_N_SESSION])
@@ -391,15 +377,6 @@ def _active(account: AccountRow | None) -> AccountRow:
     return account
 
 
-def _one_statement() -> None:
-    """On PostgreSQL, run the code exchange's request in autocommit: its one statement writes
-    only what a successful exchange stores (_LIVE_AND_RECORD_SQL), so it needs no transaction
-    around it, and BEGIN and COMMIT would be two more round trips. Before the first query (the
-    client's, when not cached). SQLite keeps the request's transaction (two statements)."""
-    if get_db().get_bind().dialect.name == "postgresql":
-        get_reader()
-
-
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     """RFC 6749 §4.1.3 with PKCE S256 for every client and an exact redirect_uri."""
 
@@ -407,7 +384,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def validate_token_request(self) -> None:
         """Authenticate the client, then redeem the code exactly once."""
-        _one_statement()
         client: RelyingParty = self.authenticate_token_endpoint_client()
         form = self.request.form
         code = _single(form, "code")

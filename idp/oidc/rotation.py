@@ -1,11 +1,11 @@
 """Refresh-token rotation in one round trip (RFC 6749 §6, RFC 9700 §4.14.2).
 
 Claiming the presented token, checking the session is live (not ended, within its cap, seen
-within the idle time; its last_seen slid), loading
-the account with its person, and storing the next token are one statement on PostgreSQL (data-
-modifying CTEs) and a short sequence in one transaction on SQLite. Either way nothing commits
-unless the request succeeds: a refusal after the claim (ended session, inactive account, a wider
-scope) rolls the claim and the new token back together.
+within the idle time; its last_seen slid), loading the account with its person, and storing the
+next token are one statement on PostgreSQL (data-modifying CTEs) and a short sequence in one
+transaction on SQLite. Either way nothing commits unless the request succeeds: a refusal after
+the claim (ended session, inactive account, a wider scope) rolls the claim and the new token
+back together.
 
 The rotation commits without waiting for its WAL flush (synchronous_commit off for this
 transaction only; PostgreSQL stays consistent, and any later synchronous commit — a logout, a
@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import String, Table, bindparam, column, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from idp.models import Account, Person, RefreshToken, SsoSession, TZDateTime
 from idp.oidc.claims import AccountRow, PersonRow
+from shared.db import hot_connection, psycopg_sql
 
 _REFRESH = cast(Table, RefreshToken.__table__)
 _SSO = cast(Table, SsoSession.__table__)
@@ -81,9 +82,9 @@ _PERSON_NAMES = (
 _N_CLAIM, _N_SESSION, _N_ACCOUNT = 5, 6, 6
 _N_PERSON = len(_PERSON_NAMES)
 
-# One statement: claim, live session (last_seen slid), next token, account and person.
-_ROTATE_PG = (
-    text("""
+# One statement: claim, live session (last_seen slid), next token, account and person; run by
+# psycopg on the request's hot connection (shared.db), in the transaction BEGIN opens.
+_ROTATE_PG = psycopg_sql("""
 WITH claimed AS (
   UPDATE refresh_token SET used_at = :now
   WHERE token_hash = :hashed AND client_id = :client_pk AND used_at IS NULL
@@ -110,30 +111,6 @@ FROM claimed LEFT JOIN live ON true
 LEFT JOIN account a ON a.id = claimed.account_id
 LEFT JOIN person p ON p.id = a.person_id
 """)
-    .bindparams(bindparam("now", type_=TZDateTime()), bindparam("floor", type_=TZDateTime()))
-    .columns(
-        # Typed, positional: the row processors are built once and cached (see grants.py).
-        _REFRESH.c.grant_id,
-        _REFRESH.c.session_id,
-        _REFRESH.c.account_id,
-        _REFRESH.c.scope,
-        _REFRESH.c.claims,
-        _SSO.c.id,
-        _SSO.c.person_id,
-        _SSO.c.auth_time,
-        _SSO.c.acr,
-        _SSO.c.amr,
-        _SSO.c.expires_at,
-        _ACCOUNT.c.id,
-        _ACCOUNT.c.person_id,
-        _ACCOUNT.c.school_id,
-        _ACCOUNT.c.sub,
-        _ACCOUNT.c.roles,
-        _ACCOUNT.c.status,
-        *(_PERSON.c[c] for c in _PERSON_NAMES),
-        column("synchronous_commit", String()),
-    )
-)
 
 # SQLite has no data-modifying CTEs: the same steps, one statement each, one transaction.
 _CLAIM = (
@@ -182,6 +159,7 @@ _ACCOUNT_PERSON = (
     .where(_ACCOUNT.c.id == bindparam("account_id"))
 )
 _INSERT = insert(_REFRESH)
+_NARROW_PG = "UPDATE refresh_token SET scope = %(scope)s WHERE token_hash = %(new_hash)s"
 
 
 def _utc(value: Any) -> Any:
@@ -213,7 +191,6 @@ def rotate(
     """Claim the token with this hash for this client and store its successor; None when the
     token is unknown, used, revoked, expired or another client's. The session is live when it
     has not ended, is within its cap and was seen after idle_floor(now)."""
-    conn = db.connection()
     floor = idle_floor(now)
     params = {
         "hashed": hashed,
@@ -222,12 +199,15 @@ def rotate(
         "now": now,
         "floor": floor,
     }
-    if conn.dialect.name == "postgresql":
-        row = conn.execute(_ROTATE_PG, params).first()
+    hot = hot_connection()
+    if hot is not None:
+        hot.execute("BEGIN")  # committed or rolled back with the request (shared.db)
+        row = hot.execute(_ROTATE_PG, params).fetchone()
         if row is None:
             return None
         end = _N_CLAIM + _N_SESSION
         return _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end : end + _N_ACCOUNT + _N_PERSON])
+    conn = db.connection()
     claimed = conn.execute(_CLAIM, params).first()
     if claimed is None:
         return None
@@ -252,7 +232,12 @@ def rotate(
 
 
 def narrow(db: Session, new_hash: str, scope: str) -> None:
-    """Store a narrowed scope on the successor token (a refresh asked for less)."""
+    """Store a narrowed scope on the successor token (a refresh asked for less), in the
+    rotation's transaction."""
+    hot = hot_connection()
+    if hot is not None:
+        hot.execute(_NARROW_PG, {"scope": scope, "new_hash": new_hash})
+        return
     db.connection().execute(
         update(_REFRESH).where(_REFRESH.c.token_hash == new_hash).values(scope=scope)
     )
