@@ -133,6 +133,7 @@ class HotConnections:
         self._conninfo = conninfo
         self._keep = keep
         self._idle: list[tuple[psycopg.Connection[Any], float]] = []
+        self._inherited: list[tuple[psycopg.Connection[Any], float]] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -140,6 +141,9 @@ class HotConnections:
         """An idle connection known to be alive, or a new one."""
         with self._lock:
             if self._pid != os.getpid():
+                # The parent's connections stay referenced, never closed here: closing (or
+                # collecting) one would end the parent's session on the socket they share.
+                self._inherited.extend(self._idle)
                 self._idle, self._pid = [], os.getpid()
             item = self._idle.pop() if self._idle else None
         if item is not None:

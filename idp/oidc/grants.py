@@ -7,6 +7,7 @@ SQL transaction and one Redis round trip; only reuse revocation commits on an er
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -460,7 +461,15 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         db = get_db()
         hashed = sha256_hex(token)
         successor = secrets.token_urlsafe(32)
-        rotated = rotate(db, client.row.id, hashed, sha256_hex(successor), utcnow(), idle_floor)
+        rotated = rotate(
+            db,
+            client.row.id,
+            hashed,
+            sha256_hex(successor),
+            utcnow(),
+            idle_floor,
+            dt.timedelta(seconds=current_app.config["SESSION_SEEN_STEP_SECONDS"]),
+        )
         if rotated is None:
             row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
             if row is not None and row.client_id == client.row.id and row.used_at is not None:
