@@ -89,7 +89,7 @@ def init_app(app: Flask) -> None:
         rid = g.get("request_id")
         if rid is None:
             return response
-        response.headers[REQUEST_ID] = rid
+        response.headers.add(REQUEST_ID, rid)  # no view sets it; add does not scan
         rule = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
         REQUESTS.labels(app.name, rule, str(response.status_code)).inc()
         access_log.info(
