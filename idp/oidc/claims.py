@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -199,16 +199,21 @@ def other_schools_json_sql(person: str, school: str) -> str:
 
 
 def stuudium_claims(
-    db: Session,
+    db: Callable[[], Session],
     account: Account | AccountRow,
     issuer: str,
     rows: Iterable[Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """Our own scope: this account's roles, the person's other schools (display data only);
-    rows: the schools when already read (other_schools_json_sql), else they are read here."""
+    rows: the schools when already read (other_schools_json_sql), else they are read here (on
+    the session db gives)."""
     if rows is None:
-        rows = db.connection().execute(
-            _OTHER_SCHOOLS, {"person_id": account.person_id, "school_id": account.school_id}
+        rows = (
+            db()
+            .connection()
+            .execute(
+                _OTHER_SCHOOLS, {"person_id": account.person_id, "school_id": account.school_id}
+            )
         )
     schools: dict[str, dict[str, Any]] = {}
     for slug, name, url, has_logo, login_url in rows:

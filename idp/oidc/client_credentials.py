@@ -43,7 +43,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         cfg = current_app.config
         ttl = cfg["ACCESS_TOKEN_TTL_SECONDS"]
         access, _ = tokens.client_access_token(
-            current_app.extensions["keys"].ring(get_db()),
+            current_app.extensions["keys"].ring(get_db),
             cfg["ISSUER"],
             ttl,
             client_id=client.client_id,

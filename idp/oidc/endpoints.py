@@ -44,7 +44,7 @@ def discovery() -> Response:
 @bp.get("/jwks")
 def jwks() -> Response:
     """Every published key: next, active and retiring."""
-    resp = jsonify(current_app.extensions["keys"].ring(get_db()).jwks)
+    resp = jsonify(current_app.extensions["keys"].ring(get_db).jwks)
     resp.headers["Cache-Control"] = "public, max-age=300"
     resp.headers["Access-Control-Allow-Origin"] = "*"
     return resp

@@ -217,7 +217,6 @@ class Mint:
 
 
 def _live_session(
-    db: Session,
     sid: str,
     account_id: int,
     with_person: bool,
@@ -251,7 +250,7 @@ def _live_session(
             row = row[:-1]
     else:
         stmt = _SESSION_ACCOUNT_PERSON if with_person else _SESSION_AND_ACCOUNT
-        row = db.connection().execute(stmt, params).first()
+        row = get_db().connection().execute(stmt, params).first()
     if row is None:
         raise InvalidGrantError("The session has ended.")
     session = SessionRow(*row[:_N_SESSION])
@@ -263,7 +262,7 @@ def _live_session(
     if account_pk is None:
         return session, None, schools, minted
     if not postgres:
-        _record_client(db, sid, client_pk, sub)
+        _record_client(get_db(), sid, client_pk, sub)
     person = PersonRow(*row[end:]) if with_person else None
     return (
         session,
@@ -291,7 +290,6 @@ def _record_client(db: Session, sid: str, client_pk: int, sub: str) -> None:
 
 
 def issue_tokens(
-    db: Session,
     client: RelyingParty,
     account: AccountRow,
     session: SessionRow,
@@ -307,7 +305,7 @@ def issue_tokens(
     when given, is a token already stored (a rotation's successor, or the code exchange's on
     PostgreSQL); other_schools, the stuudium scope's schools when already read."""
     cfg = current_app.config
-    ring = current_app.extensions["keys"].ring(db)
+    ring = current_app.extensions["keys"].ring(get_db)
     auth_time = int(session.auth_time.timestamp())
     access, _ = tokens.access_token(
         ring,
@@ -327,7 +325,7 @@ def issue_tokens(
         extra = released(account.person, account, "", (claims_request or {}).get("id_token"))
         extra.pop("sub", None)
     if STUUDIUM_SCOPE in scope.split():
-        extra.update(stuudium_claims(db, account, cfg["ISSUER"], other_schools))
+        extra.update(stuudium_claims(get_db, account, cfg["ISSUER"], other_schools))
     alg = client.row.id_token_signed_response_alg
     id_token = tokens.id_token(
         ring,
@@ -353,7 +351,7 @@ def issue_tokens(
     }
     if refresh is None and "offline_access" in scope.split():
         refresh = secrets.token_urlsafe(32)
-        db.connection().execute(
+        get_db().connection().execute(
             _INSERT_REFRESH,
             {
                 "token_hash": sha256_hex(refresh),
@@ -411,7 +409,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Issue tokens if the session is still live, recording the client in it."""
         payload: dict[str, Any] = self.request.authorization_code
         client: RelyingParty = self.request.client
-        db = get_db()
         scope = payload["scope"]
         mint = None
         if "offline_access" in scope.split():
@@ -419,7 +416,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 secrets.token_urlsafe(32), payload["grant_id"], scope, payload.get("claims")
             )
         session, loaded, schools, minted = _live_session(
-            db,
             payload["sid"],
             payload["account_id"],
             _needs_person(scope, payload.get("claims")),
@@ -431,7 +427,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if account.person_id != session.person_id:
             raise InvalidGrantError("The session belongs to another person.")
         token = issue_tokens(
-            db,
             client,
             account,
             session,
@@ -458,11 +453,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         token = _single(form, "refresh_token")
         scope = _single(form, "scope", required=False)
         assert token is not None
-        db = get_db()
         hashed = sha256_hex(token)
         successor = secrets.token_urlsafe(32)
         rotated = rotate(
-            db,
+            get_db,
             client.row.id,
             hashed,
             sha256_hex(successor),
@@ -471,6 +465,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             dt.timedelta(seconds=current_app.config["SESSION_SEEN_STEP_SECONDS"]),
         )
         if rotated is None:
+            db = get_db()
             row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
             if row is not None and row.client_id == client.row.id and row.used_at is not None:
                 # The claim above matched nothing; drop its transaction so the revocation,
@@ -492,7 +487,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if "offline_access" not in granted:
             narrowed += " offline_access"  # the rotated token keeps the refresh ability
         if narrowed != claimed.scope:
-            narrow(db, sha256_hex(successor), narrowed)
+            narrow(get_db, sha256_hex(successor), narrowed)
         self.request.client = client
         self.request.refresh_token = rotated
         self.request.scope = narrowed
@@ -520,7 +515,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if not _needs_person(scope, rotated.claimed.claims):
             account = replace(account, person=None)
         token = issue_tokens(
-            get_db(),
             client,
             account,
             session,

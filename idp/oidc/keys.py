@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,13 +112,14 @@ class KeyStore:
         # once per key and process.
         self._imported: dict[str, RSAKey | ECKey] = {}
 
-    def ring(self, db: Session) -> KeyRing:
-        """Return the current key ring, reloading it when stale."""
+    def ring(self, db: Session | Callable[[], Session]) -> KeyRing:
+        """Return the current key ring, reloading it when stale (from db, or the session it
+        gives: a request that finds the ring fresh then opens none)."""
         ring = self._ring
         if ring is not None and time.monotonic() - ring.loaded_at < self._cache_seconds:
             return ring
         with self._lock:
-            ring = self._load(db)
+            ring = self._load(db if isinstance(db, Session) else db())
             self._ring = ring
             return ring
 

@@ -43,7 +43,7 @@ def bearer_error(error: str, status: int, description: str | None = None) -> Res
 def _signed_access_token(token: str, audience: str) -> dict[str, Any] | None:
     """The claims of one of our unexpired access tokens (at+jwt, ES256) for audience."""
     cfg = current_app.config
-    ring = current_app.extensions["keys"].ring(get_db())
+    ring = current_app.extensions["keys"].ring(get_db)
     try:
         claims = tokens.verify(
             ring.public,
@@ -112,7 +112,7 @@ def check_id_token_hint(hint: str | None) -> dict[str, Any] | None:
     passed: a hint names a session, it grants nothing)."""
     if not hint:
         return None
-    ring = current_app.extensions["keys"].ring(get_db())
+    ring = current_app.extensions["keys"].ring(get_db)
     try:
         claims = tokens.verify(
             ring.public,

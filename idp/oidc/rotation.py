@@ -191,7 +191,7 @@ def _rows(claimed: Any, session: Any, account: Any) -> Rotation:
 
 
 def rotate(
-    db: Session,
+    db: Callable[[], Session],
     client_pk: int,
     hashed: str,
     new_hash: str,
@@ -199,7 +199,8 @@ def rotate(
     idle_floor: Callable[[dt.datetime], dt.datetime],
     seen_step: dt.timedelta,
 ) -> Rotation | None:
-    """Claim the token with this hash for this client and store its successor; None when the
+    """Claim the token with this hash for this client and store its successor (db: the request's
+    session, asked for only where the hot connection does not serve); None when the
     token is unknown, used, revoked, expired or another client's. The session is live when it
     has not ended, is within its cap and was seen after idle_floor(now); its last_seen is
     stamped when it is seen_step old (PostgreSQL; SQLite stamps every time)."""
@@ -220,7 +221,7 @@ def rotate(
             return None
         end = _N_CLAIM + _N_SESSION
         return _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end : end + _N_ACCOUNT + _N_PERSON])
-    conn = db.connection()
+    conn = db().connection()
     claimed = conn.execute(_CLAIM, params).first()
     if claimed is None:
         return None
@@ -244,13 +245,13 @@ def rotate(
     return _rows(claimed, session, account)
 
 
-def narrow(db: Session, new_hash: str, scope: str) -> None:
+def narrow(db: Callable[[], Session], new_hash: str, scope: str) -> None:
     """Store a narrowed scope on the successor token (a refresh asked for less), in the
     rotation's transaction."""
     hot = hot_connection()
     if hot is not None:
         hot.execute(_NARROW_PG, {"scope": scope, "new_hash": new_hash})
         return
-    db.connection().execute(
+    db().connection().execute(
         update(_REFRESH).where(_REFRESH.c.token_hash == new_hash).values(scope=scope)
     )

@@ -56,8 +56,10 @@ Run: .venv/bin/python -m tests.bench.compare (writes artifacts/bench/compare.md,
 Environment: COMPARE_ROUNDS, COMPARE_WINDOW_SECONDS, COMPARE_WARM_SECONDS,
 COMPARE_CONNECTIONS (16), COMPARE_PEER_REDIS_DB (10), COMPARE_GRANIAN (1; 0 leaves the granian
 windows out), COMPARE_LOGIN (1; 0 leaves the login and
-raw argon2id windows out), COMPARE_JUMP (1; 0 leaves the jump windows out), COMPARE_STRICT=1
-to exit non-zero when a goal is missed; run.py's DATABASE_URL, REDIS_URL, BENCH_WORKERS,
+raw argon2id windows out), COMPARE_JUMP (1; 0 leaves the jump windows out), COMPARE_BEFORE (a
+checkout of an earlier commit: its IdP's code exchange and refresh join the windows, on the same
+database and environment, for an A/B of a change), COMPARE_STRICT=1 to exit non-zero when a goal
+is missed; run.py's DATABASE_URL, REDIS_URL, BENCH_WORKERS,
 BENCH_PERSONS.
 """
 
@@ -96,6 +98,9 @@ WITH_LOGIN = os.environ.get("COMPARE_LOGIN", "1") != "0"
 WITH_JUMP = os.environ.get("COMPARE_JUMP", "1") != "0"
 # The serving stack's candidate: the same floor and IdP on granian (WSGI) beside gunicorn.
 WITH_GRANIAN = os.environ.get("COMPARE_GRANIAN", "1") != "0"
+# A/B of a change: the same IdP served from another checkout (the code before the change), on
+# the same database, Redis and environment, its windows interleaved with ours.
+BEFORE = Path(os.environ["COMPARE_BEFORE"]) if os.environ.get("COMPARE_BEFORE") else None
 JUMP_CLIENTS = 4
 PEER_WORKERS = 2
 TIME_LIMIT_SECONDS = 900
@@ -381,6 +386,10 @@ def ratios(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float
             fns[f"{key}_granian_rate_vs_gunicorn"] = _versus(rate, f"{key}_granian", key)
         fns["code_granian_cpu_vs_peer"] = _versus(mcpu, "code_granian", "peer_code")
         fns["refresh_granian_cpu_vs_peer"] = _versus(mcpu, "refresh_granian", "peer_refresh")
+    if "code_before" in rounds[0]:
+        for key in ("code", "refresh"):
+            fns[f"{key}_cpu_vs_before"] = _versus(mcpu, key, f"{key}_before")
+            fns[f"{key}_rate_vs_before"] = _versus(rate, key, f"{key}_before")
     if "login" in rounds[0]:
         fns["login_vs_raw_argon2"] = lambda r: rate(r, "login") / rate(r, "raw_argon2")
     if "jump" in rounds[0]:
@@ -465,6 +474,24 @@ def write(result: dict[str, Any]) -> tuple[Path, Path]:
 
 
 # --- set-up ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def before_running(b: run.Bench) -> Iterator[services.Gunicorn | None]:
+    """The IdP from the COMPARE_BEFORE checkout on gunicorn, beside ours, when asked."""
+    if BEFORE is None:
+        yield None
+        return
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    idp = services.Gunicorn(
+        "tests.bench.wsgi:app", free_port(), env, run.WORKERS, OUT / "gunicorn-before.log", BEFORE
+    )
+    try:
+        idp.start().wait_ready()
+        log(f"the IdP before the change ({BEFORE}) on gunicorn at {idp.url}")
+        yield idp
+    finally:
+        idp.stop()
 
 
 @contextmanager
@@ -574,6 +601,7 @@ def scenarios(
     b: run.Bench,
     peer: nodepeer.Peer,
     granian: tuple[services.Granian, services.Granian] | None = None,
+    before: services.Gunicorn | None = None,
 ) -> list[Scenario]:
     """The interleaved scenarios, in their first round's order."""
     peer_fx = seed.Fixture(0, peer.client_id, peer.client_secret, "", [], 0)
@@ -602,6 +630,8 @@ def scenarios(
     if granian is not None:
         g_idp, g_base = granian
         out += _ours(b, g_idp.url, g_base.url, "_granian", "floor on granian", "ours on granian")
+    if before is not None:
+        out += _ours(b, before.url, b.base.url, "_before", "floor", "before the change")[1:]
     if WITH_LOGIN:
         out.append(
             Scenario(
@@ -690,16 +720,20 @@ def main() -> int:
             peer_running() as peer,
             jump_running(b) as (jump_setup, jump_masters),
             granian_running(b) as granian,
+            before_running(b) as before,
         ):
             assert b.idp.proc and b.base.proc and peer.proc
+            masters = {b.idp.proc.pid, b.base.proc.pid, jump_masters[1]}
+            if before is not None and before.proc is not None:
+                masters.add(before.proc.pid)
             roots = {
-                "gunicorn": {b.idp.proc.pid, b.base.proc.pid, jump_masters[1]} - {0},
+                "gunicorn": masters - {0},
                 "node": {peer.proc.pid},
                 "granian": {s.proc.pid for s in granian or () if s.proc is not None},
             }
             redis_pids = redis_server_pids(b.redis_url)
             rig = Rig(wrk_bin, b.work, roots, redis_pids, jump_setup, jump_masters)
-            rounds = measure(scenarios(b, peer, granian), rig)
+            rounds = measure(scenarios(b, peer, granian, before), rig)
             probes.append(speed_probe())
             machine = report.machine(wrk_bin, b.database_url, b.redis_url)
     finally:

@@ -8,7 +8,8 @@ environs: the token floor (tests/bench/baseline.py), our code exchange and our r
 prints this process's CPU ms per request (the app alone: PostgreSQL's and Redis's CPU are not
 in it; compare.py measures those over HTTP), medians with the spread. INPROC_PROFILE=1 adds a
 cProfile run of each scenario on a CPU clock, its time grouped by library (self time) and the
-top functions; the breakdown goes to artifacts/bench/inproc.md as well.
+top functions (INPROC_SORT: tottime, or cumulative); the breakdown goes to
+artifacts/bench/inproc.md as well, each profile to artifacts/bench/inproc-<scenario>.prof.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from tests.bench import cpu, seed, services
 
@@ -31,6 +33,8 @@ REDIS_DB = services.env_int("INPROC_REDIS_DB", 15)
 ROUNDS = services.env_int("INPROC_ROUNDS", 5)
 REQUESTS = services.env_int("INPROC_REQUESTS", 2000)
 PROFILE = os.environ.get("INPROC_PROFILE", "0") == "1"
+LOGINS = services.env_int("INPROC_LOGINS", 0)
+SORT = os.environ.get("INPROC_SORT", "tottime")
 PERSONS = 64
 OUT = services.ROOT / "artifacts" / "bench"
 log = services.progress("inproc")
@@ -70,23 +74,61 @@ class Scenario:
     """One endpoint, its request bodies and the text every good answer holds."""
 
     def __init__(
-        self, key: str, app: WsgiApp, path: str, auth: str | None, texts: tuple[str, ...]
+        self,
+        key: str,
+        app: WsgiApp,
+        path: str,
+        auth: str | None,
+        texts: tuple[str, ...],
+        status: str = "200",
     ) -> None:
         self.key, self.app, self.path, self.auth, self.texts = key, app, path, auth, texts
+        self.status = status
         self.bodies: Iterator[str] = iter(())
 
     def call(self) -> None:
-        """One request through the WSGI app; a wrong answer stops the run."""
+        """One request through the WSGI app; a wrong answer stops the run. A body line
+        "cookie<TAB>form" (seed.logins_pool's) sends the cookie too."""
         status: list[str] = []
         body = next(self.bodies)
-        chunks = self.app(
-            environ(self.path, body, self.auth), lambda s, _h, _e=None: status.append(s)
-        )
+        cookie, _, form = body.rpartition("\t")
+        env = environ(self.path, form, self.auth)
+        if cookie:
+            env["HTTP_COOKIE"] = cookie
+        chunks = self.app(env, lambda s, _h, _e=None: status.append(s))
         data = b"".join(chunks)
         if hasattr(chunks, "close"):
             chunks.close()
-        if not status[0].startswith("200") or any(t.encode() not in data for t in self.texts):
+        if not status[0].startswith(self.status) or any(t.encode() not in data for t in self.texts):
             raise RuntimeError(f"{self.key}: {status[0]} {data[:300]!r}")
+
+
+def logins(app: Any, fx: seed.Fixture, n: int) -> list[str]:
+    """n password logins' "cookie<TAB>form" lines, each login page fetched in process."""
+    from idp.store import interactions
+
+    with app.app_context():
+        ixs = [interactions.start(seed.stored_request(fx)) for _ in range(n)]
+    name = app.config["SESSION_COOKIE_NAME"]
+    lines = []
+    for i, ix in enumerate(ixs):
+        client = app.test_client()
+        page = client.get(f"/login?ix={ix}")
+        match = seed.CSRF_RE.search(page.get_data(as_text=True))
+        cookie = client.get_cookie(name)
+        if page.status_code != 200 or not match or cookie is None:
+            raise RuntimeError(f"login page: {page.status_code}")
+        person = fx.people[i % len(fx.people)]
+        form = urlencode(
+            {
+                "csrf_token": match.group(1),
+                "ix": ix,
+                "email": person.email,
+                "password": seed.PASSWORD,
+            }
+        )
+        lines.append(f"{name}={cookie.value}\t{form}")
+    return lines
 
 
 def stores() -> tuple[float, float]:
@@ -122,6 +164,8 @@ def profiled(sc: Scenario, n: int) -> tuple[list[tuple[str, float]], list[str]]:
     for _ in range(n):
         sc.call()
     prof.disable()
+    OUT.mkdir(parents=True, exist_ok=True)
+    prof.dump_stats(OUT / f"inproc-{sc.key}.prof")  # for pstats: callers, callees
     stats = pstats.Stats(prof)
     by_lib: dict[str, float] = defaultdict(float)
     total = 0.0
@@ -131,7 +175,7 @@ def profiled(sc: Scenario, n: int) -> tuple[list[tuple[str, float]], list[str]]:
         total += tt
     libs = sorted(((k, v / total) for k, v in by_lib.items()), key=lambda kv: -kv[1])
     out = io.StringIO()
-    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+    pstats.Stats(prof, stream=out).sort_stats(SORT).print_stats(25)
     return libs, out.getvalue().splitlines()
 
 
@@ -159,25 +203,27 @@ def main() -> int:
         scenarios[1].bodies = iter(seed.codes_pool(app, fx, total))
         scenarios[2].bodies = iter(seed.refresh_pool(app, fx, total))
         log(f"seeded {total} codes and refresh tokens")
+        if LOGINS:
+            login = Scenario("login", app.wsgi_app, "/login", None, (), status="303")
+            login.bodies = iter(logins(app, fx, LOGINS * (ROUNDS + 2)))
+            scenarios.append(login)
         for sc in scenarios:
-            for _ in range(400):
+            for _ in range(LOGINS if sc.key == "login" else 400):
                 sc.call()
         figures: dict[str, list[float]] = {sc.key: [] for sc in scenarios}
         servers: dict[str, list[tuple[float, float]]] = {sc.key: [] for sc in scenarios}
         for r in range(ROUNDS):
-            order = scenarios[r % 3 :] + scenarios[: r % 3]
+            order = scenarios[r % len(scenarios) :] + scenarios[: r % len(scenarios)]
             for sc in order:
+                n = LOGINS if sc.key == "login" else REQUESTS
                 before = stores()
                 t0 = time.process_time()
-                for _ in range(REQUESTS):
+                for _ in range(n):
                     sc.call()
-                figures[sc.key].append((time.process_time() - t0) * 1000 / REQUESTS)
+                figures[sc.key].append((time.process_time() - t0) * 1000 / n)
                 after = stores()
                 servers[sc.key].append(
-                    (
-                        (after[0] - before[0]) * 1000 / REQUESTS,
-                        (after[1] - before[1]) * 1000 / REQUESTS,
-                    )
+                    ((after[0] - before[0]) * 1000 / n, (after[1] - before[1]) * 1000 / n)
                 )
         lines = [
             "| scenario | app CPU ms per request, median (min–max) | vs floor "
@@ -195,7 +241,7 @@ def main() -> int:
             )
         if PROFILE:
             for sc in scenarios:
-                libs, top = profiled(sc, REQUESTS)
+                libs, top = profiled(sc, LOGINS if sc.key == "login" else REQUESTS)
                 lines += ["", f"### {sc.key}: self time by library", ""]
                 lines += [f"- {name}: {share * 100:.1f} %" for name, share in libs if share > 0.005]
                 lines += ["", "```", *top[:45], "```"]

@@ -193,7 +193,7 @@ def refresh_pool(app: Flask, fx: Fixture, n: int) -> list[str]:
     return bodies
 
 
-def _stored_request(fx: Fixture) -> dict[str, Any]:
+def stored_request(fx: Fixture) -> dict[str, Any]:
     """An authorization request as authorize._stored() keeps it while the person logs in."""
     verifier = secrets.token_urlsafe(48)
     return {
@@ -221,7 +221,7 @@ def logins_pool(app: Flask, fx: Fixture, issuer: str, n: int) -> list[str]:
     """Start n interactions, fetch each one's login page like a browser (Flask session cookie
     with the CSRF token), and return "cookie<TAB>credential form" lines with right passwords."""
     with app.app_context():
-        ixs = [interactions.start(_stored_request(fx)) for _ in range(n)]
+        ixs = [interactions.start(stored_request(fx)) for _ in range(n)]
     cookie_name = app.config["SESSION_COOKIE_NAME"]
 
     def fetch(i: int) -> str:

@@ -181,12 +181,26 @@ class Server:
 
 
 class Gunicorn(Server):
-    """One gunicorn master (sync workers) that this process started and alone stops."""
+    """One gunicorn master (sync workers) that this process started and alone stops; tree:
+    another checkout whose code it serves instead of this one's."""
 
-    def __init__(self, app: str, port: int, env: dict[str, str], workers: int, log: Path) -> None:
+    def __init__(
+        self,
+        app: str,
+        port: int,
+        env: dict[str, str],
+        workers: int,
+        log: Path,
+        tree: Path | None = None,
+    ) -> None:
         super().__init__(port, workers, log)
         self.app = app
-        self.env = env
+        self.env = env if tree is None else {**env, "PYTHONPATH": str(tree)}
+        self.tree = tree
+
+    def cwd(self) -> Path:
+        """This checkout, or the other one it serves."""
+        return self.tree or ROOT
 
     @property
     def name(self) -> str:
