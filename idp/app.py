@@ -15,6 +15,7 @@ from idp.dispatch import deliveries
 from idp.metrics import gauges
 from idp.oidc import endpoints
 from idp.oidc.keys import KeyStore, key_encryption
+from idp.oidc.token_lane import TokenLane
 from idp.store import limits
 from idp.views import (
     access,
@@ -46,6 +47,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if len(request.query_string) > app.config["MAX_QUERY_LENGTH"]:
             abort(414)
 
+    # Inside the proxy fix (ops.init_app wraps what is there): the lane sees the client's scheme.
+    app.wsgi_app = TokenLane(app, app.wsgi_app)  # type: ignore[method-assign]
     ops.init_app(app, Path(__file__).parent / "migrations", "alembic_version", gauges)
     limits.init_app(app)
     deliveries.init_app(app)

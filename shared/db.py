@@ -229,30 +229,13 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _commit(response: Response) -> Response:
-        conn: psycopg.Connection[Any] | None = g.pop("_hot", None)
-        if conn is not None:
-            try:
-                _end_hot(conn, response.status_code < 400)
-            except psycopg.Error as exc:
-                failed = current_app.extensions.get(COMMIT_FAILED)
-                if failed is None:
-                    raise
-                return failed(exc)
-        db: Session | None = g.pop("_db", None)
-        if db is None:
-            return response
         try:
-            if response.status_code < 400:
-                db.commit()
-            else:
-                db.rollback()
-        except (SQLAlchemyError, DBAPIError) as exc:
-            _discard(db)
+            end_unit(response.status_code < 400)
+        except (psycopg.Error, SQLAlchemyError, DBAPIError) as exc:
             failed = current_app.extensions.get(COMMIT_FAILED)
             if failed is None:
                 raise
             return failed(exc)
-        _discard(db)
         return response
 
     @app.teardown_appcontext
@@ -266,6 +249,24 @@ def init_app(app: Flask) -> None:
         db: Session | None = g.pop("_db", None)
         if db is not None:
             _discard(db)
+
+
+def end_unit(commit: bool) -> None:
+    """End the request's unit of work: commit (or roll back) its hot connection's transaction,
+    then its session's, and give both back. A commit that fails is rolled back and raised."""
+    conn: psycopg.Connection[Any] | None = g.pop("_hot", None)
+    if conn is not None:
+        _end_hot(conn, commit)
+    db: Session | None = g.pop("_db", None)
+    if db is None:
+        return
+    try:
+        if commit:
+            db.commit()
+        else:
+            db.rollback()
+    finally:
+        _discard(db)
 
 
 def _discard(db: Session) -> None:

@@ -80,8 +80,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        given = request.headers.get(REQUEST_ID, "")
-        g.request_id = given if _SAFE_ID.match(given) else secrets.token_hex(8)
+        g.request_id = new_request_id(request.headers.get(REQUEST_ID, ""))
         g.request_started = time.perf_counter()
 
     @app.after_request
@@ -91,18 +90,27 @@ def init_app(app: Flask) -> None:
             return response
         response.headers.add(REQUEST_ID, rid)  # no view sets it; add does not scan
         rule = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        REQUESTS.labels(app.name, rule, str(response.status_code)).inc()
-        access_log.info(
-            "%s %s %s",
-            request.method,
-            rule,
-            response.status_code,
-            extra={
-                "app": app.name,
-                "method": request.method,
-                "route": rule,
-                "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - g.request_started) * 1000, 1),
-            },
-        )
+        record_access(app.name, request.method, rule, response.status_code, g.request_started)
         return response
+
+
+def new_request_id(given: str) -> str:
+    """The id a request goes by: the one it brought when it looks like an id, else a new one."""
+    return given if _SAFE_ID.match(given) else secrets.token_hex(8)
+
+
+def record_access(
+    app: str, method: str, rule: str, status: int, started: float, rid: str | None = None
+) -> None:
+    """Count a request and log its access line (rid: when no request context holds it)."""
+    REQUESTS.labels(app, rule, str(status)).inc()
+    fields: dict[str, Any] = {
+        "app": app,
+        "method": method,
+        "route": rule,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    if rid is not None:
+        fields["request_id"] = rid
+    access_log.info("%s %s %s", method, rule, status, extra=fields)

@@ -34,6 +34,11 @@ FAILURES: tuple[type[Exception], ...] = (
     redis.ReadOnlyError,
 )
 RETRY_AFTER = "30"
+# The OAuth error body a client gets.
+UNAVAILABLE = {
+    "error": "temporarily_unavailable",
+    "error_description": "The service is briefly unavailable; try again shortly.",
+}
 
 
 def install(app: Flask, page: Callable[[], Response], api_paths: tuple[str, ...] = ()) -> None:
@@ -46,10 +51,7 @@ def install(app: Flask, page: Callable[[], Response], api_paths: tuple[str, ...]
         )
         resp: Response
         if api_paths and request.path.startswith(api_paths):
-            resp = jsonify(
-                error="temporarily_unavailable",
-                error_description="The service is briefly unavailable; try again shortly.",
-            )
+            resp = jsonify(UNAVAILABLE)
             resp.status_code = 503
             resp.headers["Cache-Control"] = "no-store"
         else:

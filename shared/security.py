@@ -84,3 +84,10 @@ def content_security_policy(
 
 # The policy of every page that sets none of its own.
 DEFAULT_POLICY = content_security_policy()
+# The same headers as a list, for an answer made outside Flask (idp/oidc/token_lane.py).
+ANSWER_HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", DEFAULT_POLICY),
+    ("X-Frame-Options", "DENY"),
+]

@@ -46,7 +46,7 @@ from idp.oidc.claims import (
 )
 from idp.oidc.clients import RelyingParty
 from idp.oidc.revocation import revoke_grant
-from idp.oidc.rotation import Rotation, SessionRow, narrow, rotate
+from idp.oidc.rotation import SessionRow, narrow, rotate
 from idp.sso.sessions import idle_floor
 from idp.store import codes
 from idp.store import sessions as store_sessions
@@ -376,68 +376,139 @@ def _active(account: AccountRow | None) -> AccountRow:
     return account
 
 
+def redeem_code(client: RelyingParty, form: Any) -> dict[str, Any]:
+    """RFC 6749 §4.1.3 for an authenticated client: redeem the code exactly once (PKCE S256,
+    the exact redirect_uri), then issue tokens if the session is still live, recording the
+    client in it. Raises the OAuth error to answer."""
+    code = _single(form, "code")
+    redirect_uri = _single(form, "redirect_uri")
+    verifier = _single(form, "code_verifier")
+    assert code is not None and verifier is not None
+    consumed = codes.consume(code, client.client_id)
+    if consumed.replayed_grant:
+        revoke_grant(consumed.replayed_grant)
+        raise InvalidGrantError("The code was already used; its tokens are revoked.")
+    payload = consumed.payload
+    if payload is None:
+        raise InvalidGrantError("The code is invalid or expired.")
+    if redirect_uri != payload["redirect_uri"]:
+        raise InvalidGrantError("'redirect_uri' differs from the authorization request.")
+    if not VERIFIER_RE.match(verifier) or not hmac.compare_digest(
+        s256(verifier), payload["code_challenge"]
+    ):
+        raise InvalidGrantError("'code_verifier' does not match the code challenge.")
+    scope = payload["scope"]
+    mint = None
+    if "offline_access" in scope.split():
+        mint = Mint(secrets.token_urlsafe(32), payload["grant_id"], scope, payload.get("claims"))
+    session, loaded, schools, minted = _live_session(
+        payload["sid"],
+        payload["account_id"],
+        _needs_person(scope, payload.get("claims")),
+        client.row.id,
+        with_schools=STUUDIUM_SCOPE in scope.split(),
+        mint=mint,
+    )
+    account = _active(loaded)
+    if account.person_id != session.person_id:
+        raise InvalidGrantError("The session belongs to another person.")
+    return issue_tokens(
+        client,
+        account,
+        session,
+        scope=payload["scope"],
+        grant_id=payload["grant_id"],
+        nonce=payload.get("nonce"),
+        claims_request=payload.get("claims"),
+        refresh=minted,
+        other_schools=schools,
+    )
+
+
+def rotate_refresh(client: RelyingParty, form: Any) -> dict[str, Any]:
+    """RFC 6749 §6 for an authenticated client: claim the refresh token and store its
+    successor, atomically (committed only if the whole request succeeds), then issue new
+    tokens, sliding the session's expiry. A reused token revokes its whole family."""
+    token = _single(form, "refresh_token")
+    scope = _single(form, "scope", required=False)
+    assert token is not None
+    hashed = sha256_hex(token)
+    successor = secrets.token_urlsafe(32)
+    rotated = rotate(
+        get_db,
+        client.row.id,
+        hashed,
+        sha256_hex(successor),
+        utcnow(),
+        idle_floor,
+        dt.timedelta(seconds=current_app.config["SESSION_SEEN_STEP_SECONDS"]),
+    )
+    if rotated is None:
+        db = get_db()
+        row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
+        if row is not None and row.client_id == client.row.id and row.used_at is not None:
+            # The claim above matched nothing; drop its transaction so the revocation,
+            # which commits, commits only itself.
+            db.rollback()
+            revoke_grant(row.grant_id)
+            raise InvalidGrantError("The refresh token was already used; its family is revoked.")
+        raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
+    claimed = rotated.claimed
+    granted = claimed.scope.split()
+    if scope is not None:
+        asked = set(scope.split())
+        if not asked <= set(granted) or "openid" not in asked:
+            raise InvalidScopeError("A refresh may only narrow the granted scope.")
+        granted = [s for s in granted if s in asked]
+    narrowed = " ".join(granted)
+    if "offline_access" not in granted:
+        narrowed += " offline_access"  # the rotated token keeps the refresh ability
+    if narrowed != claimed.scope:
+        narrow(get_db, sha256_hex(successor), narrowed)
+    session = rotated.session
+    if session is None:
+        raise InvalidGrantError("The session has ended.")
+    alive = store_sessions.touch_for_refresh(
+        session.id, claimed.grant_id, current_app.config["SESSION_IDLE_SECONDS"]
+    )
+    if alive == -1:
+        revoke_grant(claimed.grant_id)
+        raise InvalidGrantError("The grant was revoked.")
+    # 0: no Redis copy (a failover lost it); the rotation found the record live and seen
+    # within the idle time, which decides.
+    account = _active(rotated.account)
+    if account.person_id != session.person_id:
+        raise InvalidGrantError("The session belongs to another person.")
+    if not _needs_person(narrowed, claimed.claims):
+        account = replace(account, person=None)
+    return issue_tokens(
+        client,
+        account,
+        session,
+        scope=narrowed,
+        grant_id=claimed.grant_id,
+        nonce=None,
+        claims_request=claimed.claims,
+        refresh=successor,
+    )
+
+
+# The grants as Authlib's token endpoint runs them (idp/oidc/token_lane.py answers the usual
+# requests without it): the client authenticated by Authlib, the rest above.
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     """RFC 6749 §4.1.3 with PKCE S256 for every client and an exact redirect_uri."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def validate_token_request(self) -> None:
-        """Authenticate the client, then redeem the code exactly once."""
-        client: RelyingParty = self.authenticate_token_endpoint_client()
-        form = self.request.form
-        code = _single(form, "code")
-        redirect_uri = _single(form, "redirect_uri")
-        verifier = _single(form, "code_verifier")
-        assert code is not None and verifier is not None
-        consumed = codes.consume(code, client.client_id)
-        if consumed.replayed_grant:
-            revoke_grant(consumed.replayed_grant)
-            raise InvalidGrantError("The code was already used; its tokens are revoked.")
-        payload = consumed.payload
-        if payload is None:
-            raise InvalidGrantError("The code is invalid or expired.")
-        if redirect_uri != payload["redirect_uri"]:
-            raise InvalidGrantError("'redirect_uri' differs from the authorization request.")
-        if not VERIFIER_RE.match(verifier) or not hmac.compare_digest(
-            s256(verifier), payload["code_challenge"]
-        ):
-            raise InvalidGrantError("'code_verifier' does not match the code challenge.")
-        self.request.client = client
-        self.request.authorization_code = payload
+        """Authenticate the client."""
+        self.request.client = self.authenticate_token_endpoint_client()
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """Issue tokens if the session is still live, recording the client in it."""
-        payload: dict[str, Any] = self.request.authorization_code
-        client: RelyingParty = self.request.client
-        scope = payload["scope"]
-        mint = None
-        if "offline_access" in scope.split():
-            mint = Mint(
-                secrets.token_urlsafe(32), payload["grant_id"], scope, payload.get("claims")
-            )
-        session, loaded, schools, minted = _live_session(
-            payload["sid"],
-            payload["account_id"],
-            _needs_person(scope, payload.get("claims")),
-            client.row.id,
-            with_schools=STUUDIUM_SCOPE in scope.split(),
-            mint=mint,
-        )
-        account = _active(loaded)
-        if account.person_id != session.person_id:
-            raise InvalidGrantError("The session belongs to another person.")
-        token = issue_tokens(
-            client,
-            account,
-            session,
-            scope=payload["scope"],
-            grant_id=payload["grant_id"],
-            nonce=payload.get("nonce"),
-            claims_request=payload.get("claims"),
-            refresh=minted,
-            other_schools=schools,
-        )
-        return 200, token, self.TOKEN_RESPONSE_HEADER
+        """Redeem the code and issue tokens."""
+        return 200, redeem_code(self.request.client, self.request.form), self.TOKEN_RESPONSE_HEADER
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -446,82 +517,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def validate_token_request(self) -> None:
-        """Authenticate the client, claim the refresh token and store its successor, atomically
-        (committed only if the whole request succeeds)."""
-        client: RelyingParty = self.authenticate_token_endpoint_client()
-        form = self.request.form
-        token = _single(form, "refresh_token")
-        scope = _single(form, "scope", required=False)
-        assert token is not None
-        hashed = sha256_hex(token)
-        successor = secrets.token_urlsafe(32)
-        rotated = rotate(
-            get_db,
-            client.row.id,
-            hashed,
-            sha256_hex(successor),
-            utcnow(),
-            idle_floor,
-            dt.timedelta(seconds=current_app.config["SESSION_SEEN_STEP_SECONDS"]),
-        )
-        if rotated is None:
-            db = get_db()
-            row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
-            if row is not None and row.client_id == client.row.id and row.used_at is not None:
-                # The claim above matched nothing; drop its transaction so the revocation,
-                # which commits, commits only itself.
-                db.rollback()
-                revoke_grant(row.grant_id)
-                raise InvalidGrantError(
-                    "The refresh token was already used; its family is revoked."
-                )
-            raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
-        claimed = rotated.claimed
-        granted = claimed.scope.split()
-        if scope is not None:
-            asked = set(scope.split())
-            if not asked <= set(granted) or "openid" not in asked:
-                raise InvalidScopeError("A refresh may only narrow the granted scope.")
-            granted = [s for s in granted if s in asked]
-        narrowed = " ".join(granted)
-        if "offline_access" not in granted:
-            narrowed += " offline_access"  # the rotated token keeps the refresh ability
-        if narrowed != claimed.scope:
-            narrow(get_db, sha256_hex(successor), narrowed)
-        self.request.client = client
-        self.request.refresh_token = rotated
-        self.request.scope = narrowed
-        self.request.successor = successor
+        """Authenticate the client."""
+        self.request.client = self.authenticate_token_endpoint_client()
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """Issue new tokens with the stored successor, sliding the session's expiry."""
-        rotated: Rotation = self.request.refresh_token
-        client: RelyingParty = self.request.client
-        session = rotated.session
-        if session is None:
-            raise InvalidGrantError("The session has ended.")
-        alive = store_sessions.touch_for_refresh(
-            session.id, rotated.claimed.grant_id, current_app.config["SESSION_IDLE_SECONDS"]
+        """Rotate the refresh token and issue tokens."""
+        return (
+            200,
+            rotate_refresh(self.request.client, self.request.form),
+            self.TOKEN_RESPONSE_HEADER,
         )
-        if alive == -1:
-            revoke_grant(rotated.claimed.grant_id)
-            raise InvalidGrantError("The grant was revoked.")
-        # 0: no Redis copy (a failover lost it); the rotation found the record live and seen
-        # within the idle time, which decides.
-        account = _active(rotated.account)
-        if account.person_id != session.person_id:
-            raise InvalidGrantError("The session belongs to another person.")
-        scope = self.request.scope
-        if not _needs_person(scope, rotated.claimed.claims):
-            account = replace(account, person=None)
-        token = issue_tokens(
-            client,
-            account,
-            session,
-            scope=scope,
-            grant_id=rotated.claimed.grant_id,
-            nonce=None,
-            claims_request=rotated.claimed.claims,
-            refresh=self.request.successor,
-        )
-        return 200, token, self.TOKEN_RESPONSE_HEADER
