@@ -7,7 +7,6 @@ SQL transaction and one Redis round trip; only reuse revocation commits on an er
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import re
@@ -441,7 +440,6 @@ def rotate_refresh(client: RelyingParty, form: Any) -> dict[str, Any]:
         sha256_hex(successor),
         utcnow(),
         idle_floor,
-        dt.timedelta(seconds=current_app.config["SESSION_SEEN_STEP_SECONDS"]),
     )
     if rotated is None:
         db = get_db()

@@ -1,17 +1,12 @@
 """Refresh-token rotation in one round trip (RFC 6749 §6, RFC 9700 §4.14.2).
 
 Claiming the presented token, checking the session is live (not ended, within its cap, seen
-within the idle time), loading the account with its person, and storing the next token are one
-statement on PostgreSQL (data-modifying CTEs) and a short sequence in one transaction on SQLite.
-On PostgreSQL the session row is read FOR SHARE: a logout's FOR UPDATE waits for the rotation,
-or the rotation for the logout and then reads the ended session; it also waits for a writer of
-the row (a stamp, the end of a session) as the UPDATE it replaced did, but not for another
-refresh. Its last_seen is stamped only when a step old (SESSION_SEEN_STEP_SECONDS), as the
-session's own use stamps it: an UPDATE of the session row on every refresh was a new row
-version with its WAL, and every refresh of the session's schools queued on its lock.
-
-Either way nothing commits unless the request succeeds: a refusal after the claim (ended
-session, inactive account, a wider scope) rolls the claim and the new token back together.
+within the idle time; its last_seen slid), loading the account with its person, and storing the
+next token are one statement on PostgreSQL (data-modifying CTEs) and a short sequence in one
+transaction on SQLite. Either way nothing commits unless the request succeeds: a refusal after
+the claim (ended session, inactive account, a wider scope) rolls the claim and the new token
+back together. (Reading the session FOR SHARE and stamping last_seen once a step instead was
+measured and dropped: over HTTP it cost the same PostgreSQL CPU per refresh.)
 
 The rotation commits without waiting for its WAL flush (synchronous_commit off for this
 transaction only; PostgreSQL stays consistent, and any later synchronous commit — a logout, a
@@ -97,14 +92,11 @@ WITH claimed AS (
     AND revoked_at IS NULL AND expires_at > :now
   RETURNING grant_id, session_id, account_id, scope, claims
 ), live AS (
-  SELECT s.id, s.person_id, s.auth_time, s.acr, s.amr, s.expires_at, s.last_seen
-  FROM sso_session s JOIN claimed ON s.id = claimed.session_id
-  WHERE s.ended_at IS NULL AND s.expires_at > :now AND s.last_seen > :floor
-  FOR SHARE OF s
-), stamped AS (
-  UPDATE sso_session SET last_seen = :now FROM live
-  WHERE sso_session.id = live.id AND live.last_seen <= :stamp_floor
-  RETURNING 1
+  UPDATE sso_session SET last_seen = :now FROM claimed
+  WHERE sso_session.id = claimed.session_id AND sso_session.ended_at IS NULL
+    AND sso_session.expires_at > :now AND sso_session.last_seen > :floor
+  RETURNING sso_session.id, sso_session.person_id, sso_session.auth_time, sso_session.acr,
+            sso_session.amr, sso_session.expires_at
 ), minted AS (
   INSERT INTO refresh_token (token_hash, grant_id, client_id, session_id, account_id, scope,
                              claims, created_at, expires_at)
@@ -112,8 +104,7 @@ WITH claimed AS (
          claimed.scope, claimed.claims, :now, live.expires_at
   FROM claimed JOIN live ON live.id = claimed.session_id
 )
-SELECT claimed.*, live.id, live.person_id, live.auth_time, live.acr, live.amr,
-       live.expires_at, a.id, a.person_id, a.school_id, a.sub, a.roles, a.status,
+SELECT claimed.*, live.*, a.id, a.person_id, a.school_id, a.sub, a.roles, a.status,
        p.given_name, p.family_name, p.birth_date, p.locale, p.updated_at, p.email,
        p.email_verified, p.phone, p.address,
        set_config('synchronous_commit', 'off', true)
@@ -197,13 +188,11 @@ def rotate(
     new_hash: str,
     now: dt.datetime,
     idle_floor: Callable[[dt.datetime], dt.datetime],
-    seen_step: dt.timedelta,
 ) -> Rotation | None:
     """Claim the token with this hash for this client and store its successor (db: the request's
     session, asked for only where the hot connection does not serve); None when the
     token is unknown, used, revoked, expired or another client's. The session is live when it
-    has not ended, is within its cap and was seen after idle_floor(now); its last_seen is
-    stamped when it is seen_step old (PostgreSQL; SQLite stamps every time)."""
+    has not ended, is within its cap and was seen after idle_floor(now)."""
     floor = idle_floor(now)
     params = {
         "hashed": hashed,
@@ -211,7 +200,6 @@ def rotate(
         "client_pk": client_pk,
         "now": now,
         "floor": floor,
-        "stamp_floor": now - seen_step,
     }
     hot = hot_connection()
     if hot is not None:

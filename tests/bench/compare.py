@@ -55,12 +55,11 @@ p50 latency (4 clients) <= 4 x the four-request chain's.
 Run: .venv/bin/python -m tests.bench.compare (writes artifacts/bench/compare.md, compare.json).
 Environment: COMPARE_ROUNDS, COMPARE_WINDOW_SECONDS, COMPARE_WARM_SECONDS,
 COMPARE_CONNECTIONS (16), COMPARE_PEER_REDIS_DB (10), COMPARE_GRANIAN (1; 0 leaves the granian
-windows out), COMPARE_LOGIN (1; 0 leaves the login and
-raw argon2id windows out), COMPARE_JUMP (1; 0 leaves the jump windows out), COMPARE_BEFORE (a
-checkout of an earlier commit: its IdP's code exchange and refresh join the windows, on the same
-database and environment, for an A/B of a change), COMPARE_STRICT=1 to exit non-zero when a goal
-is missed; run.py's DATABASE_URL, REDIS_URL, BENCH_WORKERS,
-BENCH_PERSONS.
+windows out), COMPARE_LOGIN (1; 0 leaves the login and raw argon2id windows out), COMPARE_JUMP
+(1; 0 leaves the jump windows out), COMPARE_BEFORE (checkouts of earlier commits,
+comma-separated: each IdP's code exchange and refresh join the windows, on the same database
+and environment, for an A/B of each change), COMPARE_STRICT=1 to exit non-zero when a goal is
+missed; run.py's DATABASE_URL, REDIS_URL, BENCH_WORKERS, BENCH_PERSONS.
 """
 
 from __future__ import annotations
@@ -72,6 +71,7 @@ import os
 import resource
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -98,9 +98,9 @@ WITH_LOGIN = os.environ.get("COMPARE_LOGIN", "1") != "0"
 WITH_JUMP = os.environ.get("COMPARE_JUMP", "1") != "0"
 # The serving stack's candidate: the same floor and IdP on granian (WSGI) beside gunicorn.
 WITH_GRANIAN = os.environ.get("COMPARE_GRANIAN", "1") != "0"
-# A/B of a change: the same IdP served from another checkout (the code before the change), on
-# the same database, Redis and environment, its windows interleaved with ours.
-BEFORE = Path(os.environ["COMPARE_BEFORE"]) if os.environ.get("COMPARE_BEFORE") else None
+# A/B of changes: the same IdP served from other checkouts (the code before each change), on
+# the same database, Redis and environment, their windows interleaved with ours.
+BEFORE = [Path(p) for p in os.environ.get("COMPARE_BEFORE", "").split(",") if p]
 JUMP_CLIENTS = 4
 PEER_WORKERS = 2
 TIME_LIMIT_SECONDS = 900
@@ -386,10 +386,10 @@ def ratios(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float
             fns[f"{key}_granian_rate_vs_gunicorn"] = _versus(rate, f"{key}_granian", key)
         fns["code_granian_cpu_vs_peer"] = _versus(mcpu, "code_granian", "peer_code")
         fns["refresh_granian_cpu_vs_peer"] = _versus(mcpu, "refresh_granian", "peer_refresh")
-    if "code_before" in rounds[0]:
+    for label in [k.removeprefix("code_before_") for k in rounds[0] if k.startswith("code_b")]:
         for key in ("code", "refresh"):
-            fns[f"{key}_cpu_vs_before"] = _versus(mcpu, key, f"{key}_before")
-            fns[f"{key}_rate_vs_before"] = _versus(rate, key, f"{key}_before")
+            fns[f"{key}_cpu_vs_{label}"] = _versus(mcpu, key, f"{key}_before_{label}")
+            fns[f"{key}_rate_vs_{label}"] = _versus(rate, key, f"{key}_before_{label}")
     if "login" in rounds[0]:
         fns["login_vs_raw_argon2"] = lambda r: rate(r, "login") / rate(r, "raw_argon2")
     if "jump" in rounds[0]:
@@ -477,21 +477,29 @@ def write(result: dict[str, Any]) -> tuple[Path, Path]:
 
 
 @contextmanager
-def before_running(b: run.Bench) -> Iterator[services.Gunicorn | None]:
-    """The IdP from the COMPARE_BEFORE checkout on gunicorn, beside ours, when asked."""
-    if BEFORE is None:
-        yield None
-        return
+def before_running(b: run.Bench) -> Iterator[dict[str, services.Gunicorn]]:
+    """The IdP of each COMPARE_BEFORE checkout on gunicorn beside ours, by its commit."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    idp = services.Gunicorn(
-        "tests.bench.wsgi:app", free_port(), env, run.WORKERS, OUT / "gunicorn-before.log", BEFORE
-    )
+    servers: dict[str, services.Gunicorn] = {}
     try:
-        idp.start().wait_ready()
-        log(f"the IdP before the change ({BEFORE}) on gunicorn at {idp.url}")
-        yield idp
+        for tree in BEFORE:
+            label = subprocess.run(
+                ["git", "-C", str(tree), "rev-parse", "--short=7", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            log_file = OUT / f"gunicorn-before-{label}.log"
+            idp = services.Gunicorn(
+                "tests.bench.wsgi:app", free_port(), env, run.WORKERS, log_file, tree
+            )
+            servers[label] = idp
+            idp.start().wait_ready()
+            log(f"the IdP of {label} ({tree}) on gunicorn at {idp.url}")
+        yield servers
     finally:
-        idp.stop()
+        for idp in servers.values():
+            idp.stop()
 
 
 @contextmanager
@@ -601,7 +609,7 @@ def scenarios(
     b: run.Bench,
     peer: nodepeer.Peer,
     granian: tuple[services.Granian, services.Granian] | None = None,
-    before: services.Gunicorn | None = None,
+    before: dict[str, services.Gunicorn] | None = None,
 ) -> list[Scenario]:
     """The interleaved scenarios, in their first round's order."""
     peer_fx = seed.Fixture(0, peer.client_id, peer.client_secret, "", [], 0)
@@ -630,8 +638,8 @@ def scenarios(
     if granian is not None:
         g_idp, g_base = granian
         out += _ours(b, g_idp.url, g_base.url, "_granian", "floor on granian", "ours on granian")
-    if before is not None:
-        out += _ours(b, before.url, b.base.url, "_before", "floor", "before the change")[1:]
+    for label, idp in (before or {}).items():
+        out += _ours(b, idp.url, b.base.url, f"_before_{label}", "floor", f"ours at {label}")[1:]
     if WITH_LOGIN:
         out.append(
             Scenario(
@@ -724,8 +732,7 @@ def main() -> int:
         ):
             assert b.idp.proc and b.base.proc and peer.proc
             masters = {b.idp.proc.pid, b.base.proc.pid, jump_masters[1]}
-            if before is not None and before.proc is not None:
-                masters.add(before.proc.pid)
+            masters |= {s.proc.pid for s in before.values() if s.proc is not None}
             roots = {
                 "gunicorn": masters - {0},
                 "node": {peer.proc.pid},
