@@ -41,8 +41,9 @@ grant lookup, session lookup, each save's TTL read and MULTI) where we run one s
 wrk's connections alive while gunicorn's sync workers close each one (the floor pays that
 too). Node 20 runs it (the library warns it wants 22).
 
-CPU: per window, the CPU of our gunicorn masters and workers, the peer's node processes, every
-postgres process, the Redis server, finished children (wrk, or the raw argon2id processes) and
+CPU: per window, the CPU of our gunicorn masters and workers, the peer's node processes, the
+postgres processes (those serving a connection, and apart the server's own: autovacuum, WAL
+writer, checkpointer), the Redis server, finished children (wrk, or the raw argon2id processes) and
 the machine (/proc/stat: busy, interrupts, steal; "other" is the rest), in ms per answered
 request (per verify, per jump, per chain). A speed probe (tests/bench/jump.py: CPU ms of
 50 000 SHA-256) dates the figures.
@@ -115,6 +116,7 @@ COMPONENTS = (
     "granian",
     "node",
     "postgres",
+    "postgres_bg",
     "redis",
     "load",
     "irq_softirq",
@@ -158,13 +160,24 @@ class Probe:
     steal: float
 
 
+def _client_backend(pid: int) -> bool:
+    """Whether a postgres process serves a client connection ("user db host(port) state"),
+    not the server's own work: autovacuum, the WAL writer, the checkpointer, the postmaster."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"(" in title or b"[local]" in title
+
+
 def probe(roots: dict[str, set[int]], redis_pids: set[int]) -> Probe:
     """Read the counters now: each root's process and its children form one component."""
-    groups: dict[str, dict[str, float]] = {name: {} for name in (*roots, "postgres", "redis")}
+    names = (*roots, "postgres", "postgres_bg", "redis")
+    groups: dict[str, dict[str, float]] = {name: {} for name in names}
     for pid, comm, ppid, seconds in cpu.processes():
         owner = next((n for n, r in roots.items() if pid in r or ppid in r), None)
         if owner is None and comm.startswith("postgres"):
-            owner = "postgres"
+            owner = "postgres" if _client_backend(pid) else "postgres_bg"
         elif owner is None and pid in redis_pids:
             owner = "redis"
         if owner is not None:
@@ -329,7 +342,8 @@ def jump_window(rig: Rig, mode: str) -> dict[str, Any]:
     c = res["cpu_ms_per_jump"]
     parts = {
         "gunicorn": c["idp"] + c["school"],
-        "postgres": c["postgres"],
+        "postgres": c["postgres"],  # jump.py counts every postgres process as one
+        "postgres_bg": 0.0,
         "redis": c["redis"],
         "load": c["client"],
         "other": c["other"],
@@ -697,7 +711,8 @@ def _notes(summary: dict[str, Any], probes: list[float]) -> list[str]:
         "speed hits every scenario alike; ratios are taken within each round.",
         "gunicorn: our masters and their workers (the IdP, the floor's server, the schools); "
         "granian: the same IdP and floor on granian (WSGI, one thread a worker, keep-alive); "
-        "node: the peer's primary and workers; postgres: every postgres process; load: wrk, "
+        "node: the peer's primary and workers; postgres: the backends serving connections; "
+        "postgres_bg: autovacuum, WAL writer, checkpointer (per jump: in postgres); load: wrk, "
         "the raw argon2id processes or the jump's clients; other: the rest of the machine "
         "(for the jump windows also interrupts and this runner).",
         "The peer keeps nothing in SQL (see tests/bench/compare.py's docstring): its CPU per "
