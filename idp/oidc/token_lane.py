@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote
 
 import psycopg
 from authlib.common.security import is_secure_transport
+from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
@@ -50,11 +51,6 @@ log = logging.getLogger(__name__)
 GRANTS = {"authorization_code": redeem_code, "refresh_token": rotate_refresh}
 MAX_BODY = 8192  # a code exchange is ~250 bytes; anything larger takes the general path
 FORM = "application/x-www-form-urlencoded"
-_JSON = [
-    ("Content-Type", "application/json"),
-    ("Cache-Control", "no-store"),
-    ("Pragma", "no-cache"),
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +177,9 @@ class TokenLane:
             answer = self.unavailable(exc)
         except Exception:
             log.exception("the token endpoint failed")
-            answer = 500, {"error": "server_error"}, list(_JSON)
+            answer = 500, {"error": "server_error"}, list(default_json_headers)
         else:
-            answer = 200, body, list(_JSON)
+            answer = 200, body, list(default_json_headers)
         try:
             end_unit(commit=answer[0] == 200)
         except (psycopg.Error, SQLAlchemyError) as exc:  # a commit or rollback refused
@@ -193,4 +189,4 @@ class TokenLane:
     def unavailable(self, exc: Exception) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         """A storage failure: 503 with Retry-After, as shared.outage answers a client."""
         log.warning("storage unavailable: %s on POST /token", type(exc).__name__)
-        return 503, dict(UNAVAILABLE), [*_JSON[:2], ("Retry-After", RETRY_AFTER)]
+        return 503, dict(UNAVAILABLE), [*default_json_headers[:2], ("Retry-After", RETRY_AFTER)]

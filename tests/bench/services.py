@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import os
 import secrets
 import shutil
@@ -101,7 +102,7 @@ def flush_redis(url: str) -> None:
     redis.Redis.from_url(url).flushdb()
 
 
-class Server:
+class Server(abc.ABC):
     """A server process (with the workers it starts) that this process started and alone stops."""
 
     ready_answers = 2  # /healthz answers in a row per worker before it counts as ready
@@ -120,9 +121,9 @@ class Server:
         """What the errors call it."""
         return "the server"
 
+    @abc.abstractmethod
     def command(self) -> list[str]:
-        """The command line that starts it."""
-        raise NotImplementedError
+        """The command line that starts it (each kind of server says its own)."""
 
     def cwd(self) -> Path:
         """The folder it runs in."""
