@@ -142,11 +142,10 @@ class TokenLane:
         if taken is None:
             return self.inner(environ, start_response)
         with self.app.app_context():
-            client = authenticated(taken)
-            if client is not None:
-                status, body, headers = self.answer(client, taken)
-        if client is None:
+            answer = self.attempt(taken)
+        if answer is None:
             return self.inner(environ, start_response)
+        status, body, headers = answer
         rid = new_request_id(str(environ.get("HTTP_X_REQUEST_ID", "")))
         data = json.dumps(body).encode()
         start_response(
@@ -162,6 +161,15 @@ class TokenLane:
             TOKENS.labels(taken.grant).inc()
         record_access(self.app.name, "POST", "/token", status, started, rid)
         return [data]
+
+    def attempt(self, taken: Taken) -> tuple[int, dict[str, Any], list[tuple[str, str]]] | None:
+        """The answer, or None when the client does not check out (Flask's /token answers); a
+        storage failure while finding the client is the lane's 503."""
+        try:
+            client = authenticated(taken)
+        except FAILURES as exc:
+            return self.unavailable(exc)
+        return None if client is None else self.answer(client, taken)
 
     def answer(
         self, client: RelyingParty, taken: Taken

@@ -76,3 +76,29 @@ def test_a_postgres_restart_during_logout_never_leaves_schools_untold(
     for receiver, school, login in zip(receivers, schools, logins, strict=True):
         assert len(receiver.posts) == 1
         idp.check_logout_token(receiver.posts[0]["logout_token"][0], school, login.sub, sid)
+
+
+def test_token_requests_while_postgres_is_down_get_a_503_and_consume_nothing(
+    pg_idp: FaultIdp, postgres: Postgres, receivers: list[Receiver]
+):
+    """The token endpoint's lane answers a storage failure as the general path does, also while
+    it is still finding the client (its cache empty); the refresh token survives the outage."""
+    from tests.support import refresh
+
+    idp = pg_idp
+    _, schools, _, tokens, _ = idp.signed_in_at_two(receivers)
+    idp.app.extensions.pop("client_cache", None)
+    postgres.stop()
+    for school, issued in zip(schools, tokens, strict=True):
+        resp = refresh(idp.url, school, issued["refresh_token"])
+        assert resp.status_code == 503 and resp.headers["Retry-After"], resp.text
+        assert resp.json()["error"] == "temporarily_unavailable"
+    postgres.start()
+    for school, issued in zip(schools, tokens, strict=True):
+        # A connection broken by the restart answers one more 503 (an idle one is pinged only
+        # after a second), and is closed; the school retries as Retry-After says.
+        for _ in range(5):
+            again = refresh(idp.url, school, issued["refresh_token"])
+            if again.status_code != 503:
+                break
+        assert again.status_code == 200, again.text
