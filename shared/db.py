@@ -186,9 +186,10 @@ def _answers(conn: psycopg.Connection[Any]) -> bool:
 
 
 def hot_connection() -> psycopg.Connection[Any] | None:
-    """The request's hot connection (autocommit; a statement that must commit with the
-    request opens a transaction with BEGIN, which the request's end commits or rolls back like
-    its session), or None on SQLite, where the request's session serves."""
+    """The request's hot connection (autocommit: each statement commits as itself; one that
+    must commit with the request would open a transaction with BEGIN, which the request's end
+    commits or rolls back like its session), or None on SQLite, where the request's session
+    serves."""
     hot: HotConnections | None = current_app.extensions.get(HOT)
     if hot is None:
         return None

@@ -7,15 +7,22 @@ SQL transaction and one Redis round trip; only reuse revocation commits on an er
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+)
 from flask import current_app
 from psycopg.types.json import Json
 from sqlalchemy import (
@@ -45,7 +52,7 @@ from idp.oidc.claims import (
 )
 from idp.oidc.clients import RelyingParty
 from idp.oidc.revocation import revoke_grant
-from idp.oidc.rotation import SessionRow, narrow, rotate
+from idp.oidc.rotation import Rotation, SessionRow, as_utc, narrow, rotate, unclaim
 from idp.sso.sessions import idle_floor
 from idp.store import codes
 from idp.store import sessions as store_sessions
@@ -55,6 +62,8 @@ from shared.security import sha256_hex
 
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+log = logging.getLogger(__name__)
 
 
 def s256(verifier: str) -> str:
@@ -426,46 +435,75 @@ def redeem_code(client: RelyingParty, form: Any) -> dict[str, Any]:
 
 def rotate_refresh(client: RelyingParty, form: Any) -> dict[str, Any]:
     """RFC 6749 §6 for an authenticated client: claim the refresh token and store its
-    successor, atomically (committed only if the whole request succeeds), then issue new
-    tokens, sliding the session's expiry. A reused token revokes its whole family."""
+    successor in one committed step, then issue new tokens, sliding the session's expiry. A
+    reused token revokes its whole family; a refusal after the claim leaves the token consumed,
+    a failure after it undoes the claim (idp/oidc/rotation.py)."""
     token = _single(form, "refresh_token")
     scope = _single(form, "scope", required=False)
     assert token is not None
+    asked = None
+    if scope is not None:
+        asked = sorted(set(scope.split()))
     hashed = sha256_hex(token)
+    now = utcnow()
+    if asked is not None and "openid" not in asked:
+        _refuse_unclaimed(client, hashed, asked, now)  # the token checked first, as Authlib does
     successor = secrets.token_urlsafe(32)
-    rotated = rotate(
-        get_db,
-        client.row.id,
-        hashed,
-        sha256_hex(successor),
-        utcnow(),
-        idle_floor,
-    )
+    new_hash = sha256_hex(successor)
+    rotated = rotate(get_db, client.row.id, hashed, new_hash, now, idle_floor, asked)
     if rotated is None:
-        db = get_db()
-        row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
-        if row is not None and row.client_id == client.row.id and row.used_at is not None:
-            # The claim above matched nothing; drop its transaction so the revocation,
-            # which commits, commits only itself.
-            db.rollback()
-            revoke_grant(row.grant_id)
-            raise InvalidGrantError("The refresh token was already used; its family is revoked.")
+        _refuse_unclaimed(client, hashed, asked, now)
+    try:
+        return _issue_rotated(client, rotated, asked, successor, new_hash)
+    except OAuth2Error:
+        raise  # a refusal the facts decide: the token stays consumed
+    except BaseException:
+        try:
+            unclaim(get_db, hashed, new_hash, now)
+        except Exception:  # the database is what failed; the school's next refresh tells
+            log.warning("refresh_unclaim_failed", exc_info=True)
+        raise
+
+
+def _refuse_unclaimed(
+    client: RelyingParty, hashed: str, asked: list[str] | None, now: dt.datetime
+) -> NoReturn:
+    """Refuse a refresh that claimed nothing: a reused token revokes its family; a live one was
+    asked for more than it was granted."""
+    row = get_db().scalar(select(RefreshToken).where(RefreshToken.token_hash == hashed))
+    if row is None or row.client_id != client.row.id or row.revoked_at is not None:
         raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
+    if row.used_at is not None:
+        revoke_grant(row.grant_id)
+        raise InvalidGrantError("The refresh token was already used; its family is revoked.")
+    if asked is not None and as_utc(row.expires_at) > now:
+        raise InvalidScopeError("A refresh may only narrow the granted scope.")
+    raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
+
+
+def _issue_rotated(
+    client: RelyingParty,
+    rotated: Rotation,
+    asked: list[str] | None,
+    successor: str,
+    new_hash: str,
+) -> dict[str, Any]:
+    """Check what the rotation found and issue the tokens of a claimed refresh token."""
     claimed = rotated.claimed
     granted = claimed.scope.split()
-    if scope is not None:
-        asked = set(scope.split())
-        if not asked <= set(granted) or "openid" not in asked:
-            raise InvalidScopeError("A refresh may only narrow the granted scope.")
+    if asked is not None:
         granted = [s for s in granted if s in asked]
     narrowed = " ".join(granted)
     if "offline_access" not in granted:
         narrowed += " offline_access"  # the rotated token keeps the refresh ability
-    if narrowed != claimed.scope:
-        narrow(get_db, sha256_hex(successor), narrowed)
     session = rotated.session
     if session is None:
         raise InvalidGrantError("The session has ended.")
+    account = _active(rotated.account)
+    if account.person_id != session.person_id:
+        raise InvalidGrantError("The session belongs to another person.")
+    if narrowed != claimed.scope:
+        narrow(get_db, new_hash, narrowed)
     alive = store_sessions.touch_for_refresh(
         session.id, claimed.grant_id, current_app.config["SESSION_IDLE_SECONDS"]
     )
@@ -474,9 +512,6 @@ def rotate_refresh(client: RelyingParty, form: Any) -> dict[str, Any]:
         raise InvalidGrantError("The grant was revoked.")
     # 0: no Redis copy (a failover lost it); the rotation found the record live and seen
     # within the idle time, which decides.
-    account = _active(rotated.account)
-    if account.person_id != session.person_id:
-        raise InvalidGrantError("The session belongs to another person.")
     if not _needs_person(narrowed, claimed.claims):
         account = replace(account, person=None)
     return issue_tokens(

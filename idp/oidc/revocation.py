@@ -18,16 +18,15 @@ _REVOKE_PG = (
 def revoke_grant(grant_id: str) -> None:
     """Revoke every token of a grant; committed at once, even if the request then fails.
 
-    It commits the request's own work (callers are on a path that wrote nothing else, at most
-    the claim of the refresh token being refused) — on the request's hot connection when the
-    token path took one, whose open rotation holds the rows this updates: a second connection
-    would wait for it forever, and a second pooled one per request would let a burst of
-    replays exhaust the pool and deadlock.
+    It commits the request's own work (callers are on a path that wrote nothing else; a
+    refresh's claim has committed already) — on the request's hot connection when the token
+    path took one: a second pooled connection per request would let a burst of replays exhaust
+    the pool and deadlock.
     """
     hot = open_hot_connection()
     if hot is not None:
         hot.execute(_REVOKE_PG, {"grant_id": grant_id, "now": utcnow()})
-        hot.commit()  # the open rotation's transaction; in autocommit, the statement's own
+        hot.commit()  # a transaction the request opened; in autocommit, nothing to do
         deny_grants([grant_id])
         return
     db = get_db()

@@ -25,11 +25,12 @@ signing key; PKCE required (S256); JWT access tokens (RFC 9068, ES256, 300 s) th
 indicators, the default resource being the issuer as our tokens' audience is; refresh tokens
 for offline_access, rotated on every use; codes and refresh tokens bound to their session
 (expiresWithSession), as ours die with it. Seeded through its own models over POST /bench/seed
-(served only when the bench sets a key): 64 persons each with a Session (the authorization of
-the client holding the grant) and a Grant (openid profile email offline_access, also as the
-resource's scope), then per window genuine AuthorizationCode records (PKCE S256 challenge of a
-fresh verifier, redirect URI, nonce, scope openid profile email, the resource) or RefreshToken
-records (scope with offline_access), each answered by a token request the provider accepts.
+(served only when the bench sets a key): as many persons as ours (BENCH_PERSONS, 1,000), each
+with a Session (the authorization of the client holding the grant) and a Grant (openid profile
+email offline_access, also as the resource's scope), then per window genuine AuthorizationCode
+records (PKCE S256 challenge of a fresh verifier, redirect URI, nonce, scope openid profile
+email, the resource) or RefreshToken records (scope with offline_access), each answered by a
+token request the provider accepts.
 
 Where the peer differs from us: no SQL at all — its account lookup (findAccount) is an
 in-memory function and nothing of a code exchange or refresh is durable beyond Redis, where we

@@ -49,7 +49,11 @@ C4_SECONDS = services.env_float("BENCH_C4_SECONDS", 8)
 WARM_SECONDS = services.env_float("BENCH_WARM_SECONDS", 2)
 PEAK_CONNECTIONS = int(services.env_float("BENCH_PEAK_CONNECTIONS", 16))
 WORKERS = int(services.env_float("BENCH_WORKERS", 2))
-PERSONS = int(services.env_float("BENCH_PERSONS", 64))
+# 1,000 by default: a real session refreshes every few minutes per school, and 64 persons under
+# thousands of token requests a second made their session and account rows the bottleneck (a
+# multixact per two requests: PostgreSQL's CPU per refresh grew through a run, 0.49 -> 1.36 ms;
+# with 1,000 it stayed at 0.26-0.55, measured 2026-12-07).
+PERSONS = int(services.env_float("BENCH_PERSONS", 1000))
 
 
 @dataclass
