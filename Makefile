@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages run test lint unit bench clean messages browser-tools
+.PHONY: help install system-packages bench-packages run test lint unit bench clean messages browser-tools
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: install ## ruff (lint and format), mypy and the import layers (import-lint
 system-packages: ## Install the Debian packages the tests need (chromium, nginx, npm) when missing
 	@sh deploy/dev/system-packages.sh
 
+bench-packages: ## Install the Debian packages make bench needs (wrk, chromium, nginx, npm) when missing
+	@sh deploy/dev/system-packages.sh bench
+
 # The browser tests' own npm packages (axe-core, pinned in tests/e2e/package-lock.json), installed
 # once: npm ci runs only while tests/e2e/node_modules/axe-core is missing.
 E2E_TOOLS := tests/e2e/node_modules/axe-core
@@ -58,7 +61,7 @@ $(E2E_TOOLS): tests/e2e/package.json tests/e2e/package-lock.json
 test: install system-packages browser-tools lint ## Every test (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: install ## Benchmarks against gunicorn on PostgreSQL + Redis (figures in artifacts/bench)
+bench: install bench-packages ## Benchmarks against gunicorn on PostgreSQL + Redis (figures in artifacts/bench)
 	$(PY) -m tests.bench.compare
 	$(PY) -m tests.bench.run
 	$(PY) -m tests.bench.jump
