@@ -25,6 +25,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from joserfc.errors import JoseError
+from psycopg.types.json import Json
 from sqlalchemy import Table, bindparam, insert, select, update
 from werkzeug.wrappers import Response
 
@@ -41,7 +42,7 @@ from school_instance.provider import (
 )
 from school_instance.tenancy import TenantInfo, current
 from shared import i18n, security
-from shared.db import get_reader
+from shared.db import get_reader, hot_connection, psycopg_sql
 from shared.messages import BACKCHANNEL_EVENT, LOGOUT_TOKEN_TYP, STUUDIUM_SCOPE
 from shared.security import check_csrf, sha256_hex
 
@@ -283,42 +284,96 @@ def _session_data(claims: dict[str, Any], token: dict[str, Any], member_id: int)
 
 # Built once: every login runs them (plain statements, no ORM unit of work on the hot path).
 _MEMBER = cast(Table, Member.__table__)
+_MEMBER_FIELDS = ("given_name", "family_name", "email", "roles")
 _FIND_MEMBER = select(
     _MEMBER.c.id, _MEMBER.c.given_name, _MEMBER.c.family_name, _MEMBER.c.email, _MEMBER.c.roles
 ).where(_MEMBER.c.tenant_id == bindparam("tenant_id"), _MEMBER.c.sub == bindparam("sub"))
 _UPDATE_MEMBER = update(_MEMBER).where(_MEMBER.c.id == bindparam("member_id"))
 _INSERT_MEMBER = insert(_MEMBER).returning(_MEMBER.c.id)
+# On PostgreSQL the same statements run as plain SQL on the request's hot connection
+# (shared.db, autocommit): SQLAlchemy's session, pool checkout and isolation switch cost more
+# CPU than the one SELECT a returning person needs.
+_FIND_MEMBER_PG = psycopg_sql(
+    "SELECT id, given_name, family_name, email, roles FROM diary_member"
+    " WHERE tenant_id = :tenant_id AND sub = :sub"
+)
+_INSERT_MEMBER_PG = psycopg_sql(
+    "INSERT INTO diary_member (tenant_id, sub, version, given_name, family_name, email, roles)"
+    " VALUES (:tenant_id, :sub, 0, :given_name, :family_name, :email, :roles) RETURNING id"
+)
+# Only the changed fields are written (a person-changed event may be writing the others).
+_UPDATE_MEMBER_PG = psycopg_sql(
+    "UPDATE diary_member SET"
+    " given_name = CASE WHEN :set_given_name THEN :given_name ELSE given_name END,"
+    " family_name = CASE WHEN :set_family_name THEN :family_name ELSE family_name END,"
+    " email = CASE WHEN :set_email THEN :email ELSE email END,"
+    " roles = CASE WHEN :set_roles THEN :roles ELSE roles END"
+    " WHERE id = :member_id"
+)
+
+
+def _pg_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Parameters for psycopg: the JSON column wrapped."""
+    return {**values, "roles": Json(values["roles"])} if "roles" in values else values
+
+
+def _find_member(tenant_id: int, sub: str) -> dict[str, Any] | None:
+    """The local copy's id and the fields the IdP keeps up to date, or None."""
+    params = {"tenant_id": tenant_id, "sub": sub}
+    hot = hot_connection()
+    if hot is None:
+        row = get_reader().execute(_FIND_MEMBER, params).first()
+        return row._asdict() if row is not None else None
+    found = hot.execute(_FIND_MEMBER_PG, params).fetchone()
+    return dict(zip(("id", *_MEMBER_FIELDS), found, strict=True)) if found else None
+
+
+def _insert_member(tenant_id: int, sub: str, new: dict[str, Any]) -> int:
+    """Store a new local copy; return its id."""
+    params = {"tenant_id": tenant_id, "sub": sub, **new}
+    hot = hot_connection()
+    if hot is None:
+        db = get_reader()
+        member_id = int(db.execute(_INSERT_MEMBER, {**params, "version": 0}).scalar_one())
+        db.commit()
+        return member_id
+    row = hot.execute(_INSERT_MEMBER_PG, _pg_values(params)).fetchone()
+    assert row is not None  # RETURNING answers the inserted row
+    return int(row[0])
+
+
+def _update_member(member_id: int, changed: dict[str, Any]) -> None:
+    """Write the changed fields of a local copy."""
+    hot = hot_connection()
+    if hot is None:
+        db = get_reader()
+        db.execute(_UPDATE_MEMBER, {"member_id": member_id, **changed})
+        db.commit()
+        return
+    params: dict[str, Any] = {f"set_{name}": name in changed for name in _MEMBER_FIELDS}
+    params.update({name: changed.get(name) for name in _MEMBER_FIELDS}, member_id=member_id)
+    hot.execute(_UPDATE_MEMBER_PG, _pg_values(params))
 
 
 def remember_member(tenant: TenantInfo, claims: dict[str, Any]) -> int:
     """Keep the local copy of the person up to date with what the IdP says; return its id.
 
     A returning person whose data did not change costs one SELECT: the row is written only
-    when something changed; each statement is its own transaction (get_reader).
+    when something changed; each statement is its own transaction (autocommit).
     """
-    db = get_reader()
-    row = db.execute(_FIND_MEMBER, {"tenant_id": tenant.id, "sub": claims["sub"]}).first()
-    old: dict[str, Any] = row._asdict() if row is not None else {}
+    old = _find_member(tenant.id, claims["sub"]) or {}
     new = {
         "given_name": claims.get("given_name") or old.get("given_name") or "",
         "family_name": claims.get("family_name") or old.get("family_name") or "",
         "email": claims.get("email") or old.get("email"),
         "roles": list(claims.get("roles") or old.get("roles") or []),
     }
-    if row is None:
-        member_id = int(
-            db.execute(
-                _INSERT_MEMBER, {"tenant_id": tenant.id, "sub": claims["sub"], "version": 0, **new}
-            ).scalar_one()
-        )
-    else:
-        member_id = int(row.id)
-        changed = {k: v for k, v in new.items() if old[k] != v}
-        if not changed:
-            return member_id
-        db.execute(_UPDATE_MEMBER, {"member_id": member_id, **changed})
-    db.commit()
-    return member_id
+    if not old:
+        return _insert_member(tenant.id, claims["sub"], new)
+    changed = {k: v for k, v in new.items() if old[k] != v}
+    if changed:
+        _update_member(int(old["id"]), changed)
+    return int(old["id"])
 
 
 def refresh(tenant: TenantInfo, handle: str, data: dict[str, Any]) -> dict[str, Any] | None:

@@ -4,7 +4,12 @@ process, and ID-token validation (the school instance of our IdP; the IdP of the
 from __future__ import annotations
 
 import base64
+import functools
+import http.client
 import json
+import os
+import select
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,7 +17,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-import urllib3
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -63,12 +67,93 @@ HTTP.mount("http://", requests.adapters.HTTPAdapter(pool_connections=8, pool_max
 HTTP.mount("https://", requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32))
 HTTP.headers["User-Agent"] = "Stuudium"
 
-# Token requests (every sign-in, silent jump and refresh) go out on urllib3 directly: requests'
-# layers (hooks, cookie jar, environment merge, adapters) cost more CPU than the call itself.
-TOKEN_POOL = urllib3.PoolManager(
-    num_pools=8, maxsize=32, retries=False, headers={"User-Agent": "Stuudium"}
-)
-_TOKEN_HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
+_TOKEN_HEADERS = {
+    "Accept": "application/json",
+    "Content-Type": "application/x-www-form-urlencoded",
+    "User-Agent": "Stuudium",
+}
+Origin = tuple[str, str, int]
+
+
+@functools.lru_cache(maxsize=64)
+def _target(url: str) -> tuple[Origin, str]:
+    """(scheme, host, port) and the request target of an endpoint URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConnectionError(f"not an http(s) URL: {url[:100]}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (parts.scheme, parts.hostname, port), path
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle kept-alive connection was closed by the server (readable: EOF or junk)."""
+    if conn.sock is None:
+        return True
+    poller = select.poll()
+    poller.register(conn.sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class TokenConnections:
+    """Kept-alive connections to token endpoints, per origin and process, on http.client:
+    urllib3's pool and request layers cost more CPU than the rest of a code exchange on the
+    client side. A connection the server closed or marked for closing is never reused, a
+    request is never retried (a code is redeemed once), a forked child opens its own."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self._keep = keep
+        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._tls: ssl.SSLContext | None = None
+
+    def acquire(self, origin: Origin, timeout: float) -> http.client.HTTPConnection:
+        """An idle connection to the origin that is still open, or a new one (not yet
+        connected: http.client connects on the first request)."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._idle, self._pid = {}, os.getpid()  # the parent's stay the parent's
+            idle = self._idle.get(origin)
+            conn = idle.pop() if idle else None
+        if conn is not None:
+            if not _dropped(conn):
+                conn.timeout = timeout
+                if conn.sock is not None:
+                    conn.sock.settimeout(timeout)
+                return conn
+            conn.close()
+        scheme, host, port = origin
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context())
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def release(self, origin: Origin, conn: http.client.HTTPConnection, reusable: bool) -> None:
+        """Keep a connection whose answer was read in full and left it open; close others."""
+        if reusable and conn.sock is not None:
+            with self._lock:
+                idle = self._idle.setdefault(origin, [])
+                if self._pid == os.getpid() and len(idle) < self._keep:
+                    idle.append(conn)
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection (the process or a test is done with them)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+    def _context(self) -> ssl.SSLContext:
+        """The TLS context: the system's CAs, certificate and host name checked."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
+
+
+TOKEN_CONNECTIONS = TokenConnections()
 
 
 @dataclass(frozen=True)
@@ -88,20 +173,18 @@ def post_token(url: str, body: str, client_id: str, secret: str, timeout: float)
         **_TOKEN_HEADERS,
         "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii"),
     }
+    origin, target = _target(url)
+    conn = TOKEN_CONNECTIONS.acquire(origin, timeout)
     try:
-        resp = TOKEN_POOL.request(
-            "POST",
-            url,
-            body=body.encode(),
-            headers=headers,
-            timeout=timeout,
-            redirect=False,
-            retries=False,
-        )
-    except urllib3.exceptions.HTTPError as exc:
+        conn.request("POST", target, body.encode(), headers)
+        resp = conn.getresponse()
+        data = resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
         raise ConnectionError(f"token endpoint unreachable: {exc}") from exc
+    TOKEN_CONNECTIONS.release(origin, conn, not resp.will_close)
     try:
-        decoded = json.loads(resp.data) if resp.data else None
+        decoded = json.loads(data) if data else None
     except ValueError:
         decoded = None
     return TokenResponse(resp.status, decoded)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from shared.oidc_rp import post_token
+from shared.oidc_rp import TOKEN_CONNECTIONS, post_token
 from tests.support import free_port
 
 
@@ -41,17 +42,22 @@ class _Recorder(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-@pytest.fixture
-def server() -> Iterator[Any]:
-    """A loopback HTTP server whose answer a test sets."""
-    httpd: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+def _serving(httpd: Any) -> Iterator[Any]:
+    """Serve on a thread, answering a token by default, until the test is done."""
     httpd.seen = []
     httpd.answer = (200, {"Content-Type": "application/json"}, b'{"access_token": "a"}')
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
+    TOKEN_CONNECTIONS.close()
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[Any]:
+    """A loopback HTTP server whose answer a test sets."""
+    yield from _serving(ThreadingHTTPServer(("127.0.0.1", 0), _Recorder))
 
 
 def _url(httpd: Any) -> str:
@@ -97,3 +103,56 @@ def test_an_unreachable_endpoint_raises_an_os_error() -> None:
     """Refused connections surface as OSError, which the sign-in turns into a clear page."""
     with pytest.raises(OSError):
         post_token(f"http://127.0.0.1:{free_port()}/token", "code=c", "id", "secret", 2)
+
+
+class _KeepAlive(_Recorder):
+    """HTTP/1.1 with keep-alive; the server's `hang_up` closes each connection after its answer
+    without saying so (as an idle timeout does)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        """Answer, remembering the client's port (one per connection)."""
+        super().do_POST()
+        server: Any = self.server
+        server.seen[-1]["port"] = self.client_address[1]
+        self.close_connection = server.hang_up
+
+
+class _Server(ThreadingHTTPServer):
+    """Counts the connections it has closed."""
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close the connection, then count it."""
+        super().shutdown_request(request)
+        with self.lock:  # type: ignore[attr-defined]
+            self.closed += 1  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def keep_alive_server() -> Iterator[Any]:
+    """A loopback HTTP/1.1 server that keeps connections open unless told to hang up."""
+    httpd: Any = _Server(("127.0.0.1", 0), _KeepAlive)
+    httpd.hang_up, httpd.closed, httpd.lock = False, 0, threading.Lock()
+    yield from _serving(httpd)
+
+
+def test_a_kept_alive_connection_is_reused(keep_alive_server: Any) -> None:
+    """A server that keeps the connection open gets the next token request on it."""
+    for _ in range(3):
+        assert post_token(_url(keep_alive_server), "code=c", "id", "secret", 5).status == 200
+    assert len({s["port"] for s in keep_alive_server.seen}) == 1
+
+
+def test_a_connection_the_server_closed_is_not_reused(keep_alive_server: Any) -> None:
+    """An idle connection the server hung up on is replaced before the request is sent, so the
+    request (a code, redeemable once) is sent once and answered."""
+    keep_alive_server.hang_up = True
+    for n in range(1, 4):
+        resp = post_token(_url(keep_alive_server), "code=c", "id", "secret", 5)
+        assert resp.status == 200 and resp.body == {"access_token": "a"}
+        deadline = time.monotonic() + 5
+        while keep_alive_server.closed < n and time.monotonic() < deadline:
+            time.sleep(0.01)  # the server hangs up after its answer, as an idle timeout would
+    assert len(keep_alive_server.seen) == 3
+    assert len({s["port"] for s in keep_alive_server.seen}) == 3
