@@ -1,7 +1,7 @@
 """Our token endpoint beside its floor and beside a peer, in one run of interleaved windows.
 
 Windows, in turn within each round (the order rotates by one each round), COMPARE_ROUNDS (5)
-rounds of COMPARE_WINDOW_SECONDS (5) each after a COMPARE_WARM_SECONDS (1) warm-up of the same
+rounds of COMPARE_WINDOW_SECONDS (4) each after a COMPARE_WARM_SECONDS (1) warm-up of the same
 scenario: the token floor (tests/bench/baseline.py's /floor/token on gunicorn, as run.py serves
 it); our code exchange and our refresh (the IdP on gunicorn, 2 sync workers, as run.py); the
 peer's code exchange and refresh; our password login's credential POST and raw argon2id verifies
@@ -92,7 +92,7 @@ from tests.support import free_port
 
 OUT = services.ROOT / "artifacts" / "bench"
 ROUNDS = services.env_int("COMPARE_ROUNDS", 5)
-WINDOW_SECONDS = services.env_float("COMPARE_WINDOW_SECONDS", 5)
+WINDOW_SECONDS = services.env_float("COMPARE_WINDOW_SECONDS", 4)
 WARM_SECONDS = services.env_float("COMPARE_WARM_SECONDS", 1)
 CONNECTIONS = services.env_int("COMPARE_CONNECTIONS", 16)
 PEER_REDIS_DB = services.env_int("COMPARE_PEER_REDIS_DB", 10)
@@ -279,25 +279,25 @@ def _wrk(sc: Scenario, rig: Rig, lines: Path, seconds: float) -> wrk.WrkResult:
     return res
 
 
-def window(sc: Scenario, rig: Rig, label: str) -> dict[str, Any]:
+def window(sc: Scenario, rig: Rig, label: str, seconds: float = WINDOW_SECONDS) -> dict[str, Any]:
     """One window; run again with twice the inputs when they ran out (not an answer's fault)."""
     for attempt in range(3):
         try:
-            return _window(sc, rig, f"{label}-{attempt}")
+            return _window(sc, rig, f"{label}-{attempt}", seconds)
         except Exhausted as exc:
             sc.rate *= 2
             log(f"  {exc}; again with twice the inputs")
     raise RuntimeError(f"{sc.key}: the inputs ran out three times")
 
 
-def _window(sc: Scenario, rig: Rig, label: str) -> dict[str, Any]:
+def _window(sc: Scenario, rig: Rig, label: str, seconds: float) -> dict[str, Any]:
     """Seed, warm up, then measure one window of a scenario."""
     started = time.monotonic()
     warm_file, main_file = _pools(sc, rig, label)
     seeded_s = time.monotonic() - started
     _wrk(sc, rig, warm_file, WARM_SECONDS)
     before = probe(rig.roots, rig.redis_pids)
-    res = _wrk(sc, rig, main_file, WINDOW_SECONDS)
+    res = _wrk(sc, rig, main_file, seconds)
     after = probe(rig.roots, rig.redis_pids)
     sc.rate = max(res.rps, 0.75 * sc.rate, 1.0)
     out = {"rps": res.rps, "cpu_ms": cpu_ms(before, after, res.requests), **_wrk_dict(res)}
@@ -683,9 +683,9 @@ def measure(scs: list[Scenario], rig: Rig) -> list[dict[str, dict[str, Any]]]:
     checks = {sc.key: check_answer(sc, sc.pool(1)[0]) for sc in scs if sc.key != "login"}
     log(f"answers checked: {', '.join(checks)} give ES256 at+jwt access and ES256 ID tokens")
     by_key = {sc.key: sc for sc in scs}
-    log("warm-up round (not counted)")
+    log("warm-up round (not counted; short windows: they warm the servers and set each rate)")
     for sc in scs:
-        window(sc, rig, "w")
+        window(sc, rig, "w", seconds=max(WARM_SECONDS, 1.0))
     extra = {"raw_argon2": lambda: argon_window(rig)} if WITH_LOGIN else {}
     if rig.jump is not None:
         extra |= {

@@ -44,8 +44,8 @@ GOAL_RPS = 800.0
 GOAL_LOGIN_RATIO = 0.85
 
 
-PEAK_SECONDS = services.env_float("BENCH_PEAK_SECONDS", 10)
-C4_SECONDS = services.env_float("BENCH_C4_SECONDS", 8)
+PEAK_SECONDS = services.env_float("BENCH_PEAK_SECONDS", 6)
+C4_SECONDS = services.env_float("BENCH_C4_SECONDS", 5)
 WARM_SECONDS = services.env_float("BENCH_WARM_SECONDS", 2)
 PEAK_CONNECTIONS = int(services.env_float("BENCH_PEAK_CONNECTIONS", 16))
 WORKERS = int(services.env_float("BENCH_WORKERS", 2))
