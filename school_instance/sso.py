@@ -8,7 +8,7 @@ import json
 import secrets
 import time
 from functools import wraps
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
@@ -25,13 +25,10 @@ from flask import (
 )
 from flask_babel import gettext as _
 from joserfc.errors import JoseError
-from psycopg.types.json import Json
-from sqlalchemy import Table, bindparam, insert, select, update
 from werkzeug.wrappers import Response
 
 from school_instance import sessions
 from school_instance.admin_api import tell_idp
-from school_instance.models import Member
 from school_instance.provider import (
     IdTokenInvalid,
     Provider,
@@ -42,7 +39,7 @@ from school_instance.provider import (
 )
 from school_instance.tenancy import TenantInfo, current
 from shared import i18n, security
-from shared.db import get_reader, hot_connection, psycopg_sql
+from shared.db import autocommit_row
 from shared.messages import BACKCHANNEL_EVENT, LOGOUT_TOKEN_TYP, STUUDIUM_SCOPE
 from shared.security import check_csrf, sha256_hex
 
@@ -282,27 +279,19 @@ def _session_data(claims: dict[str, Any], token: dict[str, Any], member_id: int)
     }
 
 
-# Built once: every login runs them (plain statements, no ORM unit of work on the hot path).
-_MEMBER = cast(Table, Member.__table__)
+# Written once for both databases and run in autocommit (shared.db.autocommit_row): every
+# login runs them, and no ORM unit of work belongs on that path.
 _MEMBER_FIELDS = ("given_name", "family_name", "email", "roles")
-_FIND_MEMBER = select(
-    _MEMBER.c.id, _MEMBER.c.given_name, _MEMBER.c.family_name, _MEMBER.c.email, _MEMBER.c.roles
-).where(_MEMBER.c.tenant_id == bindparam("tenant_id"), _MEMBER.c.sub == bindparam("sub"))
-_UPDATE_MEMBER = update(_MEMBER).where(_MEMBER.c.id == bindparam("member_id"))
-_INSERT_MEMBER = insert(_MEMBER).returning(_MEMBER.c.id)
-# On PostgreSQL the same statements run as plain SQL on the request's hot connection
-# (shared.db, autocommit): SQLAlchemy's session, pool checkout and isolation switch cost more
-# CPU than the one SELECT a returning person needs.
-_FIND_MEMBER_PG = psycopg_sql(
+_FIND_MEMBER = (
     "SELECT id, given_name, family_name, email, roles FROM diary_member"
     " WHERE tenant_id = :tenant_id AND sub = :sub"
 )
-_INSERT_MEMBER_PG = psycopg_sql(
+_INSERT_MEMBER = (
     "INSERT INTO diary_member (tenant_id, sub, version, given_name, family_name, email, roles)"
     " VALUES (:tenant_id, :sub, 0, :given_name, :family_name, :email, :roles) RETURNING id"
 )
 # Only the changed fields are written (a person-changed event may be writing the others).
-_UPDATE_MEMBER_PG = psycopg_sql(
+_UPDATE_MEMBER = (
     "UPDATE diary_member SET"
     " given_name = CASE WHEN :set_given_name THEN :given_name ELSE given_name END,"
     " family_name = CASE WHEN :set_family_name THEN :family_name ELSE family_name END,"
@@ -312,56 +301,18 @@ _UPDATE_MEMBER_PG = psycopg_sql(
 )
 
 
-def _pg_values(values: dict[str, Any]) -> dict[str, Any]:
-    """Parameters for psycopg: the JSON column wrapped."""
-    return {**values, "roles": Json(values["roles"])} if "roles" in values else values
-
-
-def _find_member(tenant_id: int, sub: str) -> dict[str, Any] | None:
-    """The local copy's id and the fields the IdP keeps up to date, or None."""
-    params = {"tenant_id": tenant_id, "sub": sub}
-    hot = hot_connection()
-    if hot is None:
-        row = get_reader().execute(_FIND_MEMBER, params).first()
-        return row._asdict() if row is not None else None
-    found = hot.execute(_FIND_MEMBER_PG, params).fetchone()
-    return dict(zip(("id", *_MEMBER_FIELDS), found, strict=True)) if found else None
-
-
-def _insert_member(tenant_id: int, sub: str, new: dict[str, Any]) -> int:
-    """Store a new local copy; return its id."""
-    params = {"tenant_id": tenant_id, "sub": sub, **new}
-    hot = hot_connection()
-    if hot is None:
-        db = get_reader()
-        member_id = int(db.execute(_INSERT_MEMBER, {**params, "version": 0}).scalar_one())
-        db.commit()
-        return member_id
-    row = hot.execute(_INSERT_MEMBER_PG, _pg_values(params)).fetchone()
-    assert row is not None  # RETURNING answers the inserted row
-    return int(row[0])
-
-
-def _update_member(member_id: int, changed: dict[str, Any]) -> None:
-    """Write the changed fields of a local copy."""
-    hot = hot_connection()
-    if hot is None:
-        db = get_reader()
-        db.execute(_UPDATE_MEMBER, {"member_id": member_id, **changed})
-        db.commit()
-        return
-    params: dict[str, Any] = {f"set_{name}": name in changed for name in _MEMBER_FIELDS}
-    params.update({name: changed.get(name) for name in _MEMBER_FIELDS}, member_id=member_id)
-    hot.execute(_UPDATE_MEMBER_PG, _pg_values(params))
-
-
 def remember_member(tenant: TenantInfo, claims: dict[str, Any]) -> int:
     """Keep the local copy of the person up to date with what the IdP says; return its id.
 
     A returning person whose data did not change costs one SELECT: the row is written only
     when something changed; each statement is its own transaction (autocommit).
     """
-    old = _find_member(tenant.id, claims["sub"]) or {}
+    found = autocommit_row(_FIND_MEMBER, {"tenant_id": tenant.id, "sub": claims["sub"]})
+    old: dict[str, Any] = {}
+    if found is not None:
+        old = dict(zip(("id", *_MEMBER_FIELDS), found, strict=True))
+        if isinstance(old["roles"], str):  # SQLite answers the JSON column as its text
+            old["roles"] = json.loads(old["roles"])
     new = {
         "given_name": claims.get("given_name") or old.get("given_name") or "",
         "family_name": claims.get("family_name") or old.get("family_name") or "",
@@ -369,11 +320,22 @@ def remember_member(tenant: TenantInfo, claims: dict[str, Any]) -> int:
         "roles": list(claims.get("roles") or old.get("roles") or []),
     }
     if not old:
-        return _insert_member(tenant.id, claims["sub"], new)
+        params = {"tenant_id": tenant.id, "sub": claims["sub"], **new}
+        inserted = autocommit_row(_INSERT_MEMBER, _json_roles(params), writes=True)
+        assert inserted is not None  # RETURNING answers the inserted row
+        return int(inserted[0])
     changed = {k: v for k, v in new.items() if old[k] != v}
     if changed:
-        _update_member(int(old["id"]), changed)
+        params = {f"set_{name}": name in changed for name in _MEMBER_FIELDS}
+        params |= {name: changed.get(name) for name in _MEMBER_FIELDS}
+        autocommit_row(_UPDATE_MEMBER, _json_roles({**params, "member_id": old["id"]}), writes=True)
     return int(old["id"])
+
+
+def _json_roles(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters with the roles serialised for the JSON column (None stays NULL)."""
+    roles = params.get("roles")
+    return {**params, "roles": None if roles is None else json.dumps(roles)}
 
 
 def refresh(tenant: TenantInfo, handle: str, data: dict[str, Any]) -> dict[str, Any] | None:

@@ -14,19 +14,20 @@ separate_transaction. A commit that fails after the view answers like every stor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from flask import Flask, Response, current_app, g
 from psycopg.pq import TransactionStatus
-from sqlalchemy import DateTime, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -171,6 +172,7 @@ class HotConnections:
             conn.close()
 
 
+@functools.lru_cache(maxsize=256)
 def psycopg_sql(sql: str) -> str:
     """A statement with :name parameters (SQLAlchemy's text()) in psycopg's %(name)s style."""
     return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", sql.replace("%", "%%"))
@@ -304,6 +306,25 @@ def get_reader() -> Session:
     if not db.in_transaction():
         db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     return db
+
+
+def autocommit_row(
+    sql: str, params: Mapping[str, Any], *, writes: bool = False
+) -> tuple[Any, ...] | None:
+    """Run one statement (SQL text with :name parameters, written once for both databases) as
+    its own transaction and return its first row, if it returns rows: on the request's hot
+    connection (PostgreSQL), else on its reader session (SQLite), committed there when it
+    writes. JSON values are passed already serialised."""
+    hot = hot_connection()
+    if hot is not None:
+        cur = hot.execute(psycopg_sql(sql), params)
+        return cur.fetchone() if cur.description else None
+    db = get_reader()
+    result = db.connection().execute(text(sql), params)
+    row = result.first() if result.returns_rows else None
+    if writes:
+        db.commit()
+    return None if row is None else tuple(row)
 
 
 @contextmanager

@@ -14,12 +14,10 @@ from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from flask import current_app, redirect, request, url_for
-from sqlalchemy import and_, bindparam, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from idp.metrics import SSO_JUMPS
-from idp.models import Account, SsoSession
 from idp.oidc import assurance
 from idp.oidc.claims import normalise_scope, parse_claims_request
 from idp.oidc.clients import RelyingParty, find_client
@@ -27,7 +25,7 @@ from idp.oidc.resource import check_id_token_hint
 from idp.sso.sessions import LiveSession
 from idp.sso.sessions import load as load_session
 from idp.store import codes, interactions
-from shared.db import get_reader, hot_connection, psycopg_sql
+from shared.db import autocommit_row
 
 CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 PROMPTS = {"none", "login", "consent", "select_account"}
@@ -218,25 +216,8 @@ def error_response(auth_request: AuthorizationRequest, error: str, description: 
 # the account; the token endpoint loads it with its person), so no ORM entity is built.
 # The session's SQL record decides whether it is live: a Redis copy revived by a restart or
 # failover of Redis must not bring an ended session back.
+# One statement for both databases, run in autocommit (the code lives in Redis).
 _ACTIVE_ACCOUNT = (
-    select(SsoSession.ended_at, Account.id, Account.sub)
-    .select_from(SsoSession)
-    .outerjoin(
-        Account,
-        and_(
-            Account.person_id == SsoSession.person_id,
-            Account.school_id == bindparam("school_id"),
-            Account.status == "active",
-        ),
-    )
-    .where(SsoSession.id == bindparam("sid"))
-)
-
-
-# On PostgreSQL the same statement runs as plain SQL on the request's hot connection
-# (shared.db, autocommit): SQLAlchemy's session, pool checkout and isolation switch cost more
-# CPU than the statement itself.
-_ACTIVE_ACCOUNT_PG = psycopg_sql(
     "SELECT sso_session.ended_at, account.id, account.sub FROM sso_session"
     " LEFT OUTER JOIN account ON account.person_id = sso_session.person_id"
     " AND account.school_id = :school_id AND account.status = 'active'"
@@ -258,14 +239,7 @@ class SessionEnded(Exception):
 def active_account(session: LiveSession, school_id: int) -> AccountRef | None:
     """Return the id and sub of the person's active account at a school (one query that also
     checks the session has not ended)."""
-    # A read only: autocommit, one round trip (the code lives in Redis).
-    params = {"sid": session.sid, "school_id": school_id}
-    hot = hot_connection()
-    row: Any = (
-        hot.execute(_ACTIVE_ACCOUNT_PG, params).fetchone()
-        if hot is not None
-        else get_reader().connection().execute(_ACTIVE_ACCOUNT, params).first()
-    )
+    row = autocommit_row(_ACTIVE_ACCOUNT, {"sid": session.sid, "school_id": school_id})
     if row is None or row[0] is not None:
         raise SessionEnded(session.sid)
     return None if row[1] is None else AccountRef(row[1], row[2])

@@ -237,13 +237,13 @@ def rotate(
             return None
         end = _N_CLAIM + _N_SESSION
         return _rows(row[:_N_CLAIM], row[_N_CLAIM:end], row[end : end + _N_ACCOUNT + _N_PERSON])
-    session_ = db()
-    conn = session_.connection()
+    unit = db()
+    conn = unit.connection()
     claimed = conn.execute(_CLAIM, params).first()
     if claimed is None:
         return None
     if asked is not None and not set(asked) <= set(claimed.scope.split()):
-        session_.rollback()
+        unit.rollback()
         return None
     session = conn.execute(_SLIDE, {"sid": claimed.session_id, "now": now, "floor": floor}).first()
     account = conn.execute(_ACCOUNT_PERSON, {"account_id": claimed.account_id}).first()
@@ -268,7 +268,7 @@ def rotate(
             },
         )
     rotation = _rows(claimed, session, account)
-    session_.commit()
+    unit.commit()
     return rotation
 
 
