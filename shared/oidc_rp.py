@@ -8,7 +8,6 @@ import functools
 import http.client
 import json
 import os
-import select
 import ssl
 import threading
 import time
@@ -20,6 +19,7 @@ import requests
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from urllib3.util.wait import wait_for_read
 
 
 class _PooledSession(requests.Session):
@@ -88,11 +88,7 @@ def _target(url: str) -> tuple[Origin, str]:
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
     """Whether an idle kept-alive connection was closed by the server (readable: EOF or junk)."""
-    if conn.sock is None:
-        return True
-    poller = select.poll()
-    poller.register(conn.sock, select.POLLIN)
-    return bool(poller.poll(0))
+    return conn.sock is None or wait_for_read(conn.sock, timeout=0.0)
 
 
 class TokenConnections:
